@@ -1,0 +1,28 @@
+// Crash-safe file replacement: write to a temporary name in the same directory,
+// fsync it, rename over the target, fsync the directory.
+//
+// Invariant: after write_file_atomic() returns (success or failure) the target
+// holds either its complete old content or its complete new content, never a
+// mix; a crash leaves at most a stray "<name>.tmp-*" file beside it.
+#pragma once
+
+#include "common/error.h"
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace kvb {
+
+Status write_file_atomic(const std::filesystem::path& path, std::string_view data,
+                         unsigned mode = 0644);
+
+Result<std::string> read_file(const std::filesystem::path& path);
+
+// Creates the directory and its parents; an existing directory is fine.
+Status make_directories(const std::filesystem::path& path);
+
+// fsync() the directory so that renames and creations in it are durable.
+Status sync_directory(const std::filesystem::path& dir);
+
+}  // namespace kvb
