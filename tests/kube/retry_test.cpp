@@ -173,6 +173,7 @@ TEST(KubeRetry, UnauthorizedRefreshesARotatedTokenFileOnce) {
   auto first = (*c)->get(resources::kPods, "ns", "ok");
   ASSERT_FALSE(first);
   EXPECT_EQ(first.error().code, Errc::kUnauthorized);
+  EXPECT_EQ(first.error().describe().find("old-token"), std::string::npos) << "token leaked into the error";
   dir.write("token", "new-token-rotated");
   auto second = (*c)->get(resources::kPods, "ns", "ok");
   ASSERT_TRUE(second) << second.error().describe();
