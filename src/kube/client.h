@@ -12,6 +12,9 @@
 // POST and PATCH are retried only when the server cannot have acted (429, or
 // the request never left). A client-side token bucket limits the request rate,
 // except for CallOptions::critical calls.
+//
+// Lifetime: destroying the last reference to a Client cancels its running exec
+// sessions and informers (they end with Errc::kCancelled) and waits for them.
 #pragma once
 
 #include "common/error.h"
@@ -107,6 +110,7 @@ class Client {
   Result<HttpResponse> request(HttpRequest req, const CallOptions& o = {});
 
   detail::Runtime& runtime() { return *runtime_; }
+  std::shared_ptr<detail::Runtime> runtime_ptr() { return runtime_; }
 
  private:
   explicit Client(std::shared_ptr<detail::Runtime> rt);

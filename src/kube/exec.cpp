@@ -27,19 +27,25 @@ namespace {
 
 class ExecSessionImpl : public ExecSession, public std::enable_shared_from_this<ExecSessionImpl> {
  public:
-  ExecSessionImpl(std::shared_ptr<Client> client, ExecRequest req, ExecObserver obs)
-      : client_(std::move(client)), rt_(client_->runtime()), req_(std::move(req)), obs_(std::move(obs)),
+  ExecSessionImpl(const std::shared_ptr<Client>& client, ExecRequest req, ExecObserver obs)
+      : weak_rt_(client->runtime_ptr()), rt_(client->runtime()), req_(std::move(req)), obs_(std::move(obs)),
         wake_(rt_.io().get_executor()), writer_done_(rt_.io().get_executor()) {}
 
+  // Runs fn on the io thread unless the client is gone (then the session has ended).
+  template <class F>
+  void on_io(F&& fn) {
+    if (auto rt = weak_rt_.lock()) asio::post(rt->io(), std::forward<F>(fn));
+  }
+
   void write_stdin(std::string data) override {
-    asio::post(rt_.io(), [self = shared_from_this(), data = std::move(data)]() mutable {
+    on_io([self = shared_from_this(), data = std::move(data)]() mutable {
       self->outbox_.push_back(encode_exec_frame(ExecChannel::kStdin, data));
       self->wake_.notify();
     });
   }
 
   void close_stdin() override {
-    asio::post(rt_.io(), [self = shared_from_this()] {
+    on_io([self = shared_from_this()] {
       self->close_stdin_requested_ = true;
       if (self->protocol_ == kExecProtocolV5) {
         self->outbox_.push_back(encode_exec_frame(ExecChannel::kClose, std::string(1, '\0')));
@@ -49,7 +55,7 @@ class ExecSessionImpl : public ExecSession, public std::enable_shared_from_this<
   }
 
   void cancel() override {
-    asio::post(rt_.io(), [self = shared_from_this()] {
+    on_io([self = shared_from_this()] {
       if (self->finished_io_) return;
       self->cancelled_ = true;
       self->state_.cancel();
@@ -75,6 +81,7 @@ class ExecSessionImpl : public ExecSession, public std::enable_shared_from_this<
 
   asio::awaitable<void> run() {
     auto self = shared_from_this();
+    rt_.enter(&state_);
     start_ = std::chrono::steady_clock::now();
     auto deadline = start_ + req_.timeout;
     asio::steady_timer deadline_timer(rt_.io());
@@ -88,6 +95,7 @@ class ExecSessionImpl : public ExecSession, public std::enable_shared_from_this<
     ExecResult r = co_await execute(deadline);
     deadline_timer.cancel();
     finish(std::move(r));
+    rt_.leave(&state_);
   }
 
  private:
@@ -110,7 +118,7 @@ class ExecSessionImpl : public ExecSession, public std::enable_shared_from_this<
       return Error(Errc::kTimeout, where() + ": did not finish within " +
                                        std::to_string(req_.timeout.count()) + " ms (stream closed)");
     }
-    if (cancelled_) return Error(Errc::kCancelled, where() + ": cancelled");
+    if (cancelled_ || state_.cancelled) return Error(Errc::kCancelled, where() + ": cancelled");
     return Error(Errc::kTransport, where() + ": " + what);
   }
 
@@ -276,8 +284,8 @@ class ExecSessionImpl : public ExecSession, public std::enable_shared_from_this<
     cv_.notify_all();
   }
 
-  std::shared_ptr<Client> client_;
-  detail::Runtime& rt_;
+  std::weak_ptr<detail::Runtime> weak_rt_;
+  detail::Runtime& rt_;  // valid while run() runs: the runtime waits for it to end
   ExecRequest req_;
   ExecObserver obs_;
   // io thread only

@@ -8,7 +8,8 @@
 // channel, or with an error: the API refused the exec (typed, from its Status),
 // the command could not run, the stream dropped before the exit status came, the
 // per-exec timeout passed, or the caller cancelled. Cancelling or timing out
-// closes the stream, which is what stops the remote command.
+// closes the stream, which is what stops the remote command. Destroying the
+// Client cancels the sessions still running on it and waits for them to end.
 #pragma once
 
 #include "common/error.h"

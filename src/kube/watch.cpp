@@ -51,8 +51,7 @@ Result<WatchEvent> parse_watch_event(std::string_view line) {
 // The io-thread side of an Informer.
 struct Informer::Loop : std::enable_shared_from_this<Informer::Loop> {
   std::weak_ptr<Informer> owner;
-  std::shared_ptr<Client> client;
-  detail::Runtime& rt;
+  detail::Runtime& rt;  // valid while run() runs: the runtime waits for it to end
   ResourceRef resource;
   std::string ns;
   InformerOptions options;
@@ -60,7 +59,7 @@ struct Informer::Loop : std::enable_shared_from_this<Informer::Loop> {
   std::string resource_version;
 
   Loop(std::weak_ptr<Informer> o, std::shared_ptr<Client> c, ResourceRef r, std::string n, InformerOptions opt)
-      : owner(std::move(o)), client(std::move(c)), rt(client->runtime()), resource(std::move(r)), ns(std::move(n)),
+      : owner(std::move(o)), rt(c->runtime()), resource(std::move(r)), ns(std::move(n)),
         options(std::move(opt)) {}
 
   std::vector<std::pair<std::string, std::string>> selector_params() const {
@@ -226,6 +225,7 @@ struct Informer::Loop : std::enable_shared_from_this<Informer::Loop> {
 
   asio::awaitable<void> run() {
     auto self = shared_from_this();
+    rt.enter(&state);
     std::chrono::milliseconds delay{0};
     bool need_list = true;
     while (!state.cancelled) {
@@ -269,12 +269,15 @@ struct Informer::Loop : std::enable_shared_from_this<Informer::Loop> {
                          : std::min(std::max(delay * 2, std::chrono::milliseconds(50)), std::chrono::milliseconds(5000));
       co_await rt.sleep(delay, state);
     }
-    with_owner([](Informer&) {});  // wake waiters so that they see stop/failure
+    with_owner([&](Informer& inf) {  // wake waiters so that they see stop/failure
+      if (!inf.failed_) inf.failed_ = Error(Errc::kCancelled, "informer for " + resource.qualified_name() + " stopped");
+    });
+    rt.leave(&state);
   }
 };
 
 Informer::Informer(std::shared_ptr<Client> client, ResourceRef resource, std::string ns, InformerOptions options)
-    : client_(std::move(client)), resource_(std::move(resource)), namespace_(std::move(ns)), options_(std::move(options)) {}
+    : runtime_(client->runtime_ptr()), resource_(std::move(resource)), namespace_(std::move(ns)), options_(std::move(options)) {}
 
 std::shared_ptr<Informer> Informer::start(std::shared_ptr<Client> client, ResourceRef resource, std::string ns,
                                           InformerOptions options) {
@@ -290,7 +293,7 @@ Informer::~Informer() { stop(); }
 void Informer::stop() {
   if (!loop_) return;
   auto loop = loop_;
-  asio::post(client_->runtime().io(), [loop] { loop->state.cancel(); });
+  if (auto rt = runtime_.lock()) asio::post(rt->io(), [loop] { loop->state.cancel(); });
   {
     std::lock_guard lock(mu_);
     if (!failed_) failed_ = Error(Errc::kCancelled, "informer stopped");
@@ -353,7 +356,7 @@ Result<json::object> wait_for_object(std::shared_ptr<Client> client, const Resou
                                      std::chrono::milliseconds timeout, std::stop_token stop) {
   InformerOptions o;
   o.field_selector = "metadata.name=" + name;
-  auto inf = Informer::start(std::move(client), resource, ns, o);
+  auto inf = Informer::start(client, resource, ns, o);  // `client` stays alive for the wait
   auto r = inf->wait_for(resource.namespaced ? ns + "/" + name : name, pred,
                          std::chrono::steady_clock::now() + timeout, std::move(stop));
   inf->stop();

@@ -11,7 +11,8 @@
 // Invariants: the cache only moves forward in resourceVersion order as the
 // server delivers it; after a re-list it holds exactly the listed objects
 // (vanished ones are reported as deletions). Event handlers run on the client's
-// io thread and must not block.
+// io thread and must not block. Keep the Client alive while the informer runs:
+// destroying the Client stops its informers (waiters then get kCancelled).
 #pragma once
 
 #include "common/error.h"
@@ -89,7 +90,9 @@ class Informer : public std::enable_shared_from_this<Informer> {
   Informer(std::shared_ptr<Client> client, ResourceRef resource, std::string ns, InformerOptions options);
 
   friend struct Loop;
-  std::shared_ptr<Client> client_;
+  // Not an owning reference: the caller keeps the Client alive while the
+  // informer runs (destroying the Client stops it).
+  std::weak_ptr<detail::Runtime> runtime_;
   ResourceRef resource_;
   std::string namespace_;
   InformerOptions options_;

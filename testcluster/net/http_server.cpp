@@ -340,7 +340,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
           break;
         }
         case Decision::kUpgrade:
-          co_await run_websocket(std::move(stream), std::move(msg), *responder);
+          co_await run_websocket(std::move(stream), std::move(msg), *responder, id);
           co_return;
       }
     }
@@ -388,8 +388,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   template <class Stream>
-  asio::awaitable<void> run_websocket(Stream stream, http::request<http::string_body> msg, ConnResponder& r) {
+  asio::awaitable<void> run_websocket(Stream stream, http::request<http::string_body> msg, ConnResponder& r,
+                                      uint64_t id) {
     websocket::stream<Stream> ws(std::move(stream));
+    closers[id] = [&ws] {  // the session's stream was moved into ws
+      boost::system::error_code ec;
+      beast::get_lowest_layer(ws).socket().close(ec);
+    };
     std::string proto = r.protocol_;
     ws.set_option(websocket::stream_base::decorator([proto](websocket::response_type& res) {
       if (!proto.empty()) res.set(http::field::sec_websocket_protocol, proto);

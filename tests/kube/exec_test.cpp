@@ -206,7 +206,8 @@ TEST(KubeExec, CancelStopsARunningExec) {
     started = true;
     started.notify_all();
   };
-  auto s = start_exec(client_for(server), request({"sleep", "3600"}), obs);
+  auto c = client_for(server);
+  auto s = start_exec(c, request({"sleep", "3600"}), obs);
   started.wait(false);
   s->cancel();
   auto r = s->wait();
@@ -235,7 +236,8 @@ TEST(KubeExec, StdinIsDeliveredAndClosedOnV5) {
   });
   auto req = request({"cat"});
   req.stdin = true;
-  auto s = start_exec(client_for(server), req);
+  auto c = client_for(server);
+  auto s = start_exec(c, req);
   s->write_stdin("hello ");
   s->write_stdin("world");
   s->close_stdin();

@@ -92,7 +92,8 @@ TEST(Informer, ListsThenFollowsEventsAndWakesWaiters) {
   FakeApi api;
   api.items = {snapshot("db-rootdisk", 5, false)};
   api.install(server);
-  auto inf = Informer::start(client_for(server), resources::kVolumeSnapshots, "prod",
+  auto client = client_for(server);
+  auto inf = Informer::start(client, resources::kVolumeSnapshots, "prod",
                              InformerOptions{"kvbackup.io/backup=nightly", "", 300s, {}});
   ASSERT_TRUE(inf->wait_synced(std::chrono::steady_clock::now() + 10s));
   EXPECT_TRUE(inf->get("prod/db-rootdisk"));
@@ -123,7 +124,8 @@ TEST(Informer, ResumesFromTheLastResourceVersionAfterADisconnect) {
   TestApiServer server;
   FakeApi api;
   api.install(server);
-  auto inf = Informer::start(client_for(server), resources::kVolumeSnapshots, "prod");
+  auto client = client_for(server);
+  auto inf = Informer::start(client, resources::kVolumeSnapshots, "prod");
   auto first = api.wait_stream(1);
   server.loop().run_sync([&] {
     first->write(event("ADDED", snapshot("a", 20, false)));
@@ -149,7 +151,8 @@ TEST(Informer, GoneMeansReList) {
   FakeApi api;
   api.items = {snapshot("old", 3, false)};
   api.install(server);
-  auto inf = Informer::start(client_for(server), resources::kVolumeSnapshots, "prod");
+  auto client = client_for(server);
+  auto inf = Informer::start(client, resources::kVolumeSnapshots, "prod");
   auto first = api.wait_stream(1);
   ASSERT_TRUE(inf->get("prod/old"));
   {
@@ -173,7 +176,8 @@ TEST(Informer, WaitTimesOutAndForbiddenIsReported) {
   TestApiServer server;
   FakeApi api;
   api.install(server);
-  auto inf = Informer::start(client_for(server), resources::kVolumeSnapshots, "prod");
+  auto client = client_for(server);
+  auto inf = Informer::start(client, resources::kVolumeSnapshots, "prod");
   auto start = std::chrono::steady_clock::now();
   auto r = inf->wait_for("prod/never", has_cut, start + 300ms);
   ASSERT_FALSE(r);
@@ -185,7 +189,8 @@ TEST(Informer, WaitTimesOutAndForbiddenIsReported) {
   FakeApi denied;
   denied.forbid = true;
   denied.install(server2);
-  auto inf2 = Informer::start(client_for(server2), resources::kVolumeSnapshots, "prod");
+  auto client2 = client_for(server2);
+  auto inf2 = Informer::start(client2, resources::kVolumeSnapshots, "prod");
   auto st = inf2->wait_synced(std::chrono::steady_clock::now() + 10s);
   ASSERT_FALSE(st);
   EXPECT_EQ(st.error().code, Errc::kForbidden);
@@ -195,7 +200,8 @@ TEST(Informer, StopTokenCancelsAWait) {
   TestApiServer server;
   FakeApi api;
   api.install(server);
-  auto inf = Informer::start(client_for(server), resources::kVolumeSnapshots, "prod");
+  auto client = client_for(server);
+  auto inf = Informer::start(client, resources::kVolumeSnapshots, "prod");
   std::stop_source stop;
   std::thread t([&] {
     api.wait_stream(1);

@@ -102,9 +102,9 @@ Result<std::shared_ptr<Runtime>> Runtime::create(const RestConfig& config, Runti
   std::signal(SIGPIPE, SIG_IGN);
   auto ep = parse_server(config.cluster.server, config.cluster.tls_server_name);
   if (!ep) return Error(Errc::kConfig, config.origin + ": " + ep.error().message);
-  // The last owner may be a coroutine on the io thread (an exec session holding
-  // the client); a thread cannot join itself, so destruction then moves to a
-  // short-lived helper thread.
+  // Operations on the io thread hold no owning reference, so the last owner is a
+  // user thread. Should a user callback on the io thread drop the last client
+  // reference anyway, destruction (which joins the io thread) moves to a helper.
   std::shared_ptr<Runtime> rt(new Runtime(config, options, *ep), [](Runtime* r) {
     if (r->in_io_thread()) {
       std::thread([r] { delete r; }).detach();
@@ -133,7 +133,31 @@ Result<std::shared_ptr<Runtime>> Runtime::create(const RestConfig& config, Runti
   return rt;
 }
 
+void Runtime::enter(CallState* op) { active_.insert(op); }
+
+void Runtime::leave(CallState* op) {
+  active_.erase(op);
+  if (shutting_down_ && active_.empty()) drained_.set_value();
+}
+
 Runtime::~Runtime() {
+  if (!thread_.joinable()) {  // creation failed before the io thread started
+    blocking_.join();
+    return;
+  }
+  // Cancel running execs and watches and let them finish their coroutines
+  // (they report kCancelled to their waiters) before the io thread stops.
+  auto drained = drained_.get_future();
+  asio::post(io_, [this] {
+    shutting_down_ = true;
+    if (active_.empty()) {
+      drained_.set_value();
+      return;
+    }
+    auto ops = active_;
+    for (CallState* op : ops) op->cancel();
+  });
+  drained.wait_for(std::chrono::seconds(30));
   asio::post(io_, [this] {
     for (auto& c : idle_) c->close();
     idle_.clear();

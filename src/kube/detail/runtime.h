@@ -30,7 +30,9 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <functional>
+#include <future>
 #include <memory>
+#include <set>
 #include <thread>
 #include <variant>
 
@@ -134,6 +136,12 @@ class Runtime {
 
   bool in_io_thread() const { return std::this_thread::get_id() == io_thread_id_; }
 
+  // Long-lived operations (exec sessions, informers) register while they run so
+  // that destroying the client cancels them and waits until they have ended.
+  // Both are called on the io thread.
+  void enter(CallState* op);
+  void leave(CallState* op);
+
  private:
   Runtime(RestConfig config, RuntimeOptions options, Endpoint endpoint);
   Result<std::shared_ptr<ssl::context>> make_tls_context(const AuthMaterial& auth);
@@ -151,6 +159,9 @@ class Runtime {
   static constexpr uint64_t kNoGeneration = ~uint64_t{0};
   uint64_t tls_generation_ = kNoGeneration;
   std::vector<std::unique_ptr<Connection>> idle_;
+  std::set<CallState*> active_;     // io thread only
+  bool shutting_down_ = false;      // io thread only
+  std::promise<void> drained_;
   std::thread thread_;
   std::thread::id io_thread_id_;
   uint64_t seed_ = 0;
