@@ -88,3 +88,18 @@ using Status = Result<void>;
 inline Status ok() { return {}; }
 
 }  // namespace kvb
+
+// KVB_TRY(auto x, expr): evaluates a Result-returning expr; on error returns the
+// error from the enclosing function, else declares x with the value.
+// KVB_CHECK(expr): returns the error of a failed Status/Result, else continues.
+#define KVB_CONCAT_INNER_(a, b) a##b
+#define KVB_CONCAT_(a, b) KVB_CONCAT_INNER_(a, b)
+#define KVB_TRY(decl, expr)                                              \
+  auto KVB_CONCAT_(kvb_try_, __LINE__) = (expr);                         \
+  if (!KVB_CONCAT_(kvb_try_, __LINE__)) return KVB_CONCAT_(kvb_try_, __LINE__).error(); \
+  decl = std::move(*KVB_CONCAT_(kvb_try_, __LINE__))
+#define KVB_CHECK(expr)                        \
+  do {                                         \
+    auto kvb_check_ = (expr);                  \
+    if (!kvb_check_) return kvb_check_.error(); \
+  } while (0)

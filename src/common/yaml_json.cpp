@@ -1,0 +1,117 @@
+#include "common/yaml_json.h"
+
+#include <boost/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cmath>
+
+namespace kvb {
+namespace json = boost::json;
+namespace {
+
+json::value scalar_value(const YAML::Node& n) {
+  const std::string& s = n.Scalar();
+  if (n.Tag() == "!") return json::string(s);  // quoted
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
+  {
+    int64_t i = 0;
+    const char* b = s.data();
+    const char* e = s.data() + s.size();
+    if (*b == '+') ++b;
+    auto [p, ec] = std::from_chars(b, e, i);
+    if (ec == std::errc() && p == e && b != e) return i;
+  }
+  {
+    bool looks_numeric = s.find_first_not_of("0123456789.eE+-") == std::string::npos &&
+                         s.find_first_of("0123456789") != std::string::npos;
+    if (looks_numeric) {
+      double d = 0;
+      auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
+      if (ec == std::errc() && p == s.data() + s.size() && std::isfinite(d)) return d;
+    }
+  }
+  return json::string(s);
+}
+
+json::value convert(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Scalar:
+      return scalar_value(n);
+    case YAML::NodeType::Sequence: {
+      json::array a;
+      for (const auto& item : n) a.push_back(convert(item));
+      return a;
+    }
+    case YAML::NodeType::Map: {
+      json::object o;
+      for (const auto& kv : n) o[kv.first.as<std::string>()] = convert(kv.second);
+      return o;
+    }
+  }
+  return nullptr;
+}
+
+void emit(YAML::Emitter& out, const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null: out << YAML::Null; break;
+    case json::kind::bool_: out << v.get_bool(); break;
+    case json::kind::int64: out << v.get_int64(); break;
+    case json::kind::uint64: out << v.get_uint64(); break;
+    case json::kind::double_: out << v.get_double(); break;
+    case json::kind::string: {
+      std::string s(v.get_string());
+      // Quote strings that YAML would read back as something else.
+      json::value back = scalar_value(YAML::Node(s));
+      if (!back.is_string() || s.empty()) out << YAML::DoubleQuoted << s;
+      else out << s;
+      break;
+    }
+    case json::kind::array:
+      out << YAML::BeginSeq;
+      for (const auto& x : v.get_array()) emit(out, x);
+      out << YAML::EndSeq;
+      break;
+    case json::kind::object:
+      out << YAML::BeginMap;
+      for (const auto& [k, x] : v.get_object()) {
+        out << YAML::Key << std::string(k) << YAML::Value;
+        emit(out, x);
+      }
+      out << YAML::EndMap;
+      break;
+  }
+}
+
+}  // namespace
+
+Result<std::vector<json::value>> parse_yaml_documents(const std::string& text, const std::string& origin) {
+  std::vector<json::value> out;
+  try {
+    for (const auto& doc : YAML::LoadAll(text)) out.push_back(convert(doc));
+  } catch (const YAML::Exception& e) {
+    return Error(Errc::kParse, origin + ": line " + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+  }
+  return out;
+}
+
+Result<json::value> parse_yaml(const std::string& text, const std::string& origin) {
+  auto docs = parse_yaml_documents(text, origin);
+  if (!docs) return docs.error();
+  if (docs->empty()) return json::value(nullptr);
+  if (docs->size() > 1) return Error(Errc::kParse, origin + ": expected one YAML document, found " + std::to_string(docs->size()));
+  return std::move(docs->front());
+}
+
+std::string to_yaml(const json::value& v) {
+  YAML::Emitter out;
+  emit(out, v);
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace kvb

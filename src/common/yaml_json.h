@@ -1,0 +1,27 @@
+// YAML documents as JSON values: kvbackup reads every configuration document
+// (rule files, scenario files, backup records) through boost::json, and YAML
+// input is converted on the way in.
+//
+// Scalars follow the YAML 1.2 core schema: unquoted true/false, null/~, integers
+// and floats become JSON booleans, null and numbers; quoted scalars and
+// everything else stay strings. Errors carry the origin and the line number.
+#pragma once
+
+#include "common/error.h"
+
+#include <boost/json/value.hpp>
+
+#include <string>
+#include <vector>
+
+namespace kvb {
+
+// All documents of a (possibly multi-document) YAML or JSON text. Empty
+// documents (a lone "---") are kept as null so that indexes match the file.
+Result<std::vector<boost::json::value>> parse_yaml_documents(const std::string& text, const std::string& origin);
+Result<boost::json::value> parse_yaml(const std::string& text, const std::string& origin);
+
+// YAML rendering of a JSON value (block style, stable key order of the input).
+std::string to_yaml(const boost::json::value& v);
+
+}  // namespace kvb

@@ -1,0 +1,66 @@
+// Api: the HTTP face of the test cluster. Routes every request: discovery
+// (/version, /api, /apis, their resource lists, /openapi/v3), the generic
+// REST verbs over the Store (get, list, watch, create, update, patch, delete,
+// status), pods/exec, KubeVirt's freeze subresources, and the test cluster's
+// own inspection and fault endpoints. Authenticates bearer tokens, applies
+// RBAC-lite rules and injected API faults, and answers errors with the real
+// API server's Status bodies.
+#pragma once
+
+#include "testcluster/cluster.h"
+
+#include <map>
+
+namespace kvb::testcluster {
+
+class Api {
+ public:
+  explicit Api(Cluster& c);
+  ~Api();
+  void handle(ServerRequest&& req, std::shared_ptr<Responder> r);
+  // Aborts the watch streams of a resource (fault "watch-disconnect"); returns how many.
+  size_t disconnect_watches(const std::string& resource, const std::string& ns);
+
+ private:
+  struct Caller {
+    std::string user;
+    const TokenSpec* token = nullptr;  // nullptr: the admin token
+  };
+  struct Target {
+    const ResourceInfo* resource = nullptr;
+    std::string ns, name, sub;
+  };
+  struct WatchStream {
+    std::string resource;
+    std::string ns;
+    std::shared_ptr<ResponseStream> stream;
+    uint64_t store_watch = 0;
+    std::shared_ptr<Timer> bookmark;
+    std::shared_ptr<Timer> timeout;
+  };
+
+  void serve(ServerRequest& req, const std::shared_ptr<Responder>& r, const Caller& caller);
+  bool discovery(const ServerRequest& req, const std::shared_ptr<Responder>& r);
+  void inspection(ServerRequest& req, const std::shared_ptr<Responder>& r);
+  void kubevirt_subresource(ServerRequest& req, const std::shared_ptr<Responder>& r, const Caller& caller,
+                            const std::vector<std::string>& parts);
+  std::optional<Target> route(const std::vector<std::string>& parts, std::string& error) const;
+  void resource_request(ServerRequest& req, const std::shared_ptr<Responder>& r, const Caller& caller, const Target& t);
+  void crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
+  void watch(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
+  bool authorize(const Caller& caller, const std::string& verb, const Target& t, const std::shared_ptr<Responder>& r);
+  void end_watch(uint64_t id);
+
+  Cluster& c_;
+  std::map<uint64_t, WatchStream> watches_;
+  uint64_t next_watch_ = 1;
+};
+
+// Discovery and OpenAPI documents for the registry (discovery.cpp).
+boost::json::object api_versions_json();
+boost::json::object api_group_list_json(const Registry& r);
+std::optional<boost::json::object> api_resource_list_json(const Registry& r, const std::string& group, const std::string& version);
+boost::json::object openapi_index_json(const Registry& r);
+std::optional<boost::json::object> openapi_group_version_json(const Registry& r, const std::string& gv_path);
+
+}  // namespace kvb::testcluster

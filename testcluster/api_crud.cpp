@@ -1,0 +1,272 @@
+// The generic REST verbs of the test cluster's API over the Store, watch
+// streams, KubeVirt's subresources and the /testcluster/v1 endpoints.
+#include "common/duration.h"
+#include "common/yaml_json.h"
+#include "kube/api_status.h"
+#include "kube/object.h"
+#include "testcluster/api.h"
+#include "testcluster/responses.h"
+#include "testcluster/csi.h"
+#include "testcluster/json_patch.h"
+#include "testcluster/kubevirt.h"
+
+#include <boost/json.hpp>
+
+namespace kvb::testcluster {
+namespace json = boost::json;
+
+namespace {
+
+
+
+
+
+std::string line(const json::object& o) { return json::serialize(o) + "\n"; }
+
+}  // namespace
+
+void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t) {
+  const ResourceInfo& res = *t.resource;
+  Store& store = c_.store();
+  if (req.method == "GET" && t.name.empty()) {
+    if (req.query_param("watch") == "1" || req.query_param("watch") == "true") return watch(req, r, t);
+    auto ls = kube::LabelSelector::parse(req.query_param("labelSelector"));
+    if (!ls) return r->respond(status_response(400, ls.error().message));
+    auto fs = kube::FieldSelector::parse(req.query_param("fieldSelector"));
+    if (!fs) return r->respond(status_response(400, fs.error().message));
+    int64_t limit = std::atoll(req.query_param("limit").c_str());
+    auto page = store.list(res, t.ns, *ls, *fs, limit, req.query_param("continue"));
+    if (!page) return r->respond(error_response(page.error()));
+    json::array items;
+    for (auto& o : page->items) items.push_back(std::move(o));
+    json::object meta{{"resourceVersion", std::to_string(page->rv)}};
+    if (!page->continue_token.empty()) meta["continue"] = page->continue_token;
+    return r->respond(json_response(200, json::object{{"kind", res.ref.kind + "List"},
+                                                      {"apiVersion", res.ref.api_version()},
+                                                      {"metadata", meta},
+                                                      {"items", items}}));
+  }
+  if (req.method == "GET") {
+    auto o = store.get(res, t.ns, t.name);
+    return r->respond(o ? json_response(200, *o) : error_response(o.error()));
+  }
+  bool dry_run = req.query_param("dryRun") == "All";
+  if (req.method == "POST" && t.name.empty()) {
+    auto body = parse_request_body(req);
+    if (!body) return r->respond(error_response(body.error()));
+    if (!body->is_object()) return r->respond(status_response(400, "the request body must be a JSON object"));
+    json::object obj = body->as_object();
+    if (dry_run) return r->respond(json_response(201, obj));
+    // Plain pods and namespaces created through the API start running / active.
+    if (res.ref.resource == "pods" && !kube::value_at(obj, {"status", "phase"})) {
+      obj["status"] = json::object{{"phase", "Running"}};
+    }
+    if (res.ref.resource == "namespaces") obj["status"] = json::object{{"phase", "Active"}};
+    auto created = store.create(res, t.ns, std::move(obj));
+    return r->respond(created ? json_response(201, *created) : error_response(created.error()));
+  }
+  if (req.method == "PUT" && !t.name.empty()) {
+    auto body = parse_request_body(req);
+    if (!body) return r->respond(error_response(body.error()));
+    if (!body->is_object()) return r->respond(status_response(400, "the request body must be a JSON object"));
+    if (kube::name_of(*body) != t.name) {
+      return r->respond(status_response(400, "the name of the object (" + std::string(kube::name_of(*body)) +
+                                                 ") does not match the name on the URL (" + t.name + ")"));
+    }
+    auto updated = store.update(res, t.ns, body->as_object(), t.sub == "status" ? UpdateMode::kStatus : UpdateMode::kMain);
+    return r->respond(updated ? json_response(200, *updated) : error_response(updated.error()));
+  }
+  if (req.method == "PATCH" && !t.name.empty()) {
+    auto cur = store.get(res, t.ns, t.name);
+    if (!cur) return r->respond(error_response(cur.error()));
+    auto patch = parse_request_body(req);
+    if (!patch) return r->respond(error_response(patch.error()));
+    std::string ct = req.header("Content-Type");
+    json::value target(*cur);
+    if (ct.find("json-patch") != std::string::npos) {
+      if (auto st = apply_json_patch(target, *patch); !st) return r->respond(status_response(422, st.error().message, "Invalid"));
+    } else if (ct.find("merge-patch") != std::string::npos) {
+      apply_merge_patch(target, *patch);
+    } else {
+      return r->respond(status_response(415, "the body of the request was in an unknown format - accepted media types "
+                                             "include: application/json-patch+json, application/merge-patch+json, "
+                                             "application/strategic-merge-patch+json"));
+    }
+    if (!target.is_object()) return r->respond(status_response(422, "the patch must keep the object an object", "Invalid"));
+    target.as_object()["metadata"].as_object().erase("resourceVersion");
+    if (kube::value_at(*patch, {"metadata", "resourceVersion"})) {
+      target.as_object()["metadata"].as_object()["resourceVersion"] = kube::str_at(*patch, {"metadata", "resourceVersion"});
+    }
+    if (dry_run) return r->respond(json_response(200, target));
+    auto updated = store.update(res, t.ns, target.as_object(), t.sub == "status" ? UpdateMode::kStatus : UpdateMode::kMain);
+    return r->respond(updated ? json_response(200, *updated) : error_response(updated.error()));
+  }
+  if (req.method == "DELETE" && !t.name.empty()) {
+    std::string precondition, propagation;
+    if (!req.body.empty()) {
+      auto body = parse_request_body(req);
+      if (body) {
+        precondition = std::string(kube::str_at(*body, {"preconditions", "resourceVersion"}));
+        propagation = std::string(kube::str_at(*body, {"propagationPolicy"}));
+      }
+    }
+    if (!req.query_param("propagationPolicy").empty()) propagation = req.query_param("propagationPolicy");
+    if (dry_run) {
+      auto o = store.get(res, t.ns, t.name);
+      return r->respond(o ? json_response(200, *o) : error_response(o.error()));
+    }
+    auto gone = store.remove(res, t.ns, t.name, precondition, propagation);
+    return r->respond(gone ? json_response(200, *gone) : error_response(gone.error()));
+  }
+  r->respond(status_response(405, "the server does not allow this method on the requested resource"));
+}
+
+void Api::watch(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t) {
+  auto ls = kube::LabelSelector::parse(req.query_param("labelSelector"));
+  if (!ls) return r->respond(status_response(400, ls.error().message));
+  auto fs = kube::FieldSelector::parse(req.query_param("fieldSelector"));
+  if (!fs) return r->respond(status_response(400, fs.error().message));
+  std::string rv_text = req.query_param("resourceVersion");
+  int64_t from = (rv_text.empty() || rv_text == "0") ? -1 : std::atoll(rv_text.c_str());
+  bool bookmarks = req.query_param("allowWatchBookmarks") == "true";
+  int64_t timeout_s = req.query_param("timeoutSeconds").empty() ? 1800 : std::atoll(req.query_param("timeoutSeconds").c_str());
+
+  // Validate the resourceVersion before committing to a 200 stream.
+  WatchSpec probe{t.ns, *ls, *fs, from, [](const StoreEvent&) {}};
+  auto check = c_.store().watch(*t.resource, probe);
+  if (!check) {
+    // The real server answers an expired resourceVersion with an ERROR event in a 200 stream.
+    auto stream = r->stream(200, {});
+    json::object st = json::parse(kube::status_json(410, "Expired", check.error().message)).as_object();
+    stream->write(line(json::object{{"type", "ERROR"}, {"object", st}}));
+    stream->finish();
+    return;
+  }
+  c_.store().unwatch(*check);
+
+  auto stream = r->stream(200, {});
+  uint64_t id = next_watch_++;
+  WatchSpec spec{t.ns, *ls, *fs, from, [stream](const StoreEvent& e) {
+                   stream->write(line(json::object{{"type", e.type}, {"object", e.object}}));
+                 }};
+  auto sw = c_.store().watch(*t.resource, spec);
+  WatchStream ws{t.resource->ref.resource, t.ns, stream, sw ? *sw : 0, nullptr, nullptr};
+  if (bookmarks) {
+    struct Bookmarker {
+      static void arm(Api* api, uint64_t id, const ResourceInfo* res) {
+        auto it = api->watches_.find(id);
+        if (it == api->watches_.end()) return;
+        it->second.bookmark = api->c_.loop().after(std::chrono::seconds(5), [api, id, res] {
+          auto w = api->watches_.find(id);
+          if (w == api->watches_.end()) return;
+          json::object obj{{"kind", res->ref.kind},
+                           {"apiVersion", res->ref.api_version()},
+                           {"metadata", json::object{{"resourceVersion", std::to_string(api->c_.store().resource_version())}}}};
+          w->second.stream->write(line(json::object{{"type", "BOOKMARK"}, {"object", obj}}));
+          arm(api, id, res);
+        });
+      }
+    };
+    watches_[id] = ws;
+    Bookmarker::arm(this, id, t.resource);
+  } else {
+    watches_[id] = ws;
+  }
+  watches_[id].timeout = c_.loop().after(std::chrono::seconds(timeout_s), [this, id] {
+    auto it = watches_.find(id);
+    if (it != watches_.end()) it->second.stream->finish();
+  });
+  stream->on_close([this, id] { end_watch(id); });
+}
+
+void Api::end_watch(uint64_t id) {
+  auto it = watches_.find(id);
+  if (it == watches_.end()) return;
+  c_.store().unwatch(it->second.store_watch);
+  if (it->second.bookmark) it->second.bookmark->cancel();
+  if (it->second.timeout) it->second.timeout->cancel();
+  watches_.erase(it);
+}
+
+size_t Api::disconnect_watches(const std::string& resource, const std::string& ns) {
+  std::vector<std::shared_ptr<ResponseStream>> victims;
+  for (auto& [id, w] : watches_) {
+    if ((resource.empty() || w.resource == resource) && (ns.empty() || w.ns == ns)) victims.push_back(w.stream);
+  }
+  for (auto& s : victims) s->abort();
+  return victims.size();
+}
+
+void Api::kubevirt_subresource(ServerRequest& req, const std::shared_ptr<Responder>& r, const Caller& caller,
+                               const std::vector<std::string>& parts) {
+  // /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/{sub}
+  if (parts.size() != 8 || parts[2] != "v1" || parts[3] != "namespaces" || parts[5] != "virtualmachineinstances") {
+    return r->respond(status_response(404, "the server could not find the requested resource"));
+  }
+  std::string ns = parts[4], name = parts[6], sub = parts[7];
+  Target t{&c_.resource(res::kVirtualMachineInstances), ns, name, sub};
+  std::string verb = sub == "guestosinfo" ? "get" : "update";
+  if (!authorize(caller, verb, t, r)) return;
+  if (const Fault* f = c_.faults().api_error(RequestInfo{verb, "virtualmachineinstances/" + sub, ns, name})) {
+    return r->respond(status_response(f->code, f->message.empty() ? "simulated API error" : f->message));
+  }
+  auto answer = [r](FreezeOutcome o) {
+    if (o.http_status == 200) {
+      ServerResponse ok_resp;
+      return r->respond(ok_resp);
+    }
+    r->respond(status_response(o.http_status, o.http_message));
+  };
+  if (sub == "freeze" && req.method == "PUT") {
+    auto body = parse_request_body(req);
+    std::string timeout = body ? std::string(kube::str_at(*body, {"unfreezeTimeout"})) : "";
+    if (req.body.empty() || !body || timeout.empty()) {
+      return r->respond(status_response(400, "Unfreeze timeout in freeze request is not set"));
+    }
+    auto d = parse_duration(timeout);
+    if (!d) return r->respond(status_response(400, "unfreezeTimeout: " + d.error().message));
+    return c_.kubevirt().freeze_subresource(ns, name, *d, answer);
+  }
+  if (sub == "unfreeze" && req.method == "PUT") return c_.kubevirt().unfreeze_subresource(ns, name, answer);
+  if (sub == "guestosinfo" && req.method == "GET") {
+    auto info = c_.kubevirt().guest_os_info(ns, name);
+    if (!info) return r->respond(error_response(info.error()));
+    return r->respond(json_response(200, *info));
+  }
+  r->respond(status_response(405, "the server does not allow this method on the requested resource"));
+}
+
+void Api::inspection(ServerRequest& req, const std::shared_ptr<Responder>& r) {
+  const std::string& p = req.path;
+  if (p == "/testcluster/v1/timeline" && req.method == "GET") return r->respond(json_response(200, c_.timeline().events_json()));
+  if (p == "/testcluster/v1/timeline" && req.method == "DELETE") {
+    c_.timeline().clear();
+    return r->respond(json_response(200, json::object{}));
+  }
+  if (p == "/testcluster/v1/vms" && req.method == "GET") return r->respond(json_response(200, c_.timeline().vms_json()));
+  if (p == "/testcluster/v1/volumes" && req.method == "GET") return r->respond(json_response(200, c_.csi().volumes_json()));
+  if (p == "/testcluster/v1/faults") {
+    if (req.method == "GET") return r->respond(json_response(200, json::object{{"faults", c_.faults().to_json()}}));
+    if (req.method == "DELETE") {
+      c_.faults().clear();
+      return r->respond(json_response(200, json::object{{"faults", json::array{}}}));
+    }
+    if (req.method == "POST") {
+      auto body = parse_request_body(req);
+      if (!body) return r->respond(error_response(body.error()));
+      auto f = c_.faults().add(*body, "POST /testcluster/v1/faults");
+      if (!f) return r->respond(status_response(400, f.error().message));
+      json::object out = f->to_json();
+      if (f->type == "watch-disconnect") out["disconnected"] = disconnect_watches(f->resource, f->ns);
+      return r->respond(json_response(201, out));
+    }
+  }
+  if (p == "/testcluster/v1/stats" && req.method == "GET") {
+    return r->respond(json_response(200, json::object{{"objects", c_.store().object_count()},
+                                                      {"watches", watches_.size()},
+                                                      {"resourceVersion", c_.store().resource_version()}}));
+  }
+  r->respond(status_response(404, "unknown test cluster endpoint " + p));
+}
+
+}  // namespace kvb::testcluster

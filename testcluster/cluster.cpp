@@ -1,0 +1,195 @@
+#include "testcluster/cluster.h"
+
+#include "common/base64.h"
+#include "kube/object.h"
+#include "testcluster/api.h"
+#include "testcluster/csi.h"
+#include "testcluster/exec_service.h"
+#include "testcluster/kubevirt.h"
+
+#include <boost/json.hpp>
+
+#include <deque>
+#include <random>
+
+namespace kvb::testcluster {
+namespace json = boost::json;
+
+Cluster::Cluster(Scenario scenario, ClusterOptions options) : scenario_(std::move(scenario)), options_(std::move(options)) {}
+
+Cluster::~Cluster() { stop(); }
+
+void Cluster::stop() {
+  if (server_) server_->stop();
+  loop_.run_sync([this] {
+    api_.reset();
+    exec_.reset();
+  });
+  loop_.stop();
+}
+
+const ResourceInfo& Cluster::resource(const kube::ResourceRef& ref) const {
+  const ResourceInfo* r = registry_.find(ref.group, ref.version, ref.resource);
+  if (!r) std::abort();  // a resource the simulator itself names must be registered
+  return *r;
+}
+
+std::string Cluster::url() const { return server_->url(); }
+
+std::string Cluster::kubeconfig() const {
+  std::string ca = base64_encode(ca_.cert_pem);
+  std::string out = "apiVersion: v1\nkind: Config\nclusters:\n- name: kvbackup-testcluster\n  cluster:\n    server: " + url() +
+                    "\n    certificate-authority-data: " + ca + "\nusers:\n- name: admin\n  user:\n    token: " + admin_token_ + "\n";
+  for (const auto& t : scenario_.tokens) out += "- name: " + t.user + "\n  user:\n    token: " + t.token + "\n";
+  out += "contexts:\n- name: kvbackup-testcluster\n  context:\n    cluster: kvbackup-testcluster\n    user: admin\n"
+         "    namespace: default\n";
+  for (const auto& t : scenario_.tokens) {
+    out += "- name: " + t.user + "\n  context:\n    cluster: kvbackup-testcluster\n    user: " + t.user + "\n";
+  }
+  out += "current-context: kvbackup-testcluster\npreferences: {}\n";
+  return out;
+}
+
+void Cluster::record_event(const Object& about, const std::string& type, const std::string& reason, const std::string& message) {
+  json::value v(about);
+  std::string ns(kube::namespace_of(v));
+  std::string now = format_rfc3339(WallClock::now());
+  Object ev{{"apiVersion", "v1"},
+            {"kind", "Event"},
+            {"metadata", json::object{{"generateName", std::string(kube::name_of(v)) + "."}, {"namespace", ns.empty() ? "default" : ns}}},
+            {"involvedObject", json::object{{"apiVersion", kube::str_at(v, {"apiVersion"})},
+                                            {"kind", kube::str_at(v, {"kind"})},
+                                            {"name", kube::name_of(v)},
+                                            {"namespace", ns},
+                                            {"uid", kube::uid_of(v)}}},
+            {"reason", reason},
+            {"message", message},
+            {"type", type},
+            {"count", 1},
+            {"firstTimestamp", now},
+            {"lastTimestamp", now},
+            {"source", json::object{{"component", "virt-handler"}}}};
+  (void)store_->create(resource(kube::resources::kEvents), ns.empty() ? "default" : ns, ev);
+}
+
+Status Cluster::populate() {
+  auto& store = *store_;
+  auto ns_res = resource(kube::resources::kNamespaces);
+  std::vector<std::pair<std::string, std::map<std::string, std::string>>> namespaces{{"default", {}}, {"kube-system", {}}};
+  for (const auto& n : scenario_.namespaces) namespaces.emplace_back(n.name, n.labels);
+  for (const auto& [name, labels] : namespaces) {
+    json::object l{{"kubernetes.io/metadata.name", name}};
+    for (const auto& [k, v] : labels) l[k] = v;
+    auto r = store.create(ns_res, "", Object{{"metadata", json::object{{"name", name}, {"labels", l}}},
+                                             {"status", json::object{{"phase", "Active"}}}});
+    if (!r && r.error().code != Errc::kAlreadyExists) return r.error();
+  }
+  if (scenario_.storage_classes.empty()) scenario_.storage_classes.push_back({"standard", "csi.testcluster.kvbackup.io"});
+  if (scenario_.snapshot_classes.empty()) {
+    SnapshotClassSpec sc;
+    sc.name = "standard-snapshot";
+    sc.driver = scenario_.storage_classes.front().provisioner;
+    scenario_.snapshot_classes.push_back(sc);
+  }
+  bool first = true;
+  for (const auto& sc : scenario_.storage_classes) {
+    json::object meta{{"name", sc.name}};
+    if (first) meta["annotations"] = json::object{{"storageclass.kubernetes.io/is-default-class", "true"}};
+    first = false;
+    KVB_CHECK(store.create(resource(kube::resources::kStorageClasses), "",
+                           Object{{"metadata", meta}, {"provisioner", sc.provisioner}, {"reclaimPolicy", "Delete"},
+                                  {"volumeBindingMode", "Immediate"}, {"allowVolumeExpansion", true}}));
+  }
+  for (const auto& vsc : scenario_.snapshot_classes) {
+    json::object meta{{"name", vsc.name}};
+    if (vsc.is_default) meta["annotations"] = json::object{{"snapshot.storage.kubernetes.io/is-default-class", "true"}};
+    KVB_CHECK(store.create(resource(kube::resources::kVolumeSnapshotClasses), "",
+                           Object{{"metadata", meta}, {"driver", vsc.driver}, {"deletionPolicy", vsc.deletion_policy}}));
+  }
+  for (const auto& n : scenario_.namespaces) {
+    for (const auto& vm : n.vms) {
+      for (int i = 0; i < vm.count; ++i) {
+        std::string name = vm.count == 1 ? vm.name : vm.name + "-" + std::to_string(i);
+        KVB_CHECK(kubevirt_->create_vm(n.name, vm, name).has_value()
+                      ? ok()
+                      : Status(Error(Errc::kInvalidArgument, "scenario: VM " + n.name + "/" + name + ": could not be created")));
+      }
+    }
+    for (const auto& p : n.pods) {
+      json::array containers;
+      for (const auto& c : p.containers) containers.push_back(json::object{{"name", c.name}, {"image", c.image}});
+      json::object labels;
+      for (const auto& [k, v] : p.labels) labels[k] = v;
+      KVB_CHECK(store.create(resource(kube::resources::kPods), n.name,
+                             Object{{"metadata", json::object{{"name", p.name}, {"namespace", n.name}, {"labels", labels}}},
+                                    {"spec", json::object{{"containers", containers}, {"nodeName", "node01"}}},
+                                    {"status", json::object{{"phase", p.phase}}}}));
+    }
+  }
+  for (const auto& f : scenario_.faults) KVB_CHECK(faults_.add(f, "scenario faults"));
+  return ok();
+}
+
+Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOptions options) {
+  std::unique_ptr<Cluster> c(new Cluster(std::move(scenario), std::move(options)));
+  auto ca = make_ca("kvbackup-testcluster-ca");
+  if (!ca) return ca.error();
+  c->ca_ = *ca;
+  CertSpec spec;
+  spec.common_name = "kube-apiserver";
+  spec.dns_names = {"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"};
+  spec.ip_addresses = {"127.0.0.1", "::1"};
+  auto cert = issue_certificate(c->ca_, spec);
+  if (!cert) return cert.error();
+  c->admin_token_ = c->options_.admin_token;
+  if (c->admin_token_.empty()) {
+    std::random_device rd;
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 0; i < 40; ++i) c->admin_token_ += kHex[rd() % 16];
+  }
+  if (c->options_.state_dir.empty()) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "kvbackup-testcluster-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) return Error(Errc::kIo, "cannot create a state directory under /tmp");
+    c->options_.state_dir = tmpl;
+  }
+  Status populated = ok();
+  Cluster* cp = c.get();
+  c->loop_.run_sync([cp, &populated] {
+    cp->store_ = std::make_unique<Store>(cp->registry_);
+    cp->kubevirt_ = std::make_unique<KubeVirt>(*cp);
+    cp->csi_ = std::make_unique<Csi>(*cp);
+    cp->exec_ = std::make_unique<ExecService>(*cp);
+    cp->api_ = std::make_unique<Api>(*cp);
+    // Controllers react to every change; nested changes queue up and are drained
+    // in order, so each API write returns with the cluster already settled.
+    auto pending = std::make_shared<std::deque<StoreEvent>>();
+    auto draining = std::make_shared<bool>(false);
+    cp->store_->subscribe([cp, pending, draining](const StoreEvent& e) {
+      pending->push_back(e);
+      if (*draining) return;
+      *draining = true;
+      while (!pending->empty()) {
+        StoreEvent ev = std::move(pending->front());
+        pending->pop_front();
+        cp->kubevirt_->on_change(ev);
+        cp->csi_->on_change(ev);
+      }
+      *draining = false;
+    });
+    populated = cp->populate();
+  });
+  if (!populated) return populated.error();
+  ServerOptions so;
+  so.listen = c->options_.listen;
+  so.cert_pem = cert->cert_pem;
+  so.key_pem = cert->key_pem;
+  so.handler = [cp](ServerRequest&& req, std::shared_ptr<Responder> r) {
+    if (cp->api_) cp->api_->handle(std::move(req), std::move(r));
+  };
+  auto server = HttpServer::start(c->loop_, so);
+  if (!server) return server.error();
+  c->server_ = std::move(*server);
+  return c;
+}
+
+}  // namespace kvb::testcluster

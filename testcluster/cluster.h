@@ -1,0 +1,84 @@
+// Cluster: one simulated Kubernetes cluster with KubeVirt, CDI and a CSI
+// snapshot driver, served over HTTPS (see docs/testcluster.md).
+//
+// It owns the event loop, the object store, the oracle timeline, the fault
+// table and the simulated controllers; everything runs on the loop thread.
+#pragma once
+
+#include "common/error.h"
+#include "testcluster/faults.h"
+#include "testcluster/net/certs.h"
+#include "testcluster/net/event_loop.h"
+#include "testcluster/net/http_server.h"
+#include "testcluster/registry.h"
+#include "testcluster/scenario.h"
+#include "testcluster/store.h"
+#include "testcluster/timeline.h"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace kvb::testcluster {
+
+class KubeVirt;
+class Csi;
+class ExecService;
+class Api;
+
+struct ClusterOptions {
+  std::string listen = "127.0.0.1:0";
+  std::filesystem::path state_dir;  // per-container working directories for real shell execs
+  std::string admin_token;          // empty: a random one
+};
+
+class Cluster {
+ public:
+  static Result<std::unique_ptr<Cluster>> start(Scenario scenario, ClusterOptions options);
+  ~Cluster();
+
+  // Connection details for clients.
+  std::string url() const;
+  const KeyPair& ca() const { return ca_; }
+  const std::string& admin_token() const { return admin_token_; }
+  std::string kubeconfig() const;  // YAML with CA data and the admin token
+
+  void stop();
+
+  // Components (loop thread only).
+  EventLoop& loop() { return loop_; }
+  Store& store() { return *store_; }
+  const Registry& registry() const { return registry_; }
+  Timeline& timeline() { return timeline_; }
+  Faults& faults() { return faults_; }
+  const Scenario& scenario() const { return scenario_; }
+  const ClusterOptions& options() const { return options_; }
+  KubeVirt& kubevirt() { return *kubevirt_; }
+  Csi& csi() { return *csi_; }
+  ExecService& exec() { return *exec_; }
+  const ResourceInfo& resource(const kube::ResourceRef& ref) const;
+
+  // Records a Kubernetes Event about an object (reason, message, type Normal/Warning).
+  void record_event(const Object& about, const std::string& type, const std::string& reason, const std::string& message);
+
+ private:
+  Cluster(Scenario scenario, ClusterOptions options);
+  Status populate();
+
+  Scenario scenario_;
+  ClusterOptions options_;
+  Registry registry_;
+  EventLoop loop_;
+  std::unique_ptr<Store> store_;
+  Timeline timeline_;
+  Faults faults_;
+  std::unique_ptr<KubeVirt> kubevirt_;
+  std::unique_ptr<Csi> csi_;
+  std::unique_ptr<ExecService> exec_;
+  std::unique_ptr<Api> api_;
+  KeyPair ca_;
+  std::string admin_token_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+}  // namespace kvb::testcluster

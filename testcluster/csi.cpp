@@ -1,0 +1,369 @@
+#include "testcluster/csi.h"
+
+#include "kube/object.h"
+#include "testcluster/kubevirt.h"
+
+#include <boost/json.hpp>
+
+namespace kvb::testcluster {
+namespace json = boost::json;
+using kube::resources::kPersistentVolumeClaims;
+using kube::resources::kPersistentVolumes;
+using kube::resources::kStorageClasses;
+using kube::resources::kVolumeSnapshotClasses;
+using kube::resources::kVolumeSnapshotContents;
+using kube::resources::kVolumeSnapshots;
+
+namespace {
+std::string vkey(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+constexpr const char* kGenerationAnnotation = "testcluster.kvbackup.io/generation";
+
+json::object& ensure_object(json::value& v) {
+  if (!v.is_object()) v.emplace_object();
+  return v.as_object();
+}
+}  // namespace
+
+int64_t parse_quantity(const std::string& q) {
+  size_t i = 0;
+  while (i < q.size() && (std::isdigit(static_cast<unsigned char>(q[i])) || q[i] == '.')) ++i;
+  double n = std::atof(q.substr(0, i).c_str());
+  std::string unit = q.substr(i);
+  static const std::pair<const char*, double> kUnits[] = {
+      {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
+      {"k", 1e3},     {"M", 1e6},        {"G", 1e9},           {"T", 1e12}, {"", 1.0}};
+  for (const auto& [u, m] : kUnits) {
+    if (unit == u) return static_cast<int64_t>(n * m);
+  }
+  return static_cast<int64_t>(n);
+}
+
+Csi::Csi(Cluster& c) : c_(c) {}
+
+Status Csi::create_claim(const std::string& ns, const std::string& name, const std::string& size,
+                         const std::string& storage_class) {
+  json::object spec{{"accessModes", json::array{"ReadWriteOnce"}},
+                    {"volumeMode", "Block"},
+                    {"resources", json::object{{"requests", json::object{{"storage", size}}}}}};
+  if (!storage_class.empty()) spec["storageClassName"] = storage_class;
+  Object pvc{{"apiVersion", "v1"}, {"kind", "PersistentVolumeClaim"},
+             {"metadata", json::object{{"name", name}, {"namespace", ns}}}, {"spec", spec}};
+  auto r = c_.store().create(c_.resource(kPersistentVolumeClaims), ns, pvc);
+  if (!r && r.error().code != Errc::kAlreadyExists) return r.error();
+  return ok();
+}
+
+void Csi::attach(const std::string& ns, const std::string& claim, const Guest* g) {
+  VolumeData& v = volumes_[vkey(ns, claim)];
+  v.vm = g->vm;
+  v.attach_ms = g->active_ms();
+}
+
+void Csi::detach(const std::string& ns, const std::string& claim) {
+  auto it = volumes_.find(vkey(ns, claim));
+  if (it == volumes_.end()) return;
+  it->second.base = generation(ns, claim);
+  it->second.vm.clear();
+}
+
+int64_t Csi::generation(const std::string& ns, const std::string& claim) const {
+  auto it = volumes_.find(vkey(ns, claim));
+  if (it == volumes_.end()) return 0;
+  const VolumeData& v = it->second;
+  if (v.vm.empty()) return v.base;
+  const Guest* g = c_.kubevirt().guest(ns, v.vm);
+  return g ? v.base + (g->active_ms() - v.attach_ms) : v.base;
+}
+
+json::object Csi::volumes_json() const {
+  json::array arr;
+  for (const auto& [k, v] : volumes_) {
+    auto slash = k.find('/');
+    std::string ns = k.substr(0, slash), claim = k.substr(slash + 1);
+    json::object o{{"namespace", ns}, {"pvc", claim}, {"generation", generation(ns, claim)}, {"vm", v.vm}};
+    if (v.restored_from >= 0) {
+      o["restoredFromGeneration"] = v.restored_from;
+      o["restoredFromSnapshot"] = v.restored_snapshot;
+    }
+    arr.push_back(std::move(o));
+  }
+  return json::object{{"volumes", arr}};
+}
+
+void Csi::on_change(const StoreEvent& e) {
+  const auto& ref = e.resource->ref;
+  json::value obj(e.object);
+  std::string ns(kube::namespace_of(obj)), name(kube::name_of(obj));
+  if (ref.resource == "persistentvolumeclaims") {
+    if (e.type == "ADDED") bind_claim(ns, name);
+    if (e.type == "DELETED") {
+      volumes_.erase(vkey(ns, name));
+      std::string pv(kube::str_at(obj, {"spec", "volumeName"}));
+      if (!pv.empty()) (void)c_.store().remove(c_.resource(kPersistentVolumes), "", pv);
+    }
+  } else if (ref.resource == "datavolumes" && e.type == "ADDED") {
+    reconcile_datavolume(ns, name);
+  } else if (ref.resource == "volumesnapshots") {
+    if (e.type == "ADDED") start_snapshot(ns, name);
+    if (e.type == "MODIFIED" && kube::bool_at(obj, {"status", "readyToUse"}).value_or(false)) retry_pending_claims(ns);
+    if (e.type == "DELETED") {
+      for (auto& t : timers_[vkey(ns, name)]) t->cancel();
+      timers_.erase(vkey(ns, name));
+      std::string content(kube::str_at(obj, {"status", "boundVolumeSnapshotContentName"}));
+      const Object* vsc = content.empty() ? nullptr : c_.store().find(c_.resource(kVolumeSnapshotContents), "", content);
+      if (vsc && kube::str_at(*vsc, {"spec", "deletionPolicy"}) == "Delete") {
+        (void)c_.store().remove(c_.resource(kVolumeSnapshotContents), "", content);
+      }
+    }
+  } else if (ref.resource == "storageclasses" && e.type == "ADDED") {
+    for (const auto& nsinfo : c_.store().all(c_.resource(kube::resources::kNamespaces))) {
+      retry_pending_claims(std::string(kube::name_of(*nsinfo)));
+    }
+  }
+}
+
+std::string Csi::driver_of_claim(const Object& pvc) const {
+  std::string sc(kube::str_at(pvc, {"spec", "storageClassName"}));
+  const Object* cls = sc.empty() ? nullptr : c_.store().find(c_.resource(kStorageClasses), "", sc);
+  return cls ? std::string(kube::str_at(*cls, {"provisioner"})) : std::string();
+}
+
+void Csi::retry_pending_claims(const std::string& ns) {
+  std::vector<std::string> pending;
+  for (const Object* o : c_.store().all(c_.resource(kPersistentVolumeClaims), ns)) {
+    if (kube::str_at(*o, {"status", "phase"}) != "Bound") pending.emplace_back(kube::name_of(*o));
+  }
+  for (const auto& p : pending) bind_claim(ns, p);
+}
+
+void Csi::bind_claim(const std::string& ns, const std::string& name) {
+  const Object* pvc = c_.store().find(c_.resource(kPersistentVolumeClaims), ns, name);
+  if (!pvc) return;
+  json::value v(*pvc);
+  if (kube::str_at(v, {"status", "phase"}) == "Bound") return;
+  std::string sc(kube::str_at(v, {"spec", "storageClassName"}));
+  if (sc.empty()) {
+    // The default storage class, as the admission plugin would set it.
+    for (const Object* cls : c_.store().all(c_.resource(kStorageClasses))) {
+      if (kube::annotation_of(*cls, "storageclass.kubernetes.io/is-default-class") == "true") {
+        sc = std::string(kube::name_of(*cls));
+      }
+    }
+  }
+  const Object* cls = sc.empty() ? nullptr : c_.store().find(c_.resource(kStorageClasses), "", sc);
+  auto pending = [&](const std::string& reason, const std::string& msg) {
+    (void)c_.store().mutate(c_.resource(kPersistentVolumeClaims), ns, name, [&](Object& o) {
+      o["status"] = json::object{{"phase", "Pending"}};
+    });
+    c_.record_event(*pvc, "Warning", reason, msg);
+  };
+  if (!cls) return pending("ProvisioningFailed", "storageclass.storage.k8s.io \"" + sc + "\" not found");
+  std::string size(kube::str_at(v, {"spec", "resources", "requests", "storage"}));
+  VolumeData data;
+  if (kube::str_at(v, {"spec", "dataSource", "kind"}) == "VolumeSnapshot") {
+    std::string snap_name(kube::str_at(v, {"spec", "dataSource", "name"}));
+    const Object* snap = c_.store().find(c_.resource(kVolumeSnapshots), ns, snap_name);
+    if (!snap) return pending("ProvisioningFailed", "volumesnapshot \"" + snap_name + "\" not found");
+    json::value sv(*snap);
+    if (!kube::bool_at(sv, {"status", "readyToUse"}).value_or(false)) {
+      return pending("Provisioning", "waiting for volumesnapshot \"" + snap_name + "\" to be ready to use");
+    }
+    std::string restore_size(kube::str_at(sv, {"status", "restoreSize"}));
+    if (parse_quantity(size) < parse_quantity(restore_size)) {
+      return pending("ProvisioningFailed", "requested PVC size " + size + " is smaller than the snapshot's restoreSize " + restore_size);
+    }
+    data.base = std::atoll(std::string(kube::annotation_of(sv, kGenerationAnnotation)).c_str());
+    data.restored_from = data.base;
+    data.restored_snapshot = snap_name;
+  }
+  std::string pv_name = "pvc-" + std::string(kube::uid_of(v));
+  Object pv{{"apiVersion", "v1"},
+            {"kind", "PersistentVolume"},
+            {"metadata", json::object{{"name", pv_name}}},
+            {"spec", json::object{{"capacity", json::object{{"storage", size}}},
+                                  {"accessModes", json::array{"ReadWriteOnce"}},
+                                  {"persistentVolumeReclaimPolicy", "Delete"},
+                                  {"storageClassName", sc},
+                                  {"csi", json::object{{"driver", kube::str_at(*cls, {"provisioner"})},
+                                                       {"volumeHandle", pv_name}}},
+                                  {"claimRef", json::object{{"namespace", ns}, {"name", name}, {"uid", kube::uid_of(v)}}}}},
+            {"status", json::object{{"phase", "Bound"}}}};
+  (void)c_.store().create(c_.resource(kPersistentVolumes), "", pv);
+  volumes_[vkey(ns, name)] = data;
+  (void)c_.store().mutate(c_.resource(kPersistentVolumeClaims), ns, name, [&](Object& o) {
+    o["spec"].as_object()["volumeName"] = pv_name;
+    o["spec"].as_object()["storageClassName"] = sc;
+    if (data.restored_from >= 0) {
+      ensure_object(o["metadata"].as_object()["annotations"])[kGenerationAnnotation] = std::to_string(data.base);
+    }
+    o["status"] = json::object{{"phase", "Bound"},
+                               {"accessModes", json::array{"ReadWriteOnce"}},
+                               {"capacity", json::object{{"storage", size}}}};
+  });
+}
+
+void Csi::reconcile_datavolume(const std::string& ns, const std::string& name) {
+  const Object* dv = c_.store().find(c_.resource(res::kDataVolumes), ns, name);
+  if (!dv) return;
+  json::value v(*dv);
+  const json::object* storage = kube::object_at(v, {"spec", "storage"});
+  if (!storage) storage = kube::object_at(v, {"spec", "pvc"});
+  json::object spec = storage ? *storage : json::object();
+  if (!spec.contains("accessModes")) spec["accessModes"] = json::array{"ReadWriteOnce"};
+  if (const auto* snap = kube::object_at(v, {"spec", "source", "snapshot"})) {
+    spec["dataSource"] = json::object{{"apiGroup", "snapshot.storage.k8s.io"}, {"kind", "VolumeSnapshot"},
+                                      {"name", kube::str_at(*snap, {"name"})}};
+  }
+  json::value owner_v(*dv);
+  Object pvc{{"apiVersion", "v1"},
+             {"kind", "PersistentVolumeClaim"},
+             {"metadata", json::object{{"name", name},
+                                       {"namespace", ns},
+                                       {"ownerReferences", json::array{json::object{{"apiVersion", "cdi.kubevirt.io/v1beta1"},
+                                                                                   {"kind", "DataVolume"},
+                                                                                   {"name", name},
+                                                                                   {"uid", kube::uid_of(owner_v)},
+                                                                                   {"controller", true},
+                                                                                   {"blockOwnerDeletion", true}}}}}},
+             {"spec", spec}};
+  (void)c_.store().create(c_.resource(kPersistentVolumeClaims), ns, pvc);
+  (void)c_.store().mutate(c_.resource(res::kDataVolumes), ns, name, [&](Object& o) {
+    o["status"] = json::object{{"phase", "Succeeded"}, {"progress", "100.0%"}, {"claimName", name}};
+  });
+}
+
+const Object* Csi::find_snapshot_class(const std::string& explicit_name, const std::string& driver) const {
+  if (!explicit_name.empty()) return c_.store().find(c_.resource(kVolumeSnapshotClasses), "", explicit_name);
+  for (const Object* o : c_.store().all(c_.resource(kVolumeSnapshotClasses))) {
+    json::value v(*o);
+    if (kube::str_at(v, {"driver"}) == driver &&
+        kube::annotation_of(v, "snapshot.storage.kubernetes.io/is-default-class") == "true") {
+      return o;
+    }
+  }
+  return nullptr;
+}
+
+std::string Csi::vm_using_claim(const std::string& ns, const std::string& claim) const {
+  auto it = volumes_.find(vkey(ns, claim));
+  if (it != volumes_.end() && !it->second.vm.empty()) return it->second.vm;
+  for (const Object* vm : c_.store().all(c_.resource(res::kVirtualMachines), ns)) {
+    json::value v(*vm);
+    if (const auto* vols = kube::array_at(v, {"spec", "template", "spec", "volumes"})) {
+      for (const auto& vol : *vols) {
+        if (kube::str_at(vol, {"dataVolume", "name"}) == claim || kube::str_at(vol, {"persistentVolumeClaim", "claimName"}) == claim) {
+          return std::string(kube::name_of(v));
+        }
+      }
+    }
+  }
+  return {};
+}
+
+void Csi::snapshot_error(const std::string& ns, const std::string& name, const std::string& message) {
+  (void)c_.store().mutate(c_.resource(kVolumeSnapshots), ns, name, [&](Object& o) {
+    json::object st = o.contains("status") && o["status"].is_object() ? o["status"].as_object() : json::object();
+    st["readyToUse"] = false;
+    st["error"] = json::object{{"message", message}, {"time", format_rfc3339(WallClock::now())}};
+    o["status"] = st;
+  });
+}
+
+void Csi::start_snapshot(const std::string& ns, const std::string& name) {
+  const Object* snap = c_.store().find(c_.resource(kVolumeSnapshots), ns, name);
+  if (!snap) return;
+  json::value sv(*snap);
+  std::string claim(kube::str_at(sv, {"spec", "source", "persistentVolumeClaimName"}));
+  if (claim.empty()) return snapshot_error(ns, name, "spec.source.persistentVolumeClaimName is required");
+  const Object* pvc = c_.store().find(c_.resource(kPersistentVolumeClaims), ns, claim);
+  if (!pvc) {
+    return snapshot_error(ns, name, "failed to get input parameters to create snapshot " + name +
+                                        ": \"persistentvolumeclaims \\\"" + claim + "\\\" not found\"");
+  }
+  if (kube::str_at(*pvc, {"status", "phase"}) != "Bound") {
+    return snapshot_error(ns, name, "the source PVC " + claim + " is not Bound");
+  }
+  std::string driver = driver_of_claim(*pvc);
+  std::string class_name(kube::str_at(sv, {"spec", "volumeSnapshotClassName"}));
+  const Object* cls = find_snapshot_class(class_name, driver);
+  if (!cls) {
+    return snapshot_error(ns, name, class_name.empty() ? "cannot find default snapshot class for driver " + driver
+                                                       : "volumesnapshotclass \"" + class_name + "\" not found");
+  }
+  json::value cv(*cls);
+  if (kube::str_at(cv, {"driver"}) != driver) {
+    return snapshot_error(ns, name, "snapshot class " + std::string(kube::name_of(cv)) + " is for driver " +
+                                        std::string(kube::str_at(cv, {"driver"})) + ", the claim's driver is " + driver);
+  }
+  std::string content = "snapcontent-" + std::string(kube::uid_of(sv));
+  Object vsc{{"apiVersion", "snapshot.storage.k8s.io/v1"},
+             {"kind", "VolumeSnapshotContent"},
+             {"metadata", json::object{{"name", content}}},
+             {"spec", json::object{{"deletionPolicy", kube::str_at(cv, {"deletionPolicy"})},
+                                   {"driver", driver},
+                                   {"volumeSnapshotClassName", kube::name_of(cv)},
+                                   {"source", json::object{{"volumeHandle", kube::str_at(*pvc, {"spec", "volumeName"})}}},
+                                   {"volumeSnapshotRef", json::object{{"apiVersion", "snapshot.storage.k8s.io/v1"},
+                                                                      {"kind", "VolumeSnapshot"},
+                                                                      {"name", name},
+                                                                      {"namespace", ns},
+                                                                      {"uid", kube::uid_of(sv)}}}}}};
+  (void)c_.store().create(c_.resource(kVolumeSnapshotContents), "", vsc);
+  std::string resolved_class(kube::name_of(cv));
+  (void)c_.store().mutate(c_.resource(kVolumeSnapshots), ns, name, [&](Object& o) {
+    o["spec"].as_object()["volumeSnapshotClassName"] = resolved_class;
+    o["status"] = json::object{{"boundVolumeSnapshotContentName", content}, {"readyToUse", false}};
+  });
+  // Class latencies are in the scenario; classes created through the API get defaults.
+  Duration cut_latency = std::chrono::milliseconds(200), ready_latency = std::chrono::seconds(1);
+  for (const auto& sc : c_.scenario().snapshot_classes) {
+    if (sc.name == resolved_class) {
+      cut_latency = sc.cut_latency;
+      ready_latency = sc.ready_latency;
+    }
+  }
+  std::string vm = vm_using_claim(ns, claim);
+  if (auto extra = c_.faults().snapshot_cut_delay(ns, vm, claim)) cut_latency += *extra;
+  timers_[vkey(ns, name)].push_back(c_.loop().after(cut_latency, [this, ns, name, content, claim, vm, ready_latency] {
+    cut(ns, name, content, claim, vm, ready_latency);
+  }));
+}
+
+void Csi::cut(const std::string& ns, const std::string& name, const std::string& content, const std::string& claim,
+              const std::string& vm, Duration ready_latency) {
+  auto now = WallClock::now();
+  if (const Fault* f = c_.faults().snapshot_failure(ns, vm, claim)) {
+    std::string msg = f->message.empty() ? "Failed to create snapshot: rpc error: code = Internal desc = simulated CSI failure"
+                                         : f->message;
+    snapshot_error(ns, name, msg);
+    c_.timeline().record(TimelineEvent{now, "SnapshotFailed", ns, vm, name, claim, false, msg});
+    return;
+  }
+  const Guest* g = vm.empty() ? nullptr : c_.kubevirt().guest(ns, vm);
+  bool frozen = g && g->frozen;
+  int64_t gen = generation(ns, claim);
+  int64_t cut_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  (void)c_.store().mutate(c_.resource(kVolumeSnapshotContents), "", content, [&](Object& o) {
+    o["status"] = json::object{{"creationTime", cut_ns}, {"readyToUse", false}, {"snapshotHandle", "snap-" + content}};
+  });
+  (void)c_.store().mutate(c_.resource(kVolumeSnapshots), ns, name, [&](Object& o) {
+    ensure_object(o["metadata"].as_object()["annotations"])[kGenerationAnnotation] = std::to_string(gen);
+    o["status"].as_object()["creationTime"] = format_rfc3339(now);
+  });
+  c_.timeline().record(TimelineEvent{now, "SnapshotCut", ns, vm, name, claim, frozen, "generation=" + std::to_string(gen)});
+  timers_[vkey(ns, name)].push_back(c_.loop().after(ready_latency, [this, ns, name, content, claim, vm] {
+    const Object* pvc = c_.store().find(c_.resource(kPersistentVolumeClaims), ns, claim);
+    std::string size = pvc ? std::string(kube::str_at(*pvc, {"spec", "resources", "requests", "storage"})) : "0";
+    (void)c_.store().mutate(c_.resource(kVolumeSnapshotContents), "", content, [&](Object& o) {
+      o["status"].as_object()["readyToUse"] = true;
+      o["status"].as_object()["restoreSize"] = parse_quantity(size);
+    });
+    (void)c_.store().mutate(c_.resource(kVolumeSnapshots), ns, name, [&](Object& o) {
+      o["status"].as_object()["readyToUse"] = true;
+      o["status"].as_object()["restoreSize"] = size;
+    });
+    c_.timeline().record(TimelineEvent{WallClock::now(), "SnapshotReady", ns, vm, name, claim, false, ""});
+  }));
+}
+
+}  // namespace kvb::testcluster

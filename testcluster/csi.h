@@ -1,0 +1,63 @@
+// Storage as the test cluster simulates it: the CSI external-snapshotter
+// (VolumeSnapshot -> VolumeSnapshotContent, status.creationTime after the
+// class's cutLatency: that instant is the cut; readyToUse and restoreSize after
+// readyLatency; failures as status.error), PVC binding (including restores
+// from a VolumeSnapshot dataSource), CDI DataVolumes, and the guest data model:
+// every claim has a content generation that advances while its VM runs
+// unfrozen, is captured by a snapshot at its cut, and is inherited by claims
+// restored from that snapshot.
+#pragma once
+
+#include "testcluster/cluster.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kvb::testcluster {
+
+struct Guest;
+
+class Csi {
+ public:
+  explicit Csi(Cluster& c);
+
+  void on_change(const StoreEvent& e);
+  // A claim that exists and is bound from the start (scenario volumes).
+  Status create_claim(const std::string& ns, const std::string& name, const std::string& size,
+                      const std::string& storage_class);
+  void attach(const std::string& ns, const std::string& claim, const Guest* g);
+  void detach(const std::string& ns, const std::string& claim);
+  int64_t generation(const std::string& ns, const std::string& claim) const;
+  boost::json::object volumes_json() const;
+
+ private:
+  struct VolumeData {
+    int64_t base = 0;
+    std::string vm;          // attached guest, empty when detached
+    int64_t attach_ms = 0;
+    int64_t restored_from = -1;
+    std::string restored_snapshot;
+  };
+
+  void bind_claim(const std::string& ns, const std::string& name);
+  void retry_pending_claims(const std::string& ns);
+  void reconcile_datavolume(const std::string& ns, const std::string& name);
+  void start_snapshot(const std::string& ns, const std::string& name);
+  void snapshot_error(const std::string& ns, const std::string& name, const std::string& message);
+  void cut(const std::string& ns, const std::string& name, const std::string& content, const std::string& claim,
+           const std::string& vm, Duration ready_latency);
+  const Object* find_snapshot_class(const std::string& explicit_name, const std::string& driver) const;
+  std::string driver_of_claim(const Object& pvc) const;
+  std::string vm_using_claim(const std::string& ns, const std::string& claim) const;
+
+  Cluster& c_;
+  std::map<std::string, VolumeData> volumes_;                       // "ns/claim"
+  std::map<std::string, std::vector<std::shared_ptr<Timer>>> timers_;  // "ns/snapshot"
+};
+
+// Parses a Kubernetes quantity ("10Gi", "500M", "1073741824") into bytes.
+int64_t parse_quantity(const std::string& q);
+
+}  // namespace kvb::testcluster

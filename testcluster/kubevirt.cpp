@@ -1,0 +1,419 @@
+#include "testcluster/kubevirt.h"
+
+#include "kube/object.h"
+#include "testcluster/csi.h"
+
+#include <boost/json.hpp>
+
+namespace kvb::testcluster {
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kNode = "node01";
+
+std::string key(const std::string& ns, const std::string& name) { return ns + "/" + name; }
+
+json::object owner_ref(const Object& owner) {
+  json::value v(owner);
+  return json::object{{"apiVersion", kube::str_at(v, {"apiVersion"})},
+                      {"kind", kube::str_at(v, {"kind"})},
+                      {"name", kube::name_of(v)},
+                      {"uid", kube::uid_of(v)},
+                      {"controller", true},
+                      {"blockOwnerDeletion", true}};
+}
+
+std::string quoted_argv(const std::vector<std::string>& argv) {
+  std::string s = "[";
+  for (size_t i = 0; i < argv.size(); ++i) s += (i ? ", " : "") + json::serialize(json::string(argv[i]));
+  return s + "]";
+}
+
+bool truthy(std::string_view v) { return v == "true" || v == "True" || v == "1"; }
+
+}  // namespace
+
+std::string launcher_hostname(const std::string& vmi_name, const std::string& spec_hostname) {
+  std::string h = spec_hostname.empty() ? vmi_name : spec_hostname;
+  if (spec_hostname.empty()) h = h.substr(0, h.find('.'));
+  if (h.size() > 63) h = h.substr(0, 63);
+  return h;
+}
+
+int64_t Guest::active_ms() const {
+  int64_t ns = active_ns;
+  if (active) ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - active_since).count();
+  return ns / 1'000'000;
+}
+
+KubeVirt::KubeVirt(Cluster& c) : c_(c), version_(parse_version(c.scenario().kubevirt_version)) {
+  // virt-handler polls the guest agent and refreshes status.fsFreezeStatus.
+  struct Repeater {
+    static void arm(KubeVirt* kv, Duration d) {
+      kv->poll_timer_ = kv->c_.loop().after(d, [kv, d] {
+        kv->poll_fs_freeze();
+        arm(kv, d);
+      });
+    }
+  };
+  Repeater::arm(this, c.scenario().fs_freeze_poll_interval);
+}
+
+KubeVirt::~KubeVirt() {
+  if (poll_timer_) poll_timer_->cancel();
+}
+
+Duration KubeVirt::launcher_freeze_deadline() const {
+  if (c_.scenario().launcher_freeze_deadline) return *c_.scenario().launcher_freeze_deadline;
+  return version_ >= std::pair<int, int>{1, 8} ? Duration(60s) : Duration(20s);
+}
+
+Guest* KubeVirt::guest(const std::string& ns, const std::string& vm) {
+  auto it = guests_.find(key(ns, vm));
+  return it == guests_.end() ? nullptr : it->second.get();
+}
+
+Guest* KubeVirt::guest_for_pod(const std::string& ns, const std::string& pod) {
+  for (auto& [k, g] : guests_) {
+    if (g->ns == ns && g->pod == pod) return g.get();
+  }
+  return nullptr;
+}
+
+Status KubeVirt::create_vm(const std::string& ns, const VmSpec& spec, const std::string& name) {
+  specs_[key(ns, name)] = spec;
+  json::array dv_templates, volumes, disks;
+  for (const auto& v : spec.volumes) {
+    std::string claim = name + "-" + v.name;
+    if (v.type == "dataVolume") {
+      json::object storage{{"resources", json::object{{"requests", json::object{{"storage", v.size}}}}}};
+      if (!v.storage_class.empty()) storage["storageClassName"] = v.storage_class;
+      dv_templates.push_back(json::object{{"metadata", json::object{{"name", claim}}},
+                                          {"spec", json::object{{"source", json::object{{"blank", json::object()}}},
+                                                                {"storage", storage}}}});
+      volumes.push_back(json::object{{"name", v.name}, {"dataVolume", json::object{{"name", claim}}}});
+    } else if (v.type == "persistentVolumeClaim") {
+      KVB_CHECK(c_.csi().create_claim(ns, claim, v.size, v.storage_class));
+      json::object pvc{{"claimName", claim}};
+      if (v.hotplug) pvc["hotpluggable"] = true;
+      volumes.push_back(json::object{{"name", v.name}, {"persistentVolumeClaim", pvc}});
+    } else if (v.type == "cloudInitNoCloud") {
+      volumes.push_back(json::object{{"name", v.name}, {"cloudInitNoCloud", json::object{{"userData", "#cloud-config\n"}}}});
+    } else {
+      volumes.push_back(json::object{
+          {"name", v.name}, {"containerDisk", json::object{{"image", "quay.io/containerdisks/fedora:40"}}}});
+    }
+    if (!v.hotplug) disks.push_back(json::object{{"name", v.name}, {"disk", json::object{{"bus", "virtio"}}}});
+  }
+  json::object labels, annotations;
+  for (const auto& [k, v] : spec.labels) labels[k] = v;
+  for (const auto& [k, v] : spec.annotations) annotations[k] = v;
+  json::object tmpl_labels = labels;
+  tmpl_labels["kubevirt.io/domain"] = name;
+  json::object tmpl_spec{{"domain", json::object{{"devices", json::object{{"disks", disks}}},
+                                                 {"resources", json::object{{"requests", json::object{{"memory", "2Gi"}}}}}}},
+                         {"volumes", volumes}};
+  if (!spec.hostname.empty()) tmpl_spec["hostname"] = spec.hostname;
+  Object vm{{"apiVersion", "kubevirt.io/v1"},
+            {"kind", "VirtualMachine"},
+            {"metadata", json::object{{"name", name}, {"namespace", ns}, {"labels", labels}, {"annotations", annotations}}},
+            {"spec", json::object{{"runStrategy", spec.running ? "Always" : "Halted"},
+                                  {"template", json::object{{"metadata", json::object{{"labels", tmpl_labels},
+                                                                                      {"annotations", annotations}}},
+                                                            {"spec", tmpl_spec}}}}}};
+  if (!dv_templates.empty()) vm["spec"].as_object()["dataVolumeTemplates"] = dv_templates;
+  auto created = c_.store().create(c_.resource(res::kVirtualMachines), ns, vm);
+  if (!created) return created.error();
+  return ok();
+}
+
+void KubeVirt::on_change(const StoreEvent& e) {
+  const auto& ref = e.resource->ref;
+  json::value obj(e.object);
+  std::string ns(kube::namespace_of(obj)), name(kube::name_of(obj));
+  if (ref.resource == "virtualmachines" && ref.group == "kubevirt.io") {
+    if (e.type == "DELETED") {
+      if (guest(ns, name)) stop_vmi(ns, name, "VM deleted");
+      specs_.erase(key(ns, name));
+    } else {
+      reconcile_vm(ns, name);
+    }
+  } else if (ref.resource == "virtualmachineinstances" && e.type == "DELETED") {
+    if (Guest* g = guest(ns, name); g && g->vmi_uid == kube::uid_of(obj)) {
+      stop_vmi(ns, name, "VMI deleted");
+      reconcile_vm(ns, name);  // runStrategy Always restarts it
+    }
+  }
+}
+
+void KubeVirt::reconcile_vm(const std::string& ns, const std::string& name) {
+  const Object* vm = c_.store().find(c_.resource(res::kVirtualMachines), ns, name);
+  if (!vm) return;
+  json::value v(*vm);
+  std::string strategy(kube::str_at(v, {"spec", "runStrategy"}));
+  bool want;
+  if (strategy.empty()) want = kube::bool_at(v, {"spec", "running"}).value_or(false);
+  else want = strategy == "Always" || strategy == "RerunOnFailure" || strategy == "Once";
+  Guest* g = guest(ns, name);
+  if (want && !g) start_vmi(*vm);
+  else if (!want && g) stop_vmi(ns, name, "VM stopped");
+  update_vm_status(ns, name);
+}
+
+void KubeVirt::start_vmi(const Object& vm) {
+  json::value v(vm);
+  std::string ns(kube::namespace_of(v)), name(kube::name_of(v));
+  // DataVolumes from the templates, owned by the VM.
+  if (const auto* dvts = kube::array_at(v, {"spec", "dataVolumeTemplates"})) {
+    for (const auto& t : *dvts) {
+      std::string dv_name(kube::str_at(t, {"metadata", "name"}));
+      if (c_.store().find(c_.resource(res::kDataVolumes), ns, dv_name)) continue;
+      Object dv{{"apiVersion", "cdi.kubevirt.io/v1beta1"},
+                {"kind", "DataVolume"},
+                {"metadata", json::object{{"name", dv_name}, {"namespace", ns}, {"ownerReferences", json::array{owner_ref(vm)}}}},
+                {"spec", t.as_object().contains("spec") ? t.at("spec") : json::object()}};
+      (void)c_.store().create(c_.resource(res::kDataVolumes), ns, dv);
+    }
+  }
+  // Every claim must exist before the VMI can start.
+  std::vector<std::string> claims;
+  if (const auto* vols = kube::array_at(v, {"spec", "template", "spec", "volumes"})) {
+    for (const auto& vol : *vols) {
+      std::string claim(kube::str_at(vol, {"dataVolume", "name"}));
+      if (claim.empty()) claim = std::string(kube::str_at(vol, {"persistentVolumeClaim", "claimName"}));
+      if (claim.empty()) continue;
+      if (!c_.store().find(c_.resource(kube::resources::kPersistentVolumeClaims), ns, claim)) {
+        (void)c_.store().mutate(c_.resource(res::kVirtualMachines), ns, name, [&](Object& o) {
+          o["status"] = json::object{{"printableStatus", "ErrorPvcNotFound"}, {"ready", false}, {"created", false}};
+        });
+        return;
+      }
+      claims.push_back(claim);
+    }
+  }
+  auto g = std::make_unique<Guest>();
+  g->ns = ns;
+  g->vm = name;
+  auto spec_it = specs_.find(key(ns, name));
+  if (spec_it != specs_.end()) {
+    const VmSpec& s = spec_it->second;
+    g->agent = s.agent;
+    g->paused = s.paused;
+    g->migrating = s.migrating;
+    g->freeze_latency = s.freeze_latency;
+    g->thaw_latency = s.thaw_latency;
+    g->scripts = s.exec;
+  } else {
+    g->freeze_latency = 20ms;
+    g->thaw_latency = 10ms;
+  }
+  g->agent_connected = g->agent != AgentMode::kNone;
+  g->pvcs = claims;
+  auto vmi = c_.store().create(c_.resource(res::kVirtualMachineInstances), ns, make_vmi(vm, *g));
+  if (!vmi) return;
+  g->vmi_uid = std::string(kube::uid_of(*vmi));
+  std::string hostname = launcher_hostname(name, std::string(kube::str_at(v, {"spec", "template", "spec", "hostname"})));
+  Object pod = make_pod(*vmi, *g, hostname);
+  auto created = c_.store().create(c_.resource(kube::resources::kPods), ns, pod);
+  if (created) g->pod = std::string(kube::name_of(*created));
+  // Hotplugged volumes are attached through a separate pod without hooks.
+  if (const auto* vols = kube::array_at(v, {"spec", "template", "spec", "volumes"})) {
+    for (const auto& vol : *vols) {
+      if (!kube::bool_at(vol, {"persistentVolumeClaim", "hotpluggable"}).value_or(false)) continue;
+      Object hp{{"metadata", json::object{{"generateName", "hp-volume-"},
+                                          {"namespace", ns},
+                                          {"labels", json::object{{"kubevirt.io", "hotplug-disk"}}},
+                                          {"ownerReferences", json::array{owner_ref(*vmi)}}}},
+                {"spec", json::object{{"containers", json::array{json::object{{"name", "hotplug-disk"},
+                                                                              {"image", "quay.io/kubevirt/virt-launcher:v1.8.0"}}}},
+                                      {"nodeName", kNode}}},
+                {"status", json::object{{"phase", "Running"}}}};
+      (void)c_.store().create(c_.resource(kube::resources::kPods), ns, hp);
+    }
+  }
+  Guest& gr = *g;
+  guests_[key(ns, name)] = std::move(g);
+  c_.timeline().vm_known(ns, name);
+  for (const auto& claim : claims) c_.csi().attach(ns, claim, &gr);
+  set_active(gr, !gr.paused);
+}
+
+Object KubeVirt::make_vmi(const Object& vm, const Guest& g) {
+  json::value v(vm);
+  json::object labels, annotations;
+  if (auto* l = kube::object_at(v, {"spec", "template", "metadata", "labels"})) labels = *l;
+  if (auto* a = kube::object_at(v, {"spec", "template", "metadata", "annotations"})) annotations = *a;
+  labels["kubevirt.io/nodeName"] = kNode;
+  json::object spec;
+  if (auto* s = kube::object_at(v, {"spec", "template", "spec"})) spec = *s;
+  Object vmi{{"apiVersion", "kubevirt.io/v1"},
+             {"kind", "VirtualMachineInstance"},
+             {"metadata", json::object{{"name", g.vm},
+                                       {"namespace", g.ns},
+                                       {"labels", labels},
+                                       {"annotations", annotations},
+                                       {"ownerReferences", json::array{owner_ref(vm)}}}},
+             {"spec", spec},
+             {"status", json::object{{"phase", "Running"},
+                                     {"nodeName", kNode},
+                                     {"launcherContainerImageVersion", "quay.io/kubevirt/virt-launcher:v" +
+                                                                           std::to_string(version_.first) + "." +
+                                                                           std::to_string(version_.second) + ".0"},
+                                     {"interfaces", json::array{json::object{{"name", "default"},
+                                                                             {"ipAddress", "10.244.0.10"}}}}}}};
+  return vmi;
+}
+
+Object KubeVirt::make_pod(const Object& vmi, const Guest& g, const std::string& hostname) {
+  json::value v(vmi);
+  json::object labels;
+  if (auto* l = kube::object_at(v, {"metadata", "labels"})) labels = *l;
+  labels["kubevirt.io"] = "virt-launcher";
+  labels["kubevirt.io/created-by"] = g.vmi_uid;
+  labels["vm.kubevirt.io/name"] = hostname;
+  json::object annotations{{"kubectl.kubernetes.io/default-container", "compute"}, {"kubevirt.io/domain", g.vm}};
+  // Velero hooks unless kubevirt.io/skip-backup-hooks is set (on the VMI, else the VM).
+  std::string skip(kube::annotation_of(v, "kubevirt.io/skip-backup-hooks"));
+  if (skip.empty()) {
+    if (const Object* vm = c_.store().find(c_.resource(res::kVirtualMachines), g.ns, g.vm)) {
+      skip = std::string(kube::annotation_of(*vm, "kubevirt.io/skip-backup-hooks"));
+    }
+  }
+  if (!truthy(skip)) {
+    annotations["pre.hook.backup.velero.io/container"] = "compute";
+    annotations["pre.hook.backup.velero.io/command"] =
+        quoted_argv({"/usr/bin/virt-freezer", "--freeze", "--name", g.vm, "--namespace", g.ns});
+    if (version_ >= std::pair<int, int>{1, 8}) annotations["pre.hook.backup.velero.io/timeout"] = "60s";
+    annotations["post.hook.backup.velero.io/container"] = "compute";
+    annotations["post.hook.backup.velero.io/command"] =
+        quoted_argv({"/usr/bin/virt-freezer", "--unfreeze", "--name", g.vm, "--namespace", g.ns});
+  }
+  std::string image = "quay.io/kubevirt/virt-launcher:v" + std::to_string(version_.first) + "." +
+                      std::to_string(version_.second) + ".0";
+  json::array pod_volumes;
+  for (const auto& claim : g.pvcs) {
+    pod_volumes.push_back(json::object{{"name", claim}, {"persistentVolumeClaim", json::object{{"claimName", claim}}}});
+  }
+  json::array statuses;
+  for (const char* c : {"compute", "guest-console-log"}) {
+    statuses.push_back(json::object{{"name", c}, {"ready", true}, {"restartCount", 0}, {"image", image},
+                                    {"state", json::object{{"running", json::object{{"startedAt", format_rfc3339(WallClock::now())}}}}}});
+  }
+  return Object{
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata", json::object{{"generateName", "virt-launcher-" + g.vm + "-"},
+                                {"namespace", g.ns},
+                                {"labels", labels},
+                                {"annotations", annotations},
+                                {"ownerReferences", json::array{owner_ref(vmi)}}}},
+      {"spec", json::object{{"containers", json::array{json::object{{"name", "compute"},
+                                                                    {"image", image},
+                                                                    {"command", json::array{"/usr/bin/virt-launcher-monitor"}}},
+                                                       json::object{{"name", "guest-console-log"}, {"image", image}}}},
+                            {"hostname", hostname},
+                            {"nodeName", kNode},
+                            {"volumes", pod_volumes}}},
+      {"status", json::object{{"phase", "Running"}, {"podIP", "10.244.0.10"}, {"containerStatuses", statuses}}}};
+}
+
+void KubeVirt::stop_vmi(const std::string& ns, const std::string& name, const std::string& why) {
+  auto it = guests_.find(key(ns, name));
+  if (it == guests_.end()) return;
+  Guest& g = *it->second;
+  if (g.frozen) set_frozen(g, false, "Thaw", why);
+  set_active(g, false);
+  if (g.auto_thaw) g.auto_thaw->cancel();
+  if (g.vss_timer) g.vss_timer->cancel();
+  for (const auto& claim : g.pvcs) c_.csi().detach(ns, claim);
+  std::string uid = g.vmi_uid;
+  guests_.erase(it);
+  const Object* vmi = c_.store().find(c_.resource(res::kVirtualMachineInstances), ns, name);
+  if (vmi && kube::uid_of(*vmi) == uid) {
+    (void)c_.store().remove(c_.resource(res::kVirtualMachineInstances), ns, name);
+  }
+  update_vm_status(ns, name);
+}
+
+void KubeVirt::update_vm_status(const std::string& ns, const std::string& name) {
+  Guest* g = guest(ns, name);
+  (void)c_.store().mutate(c_.resource(res::kVirtualMachines), ns, name, [&](Object& o) {
+    json::object st;
+    if (o.contains("status") && o["status"].is_object()) st = o["status"].as_object();
+    if (g) {
+      st["printableStatus"] = g->paused ? "Paused" : g->migrating ? "Migrating" : "Running";
+      st["ready"] = !g->paused;
+      st["created"] = true;
+    } else if (st["printableStatus"] != "ErrorPvcNotFound") {
+      st["printableStatus"] = "Stopped";
+      st["ready"] = false;
+      st["created"] = false;
+    }
+    o["status"] = st;
+  });
+  if (g) update_vmi_conditions(*g);
+}
+
+void KubeVirt::update_vmi_conditions(Guest& g) {
+  (void)c_.store().mutate(c_.resource(res::kVirtualMachineInstances), g.ns, g.vm, [&](Object& o) {
+    json::object& st = o["status"].as_object();
+    std::string now = format_rfc3339(WallClock::now());
+    json::array conds{json::object{{"type", "Ready"}, {"status", g.paused ? "False" : "True"}, {"lastProbeTime", nullptr},
+                                   {"lastTransitionTime", now}},
+                      json::object{{"type", "LiveMigratable"}, {"status", "True"}, {"lastProbeTime", nullptr},
+                                   {"lastTransitionTime", now}}};
+    if (g.agent_connected && g.agent != AgentMode::kNone) {
+      conds.push_back(json::object{{"type", "AgentConnected"}, {"status", "True"}, {"lastProbeTime", nullptr},
+                                   {"lastTransitionTime", now}});
+      bool windows = g.agent == AgentMode::kVss10s;
+      st["guestOSInfo"] = windows ? json::object{{"id", "mswindows"}, {"name", "Microsoft Windows Server 2022"},
+                                                 {"prettyName", "Windows Server 2022 Datacenter"}, {"version", "2022"},
+                                                 {"kernelRelease", "20348"}, {"machine", "x86_64"}}
+                                  : json::object{{"id", "fedora"}, {"name", "Fedora Linux"},
+                                                 {"prettyName", "Fedora Linux 40 (Cloud Edition)"}, {"version", "40"},
+                                                 {"versionId", "40"}, {"kernelRelease", "6.8.5-301.fc40.x86_64"},
+                                                 {"machine", "x86_64"}};
+    } else {
+      st.erase("guestOSInfo");
+    }
+    if (g.paused) {
+      conds.push_back(json::object{{"type", "Paused"}, {"status", "True"}, {"reason", "PausedByUser"},
+                                   {"lastProbeTime", nullptr}, {"lastTransitionTime", now}});
+    }
+    // Keep transition times of conditions whose status did not change.
+    if (auto* old = st.if_contains("conditions"); old && old->is_array()) {
+      for (auto& c : conds) {
+        for (const auto& oc : old->as_array()) {
+          if (kube::str_at(oc, {"type"}) == kube::str_at(c, {"type"}) && kube::str_at(oc, {"status"}) == kube::str_at(c, {"status"})) {
+            c.as_object()["lastTransitionTime"] = oc.at("lastTransitionTime");
+          }
+        }
+      }
+    }
+    st["conditions"] = conds;
+    if (g.migrating) st["migrationState"] = json::object{{"sourceNode", kNode}, {"targetNode", "node02"}, {"completed", false}};
+    else st.erase("migrationState");
+  });
+}
+
+void KubeVirt::set_active(Guest& g, bool active) {
+  auto now = std::chrono::steady_clock::now();
+  if (g.active && !active) g.active_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(now - g.active_since).count();
+  if (!g.active && active) g.active_since = now;
+  g.active = active;
+}
+
+void KubeVirt::poll_fs_freeze() {
+  for (auto& [k, g] : guests_) {
+    bool frozen = g->frozen;
+    (void)c_.store().mutate(c_.resource(res::kVirtualMachineInstances), g->ns, g->vm, [&](Object& o) {
+      auto& st = o["status"].as_object();
+      if (frozen) st["fsFreezeStatus"] = "frozen";
+      else st.erase("fsFreezeStatus");
+    });
+  }
+}
+
+}  // namespace kvb::testcluster

@@ -1,0 +1,102 @@
+// KubeVirt, as the test cluster simulates it: the VM controller (VM -> VMI ->
+// virt-launcher pod with the real names, labels, owner references and Velero
+// hook annotations), the guest (agent modes, freeze/thaw with latencies, the
+// auto-thaw timer, the Windows 10-second VSS limit, pause and migration), the
+// fsFreezeStatus poll, the freeze/unfreeze/guestosinfo subresources and
+// /usr/bin/virt-freezer in the compute container, following
+// ../shared/reference/kubevirt-freeze-and-rules.md.
+#pragma once
+
+#include "testcluster/cluster.h"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kvb::testcluster {
+
+struct Guest {
+  std::string ns;
+  std::string vm;      // the VM (and VMI) name
+  std::string vmi_uid;
+  std::string pod;     // launcher pod name
+  AgentMode agent = AgentMode::kConnected;
+  bool agent_connected = true;  // AgentConnected condition present
+  bool paused = false;
+  bool migrating = false;
+  Duration freeze_latency{0};
+  Duration thaw_latency{0};
+  std::vector<ExecScript> scripts;
+
+  bool frozen = false;
+  bool vss_expired = false;  // Windows thawed itself after 10 s; the next unfreeze fails
+  std::shared_ptr<Timer> auto_thaw;
+  std::shared_ptr<Timer> vss_timer;
+  std::vector<std::string> pvcs;
+
+  // Activity clock for the guest data model: runs while running, unpaused, unfrozen.
+  int64_t active_ns = 0;
+  bool active = false;
+  std::chrono::steady_clock::time_point active_since{};
+  int64_t active_ms() const;
+};
+
+// What a freeze or thaw did, in virt-freezer's terms.
+struct FreezeOutcome {
+  int exit_code = 0;
+  std::vector<std::string> log;  // virt-freezer log messages, in order
+  bool froze = false;            // the guest is frozen because of this call
+  int http_status = 200;         // for the subresource API
+  std::string http_message;
+};
+
+class KubeVirt {
+ public:
+  explicit KubeVirt(Cluster& c);
+  ~KubeVirt();
+
+  void on_change(const StoreEvent& e);
+  Status create_vm(const std::string& ns, const VmSpec& spec, const std::string& name);
+
+  Guest* guest(const std::string& ns, const std::string& vm);
+  Guest* guest_for_pod(const std::string& ns, const std::string& pod);
+
+  // virt-freezer in a launcher pod's compute container.
+  void virt_freezer(Guest* local, const std::vector<std::string>& args,
+                    std::function<void(std::string out, std::string err, int exit)> done);
+  // subresources.kubevirt.io: PUT freeze/unfreeze, GET guestosinfo.
+  void freeze_subresource(const std::string& ns, const std::string& vmi, Duration unfreeze_timeout,
+                          std::function<void(FreezeOutcome)> done);
+  void unfreeze_subresource(const std::string& ns, const std::string& vmi, std::function<void(FreezeOutcome)> done);
+  Result<boost::json::object> guest_os_info(const std::string& ns, const std::string& vmi);
+
+  std::pair<int, int> version() const { return version_; }
+
+ private:
+  void reconcile_vm(const std::string& ns, const std::string& name);
+  void start_vmi(const Object& vm);
+  void stop_vmi(const std::string& ns, const std::string& name, const std::string& why);
+  void update_vm_status(const std::string& ns, const std::string& name);
+  Object make_vmi(const Object& vm, const Guest& g);
+  Object make_pod(const Object& vmi, const Guest& g, const std::string& hostname);
+  void set_active(Guest& g, bool active);
+  void poll_fs_freeze();
+  void freeze(Guest& g, int64_t unfreeze_timeout_s, std::function<void(FreezeOutcome)> done);
+  void thaw(Guest& g, std::string why, std::function<void(FreezeOutcome)> done);
+  void set_frozen(Guest& g, bool frozen, const std::string& event_type, const std::string& detail);
+  void disconnect_agent(Guest& g, Duration how_long);
+  void update_vmi_conditions(Guest& g);
+  Duration launcher_freeze_deadline() const;
+
+  Cluster& c_;
+  std::pair<int, int> version_;
+  std::map<std::string, std::unique_ptr<Guest>> guests_;  // "ns/vm"
+  std::map<std::string, VmSpec> specs_;                   // "ns/vm": scenario settings of each VM
+  std::shared_ptr<Timer> poll_timer_;
+};
+
+std::string launcher_hostname(const std::string& vmi_name, const std::string& spec_hostname);
+
+}  // namespace kvb::testcluster

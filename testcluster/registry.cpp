@@ -1,0 +1,62 @@
+#include "testcluster/registry.h"
+
+namespace kvb::testcluster {
+
+namespace res {
+const kube::ResourceRef kVirtualMachines{"kubevirt.io", "v1", "virtualmachines", "VirtualMachine", true};
+const kube::ResourceRef kVirtualMachineInstances{"kubevirt.io", "v1", "virtualmachineinstances",
+                                                 "VirtualMachineInstance", true};
+const kube::ResourceRef kDataVolumes{"cdi.kubevirt.io", "v1beta1", "datavolumes", "DataVolume", true};
+const kube::ResourceRef kStorkRules{"stork.libopenstorage.org", "v1alpha1", "rules", "Rule", true};
+}  // namespace res
+
+Registry::Registry() {
+  using kube::resources::kConfigMaps;
+  auto add = [&](kube::ResourceRef ref, std::string singular, std::vector<std::string> shorts,
+                 std::vector<std::string> subs, bool status, std::vector<std::string> cats = {}) {
+    resources_.push_back(ResourceInfo{std::move(ref), std::move(singular), std::move(shorts), std::move(cats),
+                                      std::move(subs), status});
+  };
+  add(kube::resources::kNamespaces, "namespace", {"ns"}, {"status"}, true);
+  add(kube::resources::kPods, "pod", {"po"}, {"status", "exec", "log"}, true, {"all"});
+  add(kube::resources::kPersistentVolumeClaims, "persistentvolumeclaim", {"pvc"}, {"status"}, true);
+  add(kube::resources::kPersistentVolumes, "persistentvolume", {"pv"}, {"status"}, true);
+  add(kube::resources::kSecrets, "secret", {}, {}, false);
+  add(kConfigMaps, "configmap", {"cm"}, {}, false);
+  add(kube::resources::kEvents, "event", {"ev"}, {}, false);
+  add(kube::resources::kStorageClasses, "storageclass", {"sc"}, {}, false);
+  add(res::kVirtualMachines, "virtualmachine", {"vm", "vms"}, {"status"}, true, {"all"});
+  add(res::kVirtualMachineInstances, "virtualmachineinstance", {"vmi", "vmis"}, {"status"}, true, {"all"});
+  add(res::kDataVolumes, "datavolume", {"dv", "dvs"}, {"status"}, true, {"all"});
+  add(kube::resources::kVolumeSnapshots, "volumesnapshot", {"vs"}, {"status"}, true);
+  add(kube::resources::kVolumeSnapshotContents, "volumesnapshotcontent", {"vsc", "vscs"}, {"status"}, true);
+  add(kube::resources::kVolumeSnapshotClasses, "volumesnapshotclass", {"vsclass", "vsclasses"}, {}, false);
+  add(res::kStorkRules, "rule", {}, {}, false);
+}
+
+const ResourceInfo* Registry::find(std::string_view group, std::string_view version, std::string_view resource) const {
+  for (const auto& r : resources_) {
+    if (r.ref.group == group && r.ref.version == version && r.ref.resource == resource) return &r;
+  }
+  return nullptr;
+}
+
+const ResourceInfo* Registry::find_kind(std::string_view api_version, std::string_view kind) const {
+  for (const auto& r : resources_) {
+    if (r.ref.api_version() == api_version && r.ref.kind == kind) return &r;
+  }
+  return nullptr;
+}
+
+std::vector<std::pair<std::string, std::string>> Registry::group_versions() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& r : resources_) {
+    std::pair<std::string, std::string> gv{r.ref.group, r.ref.version};
+    bool seen = false;
+    for (const auto& o : out) seen = seen || o == gv;
+    if (!seen) out.push_back(gv);
+  }
+  return out;
+}
+
+}  // namespace kvb::testcluster

@@ -1,0 +1,392 @@
+#include "testcluster/store.h"
+
+#include "common/time.h"
+#include "kube/object.h"
+
+#include <boost/json.hpp>
+
+#include <random>
+
+namespace kvb::testcluster {
+namespace json = boost::json;
+
+std::string object_key(const std::string& ns, const std::string& name) {
+  return ns.empty() ? name : ns + "/" + name;
+}
+
+namespace {
+std::mt19937_64& rng() {
+  static std::mt19937_64 r{std::random_device{}()};
+  return r;
+}
+
+json::object& meta(Object& o) {
+  auto& m = o["metadata"];
+  if (!m.is_object()) m = json::object();
+  return m.get_object();
+}
+
+std::string str(const Object& o, std::initializer_list<std::string_view> path) {
+  return std::string(kube::str_at(o, path));
+}
+
+kube::Labels labels(const Object& o) { return kube::labels_of(o); }
+
+Error conflict(const ResourceInfo& r, const std::string& name) {
+  Error e(Errc::kConflict, "Operation cannot be fulfilled on " + r.ref.qualified_name() + " \"" + name +
+                               "\": the object has been modified; please apply your changes to the latest version "
+                               "and try again");
+  e.http_status = 409;
+  e.reason = "Conflict";
+  return e;
+}
+}  // namespace
+
+std::string random_suffix(size_t n) {
+  static constexpr char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += kAlphabet[rng()() % (sizeof kAlphabet - 1)];
+  return s;
+}
+
+std::string new_uid() {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (int i = 0; i < 32; ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) s += '-';
+    s += kHex[rng()() % 16];
+  }
+  s[14] = '4';
+  return s;
+}
+
+Store::Store(const Registry& registry, size_t history) : registry_(registry), history_limit_(history) {}
+
+const Store::Bucket* Store::bucket_if(const ResourceInfo& r) const {
+  auto it = objects_.find(r.key());
+  return it == objects_.end() ? nullptr : &it->second;
+}
+
+Error Store::not_found(const ResourceInfo& r, const std::string& name) const {
+  Error e(Errc::kNotFound, r.ref.qualified_name() + " \"" + name + "\" not found");
+  e.http_status = 404;
+  e.reason = "NotFound";
+  return e;
+}
+
+size_t Store::object_count() const {
+  size_t n = 0;
+  for (const auto& [k, b] : objects_) n += b.size();
+  return n;
+}
+
+const Object* Store::find(const ResourceInfo& r, const std::string& ns, const std::string& name) const {
+  const Bucket* b = bucket_if(r);
+  if (!b) return nullptr;
+  auto it = b->find(object_key(r.ref.namespaced ? ns : "", name));
+  return it == b->end() ? nullptr : &it->second;
+}
+
+Result<Object> Store::get(const ResourceInfo& r, const std::string& ns, const std::string& name) const {
+  if (const Object* o = find(r, ns, name)) return *o;
+  return not_found(r, name);
+}
+
+Result<Object> Store::create(const ResourceInfo& r, const std::string& ns_in, Object obj) {
+  std::string ns = r.ref.namespaced ? ns_in : "";
+  auto& m = meta(obj);
+  if (r.ref.namespaced) {
+    std::string body_ns = str(obj, {"metadata", "namespace"});
+    if (!body_ns.empty() && body_ns != ns) {
+      Error e(Errc::kBadRequest, "the namespace of the provided object (" + body_ns +
+                                     ") does not match the namespace sent on the request (" + ns + ")");
+      e.http_status = 400;
+      e.reason = "BadRequest";
+      return e;
+    }
+    const ResourceInfo* nsr = registry_.find("", "v1", "namespaces");
+    if (!find(*nsr, "", ns)) {
+      Error e(Errc::kNotFound, "namespaces \"" + ns + "\" not found");
+      e.http_status = 404;
+      e.reason = "NotFound";
+      return e;
+    }
+    m["namespace"] = ns;
+  } else {
+    m.erase("namespace");
+  }
+  std::string name = str(obj, {"metadata", "name"});
+  if (name.empty()) {
+    std::string gen = str(obj, {"metadata", "generateName"});
+    if (gen.empty()) {
+      Error e(Errc::kInvalid, r.ref.kind + " \"\" is invalid: metadata.name: Required value: name or generateName is required");
+      e.http_status = 422;
+      e.reason = "Invalid";
+      return e;
+    }
+    do {
+      name = gen + random_suffix(5);
+    } while (find(r, ns, name));
+    m["name"] = name;
+  }
+  Bucket& b = bucket(r);
+  std::string key = object_key(ns, name);
+  if (b.count(key)) {
+    Error e(Errc::kAlreadyExists, r.ref.qualified_name() + " \"" + name + "\" already exists");
+    e.http_status = 409;
+    e.reason = "AlreadyExists";
+    return e;
+  }
+  // Inserting keys into a boost::json::object invalidates references into it.
+  obj["apiVersion"] = r.ref.api_version();
+  obj["kind"] = r.ref.kind;
+  auto& m2 = meta(obj);
+  m2["uid"] = new_uid();
+  m2["creationTimestamp"] = format_rfc3339(WallClock::now());
+  m2["resourceVersion"] = std::to_string(++rv_);
+  m2["generation"] = 1;
+  m2.erase("deletionTimestamp");
+  auto& stored = b[key] = std::move(obj);
+  emit(r, "ADDED", stored, {});
+  return *find(r, ns, name);
+}
+
+Result<Object> Store::update(const ResourceInfo& r, const std::string& ns_in, Object obj, UpdateMode mode) {
+  std::string ns = r.ref.namespaced ? ns_in : "";
+  std::string name = str(obj, {"metadata", "name"});
+  Bucket& b = bucket(r);
+  auto it = b.find(object_key(ns, name));
+  if (it == b.end()) return not_found(r, name);
+  Object& cur = it->second;
+  std::string want_rv = str(obj, {"metadata", "resourceVersion"});
+  if (!want_rv.empty() && want_rv != str(cur, {"metadata", "resourceVersion"})) return conflict(r, name);
+  Object old = cur;
+  Object next;
+  if (mode == UpdateMode::kStatus) {
+    next = cur;
+    if (auto* st = obj.if_contains("status")) next["status"] = *st;
+    else next.erase("status");
+  } else {
+    next = std::move(obj);
+    if (mode == UpdateMode::kMain && r.has_status) {
+      if (auto* st = cur.if_contains("status")) next["status"] = *st;
+      else next.erase("status");
+    }
+    // Server-set metadata cannot be changed by an update.
+    auto& nm = meta(next);
+    const auto& cm = cur.at("metadata").get_object();
+    for (const char* k : {"uid", "creationTimestamp", "namespace", "name"}) {
+      if (auto* v = cm.if_contains(k)) nm[k] = *v;
+    }
+    if (auto* dt = cm.if_contains("deletionTimestamp")) nm["deletionTimestamp"] = *dt;
+    next["apiVersion"] = r.ref.api_version();  // invalidates nm
+    next["kind"] = r.ref.kind;
+    int64_t gen = kube::int_at(cur, {"metadata", "generation"}).value_or(1);
+    bool spec_changed = kube::value_at(cur, {"spec"}) == nullptr
+                            ? next.contains("spec")
+                            : !next.contains("spec") || next.at("spec") != cur.at("spec");
+    meta(next)["generation"] = spec_changed ? gen + 1 : gen;
+  }
+  // Nothing changed: no new resourceVersion, no event (as the real API server).
+  {
+    Object a = next, c = cur;
+    meta(a).erase("resourceVersion");
+    meta(c).erase("resourceVersion");
+    if (a == c) return cur;
+  }
+  meta(next)["resourceVersion"] = std::to_string(++rv_);
+  cur = std::move(next);
+  emit(r, "MODIFIED", cur, old);
+  return *find(r, ns, name);
+}
+
+Result<Object> Store::mutate(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                             const std::function<void(Object&)>& fn) {
+  const Object* cur = find(r, ns, name);
+  if (!cur) return not_found(r, name);
+  Object next = *cur;
+  fn(next);
+  meta(next).erase("resourceVersion");
+  return update(r, ns, std::move(next), UpdateMode::kAll);
+}
+
+Result<Object> Store::remove(const ResourceInfo& r, const std::string& ns_in, const std::string& name,
+                             const std::string& precondition_rv, const std::string& propagation) {
+  std::string ns = r.ref.namespaced ? ns_in : "";
+  Bucket& b = bucket(r);
+  auto it = b.find(object_key(ns, name));
+  if (it == b.end()) return not_found(r, name);
+  if (!precondition_rv.empty() && precondition_rv != str(it->second, {"metadata", "resourceVersion"})) {
+    return conflict(r, name);
+  }
+  Object gone = std::move(it->second);
+  b.erase(it);
+  Object old = gone;
+  meta(gone)["resourceVersion"] = std::to_string(++rv_);
+  meta(gone)["deletionTimestamp"] = format_rfc3339(WallClock::now());
+  std::string uid = str(gone, {"metadata", "uid"});
+  emit(r, "DELETED", gone, old);
+  if (r.ref.resource == "namespaces" && r.ref.group.empty()) {
+    // Deleting a namespace deletes everything in it.
+    for (const auto& info : registry_.all()) {
+      if (!info.ref.namespaced) continue;
+      std::vector<std::string> names;
+      for (const Object* o : all(info, name)) names.push_back(str(*o, {"metadata", "name"}));
+      for (const auto& n : names) (void)remove(info, name, n);
+    }
+  }
+  collect_garbage(uid, propagation);
+  return gone;
+}
+
+void Store::collect_garbage(const std::string& owner_uid, const std::string& propagation) {
+  for (const auto& info : registry_.all()) {
+    std::vector<std::pair<std::string, std::string>> dependents;
+    for (const Object* o : all(info)) {
+      const auto* owners = kube::array_at(*o, {"metadata", "ownerReferences"});
+      if (!owners) continue;
+      for (const auto& ref : *owners) {
+        if (kube::str_at(ref, {"uid"}) == owner_uid) {
+          dependents.emplace_back(str(*o, {"metadata", "namespace"}), str(*o, {"metadata", "name"}));
+        }
+      }
+    }
+    for (const auto& [ns, n] : dependents) {
+      if (propagation == "Orphan") {
+        (void)mutate(info, ns, n, [&](Object& o) {
+          json::array kept;
+          for (const auto& ref : meta(o)["ownerReferences"].get_array()) {
+            if (kube::str_at(ref, {"uid"}) != owner_uid) kept.push_back(ref);
+          }
+          if (kept.empty()) meta(o).erase("ownerReferences");
+          else meta(o)["ownerReferences"] = kept;
+        });
+      } else {
+        (void)remove(info, ns, n, {}, propagation);
+      }
+    }
+  }
+}
+
+std::vector<const Object*> Store::all(const ResourceInfo& r, const std::string& ns) const {
+  std::vector<const Object*> out;
+  const Bucket* b = bucket_if(r);
+  if (!b) return out;
+  if (ns.empty() || !r.ref.namespaced) {
+    for (const auto& [k, v] : *b) out.push_back(&v);
+  } else {
+    std::string prefix = ns + "/";
+    for (auto it = b->lower_bound(prefix); it != b->end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      out.push_back(&it->second);
+    }
+  }
+  return out;
+}
+
+Result<ListPage> Store::list(const ResourceInfo& r, const std::string& ns, const kube::LabelSelector& ls,
+                             const kube::FieldSelector& fs, int64_t limit, const std::string& cont) const {
+  ListPage page;
+  page.rv = rv_;
+  std::string after;
+  if (!cont.empty()) {
+    // Our continue token: "<rv>:<last key>". A token older than the history is expired, as in etcd.
+    auto colon = cont.find(':');
+    if (colon == std::string::npos) {
+      Error e(Errc::kBadRequest, "continue key is not valid");
+      e.http_status = 400;
+      e.reason = "BadRequest";
+      return e;
+    }
+    int64_t token_rv = std::atoll(cont.substr(0, colon).c_str());
+    if (token_rv < compacted_rv_) {
+      Error e(Errc::kGone, "The provided continue parameter is too old to display a consistent list result.");
+      e.http_status = 410;
+      e.reason = "Expired";
+      return e;
+    }
+    after = cont.substr(colon + 1);
+  }
+  const Bucket* b = bucket_if(r);
+  if (!b) return page;
+  std::string prefix = (r.ref.namespaced && !ns.empty()) ? ns + "/" : "";
+  auto it = after.empty() ? b->lower_bound(prefix) : b->upper_bound(after);
+  for (; it != b->end(); ++it) {
+    if (!prefix.empty() && it->first.compare(0, prefix.size(), prefix) != 0) break;
+    const Object& o = it->second;
+    if (!ls.matches(labels(o)) || !fs.matches(o)) continue;
+    if (limit > 0 && static_cast<int64_t>(page.items.size()) == limit) {
+      page.continue_token = std::to_string(rv_) + ":" + std::prev(it)->first;
+      break;
+    }
+    page.items.push_back(o);
+  }
+  return page;
+}
+
+bool Store::matches(const Watch& w, const Object& obj) const {
+  if (w.resource->ref.namespaced && !w.spec.ns.empty() && str(obj, {"metadata", "namespace"}) != w.spec.ns) {
+    return false;
+  }
+  return w.spec.labels.matches(labels(obj)) && w.spec.fields.matches(obj);
+}
+
+void Store::emit(const ResourceInfo& r, const std::string& type, const Object& obj, const Object& old) {
+  StoreEvent ev{type, rv_, obj, old, &r};
+  history_.push_back(ev);
+  while (history_.size() > history_limit_) {
+    compacted_rv_ = history_.front().rv;
+    history_.pop_front();
+  }
+  std::vector<std::pair<std::function<void(const StoreEvent&)>, StoreEvent>> deliveries;
+  for (auto& [id, w] : watches_) {
+    if (w.resource != &r) continue;
+    bool now = matches(w, obj);
+    bool before = !old.empty() && matches(w, old);
+    if (type == "MODIFIED" && now != before) {
+      // Entering or leaving the selection looks like ADDED/DELETED to this watcher.
+      StoreEvent t = ev;
+      t.type = now ? "ADDED" : "DELETED";
+      deliveries.emplace_back(w.spec.deliver, std::move(t));
+    } else if (now || (type == "DELETED" && before)) {
+      deliveries.emplace_back(w.spec.deliver, ev);
+    }
+  }
+  for (auto& [fn, e] : deliveries) fn(e);
+  for (size_t i = 0; i < listeners_.size(); ++i) listeners_[i](ev);
+}
+
+Result<uint64_t> Store::watch(const ResourceInfo& r, WatchSpec spec) {
+  Watch w{&r, std::move(spec)};
+  if (w.spec.from_rv >= 0 && w.spec.from_rv < compacted_rv_) {
+    Error e(Errc::kGone, "too old resource version: " + std::to_string(w.spec.from_rv) + " (" +
+                             std::to_string(compacted_rv_) + ")");
+    e.http_status = 410;
+    e.reason = "Expired";
+    return e;
+  }
+  uint64_t id = next_watch_++;
+  if (w.spec.from_rv < 0) {
+    for (const Object* o : all(r, w.spec.ns)) {
+      if (matches(w, *o)) w.spec.deliver(StoreEvent{"ADDED", rv_, *o, {}, &r});
+    }
+  } else {
+    for (const auto& ev : history_) {
+      if (ev.rv <= w.spec.from_rv || ev.resource != &r) continue;
+      bool now = matches(w, ev.object);
+      bool before = !ev.old.empty() && matches(w, ev.old);
+      if (ev.type == "MODIFIED" && now != before) {
+        StoreEvent t = ev;
+        t.type = now ? "ADDED" : "DELETED";
+        w.spec.deliver(t);
+      } else if (now || (ev.type == "DELETED" && before)) {
+        w.spec.deliver(ev);
+      }
+    }
+  }
+  watches_.emplace(id, std::move(w));
+  return id;
+}
+
+void Store::unwatch(uint64_t id) { watches_.erase(id); }
+
+}  // namespace kvb::testcluster
