@@ -156,17 +156,19 @@ void KubeVirt::reconcile_vm(const std::string& ns, const std::string& name) {
   bool want;
   if (strategy.empty()) want = kube::bool_at(v, {"spec", "running"}).value_or(false);
   else want = strategy == "Always" || strategy == "RerunOnFailure" || strategy == "Once";
+  ensure_datavolumes(*vm);
+  vm = c_.store().find(c_.resource(res::kVirtualMachines), ns, name);  // creating DataVolumes may move it
+  if (!vm) return;
   Guest* g = guest(ns, name);
   if (want && !g) start_vmi(*vm);
   else if (!want && g) stop_vmi(ns, name, "VM stopped");
   update_vm_status(ns, name);
 }
 
-void KubeVirt::start_vmi(const Object& vm) {
-  json::value v(vm);
-  std::string ns(kube::namespace_of(v)), name(kube::name_of(v));
-  // DataVolumes from the templates, owned by the VM.
-  if (const auto* dvts = kube::array_at(v, {"spec", "dataVolumeTemplates"})) {
+void KubeVirt::ensure_datavolumes(const Object& vm) {
+  std::string ns(kube::namespace_of(vm));
+  // DataVolumes from the templates, owned by the VM, whether it runs or not.
+  if (const auto* dvts = kube::array_at(vm, {"spec", "dataVolumeTemplates"})) {
     for (const auto& t : *dvts) {
       std::string dv_name(kube::str_at(t, {"metadata", "name"}));
       if (c_.store().find(c_.resource(res::kDataVolumes), ns, dv_name)) continue;
@@ -177,6 +179,11 @@ void KubeVirt::start_vmi(const Object& vm) {
       (void)c_.store().create(c_.resource(res::kDataVolumes), ns, dv);
     }
   }
+}
+
+void KubeVirt::start_vmi(const Object& vm) {
+  json::value v(vm);
+  std::string ns(kube::namespace_of(v)), name(kube::name_of(v));
   // Every claim must exist before the VMI can start.
   std::vector<std::string> claims;
   if (const auto* vols = kube::array_at(v, {"spec", "template", "spec", "volumes"})) {

@@ -76,6 +76,7 @@ class KubeVirt {
 
  private:
   void reconcile_vm(const std::string& ns, const std::string& name);
+  void ensure_datavolumes(const Object& vm);
   void start_vmi(const Object& vm);
   void stop_vmi(const std::string& ns, const std::string& name, const std::string& why);
   void update_vm_status(const std::string& ns, const std::string& name);

@@ -1,0 +1,122 @@
+#include "tests/support/test_cluster.h"
+
+#include "common/atomic_file.h"
+#include "kube/object.h"
+
+#include <boost/json.hpp>
+
+#include <stdexcept>
+
+namespace kvb::testing {
+namespace json = boost::json;
+
+TestCluster::TestCluster(const std::string& scenario_yaml) {
+  auto scenario = testcluster::parse_scenario(scenario_yaml, "test scenario");
+  if (!scenario) throw std::runtime_error(scenario.error().describe());
+  testcluster::ClusterOptions o;
+  o.state_dir = dir_.path() / "state";
+  auto c = testcluster::Cluster::start(std::move(*scenario), o);
+  if (!c) throw std::runtime_error(c.error().describe());
+  cluster_ = std::move(*c);
+  kubeconfig_ = dir_.path() / "kubeconfig";
+  if (auto st = write_file_atomic(kubeconfig_, cluster_->kubeconfig(), 0600); !st) {
+    throw std::runtime_error(st.error().describe());
+  }
+  auto client = kube::Client::create(rest_config());
+  if (!client) throw std::runtime_error(client.error().describe());
+  client_ = *client;
+}
+
+TestCluster::~TestCluster() {
+  client_.reset();
+  cluster_->stop();
+}
+
+kube::RestConfig TestCluster::rest_config() const {
+  kube::RestConfig rc;
+  rc.cluster.server = cluster_->url();
+  rc.cluster.ca_pem = cluster_->ca().cert_pem;
+  rc.cluster.ca_origin = "test cluster CA";
+  rc.user.token = Secret(cluster_->admin_token());
+  rc.origin = kubeconfig_.string();
+  return rc;
+}
+
+json::object TestCluster::inspect(const std::string& method, const std::string& path, const std::string& body) {
+  kube::HttpRequest req;
+  req.method = method;
+  req.target = path;
+  req.body = body;
+  if (!body.empty()) req.headers.emplace_back("Content-Type", "application/json");
+  auto resp = client_->request(req);
+  if (!resp) throw std::runtime_error(resp.error().describe());
+  return json::parse(resp->body).as_object();
+}
+
+json::object TestCluster::timeline() { return inspect("GET", "/testcluster/v1/timeline"); }
+json::object TestCluster::vms() { return inspect("GET", "/testcluster/v1/vms"); }
+json::object TestCluster::volumes() { return inspect("GET", "/testcluster/v1/volumes"); }
+json::object TestCluster::add_fault(const std::string& fault_json) {
+  return inspect("POST", "/testcluster/v1/faults", fault_json);
+}
+
+json::object TestCluster::vm_state(const std::string& ns, const std::string& name) {
+  json::object all = vms();
+  for (const auto& v : all.at("vms").as_array()) {
+    if (kube::str_at(v, {"namespace"}) == ns && kube::str_at(v, {"name"}) == name) return v.as_object();
+  }
+  return {};
+}
+
+std::vector<json::object> TestCluster::events(const std::string& type, const std::string& vm) {
+  std::vector<json::object> out;
+  json::object t = timeline();
+  for (const auto& e : t.at("events").as_array()) {
+    if (kube::str_at(e, {"type"}) == type && (vm.empty() || kube::str_at(e, {"vm"}) == vm)) out.push_back(e.as_object());
+  }
+  return out;
+}
+
+std::string TestCluster::launcher_pod(const std::string& ns, const std::string& vm) {
+  kube::ResourceRef vmi_ref{"kubevirt.io", "v1", "virtualmachineinstances", "VirtualMachineInstance", true};
+  auto vmi = client_->get(vmi_ref, ns, vm);
+  if (!vmi) return {};
+  kube::ListOptions lo;
+  lo.label_selector = "kubevirt.io/created-by=" + std::string(kube::uid_of(*vmi));
+  auto pods = client_->list(kube::resources::kPods, ns, lo);
+  if (!pods || pods->items.empty()) return {};
+  return std::string(kube::name_of(pods->items[0]));
+}
+
+kube::ExecResult TestCluster::exec(const std::string& ns, const std::string& pod, const std::string& container,
+                                   std::vector<std::string> command) {
+  kube::ExecRequest r;
+  r.ns = ns;
+  r.pod = pod;
+  r.container = container;
+  r.command = std::move(command);
+  r.timeout = std::chrono::seconds(120);
+  return kube::exec(client_, r);
+}
+
+bool kubectl_available() {
+  ProcessSpec spec;
+  spec.argv = {"kubectl", "version", "--client"};
+  auto r = run_process(spec);
+  return r && r->exit_code == 0;
+}
+
+std::optional<ProcessResult> run_kubectl(const std::filesystem::path& kubeconfig, const std::vector<std::string>& args,
+                                         const std::string& stdin_data) {
+  if (!kubectl_available()) return std::nullopt;
+  ProcessSpec spec;
+  spec.argv = {"kubectl", "--kubeconfig", kubeconfig.string()};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.stdin_data = stdin_data;
+  spec.timeout = std::chrono::seconds(60);
+  auto r = run_process(spec);
+  if (!r) return std::nullopt;
+  return *r;
+}
+
+}  // namespace kvb::testing

@@ -1,0 +1,57 @@
+// TestCluster: the simulated cluster (testcluster/) started in-process for a
+// test, with a client, a kubeconfig file for kubectl, and the oracle's views.
+#pragma once
+
+#include "kube/client.h"
+#include "kube/exec.h"
+#include "testcluster/cluster.h"
+#include "tests/support/test_api_server.h"
+
+#include <boost/json/object.hpp>
+
+#include <memory>
+#include <string>
+
+namespace kvb::testing {
+
+class TestCluster {
+ public:
+  explicit TestCluster(const std::string& scenario_yaml);
+  ~TestCluster();
+
+  testcluster::Cluster& cluster() { return *cluster_; }
+  kube::RestConfig rest_config() const;
+  std::shared_ptr<kube::Client> client() { return client_; }
+  const std::filesystem::path& kubeconfig() const { return kubeconfig_; }
+  const TempDir& dir() const { return dir_; }
+
+  boost::json::object timeline();
+  boost::json::object vms();
+  boost::json::object volumes();
+  boost::json::object add_fault(const std::string& fault_json);
+  // The VM entry of /testcluster/v1/vms (empty object if unknown).
+  boost::json::object vm_state(const std::string& ns, const std::string& name);
+  // Timeline events of one type (and VM, when given).
+  std::vector<boost::json::object> events(const std::string& type, const std::string& vm = {});
+
+  // The launcher pod of a VM, found the reliable way (kubevirt.io/created-by=<VMI uid>).
+  std::string launcher_pod(const std::string& ns, const std::string& vm);
+  kube::ExecResult exec(const std::string& ns, const std::string& pod, const std::string& container,
+                        std::vector<std::string> command);
+
+ private:
+  boost::json::object inspect(const std::string& method, const std::string& path, const std::string& body = {});
+
+  TempDir dir_;
+  std::unique_ptr<testcluster::Cluster> cluster_;
+  std::shared_ptr<kube::Client> client_;
+  std::filesystem::path kubeconfig_;
+};
+
+// Runs the real kubectl with KUBECONFIG pointing at `kubeconfig`; nullopt when
+// kubectl is not installed.
+std::optional<ProcessResult> run_kubectl(const std::filesystem::path& kubeconfig, const std::vector<std::string>& args,
+                                         const std::string& stdin_data = {});
+bool kubectl_available();
+
+}  // namespace kvb::testing
