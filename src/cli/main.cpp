@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   using namespace kvb::cli;
   CLI::App app{"kvbackup: file-system-consistent backups of KubeVirt virtual machines"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options (-n, --kubeconfig) also after the command
   app.set_help_all_flag("--help-all", "Show help for every command");
   GlobalOptions g;
   app.add_option("--kubeconfig", g.kubeconfig, "Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)");
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   Runner run;
   register_version(app, run);
   register_rules(app, g, run);
+  register_backup(app, g, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,133 @@
+#include "backup/resources.h"
+
+#include "kube/object.h"
+#include "kubevirt/resources.h"
+
+#include <boost/json.hpp>
+
+#include <set>
+
+namespace kvb::backup {
+namespace json = boost::json;
+
+std::string resource_path(const std::string& backup, const std::string& ns, const std::string& resource, const std::string& name) {
+  return "backups/" + backup + "/resources/" + (ns.empty() ? std::string("_cluster") : ns) + "/" + resource + "/" + name + ".json";
+}
+
+json::object clean_object(json::object obj) {
+  obj.erase("status");
+  if (auto* m = obj.if_contains("metadata"); m && m->is_object()) {
+    auto& meta = m->as_object();
+    for (const char* k : {"uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "selfLink",
+                          "deletionTimestamp", "deletionGracePeriodSeconds"}) {
+      meta.erase(k);
+    }
+    if (auto* a = meta.if_contains("annotations"); a && a->is_object()) {
+      a->as_object().erase("kubectl.kubernetes.io/last-applied-configuration");
+    }
+  }
+  return obj;
+}
+
+namespace {
+
+struct Saver {
+  kube::Client& client;
+  location::Location& loc;
+  const std::string& backup;
+  VmRecord& rec;
+  std::set<std::string> saved;
+
+  Status save(const kube::ResourceRef& ref, const std::string& ns, const json::object& obj, bool secret = false) {
+    std::string path = resource_path(backup, ref.namespaced ? ns : "", ref.qualified_name(), std::string(kube::name_of(obj)));
+    if (saved.count(path)) return ok();
+    KVB_CHECK(loc.put(path, json::serialize(obj), secret));
+    saved.insert(path);
+    rec.resources.push_back(path.substr(("backups/" + backup + "/").size()));
+    return ok();
+  }
+
+  Status fetch_and_save(const kube::ResourceRef& ref, const std::string& ns, const std::string& name, bool secret = false,
+                        bool required = true) {
+    auto obj = client.get(ref, ns, name);
+    if (!obj) {
+      if (obj.error().code == Errc::kNotFound && !required) return ok();
+      if (obj.error().code == Errc::kNotFound) {
+        rec.problems.push_back(ref.kind + " " + ns + "/" + name + " referenced by the VM does not exist");
+        return ok();
+      }
+      return obj.error().with_context("saving " + ref.kind + " " + ns + "/" + name);
+    }
+    return save(ref, ns, clean_object(std::move(*obj)), secret);
+  }
+};
+
+void referenced_secrets_and_configmaps(const json::object& vm, std::set<std::string>& secrets, std::set<std::string>& cms) {
+  if (const auto* vols = kube::array_at(vm, {"spec", "template", "spec", "volumes"})) {
+    for (const auto& v : *vols) {
+      for (const char* src : {"cloudInitNoCloud", "cloudInitConfigDrive"}) {
+        for (const char* ref : {"secretRef", "networkDataSecretRef"}) {
+          if (auto n = kube::str_at(v, {src, ref, "name"}); !n.empty()) secrets.insert(std::string(n));
+        }
+      }
+      if (auto n = kube::str_at(v, {"secret", "secretName"}); !n.empty()) secrets.insert(std::string(n));
+      if (auto n = kube::str_at(v, {"configMap", "name"}); !n.empty()) cms.insert(std::string(n));
+    }
+  }
+  if (const auto* creds = kube::array_at(vm, {"spec", "template", "spec", "accessCredentials"})) {
+    for (const auto& c : *creds) {
+      if (auto n = kube::str_at(c, {"sshPublicKey", "source", "secret", "secretName"}); !n.empty()) secrets.insert(std::string(n));
+      if (auto n = kube::str_at(c, {"userPassword", "source", "secret", "secretName"}); !n.empty()) secrets.insert(std::string(n));
+    }
+  }
+}
+
+}  // namespace
+
+Status collect_resources(kube::Client& client, location::Location& loc, const std::string& backup, const VmPlan& plan,
+                         VmRecord& rec) {
+  Saver s{client, loc, backup, rec, {}};
+  const auto& vm = plan.vm;
+  KVB_CHECK(s.save(kubevirt::kVirtualMachines, vm.ns, clean_object(vm.vm)));
+  for (const auto& vol : plan.volumes) {
+    if (vol.volume.source == "dataVolume") {
+      KVB_CHECK(s.fetch_and_save(kubevirt::kDataVolumes, vm.ns, vol.volume.claim, false, false));
+    }
+    KVB_CHECK(s.save(kube::resources::kPersistentVolumeClaims, vm.ns, clean_object(vol.pvc)));
+  }
+  std::set<std::string> secrets, cms;
+  referenced_secrets_and_configmaps(vm.vm, secrets, cms);
+  for (const auto& n : secrets) KVB_CHECK(s.fetch_and_save(kube::resources::kSecrets, vm.ns, n, true));
+  for (const auto& n : cms) KVB_CHECK(s.fetch_and_save(kube::resources::kConfigMaps, vm.ns, n));
+  for (const char* field : {"instancetype", "preference"}) {
+    std::string kind(kube::str_at(vm.vm, {"spec", field, "kind"}));
+    std::string name(kube::str_at(vm.vm, {"spec", field, "name"}));
+    if (name.empty()) continue;
+    bool cluster = kind.empty() || kind.rfind("VirtualMachineCluster", 0) == 0;
+    const auto& ref = std::string(field) == "instancetype" ? (cluster ? kubevirt::kClusterInstancetypes : kubevirt::kInstancetypes)
+                                                           : (cluster ? kubevirt::kClusterPreferences : kubevirt::kPreferences);
+    KVB_CHECK(s.fetch_and_save(ref, vm.ns, name, false, false));
+  }
+  // The snapshots and their contents; the content's creationTime (nanoseconds) is the cut.
+  for (auto& vr : rec.volumes) {
+    if (vr.volume_snapshot.empty()) continue;
+    auto snap = client.get(kube::resources::kVolumeSnapshots, vm.ns, vr.volume_snapshot);
+    if (!snap) {
+      rec.problems.push_back("VolumeSnapshot " + vm.ns + "/" + vr.volume_snapshot + " could not be read: " + snap.error().message);
+      continue;
+    }
+    vr.content = std::string(kube::str_at(*snap, {"status", "boundVolumeSnapshotContentName"}));
+    vr.restore_size = std::string(kube::str_at(*snap, {"status", "restoreSize"}));
+    KVB_CHECK(s.save(kube::resources::kVolumeSnapshots, vm.ns, *snap));
+    if (vr.content.empty()) continue;
+    auto content = client.get(kube::resources::kVolumeSnapshotContents, "", vr.content);
+    if (!content) continue;
+    if (auto ns_time = kube::int_at(*content, {"status", "creationTime"})) {
+      vr.cut_at = WallTime(std::chrono::duration_cast<WallClock::duration>(std::chrono::nanoseconds(*ns_time)));
+    }
+    KVB_CHECK(s.save(kube::resources::kVolumeSnapshotContents, "", *content));
+  }
+  return ok();
+}
+
+}  // namespace kvb::backup

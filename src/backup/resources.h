@@ -1,0 +1,30 @@
+// The objects a restore needs, saved beside the record:
+// resources/<namespace>/<resource>/<name>.json (cluster-scoped under _cluster/).
+// For each VM: the VM (status and server-set metadata dropped), its
+// DataVolumes and claims, the Secrets and ConfigMaps its volumes and access
+// credentials reference (cloud-init user and network data, SSH keys), its
+// instance type and preference, and the VolumeSnapshot and
+// VolumeSnapshotContent objects of the backup. Secret files are written 0600;
+// their content never goes into the record or a log.
+#pragma once
+
+#include "backup/plan.h"
+#include "backup/record.h"
+#include "kube/client.h"
+#include "location/location.h"
+
+#include <boost/json/object.hpp>
+
+namespace kvb::backup {
+
+// Drops status and server-set metadata (uid, resourceVersion, creationTimestamp, managedFields, generation).
+boost::json::object clean_object(boost::json::object obj);
+
+// Saves one VM's objects; records the files in vm_record.resources and fills
+// cut times from the VolumeSnapshotContents.
+Status collect_resources(kube::Client& client, location::Location& loc, const std::string& backup, const VmPlan& plan,
+                         VmRecord& vm_record);
+
+std::string resource_path(const std::string& backup, const std::string& ns, const std::string& resource, const std::string& name);
+
+}  // namespace kvb::backup

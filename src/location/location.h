@@ -1,0 +1,42 @@
+// Location: where backups live. A tree of small files addressed by relative
+// paths ("backups/nightly/backup.json"), each written atomically.
+//
+// Invariant: a file is either absent or complete; readers never see a torn
+// write. Paths are validated: no "..", no absolute paths.
+#pragma once
+
+#include "common/error.h"
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kvb::location {
+
+class Location {
+ public:
+  virtual ~Location() = default;
+  virtual std::string describe() const = 0;
+  virtual Status put(const std::string& path, std::string_view data, bool secret = false) = 0;
+  virtual Result<std::string> get(const std::string& path) const = 0;
+  virtual bool exists(const std::string& path) const = 0;
+  // Immediate children of a directory path (names only, sorted).
+  virtual Result<std::vector<std::string>> list(const std::string& dir) const = 0;
+  // Removes a file or a whole directory tree.
+  virtual Status remove(const std::string& path) = 0;
+  // The directory behind a local location (for advisory locks), else nullopt.
+  virtual std::optional<std::filesystem::path> local_root() const = 0;
+};
+
+// Opens (creating it if needed) a local directory location, and proves it is
+// writable by writing and removing a probe file.
+Result<std::unique_ptr<Location>> open_local(const std::filesystem::path& dir);
+
+// The default location: $KVBACKUP_LOCATION, else ./kvbackup-backups.
+std::filesystem::path default_location_dir();
+
+Status validate_relative_path(const std::string& path);
+
+}  // namespace kvb::location
