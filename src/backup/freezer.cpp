@@ -10,6 +10,13 @@ namespace kvb::backup {
 namespace json = boost::json;
 using rules::FreezeEvidence;
 
+namespace {
+// One thaw attempt; three attempts, then KubeVirt's unfreeze API.
+constexpr std::chrono::milliseconds kThawAttemptTimeout{15'000};
+// What an unfreeze answers when Windows VSS already released the freeze.
+constexpr const char* kVssLimit = "fsfreeze is limited up to 10 seconds";
+}  // namespace
+
 std::vector<ExecutionRecord> execution_records(const std::string& phase, const std::vector<rules::ActionRun>& runs) {
   std::vector<ExecutionRecord> out;
   for (const auto& r : runs) {
@@ -76,7 +83,10 @@ FreezeOutcome Freezer::freeze_exec(const VmPlan& vm, std::stop_token stop) {
   bool saw_freezer = false;
   FreezeEvidence evidence = FreezeEvidence::kUnknown;
   std::string reason;
-  for (const auto& item : vm.pre) {
+  for (auto item : vm.pre) {
+    // A freeze command may not outlast --freeze-deadline: a hung exec is
+    // abandoned and the thaw runs.
+    for (auto& a : item.actions) a.timeout = std::min(a.timeout, spec_.freeze_deadline);
     auto run = ex.run_item(item.origin, item, pod, stop);
     auto recs = execution_records("pre", run.runs);
     out.executions.insert(out.executions.end(), recs.begin(), recs.end());
@@ -146,12 +156,6 @@ FreezeOutcome Freezer::freeze_subresource(const VmPlan& vm) {
 
 ThawOutcome Freezer::thaw_exec(const VmPlan& vm) {
   ThawOutcome out;
-  rules::ExecutorOptions eo;
-  eo.max_attempts = 5;
-  eo.retry_delay = std::chrono::milliseconds(200);
-  eo.retry_after_timeout = true;  // unfreeze is idempotent
-  eo.critical = true;
-  rules::Executor ex(client_, eo);
   auto pod = rules::pod_info(*vm.vm.pod);
   std::vector<rules::RuleItem> items = vm.post;
   if (items.empty()) {
@@ -166,21 +170,48 @@ ThawOutcome Freezer::thaw_exec(const VmPlan& vm) {
     item.actions.push_back(a);
     items.push_back(item);
   }
+  for (auto& item : items) {
+    for (auto& a : item.actions) a.timeout = std::min(a.timeout, kThawAttemptTimeout);
+  }
+  // The first attempt alone: a guest that thawed itself (Windows VSS) says so
+  // only to the first unfreeze; a repeat would succeed and hide it.
+  rules::ExecutorOptions first;
+  first.max_attempts = 1;
+  first.critical = true;
+  rules::ExecutorOptions again = first;
+  again.max_attempts = 2;
+  again.retry_delay = std::chrono::milliseconds(200);
+  again.retry_after_timeout = true;  // unfreeze is idempotent
   out.requested_at = WallClock::now();
   out.ok = true;
   for (const auto& item : items) {
-    auto run = ex.run_item(item.origin, item, pod, {});
+    auto run = rules::Executor(client_, first).run_item(item.origin, item, pod, {});
     auto recs = execution_records("post", run.runs);
     out.executions.insert(out.executions.end(), recs.begin(), recs.end());
+    if (run.ok()) continue;
+    std::string msg = run.status.error().message;
+    bool vss = msg.find(kVssLimit) != std::string::npos;
+    for (const auto& r : run.runs) vss = vss || r.err.find(kVssLimit) != std::string::npos || r.out.find(kVssLimit) != std::string::npos;
+    if (vss) {
+      out.guest_thawed_itself = true;
+      out.reason = "the guest thawed itself before the thaw (Windows VSS holds a freeze 10 s at most)";
+      continue;
+    }
+    run = rules::Executor(client_, again).run_item(item.origin, item, pod, {});
+    recs = execution_records("post", run.runs);
+    out.executions.insert(out.executions.end(), recs.begin(), recs.end());
     if (!run.ok()) {
-      std::string msg = run.status.error().message;
-      if (msg.find("fsfreeze is limited up to 10 seconds") != std::string::npos) {
-        out.guest_thawed_itself = true;
-        out.reason = "the guest thawed itself before the thaw (Windows VSS holds a freeze 10 s at most)";
-      } else {
-        out.ok = false;
-        out.reason = msg;
-      }
+      out.ok = false;
+      out.reason = run.status.error().message;
+    }
+  }
+  if (!out.ok && vm.method == "exec-builtin") {
+    // Second, independent path: KubeVirt's unfreeze API (needs no pods/exec).
+    ThawOutcome api = thaw_subresource(vm);
+    out.executions.insert(out.executions.end(), api.executions.begin(), api.executions.end());
+    if (api.ok) {
+      out.ok = true;
+      out.reason = "the thaw command failed (" + out.reason + "); thawed through KubeVirt's unfreeze API";
     }
   }
   out.thawed_at = WallClock::now();
@@ -191,9 +222,14 @@ ThawOutcome Freezer::thaw_subresource(const VmPlan& vm) {
   ThawOutcome out;
   kube::CallOptions o;
   o.critical = true;
-  o.retry_budget = std::chrono::seconds(30);
+  o.retry = false;  // the first answer tells whether the guest thawed itself
   out.requested_at = WallClock::now();
   auto r = client_->subresource("PUT", kubevirt::kVmiSubresources, vm.vm.ns, vm.vm.name, "unfreeze", std::nullopt, o);
+  if (!r && r.error().message.find(kVssLimit) == std::string::npos && r.error().is_transient()) {
+    o.retry = true;
+    o.retry_budget = std::chrono::seconds(30);
+    r = client_->subresource("PUT", kubevirt::kVmiSubresources, vm.vm.ns, vm.vm.name, "unfreeze", std::nullopt, o);
+  }
   out.thawed_at = WallClock::now();
   ExecutionRecord e;
   e.phase = "post";
@@ -206,7 +242,7 @@ ThawOutcome Freezer::thaw_subresource(const VmPlan& vm) {
   out.executions.push_back(e);
   out.ok = r.has_value();
   if (!r) {
-    if (r.error().message.find("fsfreeze is limited up to 10 seconds") != std::string::npos) {
+    if (r.error().message.find(kVssLimit) != std::string::npos) {
       out.ok = true;
       out.guest_thawed_itself = true;
       out.reason = "the guest thawed itself before the thaw (Windows VSS holds a freeze 10 s at most)";

@@ -226,8 +226,19 @@ Result<Plan> make_plan(kube::Client& client, const BackupSpec& spec, std::vector
   // Application items: custom rule items matching no VM's launcher pod.
   if (spec.rules == RulesMode::kCustom) {
     for (auto [rules_in, out] : {std::pair{&pre_rules, &plan.app_pre}, std::pair{&post_rules, &plan.app_post}}) {
-      for (const auto& r : *rules_in) {
-        if (r.is_template) continue;
+      rules::Phase phase = rules_in == &pre_rules ? rules::Phase::kPre : rules::Phase::kPost;
+      for (const auto& tmpl : *rules_in) {
+        // A template's items that name no VM are application items too: expand
+        // it for one VM and keep the items that select no launcher pod.
+        rules::Rule r = tmpl;
+        if (tmpl.is_template) {
+          const VmPlan* any = nullptr;
+          for (const auto& vp : plan.vms) {
+            if (tmpl.ns.empty() || tmpl.ns == vp.vm.ns) any = any ? any : &vp;
+          }
+          if (!any) continue;
+          KVB_TRY(r, rules::expand_rule(tmpl, rules::TemplateVm{any->vm.name, any->vm.ns}, phase));
+        }
         rules::Rule app = r;
         app.items.clear();
         for (const auto& item : r.items) {

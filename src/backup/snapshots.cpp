@@ -44,7 +44,9 @@ Status SnapshotTracker::create(const std::string& backup, const VmPlan& vm, cons
                                 {"annotations", json::object{{"kvbackup.io/vm", vm.vm.name}, {"kvbackup.io/volume", vol.volume.name}}}}},
       {"spec", json::object{{"volumeSnapshotClassName", vol.snapshot_class},
                             {"source", json::object{{"persistentVolumeClaimName", vol.volume.claim}}}}}};
-  auto r = client_->create(kube::resources::kVolumeSnapshots, vm.vm.ns, snap);
+  kube::CallOptions o;
+  o.repeatable = true;  // named: a repeat that finds our own snapshot is success (below)
+  auto r = client_->create(kube::resources::kVolumeSnapshots, vm.vm.ns, snap, o);
   if (!r) {
     // A retried POST may have succeeded the first time: same name, same claim is ours.
     if (r.error().code == Errc::kAlreadyExists) {

@@ -35,6 +35,9 @@ struct CallOptions {
   std::chrono::milliseconds timeout{0};      // one attempt (connect + exchange)
   std::chrono::milliseconds retry_budget{0};  // all attempts together, backoff included
   bool retry = true;                         // retry transient failures (idempotent calls)
+  // The caller makes this POST safe to repeat (a create of a named object
+  // whose AlreadyExists it recognises as its own): retried like a GET.
+  bool repeatable = false;
   // Critical calls (thawing a frozen guest) skip the client-side rate limiter:
   // a backlog of ordinary requests must never lengthen a freeze window.
   bool critical = false;

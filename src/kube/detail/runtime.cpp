@@ -414,7 +414,7 @@ asio::awaitable<Result<HttpResponse>> Runtime::call(HttpRequest req, CallOptions
       credentials_->invalidate();
       continue;
     }
-    bool safe = is_idempotent(req.method) || !sent || err.code == Errc::kTooManyRequests;
+    bool safe = is_idempotent(req.method) || o.repeatable || !sent || err.code == Errc::kTooManyRequests;
     if (!o.retry || !safe) co_return err;
     auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
     auto delay = backoff.next_delay(err, attempt_no, elapsed);

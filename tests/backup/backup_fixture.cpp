@@ -1,0 +1,83 @@
+#include "tests/backup/backup_fixture.h"
+
+#include "backup/snapshots.h"
+#include "kube/object.h"
+#include "kube/resource.h"
+
+#include <map>
+
+namespace kvb::testing {
+using backup::Consistency;
+
+BackupFixture::BackupFixture(const std::string& scenario) : tc(scenario), location_dir(tc.dir() / "location") {
+  auto loc = location::open_local(location_dir);
+  if (!loc) throw std::runtime_error(loc.error().message);
+  location = std::move(*loc);
+}
+
+backup::BackupSpec BackupFixture::spec(const std::string& name) const {
+  backup::BackupSpec s;
+  s.name = name;
+  s.scope.namespaces = {"prod"};
+  s.freeze_deadline = std::chrono::seconds(10);
+  s.ready_timeout = std::chrono::seconds(30);
+  return s;
+}
+
+Result<backup::BackupRecord> BackupFixture::run(const backup::BackupSpec& spec, std::stop_token stop,
+                                                backup::ProgressFn progress) {
+  backup::Runner runner(tc.client(), *location, spec, std::move(progress));
+  return runner.run(stop);
+}
+
+void BackupFixture::expect_nothing_frozen() {
+  auto vms = tc.vms();
+  for (const auto& v : vms.at("vms").as_array()) {
+    EXPECT_FALSE(v.at("frozen").as_bool()) << "left frozen: " << kube::str_at(v, {"namespace"}) << "/"
+                                           << kube::str_at(v, {"name"});
+  }
+}
+
+void BackupFixture::expect_truthful(const backup::BackupRecord& rec) {
+  expect_nothing_frozen();
+  EXPECT_NE(rec.phase, backup::BackupPhase::kInProgress);
+  // snapshot -> was its VM frozen at the cut (the oracle's view)
+  std::map<std::string, bool> cut_frozen;
+  for (const auto& e : tc.events("SnapshotCut")) {
+    cut_frozen[std::string(kube::str_at(e, {"namespace"})) + "/" + std::string(kube::str_at(e, {"volumeSnapshot"}))] =
+        e.at("frozen").as_bool();
+  }
+  for (const auto& v : rec.vms) {
+    if (v.consistency != Consistency::kFileSystemConsistent) continue;
+    EXPECT_EQ(v.phase, backup::VmPhase::kCompleted) << v.name;
+    ASSERT_TRUE(v.freeze.frozen_at && v.freeze.thaw_requested_at) << v.name;
+    ASSERT_FALSE(v.volumes.empty()) << v.name;
+    for (const auto& vol : v.volumes) {
+      auto it = cut_frozen.find(v.ns + "/" + vol.volume_snapshot);
+      ASSERT_NE(it, cut_frozen.end()) << v.name << ": no SnapshotCut for " << vol.volume_snapshot;
+      EXPECT_TRUE(it->second) << v.name << ": recorded FileSystemConsistent, but " << vol.volume_snapshot
+                              << " was cut while the VM was not frozen";
+      ASSERT_TRUE(vol.cut_at) << vol.volume_snapshot;
+      EXPECT_LE(*vol.cut_at, *v.freeze.thaw_requested_at) << vol.volume_snapshot;
+    }
+  }
+  EXPECT_FALSE(location->exists("journal/" + rec.name + ".json")) << "journal entry left behind";
+}
+
+const backup::VmRecord& BackupFixture::vm(const backup::BackupRecord& rec, const std::string& name) const {
+  for (const auto& v : rec.vms) {
+    if (v.name == name) return v;
+  }
+  throw std::runtime_error("no VM " + name + " in the record");
+}
+
+size_t BackupFixture::snapshots_left(const std::string& backup, const std::string& vm_name) {
+  kube::ListOptions o;
+  o.label_selector = std::string(backup::kBackupLabel) + "=" + backup;
+  if (!vm_name.empty()) o.label_selector += "," + std::string(backup::kVmLabel) + "=" + vm_name;
+  auto list = tc.client()->list(kube::resources::kVolumeSnapshots, "prod", o);
+  if (!list) throw std::runtime_error(list.error().message);
+  return list->items.size();
+}
+
+}  // namespace kvb::testing
