@@ -1,0 +1,200 @@
+// `kvbackup backup ...` and `kvbackup recover` end to end: the binary against
+// the test cluster. Exit codes, bad input, the record on disk, and kill -9 in
+// the freeze window followed by recover.
+#include "common/subprocess.h"
+#include "tests/support/test_cluster.h"
+
+#include <boost/json.hpp>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace kvb::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+const char* kScenario = R"(
+snapshotClasses: [{name: csi-snap, driver: csi.example.com, cutLatency: 100ms, readyLatency: 50ms}]
+storageClasses: [{name: fast, provisioner: csi.example.com}]
+namespaces:
+  - name: prod
+    vms:
+      - {name: db, count: 2, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
+      - {name: noagent, agent: none, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
+)";
+
+std::string binary() {
+  const char* build = std::getenv("KVB_BUILD_DIR");
+  return (std::filesystem::path(build ? build : KVB_DEFAULT_BUILD_DIR) / "kvbackup").string();
+}
+
+ProcessResult kvbackup(const TestCluster& tc, std::vector<std::string> args) {
+  ProcessSpec spec;
+  spec.argv = {binary(), "--kubeconfig", tc.kubeconfig().string()};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.timeout = std::chrono::seconds(120);
+  auto r = run_process(spec);
+  if (!r) throw std::runtime_error(r.error().message);
+  return *r;
+}
+
+TEST(BackupCli, CreateDescribeListDelete) {
+  TestCluster tc(kScenario);
+  std::string loc = (tc.dir() / "loc").string();
+  auto c = kvbackup(tc, {"backup", "create", "nightly", "-n", "prod", "--location", loc});
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+  EXPECT_THAT(c.out, HasSubstr("prod/db-0"));
+  EXPECT_THAT(c.out, HasSubstr("FileSystemConsistent"));
+  EXPECT_THAT(c.out, HasSubstr("CrashConsistent"));  // noagent: as promised, so still exit 0
+  EXPECT_THAT(c.err, HasSubstr("prod/db-0: thawed"));
+  EXPECT_TRUE(std::filesystem::exists(tc.dir() / "loc/backups/nightly/backup.json"));
+
+  auto d = kvbackup(tc, {"backup", "describe", "nightly", "--location", loc, "--vm", "db-1"});
+  EXPECT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_THAT(d.out, HasSubstr("VM prod/db-1"));
+  EXPECT_THAT(d.out, HasSubstr("virt-freezer"));
+  EXPECT_THAT(d.out, ::testing::Not(HasSubstr("VM prod/db-0")));
+  auto j = kvbackup(tc, {"backup", "describe", "nightly", "--location", loc, "-o", "json"});
+  auto doc = boost::json::parse(j.out).as_object();
+  EXPECT_EQ(doc.at("phase").as_string(), "Completed");
+  EXPECT_EQ(doc.at("vms").as_array().size(), 3u);
+
+  auto l = kvbackup(tc, {"backup", "list", "--location", loc});
+  EXPECT_THAT(l.out, HasSubstr("nightly"));
+
+  auto del = kvbackup(tc, {"backup", "delete", "nightly", "--location", loc});
+  EXPECT_EQ(del.exit_code, 0) << del.err;
+  EXPECT_THAT(del.err, HasSubstr("deleted 3 VolumeSnapshots"));
+  EXPECT_FALSE(std::filesystem::exists(tc.dir() / "loc/backups/nightly"));
+  auto snaps = run_kubectl(tc.kubeconfig(), {"get", "volumesnapshots", "-n", "prod", "-o", "name"});
+  if (snaps) {
+    EXPECT_EQ(snaps->out, "");
+  }
+  auto gone = kvbackup(tc, {"backup", "describe", "nightly", "--location", loc});
+  EXPECT_NE(gone.exit_code, 0);
+  EXPECT_THAT(gone.err, HasSubstr("backup \"nightly\" not found"));
+}
+
+TEST(BackupCli, ExitsNonZeroWhenAVmDidNotEndAsPromised) {
+  TestCluster tc(kScenario);
+  std::string loc = (tc.dir() / "loc").string();
+  auto fail = kvbackup(tc, {"backup", "create", "strict", "-n", "prod", "--location", loc, "--on-no-agent", "fail", "-o", "json"});
+  EXPECT_EQ(fail.exit_code, 1) << fail.out << fail.err;
+  auto doc = boost::json::parse(fail.out).as_object();
+  EXPECT_EQ(doc.at("phase").as_string(), "PartiallyFailed");
+  tc.add_fault(R"({"type":"snapshot-fail","vm":"db-0","message":"no space"})");
+  auto broken = kvbackup(tc, {"backup", "create", "broken", "-n", "prod", "--location", loc, "--vm", "db-0"});
+  EXPECT_EQ(broken.exit_code, 1);
+  EXPECT_THAT(broken.out, HasSubstr("no space"));
+}
+
+TEST(BackupCli, BadInputIsAClearErrorWithANonZeroExit) {
+  TestCluster tc(kScenario);
+  std::string loc = (tc.dir() / "loc").string();
+  struct Case {
+    std::vector<std::string> args;
+    int code;
+    std::string message;
+  };
+  tc.dir().write("a-file", "x");
+  std::vector<Case> cases = {
+      {{"--vm", "ghost"}, 1, "VirtualMachine \"ghost\" not found"},
+      {{"--snapshot-class", "nope"}, 2, "--snapshot-class: VolumeSnapshotClass \"nope\" not found"},
+      {{"--snapshot-class-map", "fast"}, 2, "--snapshot-class-map \"fast\": expected STORAGECLASS=VOLUMESNAPSHOTCLASS"},
+      {{"--freeze-deadline", "soon"}, 2, "--freeze-deadline \"soon\""},
+      {{"--concurrency", "0"}, 2, "--concurrency 0"},
+      {{"--pre-rule", (tc.dir() / "missing.yaml").string(), "--post-rule", "x"}, 2, "missing.yaml"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = {"backup", "create", "bad", "-n", "prod", "--location", loc};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    auto r = kvbackup(tc, args);
+    EXPECT_EQ(r.exit_code, c.code) << c.message << ": " << r.err;
+    EXPECT_THAT(r.err, HasSubstr(c.message));
+    EXPECT_FALSE(std::filesystem::exists(tc.dir() / "loc/backups/bad/backup.json")) << c.message;
+  }
+  auto unwritable = kvbackup(tc, {"backup", "create", "bad", "-n", "prod", "--location", (tc.dir() / "a-file/loc").string()});
+  EXPECT_NE(unwritable.exit_code, 0);
+  EXPECT_THAT(unwritable.err, HasSubstr("a-file/loc"));
+  auto badname = kvbackup(tc, {"backup", "create", "Bad/Name", "-n", "prod", "--location", loc});
+  EXPECT_EQ(badname.exit_code, 2);
+  EXPECT_THAT(badname.err, HasSubstr("backup name \"Bad/Name\""));
+  EXPECT_TRUE(tc.events("Freeze").empty()) << "no guest was touched";
+}
+
+// Reads the child's stderr until `count` lines contain `needle`; false at EOF.
+bool wait_for_lines(int fd, const std::string& needle, int count, std::string& seen) {
+  char buf[4096];
+  for (;;) {
+    size_t found = 0;
+    for (size_t pos = seen.find(needle); pos != std::string::npos; pos = seen.find(needle, pos + 1)) ++found;
+    if (static_cast<int>(found) >= count) return true;
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) return false;
+    seen.append(buf, static_cast<size_t>(n));
+  }
+}
+
+TEST(BackupCli, KillNineWhileFrozenThenRecoverThawsEveryVm) {
+  TestCluster tc(kScenario);
+  std::string loc = (tc.dir() / "loc").string();
+  tc.add_fault(R"({"type":"snapshot-cut-delay","delay":"120s"})");
+  auto child = spawn_process({binary(), "--kubeconfig", tc.kubeconfig().string(), "backup", "create", "doomed", "-n", "prod",
+                              "--location", loc, "--freeze-deadline", "5m"},
+                             environment_with({}), {});
+  ASSERT_TRUE(child) << child.error().message;
+  ::close(child->stdin_fd);
+  std::string err;
+  bool frozen = wait_for_lines(child->stderr_fd, ": frozen", 2, err);
+  ::kill(child->pid, SIGKILL);
+  int wstatus = 0;
+  ::waitpid(child->pid, &wstatus, 0);
+  ::close(child->stdout_fd);
+  ::close(child->stderr_fd);
+  ASSERT_TRUE(frozen) << err;
+  ASSERT_TRUE(WIFSIGNALED(wstatus));
+  EXPECT_TRUE(tc.vm_state("prod", "db-0").at("frozen").as_bool()) << "the kill left the guest frozen";
+  EXPECT_TRUE(tc.vm_state("prod", "db-1").at("frozen").as_bool());
+
+  auto r = kvbackup(tc, {"recover", "--location", loc});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("thawed prod/db-0 (left by backup doomed)"));
+  EXPECT_FALSE(tc.vm_state("prod", "db-0").at("frozen").as_bool());
+  EXPECT_FALSE(tc.vm_state("prod", "db-1").at("frozen").as_bool());
+  auto rec = boost::json::parse(kvbackup(tc, {"backup", "describe", "doomed", "--location", loc, "-o", "json"}).out).as_object();
+  EXPECT_EQ(rec.at("phase").as_string(), "Failed") << "a dead backup's record is not presented as complete";
+  EXPECT_THAT(std::string(rec.at("error").as_string()), HasSubstr("process died"));
+  auto again = kvbackup(tc, {"recover", "--location", loc});
+  EXPECT_THAT(again.out, HasSubstr("0 stale journal entries"));
+}
+
+TEST(BackupCli, SigtermWhileFrozenThawsBeforeExiting) {
+  TestCluster tc(kScenario);
+  std::string loc = (tc.dir() / "loc").string();
+  tc.add_fault(R"({"type":"snapshot-cut-delay","delay":"120s"})");
+  auto child = spawn_process({binary(), "--kubeconfig", tc.kubeconfig().string(), "backup", "create", "stopped", "-n", "prod",
+                              "--location", loc, "--freeze-deadline", "5m"},
+                             environment_with({}), {});
+  ASSERT_TRUE(child) << child.error().message;
+  ::close(child->stdin_fd);
+  std::string err;
+  bool frozen = wait_for_lines(child->stderr_fd, ": frozen", 2, err);
+  ::kill(child->pid, SIGTERM);
+  bool thawed = wait_for_lines(child->stderr_fd, ": thawed", 2, err);
+  int wstatus = 0;
+  ::waitpid(child->pid, &wstatus, 0);
+  ::close(child->stdout_fd);
+  ::close(child->stderr_fd);
+  ASSERT_TRUE(frozen && thawed) << err;
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  EXPECT_EQ(WEXITSTATUS(wstatus), 128 + SIGTERM);
+  EXPECT_FALSE(tc.vm_state("prod", "db-0").at("frozen").as_bool());
+  EXPECT_FALSE(tc.vm_state("prod", "db-1").at("frozen").as_bool());
+}
+
+}  // namespace
+}  // namespace kvb::testing
