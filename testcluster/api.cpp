@@ -220,6 +220,7 @@ void Api::resource_request(ServerRequest& req, const std::shared_ptr<Responder>&
   std::string verb = t.sub == "exec" ? "create" : verb_of(req, t.name);
   if (!authorize(caller, verb, t, r)) return;
   RequestInfo info{verb, res.ref.resource + (t.sub.empty() ? "" : "/" + t.sub), t.ns, t.name};
+  ++requests_[verb + " " + info.resource];
   if (const Fault* f = c_.faults().api_error(info)) {
     ServerResponse resp = status_response(f->code, f->message.empty() ? "simulated API error" : f->message);
     if (f->retry_after >= 0) resp.headers.emplace_back("Retry-After", std::to_string(f->retry_after));

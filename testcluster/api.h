@@ -54,6 +54,7 @@ class Api {
   Cluster& c_;
   std::map<uint64_t, WatchStream> watches_;
   uint64_t next_watch_ = 1;
+  std::map<std::string, uint64_t> requests_;  // "verb resource" -> count (GET /testcluster/v1/stats)
 };
 
 // Discovery and OpenAPI documents for the registry (discovery.cpp).

@@ -207,6 +207,7 @@ void Api::kubevirt_subresource(ServerRequest& req, const std::shared_ptr<Respond
   Target t{&c_.resource(res::kVirtualMachineInstances), ns, name, sub};
   std::string verb = sub == "guestosinfo" ? "get" : "update";
   if (!authorize(caller, verb, t, r)) return;
+  ++requests_[verb + " virtualmachineinstances/" + sub];
   if (const Fault* f = c_.faults().api_error(RequestInfo{verb, "virtualmachineinstances/" + sub, ns, name})) {
     return r->respond(status_response(f->code, f->message.empty() ? "simulated API error" : f->message));
   }
@@ -262,9 +263,17 @@ void Api::inspection(ServerRequest& req, const std::shared_ptr<Responder>& r) {
     }
   }
   if (p == "/testcluster/v1/stats" && req.method == "GET") {
+    json::object by;
+    uint64_t total = 0;
+    for (const auto& [k, n] : requests_) {
+      by[k] = n;
+      total += n;
+    }
     return r->respond(json_response(200, json::object{{"objects", c_.store().object_count()},
                                                       {"watches", watches_.size()},
-                                                      {"resourceVersion", c_.store().resource_version()}}));
+                                                      {"resourceVersion", c_.store().resource_version()},
+                                                      {"requests", total},
+                                                      {"requestsByVerb", std::move(by)}}));
   }
   r->respond(status_response(404, "unknown test cluster endpoint " + p));
 }

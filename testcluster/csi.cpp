@@ -103,6 +103,12 @@ void Csi::on_change(const StoreEvent& e) {
     }
   } else if (ref.resource == "datavolumes" && e.type == "ADDED") {
     reconcile_datavolume(ns, name);
+  } else if (ref.resource == "volumesnapshotcontents" && e.type == "ADDED" &&
+             !kube::str_at(obj, {"spec", "source", "snapshotHandle"}).empty()) {
+    provision_static_content(name);
+  } else if (ref.resource == "volumesnapshotcontents" && e.type == "DELETED" &&
+             kube::str_at(obj, {"spec", "deletionPolicy"}) == "Delete") {
+    handles_.erase(std::string(kube::str_at(obj, {"status", "snapshotHandle"})));  // the storage deletes its snapshot
   } else if (ref.resource == "volumesnapshots") {
     if (e.type == "ADDED") start_snapshot(ns, name);
     if (e.type == "MODIFIED" && kube::bool_at(obj, {"status", "readyToUse"}).value_or(false)) retry_pending_claims(ns);
@@ -273,6 +279,9 @@ void Csi::start_snapshot(const std::string& ns, const std::string& name) {
   const Object* snap = c_.store().find(c_.resource(kVolumeSnapshots), ns, name);
   if (!snap) return;
   json::value sv(*snap);
+  if (auto content = kube::str_at(sv, {"spec", "source", "volumeSnapshotContentName"}); !content.empty()) {
+    return bind_static_snapshot(ns, name, std::string(content));
+  }
   std::string claim(kube::str_at(sv, {"spec", "source", "persistentVolumeClaimName"}));
   if (claim.empty()) return snapshot_error(ns, name, "spec.source.persistentVolumeClaimName is required");
   const Object* pvc = c_.store().find(c_.resource(kPersistentVolumeClaims), ns, claim);
@@ -351,9 +360,10 @@ void Csi::cut(const std::string& ns, const std::string& name, const std::string&
     o["status"].as_object()["creationTime"] = format_rfc3339(now);
   });
   c_.timeline().record(TimelineEvent{now, "SnapshotCut", ns, vm, name, claim, frozen, "generation=" + std::to_string(gen)});
-  timers_[vkey(ns, name)].push_back(c_.loop().after(ready_latency, [this, ns, name, content, claim, vm] {
+  timers_[vkey(ns, name)].push_back(c_.loop().after(ready_latency, [this, ns, name, content, claim, vm, gen, cut_ns] {
     const Object* pvc = c_.store().find(c_.resource(kPersistentVolumeClaims), ns, claim);
     std::string size = pvc ? std::string(kube::str_at(*pvc, {"spec", "resources", "requests", "storage"})) : "0";
+    handles_["snap-" + content] = StorageSnapshot{gen, size, cut_ns};
     (void)c_.store().mutate(c_.resource(kVolumeSnapshotContents), "", content, [&](Object& o) {
       o["status"].as_object()["readyToUse"] = true;
       o["status"].as_object()["restoreSize"] = parse_quantity(size);
@@ -364,6 +374,46 @@ void Csi::cut(const std::string& ns, const std::string& name, const std::string&
     });
     c_.timeline().record(TimelineEvent{WallClock::now(), "SnapshotReady", ns, vm, name, claim, false, ""});
   }));
+}
+
+void Csi::provision_static_content(const std::string& name) {
+  const Object* vsc = c_.store().find(c_.resource(kVolumeSnapshotContents), "", name);
+  if (!vsc) return;
+  std::string handle(kube::str_at(*vsc, {"spec", "source", "snapshotHandle"}));
+  auto it = handles_.find(handle);
+  (void)c_.store().mutate(c_.resource(kVolumeSnapshotContents), "", name, [&](Object& o) {
+    if (it == handles_.end()) {
+      o["status"] = json::object{{"readyToUse", false},
+                                 {"error", json::object{{"message", "rpc error: code = NotFound desc = snapshot " + handle +
+                                                                        " not found"}}}};
+      return;
+    }
+    o["status"] = json::object{{"creationTime", it->second.cut_ns},
+                               {"readyToUse", true},
+                               {"snapshotHandle", handle},
+                               {"restoreSize", parse_quantity(it->second.size)}};
+  });
+}
+
+void Csi::bind_static_snapshot(const std::string& ns, const std::string& name, const std::string& content) {
+  const Object* vsc = c_.store().find(c_.resource(kVolumeSnapshotContents), "", content);
+  if (!vsc) return snapshot_error(ns, name, "volumesnapshotcontent \"" + content + "\" not found");
+  json::value cv(*vsc);
+  if (kube::str_at(cv, {"spec", "volumeSnapshotRef", "name"}) != name ||
+      kube::str_at(cv, {"spec", "volumeSnapshotRef", "namespace"}) != ns) {
+    return snapshot_error(ns, name, "VolumeSnapshotContent " + content + " is bound to another VolumeSnapshot");
+  }
+  auto it = handles_.find(std::string(kube::str_at(cv, {"spec", "source", "snapshotHandle"})));
+  if (it == handles_.end()) return snapshot_error(ns, name, "the storage snapshot of " + content + " does not exist");
+  StorageSnapshot s = it->second;
+  (void)c_.store().mutate(c_.resource(kVolumeSnapshots), ns, name, [&](Object& o) {
+    ensure_object(o["metadata"].as_object()["annotations"])[kGenerationAnnotation] = std::to_string(s.generation);
+    auto cut = WallTime(std::chrono::duration_cast<WallClock::duration>(std::chrono::nanoseconds(s.cut_ns)));
+    o["status"] = json::object{{"boundVolumeSnapshotContentName", content},
+                               {"creationTime", format_rfc3339(cut)},
+                               {"readyToUse", true},
+                               {"restoreSize", s.size}};
+  });
 }
 
 }  // namespace kvb::testcluster

@@ -45,6 +45,11 @@ class Csi {
   void retry_pending_claims(const std::string& ns);
   void reconcile_datavolume(const std::string& ns, const std::string& name);
   void start_snapshot(const std::string& ns, const std::string& name);
+  // Pre-provisioned snapshots (restores into another namespace): a content
+  // naming an existing storage snapshot by spec.source.snapshotHandle, and a
+  // VolumeSnapshot bound to it by spec.source.volumeSnapshotContentName.
+  void provision_static_content(const std::string& name);
+  void bind_static_snapshot(const std::string& ns, const std::string& name, const std::string& content);
   void snapshot_error(const std::string& ns, const std::string& name, const std::string& message);
   void cut(const std::string& ns, const std::string& name, const std::string& content, const std::string& claim,
            const std::string& vm, Duration ready_latency);
@@ -55,6 +60,12 @@ class Csi {
   Cluster& c_;
   std::map<std::string, VolumeData> volumes_;                       // "ns/claim"
   std::map<std::string, std::vector<std::shared_ptr<Timer>>> timers_;  // "ns/snapshot"
+  struct StorageSnapshot {
+    int64_t generation = 0;
+    std::string size;
+    int64_t cut_ns = 0;
+  };
+  std::map<std::string, StorageSnapshot> handles_;  // snapshotHandle -> the storage's snapshot
 };
 
 // Parses a Kubernetes quantity ("10Gi", "500M", "1073741824") into bytes.

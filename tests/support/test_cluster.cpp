@@ -56,6 +56,7 @@ json::object TestCluster::inspect(const std::string& method, const std::string& 
 json::object TestCluster::timeline() { return inspect("GET", "/testcluster/v1/timeline"); }
 json::object TestCluster::vms() { return inspect("GET", "/testcluster/v1/vms"); }
 json::object TestCluster::volumes() { return inspect("GET", "/testcluster/v1/volumes"); }
+json::object TestCluster::stats() { return inspect("GET", "/testcluster/v1/stats"); }
 json::object TestCluster::add_fault(const std::string& fault_json) {
   return inspect("POST", "/testcluster/v1/faults", fault_json);
 }

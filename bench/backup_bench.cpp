@@ -1,0 +1,230 @@
+// The backup's cost to guests and to the API server, at 1 VM and at 500 VMs
+// (--concurrency 50), on the test cluster with a 200 ms snapshot cut latency,
+// against a naive sequential baseline measured in the same run (freeze,
+// snapshot, poll every second, thaw, one VM at a time). Prints the numbers,
+// then the ratios and the checks of docs/backup.md's performance claims.
+//
+//   build/bench/backup_bench [--vms 500] [--concurrency 50] [--baseline-vms 10]
+//
+// kvbackup runs as the real binary (build/kvbackup) in a child process, so its
+// peak RSS is its own; the test cluster runs in this process.
+#include "common/subprocess.h"
+#include "common/time.h"
+#include "kube/exec.h"
+#include "kube/object.h"
+#include "kube/resource.h"
+#include "tests/support/test_cluster.h"
+
+#include <boost/json.hpp>
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <thread>
+
+namespace {
+namespace json = boost::json;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr double kCutLatencyMs = 200;
+
+std::string scenario(int vms) {
+  return R"(
+kubevirtVersion: "1.8"
+snapshotClasses: [{name: csi-snap, driver: csi.example.com, cutLatency: 200ms, readyLatency: 300ms}]
+storageClasses: [{name: fast, provisioner: csi.example.com}]
+namespaces:
+  - name: prod
+    vms:
+      - {name: vm, count: )" + std::to_string(vms) + R"(, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
+)";
+}
+
+std::string build_dir() {
+  const char* b = std::getenv("KVB_BUILD_DIR");
+  return b ? b : KVB_DEFAULT_BUILD_DIR;
+}
+
+double ms_between(std::string_view a, std::string_view b) {
+  auto ta = kvb::parse_rfc3339(a), tb = kvb::parse_rfc3339(b);
+  if (!ta || !tb) return NAN;
+  return std::chrono::duration<double, std::milli>(*tb - *ta).count();
+}
+
+uint64_t requests(kvb::testing::TestCluster& tc) { return tc.stats().at("requests").to_number<uint64_t>(); }
+
+struct Run {
+  double wall_ms = 0;
+  double max_window_ms = 0;
+  double p50_window_ms = 0;
+  double per_vm_path_ms = 0;  // freeze requested .. last volume ready, the VM's critical path
+  long peak_rss_kb = 0;
+  uint64_t requests = 0;
+  int vms = 0;
+  int fsc = 0;
+  // Where the freeze window goes, per VM (max over VMs): frozen .. last cut,
+  // last cut .. thaw requested (the watch), thaw requested .. thawed (the exec).
+  double to_cut_ms = 0, cut_to_thaw_ms = 0, thaw_ms = 0;
+};
+
+Run run_kvbackup(kvb::testing::TestCluster& tc, const std::string& name, int concurrency) {
+  Run out;
+  uint64_t before = requests(tc);
+  auto loc = tc.dir() / ("loc-" + name);
+  std::vector<std::string> argv = {build_dir() + "/kvbackup", "--kubeconfig", tc.kubeconfig().string(), "backup", "create",
+                                   name, "-n", "prod", "--location", loc.string(), "--concurrency",
+                                   std::to_string(concurrency), "-o", "json"};
+  auto child = kvb::spawn_process(argv, kvb::environment_with({}), {});
+  if (!child) throw std::runtime_error(child.error().message);
+  ::close(child->stdin_fd);
+  // Drain stderr on a thread so the child never blocks on a full pipe.
+  std::thread drain([fd = child->stderr_fd] {
+    char buf[4096];
+    while (::read(fd, buf, sizeof buf) > 0) {
+    }
+  });
+  std::string text;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(child->stdout_fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  int status = 0;
+  struct rusage ru {};
+  ::wait4(child->pid, &status, 0, &ru);
+  drain.join();
+  ::close(child->stdout_fd);
+  ::close(child->stderr_fd);
+  out.peak_rss_kb = ru.ru_maxrss;
+  out.requests = requests(tc) - before;
+  auto rec = json::parse(text).as_object();
+  out.wall_ms = ms_between(rec.at("startedAt").as_string(), rec.at("finishedAt").as_string());
+  std::vector<double> windows;
+  for (const auto& v : rec.at("vms").as_array()) {
+    ++out.vms;
+    if (v.at("consistency").as_string() == "FileSystemConsistent") ++out.fsc;
+    double w = v.at("freeze").at("windowMs").to_number<double>();
+    windows.push_back(w);
+    std::string last_ready, last_cut;
+    for (const auto& vol : v.at("volumes").as_array()) {
+      if (vol.at("cutAt").is_string()) last_cut = std::max(last_cut, std::string(vol.at("cutAt").as_string()));
+    }
+    const auto& fr = v.at("freeze").as_object();
+    if (!last_cut.empty() && fr.at("frozenAt").is_string() && fr.at("thawRequestedAt").is_string() &&
+        fr.at("thawedAt").is_string()) {
+      out.to_cut_ms = std::max(out.to_cut_ms, ms_between(fr.at("frozenAt").as_string(), last_cut));
+      out.cut_to_thaw_ms = std::max(out.cut_to_thaw_ms, ms_between(last_cut, fr.at("thawRequestedAt").as_string()));
+      out.thaw_ms = std::max(out.thaw_ms, ms_between(fr.at("thawRequestedAt").as_string(), fr.at("thawedAt").as_string()));
+    }
+    for (const auto& vol : v.at("volumes").as_array()) {
+      if (vol.as_object().contains("readyAt") && vol.at("readyAt").is_string()) {
+        last_ready = std::max(last_ready, std::string(vol.at("readyAt").as_string()));
+      }
+    }
+    const auto& req = v.at("freeze").at("requestedAt");
+    if (req.is_string() && !last_ready.empty()) {
+      out.per_vm_path_ms = std::max(out.per_vm_path_ms, ms_between(req.as_string(), last_ready));
+    }
+  }
+  std::sort(windows.begin(), windows.end());
+  if (!windows.empty()) {
+    out.max_window_ms = windows.back();
+    out.p50_window_ms = windows[windows.size() / 2];
+  }
+  return out;
+}
+
+// The naive way: one VM at a time; freeze, create the snapshot, GET it every
+// second until it is cut, thaw.
+Run run_naive(kvb::testing::TestCluster& tc, int vms) {
+  Run out;
+  auto client = tc.client();
+  uint64_t before = requests(tc);
+  auto t0 = Clock::now();
+  std::vector<double> windows;
+  for (int i = 0; i < vms; ++i) {
+    std::string vm = "vm-" + std::to_string(i);
+    std::string pod = tc.launcher_pod("prod", vm);
+    auto f0 = Clock::now();
+    tc.exec("prod", pod, "compute", {"virt-freezer", "--freeze", "--name", vm, "--namespace", "prod"});
+    std::string snap = "naive-" + vm;
+    json::object obj{{"apiVersion", "snapshot.storage.k8s.io/v1"},
+                     {"kind", "VolumeSnapshot"},
+                     {"metadata", json::object{{"name", snap}, {"namespace", "prod"}}},
+                     {"spec", json::object{{"volumeSnapshotClassName", "csi-snap"},
+                                           {"source", json::object{{"persistentVolumeClaimName", vm + "-root"}}}}}};
+    (void)client->create(kvb::kube::resources::kVolumeSnapshots, "prod", obj);
+    for (;;) {
+      std::this_thread::sleep_for(1s);  // the baseline's polling interval, on purpose
+      auto s = client->get(kvb::kube::resources::kVolumeSnapshots, "prod", snap);
+      if (s && !kvb::kube::str_at(*s, {"status", "creationTime"}).empty()) break;
+    }
+    tc.exec("prod", pod, "compute", {"virt-freezer", "--unfreeze", "--name", vm, "--namespace", "prod"});
+    windows.push_back(std::chrono::duration<double, std::milli>(Clock::now() - f0).count());
+    ++out.vms;
+  }
+  out.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  out.requests = requests(tc) - before;
+  std::sort(windows.begin(), windows.end());
+  out.max_window_ms = windows.back();
+  out.p50_window_ms = windows[windows.size() / 2];
+  return out;
+}
+
+void print(const char* label, const Run& r) {
+  std::printf("%-34s vms %4d  fsc %4d  wall %9.1f ms  window p50 %7.1f max %7.1f ms  requests/VM %5.1f  peak RSS %6ld KiB\n",
+              label, r.vms, r.fsc, r.wall_ms, r.p50_window_ms, r.max_window_ms,
+              r.vms ? static_cast<double>(r.requests) / r.vms : 0.0, r.peak_rss_kb);
+  if (r.thaw_ms > 0) {
+    std::printf("%-34s window parts (max over VMs): frozen..cut %.1f ms, cut..thaw asked %.1f ms, thaw exec %.1f ms\n", "",
+                r.to_cut_ms, r.cut_to_thaw_ms, r.thaw_ms);
+  }
+}
+
+int arg(int argc, char** argv, const char* name, int def) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string(argv[i]) == name) return std::atoi(argv[i + 1]);
+  }
+  return def;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int fleet = arg(argc, argv, "--vms", 500);
+  int concurrency = arg(argc, argv, "--concurrency", 50);
+  int baseline_vms = arg(argc, argv, "--baseline-vms", 10);
+  std::printf("backup_bench: cut latency %.0f ms, ready latency 300 ms, 1 volume per VM\n", kCutLatencyMs);
+
+  kvb::testing::TestCluster one(scenario(1));
+  Run single = run_kvbackup(one, "one", concurrency);
+  print("kvbackup, 1 VM", single);
+
+  kvb::testing::TestCluster many(scenario(fleet));
+  Run fleet_run = run_kvbackup(many, "fleet", concurrency);
+  print(("kvbackup, " + std::to_string(fleet) + " VMs, concurrency " + std::to_string(concurrency)).c_str(), fleet_run);
+  Run naive = run_naive(many, std::min(baseline_vms, fleet));
+  print(("naive sequential, " + std::to_string(naive.vms) + " VMs").c_str(), naive);
+
+  int waves = (fleet + concurrency - 1) / concurrency;
+  double overhead = std::max(0.0, single.wall_ms - single.per_vm_path_ms);
+  double ideal = overhead + waves * single.per_vm_path_ms;
+  double naive_fleet = naive.wall_ms / naive.vms * fleet;
+  std::printf("\nper-VM critical path (1 VM: freeze requested .. ready) %.1f ms; fixed overhead %.1f ms; %d waves\n",
+              single.per_vm_path_ms, overhead, waves);
+  std::printf("ideal schedule for %d VMs: %.1f ms\n", fleet, ideal);
+  std::printf("\nratios\n");
+  std::printf("  wall(%d VMs) / ideal schedule                  %.2fx   (claim: <= 1.5x)  %s\n", fleet,
+              fleet_run.wall_ms / ideal, fleet_run.wall_ms / ideal <= 1.5 ? "OK" : "MISSED");
+  std::printf("  max freeze window - cut latency, 1 VM          %+.1f ms (claim: <= +100 ms)  %s\n",
+              single.max_window_ms - kCutLatencyMs, single.max_window_ms <= kCutLatencyMs + 100 ? "OK" : "MISSED");
+  std::printf("  max freeze window - cut latency, %d VMs       %+.1f ms (claim: <= +100 ms)  %s\n", fleet,
+              fleet_run.max_window_ms - kCutLatencyMs, fleet_run.max_window_ms <= kCutLatencyMs + 100 ? "OK" : "MISSED");
+  std::printf("  naive max window / kvbackup max window (%d VMs) %.2fx\n", fleet, naive.max_window_ms / fleet_run.max_window_ms);
+  std::printf("  naive wall (extrapolated to %d VMs) / kvbackup  %.2fx\n", fleet, naive_fleet / fleet_run.wall_ms);
+  std::printf("  API requests per VM: kvbackup %.1f, naive %.1f\n", static_cast<double>(fleet_run.requests) / fleet_run.vms,
+              static_cast<double>(naive.requests) / naive.vms);
+  return fleet_run.fsc == fleet_run.vms && single.fsc == 1 ? 0 : 1;
+}
