@@ -79,6 +79,7 @@ Run run_kvbackup(kvb::testing::TestCluster& tc, const std::string& name, int con
   std::vector<std::string> argv = {build_dir() + "/kvbackup", "--kubeconfig", tc.kubeconfig().string(), "backup", "create",
                                    name, "-n", "prod", "--location", loc.string(), "--concurrency",
                                    std::to_string(concurrency), "-o", "json"};
+  if (const char* extra = std::getenv("KVB_BENCH_QPS")) argv.insert(argv.begin() + 1, {"--qps", extra});
   auto child = kvb::spawn_process(argv, kvb::environment_with({}), {});
   if (!child) throw std::runtime_error(child.error().message);
   ::close(child->stdin_fd);

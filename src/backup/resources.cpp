@@ -36,12 +36,20 @@ struct Saver {
   location::Location& loc;
   const std::string& backup;
   VmRecord& rec;
+  const ObjectLookup& cached;
   std::set<std::string> saved;
+
+  Result<json::object> read(const kube::ResourceRef& ref, const std::string& ns, const std::string& name) {
+    if (cached) {
+      if (auto o = cached(ref, ns, name)) return *o;
+    }
+    return client.get(ref, ns, name);
+  }
 
   Status save(const kube::ResourceRef& ref, const std::string& ns, const json::object& obj, bool secret = false) {
     std::string path = resource_path(backup, ref.namespaced ? ns : "", ref.qualified_name(), std::string(kube::name_of(obj)));
     if (saved.count(path)) return ok();
-    KVB_CHECK(loc.put(path, json::serialize(obj), secret));
+    KVB_CHECK(loc.put_deferred(path, json::serialize(obj), secret));  // made durable before the record
     saved.insert(path);
     rec.resources.push_back(path.substr(("backups/" + backup + "/").size()));
     return ok();
@@ -49,7 +57,7 @@ struct Saver {
 
   Status fetch_and_save(const kube::ResourceRef& ref, const std::string& ns, const std::string& name, bool secret = false,
                         bool required = true) {
-    auto obj = client.get(ref, ns, name);
+    auto obj = read(ref, ns, name);
     if (!obj) {
       if (obj.error().code == Errc::kNotFound && !required) return ok();
       if (obj.error().code == Errc::kNotFound) {
@@ -85,8 +93,8 @@ void referenced_secrets_and_configmaps(const json::object& vm, std::set<std::str
 }  // namespace
 
 Status collect_resources(kube::Client& client, location::Location& loc, const std::string& backup, const VmPlan& plan,
-                         VmRecord& rec) {
-  Saver s{client, loc, backup, rec, {}};
+                         VmRecord& rec, const ObjectLookup& cached) {
+  Saver s{client, loc, backup, rec, cached, {}};
   const auto& vm = plan.vm;
   KVB_CHECK(s.save(kubevirt::kVirtualMachines, vm.ns, clean_object(vm.vm)));
   for (const auto& vol : plan.volumes) {
@@ -111,14 +119,14 @@ Status collect_resources(kube::Client& client, location::Location& loc, const st
   // The snapshots and their contents; the content's creationTime (nanoseconds) is the cut.
   for (auto& vr : rec.volumes) {
     if (vr.volume_snapshot.empty()) continue;
-    auto snap = client.get(kube::resources::kVolumeSnapshots, vm.ns, vr.volume_snapshot);
+    auto snap = s.read(kube::resources::kVolumeSnapshots, vm.ns, vr.volume_snapshot);
     if (!snap) {
       rec.problems.push_back("VolumeSnapshot " + vm.ns + "/" + vr.volume_snapshot + " could not be read: " + snap.error().message);
       continue;
     }
     vr.content = std::string(kube::str_at(*snap, {"status", "boundVolumeSnapshotContentName"}));
     vr.restore_size = std::string(kube::str_at(*snap, {"status", "restoreSize"}));
-    KVB_CHECK(s.save(kube::resources::kVolumeSnapshots, vm.ns, *snap));
+    KVB_CHECK(s.save(kube::resources::kVolumeSnapshots, vm.ns, clean_object(*snap)));
     if (vr.content.empty()) continue;
     auto content = client.get(kube::resources::kVolumeSnapshotContents, "", vr.content);
     if (!content) continue;

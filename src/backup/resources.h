@@ -15,15 +15,23 @@
 
 #include <boost/json/object.hpp>
 
+#include <functional>
+#include <optional>
+
 namespace kvb::backup {
 
 // Drops status and server-set metadata (uid, resourceVersion, creationTimestamp, managedFields, generation).
 boost::json::object clean_object(boost::json::object obj);
 
+// Objects the backup already holds (watch caches, one list per namespace):
+// nullopt sends collect_resources to the API server.
+using ObjectLookup = std::function<std::optional<boost::json::object>(const kube::ResourceRef& resource, const std::string& ns,
+                                                                      const std::string& name)>;
+
 // Saves one VM's objects; records the files in vm_record.resources and fills
 // cut times from the VolumeSnapshotContents.
 Status collect_resources(kube::Client& client, location::Location& loc, const std::string& backup, const VmPlan& plan,
-                         VmRecord& vm_record);
+                         VmRecord& vm_record, const ObjectLookup& cached = {});
 
 std::string resource_path(const std::string& backup, const std::string& ns, const std::string& resource, const std::string& name);
 

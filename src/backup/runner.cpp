@@ -37,6 +37,10 @@ void parallel_for(size_t n, int workers, const std::function<void(size_t)>& fn) 
 }
 
 struct Runner::Impl {
+  Impl(std::shared_ptr<kube::Client> c, location::Location& l, const BackupSpec& s, ProgressFn p)
+      : client(std::move(c)), loc(l), spec(s), progress(std::move(p)) {}
+  Impl(const Impl&) = delete;  // `cached` captures this
+
   std::shared_ptr<kube::Client> client;
   location::Location& loc;
   const BackupSpec& spec;
@@ -45,6 +49,16 @@ struct Runner::Impl {
   std::mutex mu;
   std::unique_ptr<SnapshotTracker> tracker;
   std::unique_ptr<Freezer> freezer;
+  std::map<std::string, json::object> data_volumes;  // "ns/name", listed once
+  ObjectLookup cached = [this](const kube::ResourceRef& ref, const std::string& ns,
+                               const std::string& name) -> std::optional<json::object> {
+    if (ref.resource == kube::resources::kVolumeSnapshots.resource) return tracker->get(ns, name);
+    if (ref.resource == kubevirt::kDataVolumes.resource) {
+      auto it = data_volumes.find(ns + "/" + name);
+      if (it != data_volumes.end()) return it->second;
+    }
+    return std::nullopt;
+  };
 
   void say(const std::string& line) {
     if (!progress) return;
@@ -140,7 +154,7 @@ struct Runner::Impl {
       return;
     }
     for (auto& v : r.volumes) v.ready_at = WallClock::now();
-    if (auto rs = collect_resources(*client, loc, spec.name, p, r); !rs) {
+    if (auto rs = collect_resources(*client, loc, spec.name, p, r, cached); !rs) {
       fail(r, "saving resources: " + rs.error().message);
       return;
     }
@@ -336,7 +350,7 @@ Result<BackupRecord> Runner::run(std::stop_token stop) {
   if (location_.exists(record_path(spec_.name))) {
     return Error(Errc::kInvalidArgument, "backup \"" + spec_.name + "\" already exists in " + location_.describe());
   }
-  Impl impl{client_, location_, spec_, progress_, Clock::now(), {}, nullptr, nullptr};
+  Impl impl(client_, location_, spec_, progress_);
   // Guests that a dead backup left frozen come first.
   auto recovered = recover(client_, location_);
   for (const auto& l : recovered.lines) impl.say("recover: " + l);
@@ -371,6 +385,7 @@ Result<BackupRecord> Runner::run(std::stop_token stop) {
     rec.phase = phase;
     rec.error = error;
     rec.finished = WallClock::now();
+    KVB_CHECK(location_.sync());  // the resources the record names are durable before it is
     KVB_CHECK(location_.put(record_path(spec_.name), json::serialize(rec.to_json())));
     return rec;
   };
@@ -378,6 +393,12 @@ Result<BackupRecord> Runner::run(std::stop_token stop) {
   auto tracker = SnapshotTracker::start(client_, spec_.name, plan.namespaces, spec_.scope.all_namespaces);
   if (!tracker) return finish_record(BackupPhase::kFailed, tracker.error().message);
   impl.tracker = std::move(*tracker);
+  // DataVolumes are saved for restore: one list per namespace, not one GET per volume.
+  for (const auto& ns : plan.namespaces) {
+    auto dvs = client_->list(kubevirt::kDataVolumes, ns);
+    if (!dvs) break;  // saved one by one then
+    for (const auto& d : dvs->items) impl.data_volumes[ns + "/" + std::string(kube::name_of(d))] = d.as_object();
+  }
   impl.freezer = std::make_unique<Freezer>(client_, spec_);
 
   // The journal names every VM this backup may freeze, before the first freeze.

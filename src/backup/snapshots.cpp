@@ -46,11 +46,12 @@ Status SnapshotTracker::create(const std::string& backup, const VmPlan& vm, cons
                             {"source", json::object{{"persistentVolumeClaimName", vol.volume.claim}}}}}};
   kube::CallOptions o;
   o.repeatable = true;  // named: a repeat that finds our own snapshot is success (below)
+  o.critical = true;    // inside the freeze window: never queued behind ordinary requests
   auto r = client_->create(kube::resources::kVolumeSnapshots, vm.vm.ns, snap, o);
   if (!r) {
     // A retried POST may have succeeded the first time: same name, same claim is ours.
     if (r.error().code == Errc::kAlreadyExists) {
-      auto existing = client_->get(kube::resources::kVolumeSnapshots, vm.vm.ns, vol.snapshot_name);
+      auto existing = client_->get(kube::resources::kVolumeSnapshots, vm.vm.ns, vol.snapshot_name, o);
       if (existing && kube::label_of(*existing, kBackupLabel) == backup &&
           kube::str_at(*existing, {"spec", "source", "persistentVolumeClaimName"}) == vol.volume.claim) {
         return ok();

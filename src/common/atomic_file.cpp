@@ -31,7 +31,7 @@ Status sync_directory(const std::filesystem::path& dir) {
   return ok();
 }
 
-Status write_file_atomic(const std::filesystem::path& path, std::string_view data, unsigned mode) {
+Status write_file_atomic(const std::filesystem::path& path, std::string_view data, unsigned mode, bool durable) {
   std::filesystem::path tmp = path;
   tmp += ".tmp-" + std::to_string(::getpid()) + "-" + random_suffix();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -48,7 +48,7 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view dat
     }
     off += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
+  if (durable && ::fsync(fd) != 0) {
     int err = errno;
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -60,7 +60,17 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view dat
     ::unlink(tmp.c_str());
     return io_error(path, "cannot rename into place", err);
   }
-  return sync_directory(path.parent_path());
+  return durable ? sync_directory(path.parent_path()) : ok();
+}
+
+Status sync_filesystem(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return io_error(path, "cannot open directory", errno);
+  int rc = ::syncfs(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return io_error(path, "cannot sync the file system of", err);
+  return ok();
 }
 
 Result<std::string> read_file(const std::filesystem::path& path) {

@@ -14,8 +14,13 @@
 
 namespace kvb {
 
+// durable=false skips both fsyncs: the replacement is still atomic (rename),
+// but may be lost in a crash until the file system is synced (sync_filesystem).
 Status write_file_atomic(const std::filesystem::path& path, std::string_view data,
-                         unsigned mode = 0644);
+                         unsigned mode = 0644, bool durable = true);
+
+// syncfs() the file system holding `path`: every earlier write becomes durable.
+Status sync_filesystem(const std::filesystem::path& path);
 
 Result<std::string> read_file(const std::filesystem::path& path);
 

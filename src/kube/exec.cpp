@@ -166,6 +166,7 @@ class ExecSessionImpl : public ExecSession, public std::enable_shared_from_this<
         r.status = error_from_response(static_cast<int>(res.result_int()), res.body(),
                                        res[http::field::retry_after], where());
       } else {
+        upgrade_lost_ = res.result_int() == 0;  // no answer at all: a stale keep-alive connection
         r.status = detail::transport_error(rt_.endpoint(), where() + ": WebSocket upgrade with", hec);
       }
       co_return r;
@@ -261,16 +262,30 @@ class ExecSessionImpl : public ExecSession, public std::enable_shared_from_this<
       r.status = material.error();
       co_return r;
     }
+    // An idle keep-alive connection first: inside a freeze window (the thaw)
+    // a TCP and TLS handshake saved is latency the guest does not pay. If the
+    // server had already closed it, the upgrade got no answer at all and
+    // never reached it: then, and only then, a new connection is made.
+    if (auto idle = rt_.reuse_idle()) {
+      upgrade_lost_ = false;
+      ExecResult reused = co_await converse_on(std::move(idle), *material, deadline);
+      if (!upgrade_lost_ || state_.cancelled) co_return reused;
+    }
     auto conn = co_await rt_.connect(deadline, state_);
     if (!conn) {
       r.status = state_.cancelled ? interrupted("") : conn.error().with_context(where());
       co_return r;
     }
-    auto stream = std::move((*conn)->stream);
+    co_return co_await converse_on(std::move(*conn), *material, deadline);
+  }
+
+  asio::awaitable<ExecResult> converse_on(std::unique_ptr<detail::Connection> conn, const AuthMaterial& auth,
+                                          std::chrono::steady_clock::time_point deadline) {
+    auto stream = std::move(conn->stream);
     if (auto* tls = std::get_if<detail::TlsStream>(&stream)) {
-      co_return co_await converse(std::move(*tls), *material, deadline);
+      co_return co_await converse(std::move(*tls), auth, deadline);
     }
-    co_return co_await converse(std::move(std::get<detail::TcpStream>(stream)), *material, deadline);
+    co_return co_await converse(std::move(std::get<detail::TcpStream>(stream)), auth, deadline);
   }
 
   void finish(ExecResult r) {
@@ -295,6 +310,7 @@ class ExecSessionImpl : public ExecSession, public std::enable_shared_from_this<
   std::deque<std::string> outbox_;
   std::string protocol_;
   bool close_stdin_requested_ = false;
+  bool upgrade_lost_ = false;
   bool cancelled_ = false;
   bool timed_out_ = false;
   bool finished_io_ = false;

@@ -37,6 +37,15 @@ class LocalLocation : public Location {
     return write_file_atomic(p, data, secret ? 0600 : 0644);
   }
 
+  Status put_deferred(const std::string& path, std::string_view data, bool secret) override {
+    KVB_CHECK(validate_relative_path(path));
+    fs::path p = root_ / path;
+    KVB_CHECK(make_directories(p.parent_path()));
+    return write_file_atomic(p, data, secret ? 0600 : 0644, /*durable=*/false);
+  }
+
+  Status sync() override { return sync_filesystem(root_); }
+
   Result<std::string> get(const std::string& path) const override {
     KVB_CHECK(validate_relative_path(path));
     return read_file(root_ / path);

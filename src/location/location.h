@@ -2,7 +2,8 @@
 // paths ("backups/nightly/backup.json"), each written atomically.
 //
 // Invariant: a file is either absent or complete; readers never see a torn
-// write. Paths are validated: no "..", no absolute paths.
+// write. A file written with put() is durable when put() returns; one written
+// with put_deferred() once sync() returns. Paths are validated: no "..", no absolute paths.
 #pragma once
 
 #include "common/error.h"
@@ -20,6 +21,11 @@ class Location {
   virtual ~Location() = default;
   virtual std::string describe() const = 0;
   virtual Status put(const std::string& path, std::string_view data, bool secret = false) = 0;
+  // Like put (atomic), but durable only after the next sync(): for the many
+  // small files a record refers to, which sync() makes durable at once before
+  // the record itself is put.
+  virtual Status put_deferred(const std::string& path, std::string_view data, bool secret = false) = 0;
+  virtual Status sync() = 0;
   virtual Result<std::string> get(const std::string& path) const = 0;
   virtual bool exists(const std::string& path) const = 0;
   // Immediate children of a directory path (names only, sorted).

@@ -110,6 +110,9 @@ class Runtime {
 
   // A new connection (TCP + TLS handshake + verification) within the deadline.
   asio::awaitable<Result<std::unique_ptr<Connection>>> connect(SteadyTime deadline, CallState& state);
+  // An idle keep-alive connection (current credentials) to upgrade to a
+  // WebSocket, sparing a TCP and TLS handshake; nullptr when none.
+  std::unique_ptr<Connection> reuse_idle() { return take_idle(tls_generation_); }
 
   // One HTTP exchange on a pooled or new connection. Non-2xx responses are
   // returned as responses, not errors. *sent tells whether the request may
