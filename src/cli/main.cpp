@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   register_version(app, run);
   register_rules(app, g, run);
   register_backup(app, g, run);
+  register_restore(app, g, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -49,5 +49,6 @@ int exit_code_for(const Error& e);
 void register_version(CLI::App& app, Runner& run);
 void register_rules(CLI::App& app, GlobalOptions& g, Runner& run);
 void register_backup(CLI::App& app, GlobalOptions& g, Runner& run);
+void register_restore(CLI::App& app, GlobalOptions& g, Runner& run);
 
 }  // namespace kvb::cli

@@ -1,0 +1,65 @@
+// The plan of a restore, made before anything changes: which VMs of the
+// backup come back, under which names and namespaces, from which snapshots,
+// into which claims, and what is in the way. Every error a restore can know
+// in advance is found here (backup not restorable, VM not in it, snapshot
+// gone or not ready, namespace or storage class missing, name collisions,
+// conflicting Secrets); nothing in the cluster is touched until it passes.
+#pragma once
+
+#include "backup/record.h"
+#include "kube/client.h"
+#include "location/location.h"
+#include "restore/spec.h"
+
+#include <boost/json/object.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kvb::restore {
+
+struct VolumeToRestore {
+  backup::VolumeRecord source;
+  boost::json::object saved_pvc;  // may be empty (then defaults)
+  std::string claim;              // the restored claim's name
+  std::string snapshot;           // VolumeSnapshot in the target namespace the claim is restored from
+  bool import = false;            // another namespace: pre-provisioned content + snapshot are created
+  std::string content;            // the pre-provisioned content's name (import)
+  std::string handle, driver;     // the storage snapshot (import)
+  std::string storage_class;
+  bool wait_for_first_consumer = false;  // the claim binds only once the VM runs
+  std::string size;
+};
+
+struct ConfigToRestore {
+  const kube::ResourceRef* resource = nullptr;  // secrets or configmaps
+  boost::json::object object;                   // ready to create in the target namespace
+  bool exists_identical = false;                // skip
+  bool exists_different = false;                // replace (only with --existing replace)
+};
+
+struct VmToRestore {
+  backup::VmRecord source;
+  boost::json::object saved_vm;
+  std::string ns, name;
+  std::vector<VolumeToRestore> volumes;
+  std::vector<ConfigToRestore> configs;
+  std::optional<boost::json::object> existing;  // the VM being replaced
+  bool copy = false;                            // beside a still existing original
+  std::string run_strategy;                     // the one the restored VM gets
+};
+
+struct RestorePlan {
+  backup::BackupRecord backup;
+  std::vector<VmToRestore> vms;
+  std::vector<std::string> create_namespaces;
+  std::vector<std::string> notes;  // e.g. failed VMs of the backup left out
+};
+
+Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& loc, const RestoreSpec& spec);
+
+Result<backup::BackupRecord> read_backup_record(location::Location& loc, const std::string& name);
+std::string restore_record_path(const std::string& name);
+
+}  // namespace kvb::restore

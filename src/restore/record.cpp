@@ -1,0 +1,142 @@
+#include "restore/record.h"
+
+#include "common/doc_reader.h"
+
+#include <boost/json.hpp>
+
+namespace kvb::restore {
+namespace json = boost::json;
+
+std::string_view to_string(RestorePhase p) {
+  switch (p) {
+    case RestorePhase::kInProgress: return "InProgress";
+    case RestorePhase::kCompleted: return "Completed";
+    case RestorePhase::kPartiallyFailed: return "PartiallyFailed";
+    case RestorePhase::kFailed: return "Failed";
+  }
+  return "Failed";
+}
+
+namespace {
+
+json::array strings(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v) a.push_back(json::string(s));
+  return a;
+}
+
+json::value time_json(const std::optional<WallTime>& t) {
+  return t ? json::value(format_rfc3339(*t, TimePrecision::kNanos)) : json::value(nullptr);
+}
+
+}  // namespace
+
+json::object RestoreRecord::to_json() const {
+  json::array vm_arr;
+  for (const auto& vm : vms) {
+    json::array claims, created;
+    for (const auto& c : vm.claims) {
+      claims.push_back(json::object{{"volume", c.volume},
+                                    {"claim", c.claim},
+                                    {"sourceClaim", c.source_claim},
+                                    {"volumeSnapshot", c.volume_snapshot},
+                                    {"storageClass", c.storage_class},
+                                    {"size", c.size},
+                                    {"phase", c.phase}});
+    }
+    for (const auto& c : vm.created) {
+      created.push_back(json::object{{"resource", c.resource}, {"namespace", c.ns}, {"name", c.name}, {"removed", c.removed}});
+    }
+    vm_arr.push_back(json::object{{"sourceNamespace", vm.source_ns},
+                                  {"sourceName", vm.source_name},
+                                  {"namespace", vm.ns},
+                                  {"name", vm.name},
+                                  {"phase", vm.phase},
+                                  {"reason", vm.reason},
+                                  {"runStrategy", vm.run_strategy},
+                                  {"claims", claims},
+                                  {"created", created},
+                                  {"replaced", strings(vm.replaced)},
+                                  {"problems", strings(vm.problems)}});
+  }
+  return json::object{{"apiVersion", "kvbackup.io/v1alpha1"},
+                      {"kind", "RestoreRecord"},
+                      {"formatVersion", 1},
+                      {"name", name},
+                      {"backup", backup},
+                      {"kvbackupVersion", kvbackup_version},
+                      {"cluster", cluster},
+                      {"startedAt", format_rfc3339(started, TimePrecision::kNanos)},
+                      {"finishedAt", time_json(finished)},
+                      {"phase", to_string(phase)},
+                      {"error", error},
+                      {"vms", vm_arr}};
+}
+
+Result<RestoreRecord> RestoreRecord::from_json(const json::value& v, const std::string& origin) {
+  DocReader r(v, origin, "");
+  if (!v.is_object()) return r.error_here("a restore record must be a JSON object");
+  RestoreRecord rec;
+  KVB_TRY(auto kind, r.str("kind"));
+  if (kind != "RestoreRecord") return r.error("kind", "\"" + kind + "\" is not RestoreRecord");
+  KVB_TRY(rec.name, r.required_str("name"));
+  KVB_TRY(rec.backup, r.required_str("backup"));
+  KVB_TRY(rec.kvbackup_version, r.str("kvbackupVersion"));
+  KVB_TRY(rec.cluster, r.str("cluster"));
+  KVB_TRY(auto started, r.required_str("startedAt"));
+  auto st = parse_rfc3339(started);
+  if (!st) return r.error("startedAt", st.error().message);
+  rec.started = *st;
+  KVB_TRY(auto finished, r.str("finishedAt"));
+  if (!finished.empty()) {
+    if (auto f = parse_rfc3339(finished)) rec.finished = *f;
+  }
+  KVB_TRY(auto phase, r.str("phase"));
+  bool known = false;
+  for (auto p : {RestorePhase::kInProgress, RestorePhase::kCompleted, RestorePhase::kPartiallyFailed, RestorePhase::kFailed}) {
+    if (to_string(p) == phase) {
+      rec.phase = p;
+      known = true;
+    }
+  }
+  if (!known) return r.error("phase", "\"" + phase + "\" is not a restore phase");
+  KVB_TRY(rec.error, r.str("error"));
+  KVB_TRY(auto vms, r.list("vms"));
+  for (auto& vr : vms) {
+    VmRestoreRecord vm;
+    KVB_TRY(vm.source_ns, vr.str("sourceNamespace"));
+    KVB_TRY(vm.source_name, vr.str("sourceName"));
+    KVB_TRY(vm.ns, vr.required_str("namespace"));
+    KVB_TRY(vm.name, vr.required_str("name"));
+    KVB_TRY(vm.phase, vr.str("phase"));
+    KVB_TRY(vm.reason, vr.str("reason"));
+    KVB_TRY(vm.run_strategy, vr.str("runStrategy"));
+    KVB_TRY(auto claims, vr.list("claims"));
+    for (auto& c : claims) {
+      ClaimRecord cr;
+      KVB_TRY(cr.volume, c.str("volume"));
+      KVB_TRY(cr.claim, c.str("claim"));
+      KVB_TRY(cr.source_claim, c.str("sourceClaim"));
+      KVB_TRY(cr.volume_snapshot, c.str("volumeSnapshot"));
+      KVB_TRY(cr.storage_class, c.str("storageClass"));
+      KVB_TRY(cr.size, c.str("size"));
+      KVB_TRY(cr.phase, c.str("phase"));
+      vm.claims.push_back(std::move(cr));
+    }
+    KVB_TRY(auto created, vr.list("created"));
+    for (auto& c : created) {
+      CreatedObject co;
+      KVB_TRY(co.resource, c.str("resource"));
+      KVB_TRY(co.ns, c.str("namespace"));
+      KVB_TRY(co.name, c.str("name"));
+      KVB_TRY(co.removed, c.boolean("removed", false));
+      vm.created.push_back(std::move(co));
+    }
+    KVB_TRY(vm.replaced, vr.string_list("replaced"));
+    KVB_TRY(vm.problems, vr.string_list("problems"));
+    rec.vms.push_back(std::move(vm));
+  }
+  return rec;
+}
+
+}  // namespace kvb::restore
