@@ -43,7 +43,7 @@ Result<restore::RestoreRecord> read_record(location::Location& loc, const std::s
 }
 
 std::string table(const restore::RestoreRecord& rec) {
-  std::string out = fmt::format("{:<28}  {:<28}  {:<9}  {:<7}  {}\n", "FROM", "TO", "PHASE", "CLAIMS", "PROBLEMS");
+  std::string out = fmt::format("{:<28}  {:<28}  {:<9}  {:<7}  {}\n", "FROM", "TO", "PHASE", "CLAIMS", "NOTES");
   for (const auto& v : rec.vms) {
     std::string problems = v.reason;
     for (const auto& p : v.problems) problems += (problems.empty() ? "" : "; ") + p;
