@@ -41,6 +41,12 @@ class VmRestore {
     for (auto it = rec_.created.rbegin(); it != rec_.created.rend(); ++it) {
       const kube::ResourceRef* ref = ref_of(it->resource);
       if (!ref) continue;
+      if (replaced_ && it->resource != kubevirt::kVirtualMachines.resource) {
+        // The VM these claims replace is gone: they hold its data now; keep them.
+        rec_.problems.push_back("kept " + it->resource + " " + it->ns + "/" + it->name +
+                                ": the replaced VM is deleted and this restore holds its data");
+        continue;
+      }
       auto r = client_->remove(*ref, it->ns, it->name);
       if (r || r.error().code == Errc::kNotFound) {
         it->removed = true;
@@ -152,6 +158,7 @@ class VmRestore {
     d.propagation_policy = "Foreground";
     auto del = client_->remove(kubevirt::kVirtualMachines, vm_.ns, vm_.name, d);
     if (!del && del.error().code != Errc::kNotFound) return del.error().with_context("deleting VirtualMachine " + key);
+    replaced_ = true;  // from here on the restored claims are the VM's only copy outside the backup
     rec_.replaced.push_back("virtualmachines " + key);
     auto vm_gone = kube::wait_for_object(client_, kubevirt::kVirtualMachines, vm_.ns, vm_.name,
                                          [](const json::object* o) { return o == nullptr; }, spec_.start_timeout, stop_);
@@ -209,6 +216,7 @@ class VmRestore {
   const VmToRestore& vm_;
   VmRestoreRecord& rec_;
   std::stop_token stop_;
+  bool replaced_ = false;
 };
 
 }  // namespace
