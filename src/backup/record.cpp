@@ -1,5 +1,6 @@
 #include "backup/record.h"
 
+#include "backup/spec.h"
 #include "common/doc_reader.h"
 
 #include <boost/json.hpp>
@@ -232,6 +233,19 @@ Result<BackupRecord> BackupRecord::from_json(const json::value& v, const std::st
     b.vms.push_back(std::move(vm));
   }
   return b;
+}
+
+std::string backup_record_path(const std::string& name) { return "backups/" + name + "/backup.json"; }
+
+Result<BackupRecord> load_backup_record(const location::Location& loc, const std::string& name) {
+  KVB_CHECK(validate_backup_name(name));
+  std::string path = backup_record_path(name);
+  if (!loc.exists(path)) return Error(Errc::kNotFound, "backup \"" + name + "\" not found in " + loc.describe());
+  KVB_TRY(auto text, loc.get(path));
+  boost::system::error_code ec;
+  auto doc = json::parse(text, ec);
+  if (ec) return Error(Errc::kParse, loc.describe() + "/" + path + ": not JSON: " + ec.message());
+  return BackupRecord::from_json(doc, loc.describe() + "/" + path);
 }
 
 }  // namespace kvb::backup

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/time.h"
+#include "location/location.h"
 
 #include <boost/json/object.hpp>
 
@@ -106,5 +107,10 @@ struct BackupRecord {
   boost::json::object to_json() const;
   static Result<BackupRecord> from_json(const boost::json::value& v, const std::string& origin);
 };
+
+// "backups/<name>/backup.json" in a location.
+std::string backup_record_path(const std::string& name);
+// Reads and parses a backup's record; errors name the backup and the location.
+Result<BackupRecord> load_backup_record(const location::Location& loc, const std::string& name);
 
 }  // namespace kvb::backup

@@ -341,13 +341,12 @@ BackupOptionsRecord options_record(const BackupSpec& s) {
   return o;
 }
 
-std::string record_path(const std::string& name) { return "backups/" + name + "/backup.json"; }
 
 }  // namespace
 
 Result<BackupRecord> Runner::run(std::stop_token stop) {
   KVB_CHECK(validate_backup_name(spec_.name));
-  if (location_.exists(record_path(spec_.name))) {
+  if (location_.exists(backup_record_path(spec_.name))) {
     return Error(Errc::kInvalidArgument, "backup \"" + spec_.name + "\" already exists in " + location_.describe());
   }
   Impl impl(client_, location_, spec_, progress_);
@@ -379,14 +378,14 @@ Result<BackupRecord> Runner::run(std::stop_token stop) {
   rec.started = WallClock::now();
   rec.warnings = plan.warnings;
   for (const auto& l : recovered.lines) rec.warnings.push_back("recover: " + l);
-  KVB_CHECK(location_.put(record_path(spec_.name), json::serialize(rec.to_json())));
+  KVB_CHECK(location_.put(backup_record_path(spec_.name), json::serialize(rec.to_json())));
 
   auto finish_record = [&](BackupPhase phase, const std::string& error) -> Result<BackupRecord> {
     rec.phase = phase;
     rec.error = error;
     rec.finished = WallClock::now();
     KVB_CHECK(location_.sync());  // the resources the record names are durable before it is
-    KVB_CHECK(location_.put(record_path(spec_.name), json::serialize(rec.to_json())));
+    KVB_CHECK(location_.put(backup_record_path(spec_.name), json::serialize(rec.to_json())));
     return rec;
   };
 

@@ -43,24 +43,6 @@ struct BackupOptions {
   bool keep_snapshots = false;
 };
 
-Result<std::unique_ptr<location::Location>> open_location(const std::string& dir) {
-  auto path = dir.empty() ? location::default_location_dir() : std::filesystem::path(dir);
-  return location::open_local(path);
-}
-
-std::string record_path(const std::string& name) { return "backups/" + name + "/backup.json"; }
-
-Result<backup::BackupRecord> read_record(location::Location& loc, const std::string& name) {
-  KVB_CHECK(backup::validate_backup_name(name));
-  if (!loc.exists(record_path(name))) return Error(Errc::kNotFound, "backup \"" + name + "\" not found in " + loc.describe());
-  KVB_TRY(auto text, loc.get(record_path(name)));
-  boost::system::error_code ec;
-  auto doc = json::parse(text, ec);
-  std::string origin = loc.describe() + "/" + record_path(name);
-  if (ec) return Error(Errc::kParse, origin + ": not JSON: " + ec.message());
-  return backup::BackupRecord::from_json(doc, origin);
-}
-
 Result<backup::BackupSpec> make_spec(const GlobalOptions& g, const BackupOptions& o, const std::string& default_ns) {
   backup::BackupSpec s;
   s.name = o.name;
@@ -135,7 +117,7 @@ int create(const GlobalOptions& g, const BackupOptions& o) {
     std::printf("%s", vm_table(*rec).c_str());
     std::printf("\nBackup %s: %s%s, recorded in %s/%s\n", rec->name.c_str(), std::string(to_string(rec->phase)).c_str(),
                 rec->error.empty() ? "" : (" (" + rec->error + ")").c_str(), (*loc)->describe().c_str(),
-                record_path(rec->name).c_str());
+                backup::backup_record_path(rec->name).c_str());
   }
   if (signals.received() != 0) return 128 + signals.received();
   return every_vm_as_promised(*rec) ? kExitOk : kExitFailed;
@@ -150,7 +132,7 @@ int list(const BackupOptions& o) {
   std::string table = fmt::format("{:<30}  {:<15}  {:<24}  {:>4}  {:>4}  {:>5}  {:>6}\n", "NAME", "PHASE", "STARTED", "VMS",
                                   "FSC", "CRASH", "FAILED");
   for (const auto& name : *names) {
-    auto rec = read_record(**loc, name);
+    auto rec = backup::load_backup_record(**loc, name);
     if (!rec) {
       table += fmt::format("{:<30}  {}\n", name, "unreadable: " + rec.error().message);
       continue;
@@ -175,7 +157,7 @@ int list(const BackupOptions& o) {
 int describe(const BackupOptions& o) {
   auto loc = open_location(o.location);
   if (!loc) return report_error(loc.error());
-  auto rec = read_record(**loc, o.name);
+  auto rec = backup::load_backup_record(**loc, o.name);
   if (!rec) return report_error(rec.error());
   if (!o.vm.empty()) {
     bool found = false;
@@ -190,7 +172,7 @@ int describe(const BackupOptions& o) {
 int remove(const GlobalOptions& g, const BackupOptions& o) {
   auto loc = open_location(o.location);
   if (!loc) return report_error(loc.error());
-  auto rec = read_record(**loc, o.name);
+  auto rec = backup::load_backup_record(**loc, o.name);
   if (!rec) return report_error(rec.error());
   if (!o.keep_snapshots) {
     auto client = connect(g);

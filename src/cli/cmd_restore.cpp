@@ -26,22 +26,6 @@ struct RestoreOptions {
   std::string output = "table";
 };
 
-Result<std::unique_ptr<location::Location>> open_location(const std::string& dir) {
-  return location::open_local(dir.empty() ? location::default_location_dir() : std::filesystem::path(dir));
-}
-
-Result<restore::RestoreRecord> read_record(location::Location& loc, const std::string& name) {
-  std::string path = restore::restore_record_path(name);
-  if (name.empty() || name.find('/') != std::string::npos || !loc.exists(path)) {
-    return Error(Errc::kNotFound, "restore \"" + name + "\" not found in " + loc.describe());
-  }
-  KVB_TRY(auto text, loc.get(path));
-  boost::system::error_code ec;
-  auto doc = json::parse(text, ec);
-  if (ec) return Error(Errc::kParse, loc.describe() + "/" + path + ": not JSON: " + ec.message());
-  return restore::RestoreRecord::from_json(doc, loc.describe() + "/" + path);
-}
-
 std::string table(const restore::RestoreRecord& rec) {
   std::string out = fmt::format("{:<28}  {:<28}  {:<9}  {:<7}  {}\n", "FROM", "TO", "PHASE", "CLAIMS", "NOTES");
   for (const auto& v : rec.vms) {
@@ -120,7 +104,7 @@ int list(const RestoreOptions& o) {
   if (!names) return report_error(names.error());
   std::printf("%-30s  %-24s  %-15s  %s\n", "NAME", "BACKUP", "PHASE", "VMS");
   for (const auto& n : *names) {
-    auto rec = read_record(**loc, n);
+    auto rec = restore::load_restore_record(**loc, n);
     if (!rec) {
       std::printf("%-30s  unreadable: %s\n", n.c_str(), rec.error().message.c_str());
       continue;
@@ -134,7 +118,7 @@ int list(const RestoreOptions& o) {
 int show(const RestoreOptions& o) {
   auto loc = open_location(o.location);
   if (!loc) return report_error(loc.error());
-  auto rec = read_record(**loc, o.name);
+  auto rec = restore::load_restore_record(**loc, o.name);
   if (!rec) return report_error(rec.error());
   if (o.output == "json") std::printf("%s\n", json::serialize(rec->to_json()).c_str());
   else std::printf("%s", describe(*rec).c_str());

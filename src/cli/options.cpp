@@ -32,6 +32,10 @@ Result<std::shared_ptr<kube::Client>> connect(const GlobalOptions& g) {
   return kube::Client::create(config, co);
 }
 
+Result<std::unique_ptr<location::Location>> open_location(const std::string& dir) {
+  return location::open_local(dir.empty() ? location::default_location_dir() : std::filesystem::path(dir));
+}
+
 int exit_code_for(const Error& e) {
   switch (e.code) {
     case Errc::kInvalidArgument:

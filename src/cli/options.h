@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "kube/client.h"
 #include "kubevirt/inventory.h"
+#include "location/location.h"
 
 #include <CLI/CLI.hpp>
 
@@ -41,6 +42,9 @@ void add_scope_options(CLI::App* cmd, ScopeOptions& scope);
 kubevirt::Scope make_scope(const GlobalOptions& g, const ScopeOptions& s, const std::string& default_ns);
 
 Result<std::shared_ptr<kube::Client>> connect(const GlobalOptions& g);
+
+// --location DIR, else $KVBACKUP_LOCATION, else ./kvbackup-backups.
+Result<std::unique_ptr<location::Location>> open_location(const std::string& dir);
 
 // Prints "kvbackup: <message>" to stderr and returns the exit code for the error.
 int report_error(const Error& e);

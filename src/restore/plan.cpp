@@ -17,19 +17,6 @@ namespace kvb::restore {
 namespace json = boost::json;
 namespace res = kube::resources;
 
-std::string restore_record_path(const std::string& name) { return "restores/" + name + "/restore.json"; }
-
-Result<backup::BackupRecord> read_backup_record(location::Location& loc, const std::string& name) {
-  KVB_CHECK(backup::validate_backup_name(name));
-  std::string path = "backups/" + name + "/backup.json";
-  if (!loc.exists(path)) return Error(Errc::kNotFound, "backup \"" + name + "\" not found in " + loc.describe());
-  KVB_TRY(auto text, loc.get(path));
-  boost::system::error_code ec;
-  auto doc = json::parse(text, ec);
-  if (ec) return Error(Errc::kParse, loc.describe() + "/" + path + ": not JSON: " + ec.message());
-  return backup::BackupRecord::from_json(doc, loc.describe() + "/" + path);
-}
-
 namespace {
 
 bool valid_name(const std::string& n) {
@@ -75,7 +62,7 @@ Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& 
     return Error(Errc::kInvalidArgument, "--run-strategy \"" + spec.run_strategy + "\": expected keep, Halted or Always");
   }
   RestorePlan plan;
-  KVB_TRY(plan.backup, read_backup_record(loc, spec.backup));
+  KVB_TRY(plan.backup, backup::load_backup_record(loc, spec.backup));
   const auto& b = plan.backup;
   if (b.phase != backup::BackupPhase::kCompleted && b.phase != backup::BackupPhase::kPartiallyFailed) {
     return Error(Errc::kInvalidArgument, "backup \"" + b.name + "\" is " + std::string(to_string(b.phase)) +

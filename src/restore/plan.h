@@ -9,6 +9,7 @@
 #include "backup/record.h"
 #include "kube/client.h"
 #include "location/location.h"
+#include "restore/record.h"
 #include "restore/spec.h"
 
 #include <boost/json/object.hpp>
@@ -59,7 +60,5 @@ struct RestorePlan {
 
 Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& loc, const RestoreSpec& spec);
 
-Result<backup::BackupRecord> read_backup_record(location::Location& loc, const std::string& name);
-std::string restore_record_path(const std::string& name);
 
 }  // namespace kvb::restore

@@ -139,4 +139,18 @@ Result<RestoreRecord> RestoreRecord::from_json(const json::value& v, const std::
   return rec;
 }
 
+std::string restore_record_path(const std::string& name) { return "restores/" + name + "/restore.json"; }
+
+Result<RestoreRecord> load_restore_record(const location::Location& loc, const std::string& name) {
+  std::string path = restore_record_path(name);
+  if (name.empty() || name.find('/') != std::string::npos || !loc.exists(path)) {
+    return Error(Errc::kNotFound, "restore \"" + name + "\" not found in " + loc.describe());
+  }
+  KVB_TRY(auto text, loc.get(path));
+  boost::system::error_code ec;
+  auto doc = json::parse(text, ec);
+  if (ec) return Error(Errc::kParse, loc.describe() + "/" + path + ": not JSON: " + ec.message());
+  return RestoreRecord::from_json(doc, loc.describe() + "/" + path);
+}
+
 }  // namespace kvb::restore

@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/time.h"
+#include "location/location.h"
 
 #include <boost/json/object.hpp>
 
@@ -61,5 +62,9 @@ struct RestoreRecord {
   boost::json::object to_json() const;
   static Result<RestoreRecord> from_json(const boost::json::value& v, const std::string& origin);
 };
+
+// "restores/<name>/restore.json" in a location.
+std::string restore_record_path(const std::string& name);
+Result<RestoreRecord> load_restore_record(const location::Location& loc, const std::string& name);
 
 }  // namespace kvb::restore

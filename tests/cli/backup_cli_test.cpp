@@ -27,20 +27,8 @@ namespaces:
       - {name: noagent, agent: none, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
 )";
 
-std::string binary() {
-  const char* build = std::getenv("KVB_BUILD_DIR");
-  return (std::filesystem::path(build ? build : KVB_DEFAULT_BUILD_DIR) / "kvbackup").string();
-}
 
-ProcessResult kvbackup(const TestCluster& tc, std::vector<std::string> args) {
-  ProcessSpec spec;
-  spec.argv = {binary(), "--kubeconfig", tc.kubeconfig().string()};
-  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-  spec.timeout = std::chrono::seconds(120);
-  auto r = run_process(spec);
-  if (!r) throw std::runtime_error(r.error().message);
-  return *r;
-}
+ProcessResult kvbackup(const TestCluster& tc, const std::vector<std::string>& args) { return run_kvbackup(tc, args); }
 
 TEST(BackupCli, CreateDescribeListDelete) {
   TestCluster tc(kScenario);
@@ -143,7 +131,7 @@ TEST(BackupCli, KillNineWhileFrozenThenRecoverThawsEveryVm) {
   TestCluster tc(kScenario);
   std::string loc = (tc.dir() / "loc").string();
   tc.add_fault(R"({"type":"snapshot-cut-delay","delay":"120s"})");
-  auto child = spawn_process({binary(), "--kubeconfig", tc.kubeconfig().string(), "backup", "create", "doomed", "-n", "prod",
+  auto child = spawn_process({kvbackup_binary(), "--kubeconfig", tc.kubeconfig().string(), "backup", "create", "doomed", "-n", "prod",
                               "--location", loc, "--freeze-deadline", "5m"},
                              environment_with({}), {});
   ASSERT_TRUE(child) << child.error().message;
@@ -176,7 +164,7 @@ TEST(BackupCli, SigtermWhileFrozenThawsBeforeExiting) {
   TestCluster tc(kScenario);
   std::string loc = (tc.dir() / "loc").string();
   tc.add_fault(R"({"type":"snapshot-cut-delay","delay":"120s"})");
-  auto child = spawn_process({binary(), "--kubeconfig", tc.kubeconfig().string(), "backup", "create", "stopped", "-n", "prod",
+  auto child = spawn_process({kvbackup_binary(), "--kubeconfig", tc.kubeconfig().string(), "backup", "create", "stopped", "-n", "prod",
                               "--location", loc, "--freeze-deadline", "5m"},
                              environment_with({}), {});
   ASSERT_TRUE(child) << child.error().message;

@@ -20,17 +20,7 @@ namespaces:
       - {name: db, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
 )";
 
-ProcessResult kvbackup(const TestCluster& tc, std::vector<std::string> args) {
-  const char* build = std::getenv("KVB_BUILD_DIR");
-  ProcessSpec spec;
-  spec.argv = {(std::filesystem::path(build ? build : KVB_DEFAULT_BUILD_DIR) / "kvbackup").string(), "--kubeconfig",
-               tc.kubeconfig().string()};
-  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-  spec.timeout = std::chrono::seconds(120);
-  auto r = run_process(spec);
-  if (!r) throw std::runtime_error(r.error().message);
-  return *r;
-}
+ProcessResult kvbackup(const TestCluster& tc, const std::vector<std::string>& args) { return run_kvbackup(tc, args); }
 
 TEST(RestoreCli, CloneIntoANewNamespaceThenDescribeAndList) {
   TestCluster tc(kScenario);

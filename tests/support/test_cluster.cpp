@@ -120,4 +120,19 @@ std::optional<ProcessResult> run_kubectl(const std::filesystem::path& kubeconfig
   return *r;
 }
 
+std::string kvbackup_binary() {
+  const char* build = std::getenv("KVB_BUILD_DIR");
+  return (std::filesystem::path(build ? build : KVB_DEFAULT_BUILD_DIR) / "kvbackup").string();
+}
+
+ProcessResult run_kvbackup(const TestCluster& tc, const std::vector<std::string>& args) {
+  ProcessSpec spec;
+  spec.argv = {kvbackup_binary(), "--kubeconfig", tc.kubeconfig().string()};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.timeout = std::chrono::seconds(120);
+  auto r = run_process(spec);
+  if (!r) throw std::runtime_error(r.error().message);
+  return *r;
+}
+
 }  // namespace kvb::testing

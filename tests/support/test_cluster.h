@@ -55,4 +55,9 @@ std::optional<ProcessResult> run_kubectl(const std::filesystem::path& kubeconfig
                                          const std::string& stdin_data = {});
 bool kubectl_available();
 
+// The kvbackup binary of this build ($KVB_BUILD_DIR, else the configured build directory).
+std::string kvbackup_binary();
+// Runs kvbackup with --kubeconfig of the cluster and `args`; throws if it cannot be started.
+ProcessResult run_kvbackup(const TestCluster& tc, const std::vector<std::string>& args);
+
 }  // namespace kvb::testing
