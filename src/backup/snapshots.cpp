@@ -67,7 +67,10 @@ Status SnapshotTracker::wait(const std::string& ns, const std::vector<std::strin
   kube::Informer* inf = informer_for(ns);
   if (!inf) return Error(Errc::kInternal, "no watch for namespace " + ns);
   std::string failed;
-  auto st = inf->wait_until(
+  std::vector<std::string> keys;
+  for (const auto& n : names) keys.push_back(ns + "/" + n);
+  auto st = inf->wait_keys(
+      keys,
       [&](const kube::ObjectCache& cache) {
         for (const auto& n : names) {
           auto it = cache.find(ns + "/" + n);

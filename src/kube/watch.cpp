@@ -73,13 +73,22 @@ struct Informer::Loop : std::enable_shared_from_this<Informer::Loop> {
     if (options.on_event) options.on_event(e);
   }
 
+  // Runs f under the informer's lock, then wakes the waiters: those of `key`
+  // only when one object changed (a key), every waiter otherwise.
   template <class F>
-  bool with_owner(F&& f) {
+  bool with_owner(F&& f, const std::string* key = nullptr) {
     auto o = owner.lock();
     if (!o) return false;
     {
       std::lock_guard lock(o->mu_);
       f(*o);
+      // Under the lock: a key waiter deregisters (and dies) only while holding it.
+      if (key) {
+        auto [lo, hi] = o->key_waiters_.equal_range(*key);
+        for (auto it = lo; it != hi; ++it) it->second->notify_all();
+      } else {
+        for (auto& [k, cv] : o->key_waiters_) cv->notify_all();
+      }
     }
     o->changed_.notify_all();
     return true;
@@ -141,11 +150,13 @@ struct Informer::Loop : std::enable_shared_from_this<Informer::Loop> {
     if (!rv.empty()) resource_version = rv;
     if (e.type == WatchEventType::kBookmark) return ok();
     std::string key = key_of(ov);
-    bool alive = with_owner([&](Informer& inf) {
-      if (e.type == WatchEventType::kDeleted) inf.cache_.erase(key);
-      else inf.cache_[key] = e.object;
-      inf.stats_.events++;
-    });
+    bool alive = with_owner(
+        [&](Informer& inf) {
+          if (e.type == WatchEventType::kDeleted) inf.cache_.erase(key);
+          else inf.cache_[key] = e.object;
+          inf.stats_.events++;
+        },
+        &key);
     if (!alive) return Error(Errc::kCancelled, "informer stopped");
     publish(e);
     return ok();
@@ -297,6 +308,7 @@ void Informer::stop() {
   {
     std::lock_guard lock(mu_);
     if (!failed_) failed_ = Error(Errc::kCancelled, "informer stopped");
+    for (auto& [k, cv] : key_waiters_) cv->notify_all();
   }
   changed_.notify_all();
 }
@@ -333,6 +345,20 @@ Status Informer::wait_until(const std::function<bool(const ObjectCache&)>& pred,
   if (failed_) return *failed_;
   if (stop.stop_requested()) return Error(Errc::kCancelled, "wait for " + resource_.qualified_name() + " cancelled");
   (void)held;
+  return Error(Errc::kTimeout, "timed out waiting for " + resource_.qualified_name());
+}
+
+Status Informer::wait_keys(const std::vector<std::string>& keys, const std::function<bool(const ObjectCache&)>& pred,
+                           std::chrono::steady_clock::time_point deadline, std::stop_token stop) {
+  std::condition_variable_any cv;
+  std::unique_lock lock(mu_);
+  std::vector<std::multimap<std::string, std::condition_variable_any*>::iterator> registered;
+  for (const auto& k : keys) registered.push_back(key_waiters_.emplace(k, &cv));
+  cv.wait_until(lock, stop, deadline, [&] { return pred(cache_) || failed_.has_value(); });
+  for (auto it : registered) key_waiters_.erase(it);
+  if (pred(cache_)) return ok();
+  if (failed_) return *failed_;
+  if (stop.stop_requested()) return Error(Errc::kCancelled, "wait for " + resource_.qualified_name() + " cancelled");
   return Error(Errc::kTimeout, "timed out waiting for " + resource_.qualified_name());
 }
 

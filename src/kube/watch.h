@@ -76,6 +76,11 @@ class Informer : public std::enable_shared_from_this<Informer> {
   // requested (kCancelled) or the informer fails (its error).
   Status wait_until(const std::function<bool(const ObjectCache&)>& pred,
                     std::chrono::steady_clock::time_point deadline, std::stop_token stop = {});
+  // Like wait_until, for a predicate that depends only on the objects of
+  // `keys`: woken by changes of those keys alone, so that many threads each
+  // waiting for their own objects do not all wake on every event.
+  Status wait_keys(const std::vector<std::string>& keys, const std::function<bool(const ObjectCache&)>& pred,
+                   std::chrono::steady_clock::time_point deadline, std::stop_token stop = {});
   // Blocks until pred(object) holds for one key; the object is nullptr while absent.
   Result<boost::json::object> wait_for(const std::string& key,
                                        const std::function<bool(const boost::json::object*)>& pred,
@@ -99,6 +104,7 @@ class Informer : public std::enable_shared_from_this<Informer> {
 
   mutable std::mutex mu_;
   std::condition_variable_any changed_;
+  std::multimap<std::string, std::condition_variable_any*> key_waiters_;  // wait_keys(), under mu_
   ObjectCache cache_;
   bool synced_ = false;
   std::optional<Error> failed_;

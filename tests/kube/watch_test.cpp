@@ -172,6 +172,45 @@ TEST(Informer, GoneMeansReList) {
   (void)second;
 }
 
+TEST(Informer, WaitKeysSeesItsKeysAndStops) {
+  TestApiServer server;
+  FakeApi api;
+  api.items = {snapshot("a", 5, false), snapshot("b", 6, false)};
+  api.install(server);
+  auto client = client_for(server);
+  auto inf = Informer::start(client, resources::kVolumeSnapshots, "prod");
+  ASSERT_TRUE(inf->wait_synced(std::chrono::steady_clock::now() + 10s));
+  auto stream = api.wait_stream(1);
+  auto both_cut = [](const ObjectCache& c) {
+    for (const char* k : {"prod/a", "prod/b"}) {
+      auto it = c.find(k);
+      if (it == c.end() || str_at(it->second, {"status", "creationTime"}).empty()) return false;
+    }
+    return true;
+  };
+  std::thread pusher([&] {
+    server.loop().run_sync([&] {
+      stream->write(event("ADDED", snapshot("other", 11, true)));
+      stream->write(event("MODIFIED", snapshot("a", 12, true)));
+      stream->write(event("MODIFIED", snapshot("b", 13, true)));
+    });
+  });
+  EXPECT_TRUE(inf->wait_keys({"prod/a", "prod/b"}, both_cut, std::chrono::steady_clock::now() + 10s));
+  pusher.join();
+  // A change of another key alone does not satisfy it: the wait times out.
+  auto only_other = [](const ObjectCache& c) { return c.count("prod/c") > 0; };
+  auto start = std::chrono::steady_clock::now();
+  auto r = inf->wait_keys({"prod/c"}, only_other, start + 300ms);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::kTimeout);
+  // Stopping the informer wakes key waiters with its error.
+  std::thread stopper([&] { inf->stop(); });
+  auto stopped = inf->wait_keys({"prod/c"}, only_other, std::chrono::steady_clock::now() + 60s);
+  stopper.join();
+  ASSERT_FALSE(stopped);
+  EXPECT_EQ(stopped.error().code, Errc::kCancelled);
+}
+
 TEST(Informer, WaitTimesOutAndForbiddenIsReported) {
   TestApiServer server;
   FakeApi api;
