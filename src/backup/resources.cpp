@@ -129,7 +129,10 @@ Status collect_resources(kube::Client& client, location::Location& loc, const st
     KVB_CHECK(s.save(kube::resources::kVolumeSnapshots, vm.ns, clean_object(*snap)));
     if (vr.content.empty()) continue;
     auto content = client.get(kube::resources::kVolumeSnapshotContents, "", vr.content);
-    if (!content) continue;
+    if (!content) {
+      rec.problems.push_back("VolumeSnapshotContent " + vr.content + " could not be saved: " + content.error().message);
+      continue;
+    }
     if (auto ns_time = kube::int_at(*content, {"status", "creationTime"})) {
       vr.cut_at = WallTime(std::chrono::duration_cast<WallClock::duration>(std::chrono::nanoseconds(*ns_time)));
     }
