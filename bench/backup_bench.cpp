@@ -4,7 +4,8 @@
 // snapshot, poll every second, thaw, one VM at a time). Prints the numbers,
 // then the ratios and the checks of docs/backup.md's performance claims.
 //
-//   build/bench/backup_bench [--vms 500] [--concurrency 50] [--baseline-vms 10]
+//   build/bench/backup_bench [--vms 500] [--concurrency 50] [--baseline-vms 10] [--namespaces 1]
+//   build/bench/backup_bench --vms 2000 --namespaces 20 --concurrency 100   (the scale run)
 //
 // kvbackup runs as the real binary (build/kvbackup) in a child process, so its
 // peak RSS is its own; the test cluster runs in this process.
@@ -33,16 +34,20 @@ using Clock = std::chrono::steady_clock;
 
 constexpr double kCutLatencyMs = 200;
 
-std::string scenario(int vms) {
-  return R"(
+std::string scenario(int vms, int namespaces) {
+  std::string out = R"(
 kubevirtVersion: "1.8"
 snapshotClasses: [{name: csi-snap, driver: csi.example.com, cutLatency: 200ms, readyLatency: 300ms}]
 storageClasses: [{name: fast, provisioner: csi.example.com}]
 namespaces:
-  - name: prod
-    vms:
-      - {name: vm, count: )" + std::to_string(vms) + R"(, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
 )";
+  for (int n = 0; n < namespaces; ++n) {
+    int count = vms / namespaces + (n < vms % namespaces ? 1 : 0);
+    std::string ns = namespaces == 1 ? "prod" : "prod-" + std::to_string(n);
+    out += "  - name: " + ns + "\n    vms:\n      - {name: vm, count: " + std::to_string(count) +
+           ", volumes: [{name: root, type: dataVolume, storageClass: fast}]}\n";
+  }
+  return out;
 }
 
 std::string build_dir() {
@@ -62,6 +67,7 @@ struct Run {
   double wall_ms = 0;
   double max_window_ms = 0;
   double p50_window_ms = 0;
+  double p99_window_ms = 0;
   double per_vm_path_ms = 0;  // freeze requested .. last volume ready, the VM's critical path
   long peak_rss_kb = 0;
   uint64_t requests = 0;
@@ -72,13 +78,17 @@ struct Run {
   double to_cut_ms = 0, cut_to_thaw_ms = 0, thaw_ms = 0;
 };
 
-Run run_kvbackup(kvb::testing::TestCluster& tc, const std::string& name, int concurrency) {
+Run run_kvbackup(kvb::testing::TestCluster& tc, const std::string& name, int concurrency, bool all_namespaces) {
   Run out;
   uint64_t before = requests(tc);
   auto loc = tc.dir() / ("loc-" + name);
-  std::vector<std::string> argv = {build_dir() + "/kvbackup", "--kubeconfig", tc.kubeconfig().string(), "backup", "create",
-                                   name, "-n", "prod", "--location", loc.string(), "--concurrency",
-                                   std::to_string(concurrency), "-o", "json"};
+  std::vector<std::string> argv = {build_dir() + "/kvbackup", "--kubeconfig", tc.kubeconfig().string(), "backup", "create", name};
+  if (all_namespaces) {
+    argv.push_back("-A");
+  } else {
+    argv.insert(argv.end(), {"-n", "prod"});
+  }
+  argv.insert(argv.end(), {"--location", loc.string(), "--concurrency", std::to_string(concurrency), "-o", "json"});
   if (const char* extra = std::getenv("KVB_BENCH_QPS")) argv.insert(argv.begin() + 1, {"--qps", extra});
   auto child = kvb::spawn_process(argv, kvb::environment_with({}), {});
   if (!child) throw std::runtime_error(child.error().message);
@@ -133,6 +143,7 @@ Run run_kvbackup(kvb::testing::TestCluster& tc, const std::string& name, int con
   if (!windows.empty()) {
     out.max_window_ms = windows.back();
     out.p50_window_ms = windows[windows.size() / 2];
+    out.p99_window_ms = windows[std::min(windows.size() - 1, windows.size() * 99 / 100)];
   }
   return out;
 }
@@ -175,8 +186,8 @@ Run run_naive(kvb::testing::TestCluster& tc, int vms) {
 }
 
 void print(const char* label, const Run& r) {
-  std::printf("%-34s vms %4d  fsc %4d  wall %9.1f ms  window p50 %7.1f max %7.1f ms  requests/VM %5.1f  peak RSS %6ld KiB\n",
-              label, r.vms, r.fsc, r.wall_ms, r.p50_window_ms, r.max_window_ms,
+  std::printf("%-34s vms %4d  fsc %4d  wall %9.1f ms  window p50 %7.1f p99 %7.1f max %7.1f ms  requests/VM %5.1f  peak RSS %6ld KiB\n",
+              label, r.vms, r.fsc, r.wall_ms, r.p50_window_ms, r.p99_window_ms, r.max_window_ms,
               r.vms ? static_cast<double>(r.requests) / r.vms : 0.0, r.peak_rss_kb);
   if (r.thaw_ms > 0) {
     std::printf("%-34s window parts (max over VMs): frozen..cut %.1f ms, cut..thaw asked %.1f ms, thaw exec %.1f ms\n", "",
@@ -197,15 +208,29 @@ int main(int argc, char** argv) {
   int fleet = arg(argc, argv, "--vms", 500);
   int concurrency = arg(argc, argv, "--concurrency", 50);
   int baseline_vms = arg(argc, argv, "--baseline-vms", 10);
+  int namespaces = std::max(1, arg(argc, argv, "--namespaces", 1));
   std::printf("backup_bench: cut latency %.0f ms, ready latency 300 ms, 1 volume per VM\n", kCutLatencyMs);
 
-  kvb::testing::TestCluster one(scenario(1));
-  Run single = run_kvbackup(one, "one", concurrency);
+  kvb::testing::TestCluster one(scenario(1, 1));
+  Run single = run_kvbackup(one, "one", concurrency, false);
   print("kvbackup, 1 VM", single);
 
-  kvb::testing::TestCluster many(scenario(fleet));
-  Run fleet_run = run_kvbackup(many, "fleet", concurrency);
-  print(("kvbackup, " + std::to_string(fleet) + " VMs, concurrency " + std::to_string(concurrency)).c_str(), fleet_run);
+  kvb::testing::TestCluster many(scenario(fleet, namespaces));
+  Run fleet_run = run_kvbackup(many, "fleet", concurrency, namespaces > 1);
+  print(("kvbackup, " + std::to_string(fleet) + " VMs / " + std::to_string(namespaces) + " ns, c=" + std::to_string(concurrency))
+            .c_str(),
+        fleet_run);
+  struct rusage self {};
+  ::getrusage(RUSAGE_SELF, &self);
+  std::printf("%-34s peak RSS of this process (the test cluster and the bench) %ld KiB\n", "", self.ru_maxrss);
+  if (namespaces > 1 || baseline_vms <= 0) {
+    std::printf("\nmax freeze window - cut latency: %+.1f ms; wall %.1f ms\n", fleet_run.max_window_ms - kCutLatencyMs,
+                fleet_run.wall_ms);
+    int waves = (fleet + concurrency - 1) / concurrency;
+    std::printf("wall / ideal schedule (%d waves x %.1f ms): %.2fx\n", waves, single.per_vm_path_ms,
+                fleet_run.wall_ms / (waves * single.per_vm_path_ms));
+    return fleet_run.fsc == fleet_run.vms ? 0 : 1;
+  }
   Run naive = run_naive(many, std::min(baseline_vms, fleet));
   print(("naive sequential, " + std::to_string(naive.vms) + " VMs").c_str(), naive);
 

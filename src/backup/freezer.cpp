@@ -6,13 +6,13 @@
 
 #include <boost/json.hpp>
 
+#include <thread>
+
 namespace kvb::backup {
 namespace json = boost::json;
 using rules::FreezeEvidence;
 
 namespace {
-// One thaw attempt; three attempts, then KubeVirt's unfreeze API.
-constexpr std::chrono::milliseconds kThawAttemptTimeout{15'000};
 // What an unfreeze answers when Windows VSS already released the freeze.
 constexpr const char* kVssLimit = "fsfreeze is limited up to 10 seconds";
 }  // namespace
@@ -158,6 +158,7 @@ ThawOutcome Freezer::thaw_exec(const VmPlan& vm) {
   ThawOutcome out;
   auto pod = rules::pod_info(*vm.vm.pod);
   std::vector<rules::RuleItem> items = vm.post;
+  out.ok = true;
   if (items.empty()) {
     // A custom pre rule without a post rule: never leave the guest frozen.
     rules::RuleItem item;
@@ -171,48 +172,63 @@ ThawOutcome Freezer::thaw_exec(const VmPlan& vm) {
     items.push_back(item);
   }
   for (auto& item : items) {
-    for (auto& a : item.actions) a.timeout = std::min(a.timeout, kThawAttemptTimeout);
+    for (auto& a : item.actions) a.timeout = std::min(a.timeout, spec_.thaw_attempt_timeout);
   }
-  // The first attempt alone: a guest that thawed itself (Windows VSS) says so
-  // only to the first unfreeze; a repeat would succeed and hide it.
-  rules::ExecutorOptions first;
-  first.max_attempts = 1;
-  first.critical = true;
-  rules::ExecutorOptions again = first;
-  again.max_attempts = 2;
-  again.retry_delay = std::chrono::milliseconds(200);
-  again.retry_after_timeout = true;  // unfreeze is idempotent
+  // One attempt per round: a guest that thawed itself (Windows VSS) says so
+  // only to the first unfreeze, and a repeat would succeed and hide it.
+  rules::ExecutorOptions once;
+  once.max_attempts = 1;
+  once.critical = true;
   out.requested_at = WallClock::now();
-  out.ok = true;
-  for (const auto& item : items) {
-    auto run = rules::Executor(client_, first).run_item(item.origin, item, pod, {});
-    auto recs = execution_records("post", run.runs);
-    out.executions.insert(out.executions.end(), recs.begin(), recs.end());
-    if (run.ok()) continue;
-    std::string msg = run.status.error().message;
-    bool vss = msg.find(kVssLimit) != std::string::npos;
-    for (const auto& r : run.runs) vss = vss || r.err.find(kVssLimit) != std::string::npos || r.out.find(kVssLimit) != std::string::npos;
-    if (vss) {
-      out.guest_thawed_itself = true;
-      out.reason = "the guest thawed itself before the thaw (Windows VSS holds a freeze 10 s at most)";
-      continue;
+  auto give_up = std::chrono::steady_clock::now() + spec_.thaw_retry_budget;
+  auto backoff = std::chrono::milliseconds(200);
+  std::vector<bool> done(items.size(), false);
+  for (int round = 0;; ++round) {
+    // The items still to thaw, in order; those that succeeded are not repeated.
+    std::string failure;
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (done[i]) continue;
+      auto run = rules::Executor(client_, once).run_item(items[i].origin, items[i], pod, {});
+      auto recs = execution_records("post", run.runs);
+      out.executions.insert(out.executions.end(), recs.begin(), recs.end());
+      std::string msg = run.ok() ? std::string() : run.status.error().message;
+      for (const auto& r : run.runs) {
+        auto call = rules::analyze_command(r.command);
+        if (run.ok() && call.is_freezer && call.unfreeze) {
+          // Exit 0 proves nothing: "No guest agent, exiting" thaws nothing.
+          auto v = rules::freezer_verdict(false, r.exit_code, r.err);
+          if (v.evidence != rules::FreezeEvidence::kThawed) msg = "virt-freezer did not confirm the thaw: " + v.reason;
+        }
+        if (round == 0 && (r.err.find(kVssLimit) != std::string::npos || r.out.find(kVssLimit) != std::string::npos)) {
+          out.guest_thawed_itself = true;
+        }
+      }
+      if (round == 0 && msg.find(kVssLimit) != std::string::npos) out.guest_thawed_itself = true;
+      if (out.guest_thawed_itself) {
+        out.reason = "the guest thawed itself before the thaw (Windows VSS holds a freeze 10 s at most)";
+        msg.clear();
+      }
+      if (msg.empty()) done[i] = true;
+      else if (failure.empty()) failure = msg;
     }
-    run = rules::Executor(client_, again).run_item(item.origin, item, pod, {});
-    recs = execution_records("post", run.runs);
-    out.executions.insert(out.executions.end(), recs.begin(), recs.end());
-    if (!run.ok()) {
+    if (failure.empty()) break;
+    out.reason = failure;
+    if (vm.method == "exec-builtin") {
+      // Second, independent path: KubeVirt's unfreeze API (needs no pods/exec).
+      ThawOutcome api = thaw_subresource(vm);
+      out.executions.insert(out.executions.end(), api.executions.begin(), api.executions.end());
+      if (api.ok) {
+        out.reason = "the thaw command failed (" + failure + "); thawed through KubeVirt's unfreeze API";
+        break;
+      }
+    }
+    if (std::chrono::steady_clock::now() + backoff > give_up) {
       out.ok = false;
-      out.reason = run.status.error().message;
+      break;
     }
-  }
-  if (!out.ok && vm.method == "exec-builtin") {
-    // Second, independent path: KubeVirt's unfreeze API (needs no pods/exec).
-    ThawOutcome api = thaw_subresource(vm);
-    out.executions.insert(out.executions.end(), api.executions.begin(), api.executions.end());
-    if (api.ok) {
-      out.ok = true;
-      out.reason = "the thaw command failed (" + out.reason + "); thawed through KubeVirt's unfreeze API";
-    }
+    // The agent may be back in a moment (a disconnect while frozen): keep trying.
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
   }
   out.thawed_at = WallClock::now();
   return out;

@@ -27,6 +27,8 @@ struct BackupSpec {
   int concurrency = 10;
   std::chrono::milliseconds freeze_deadline{30'000};  // from frozen to every snapshot cut
   std::chrono::milliseconds ready_timeout{600'000};   // from cut to readyToUse
+  std::chrono::milliseconds thaw_attempt_timeout{15'000};  // one thaw command (then KubeVirt's API)
+  std::chrono::milliseconds thaw_retry_budget{60'000};     // thaw rounds go on this long (an agent may come back)
   ConsistencyGroup consistency_group = ConsistencyGroup::kNone;
   std::string snapshot_class;                        // one class for every volume
   std::map<std::string, std::string> snapshot_class_map;  // storage class -> snapshot class
