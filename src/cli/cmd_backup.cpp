@@ -49,9 +49,7 @@ Result<backup::BackupSpec> make_spec(const GlobalOptions& g, const BackupOptions
   KVB_CHECK(backup::validate_backup_name(o.name));
   s.scope = make_scope(g, o.scope, default_ns);
   bool custom = o.rules == "custom" || !o.pre_rule.empty() || !o.post_rule.empty();
-  if (o.rules == "builtin" && custom) {
-    // --pre-rule without --rules means custom; an explicit contradiction is an error.
-  }
+  // --pre-rule/--post-rule without --rules custom mean custom.
   s.rules = custom ? backup::RulesMode::kCustom : backup::RulesMode::kBuiltin;
   if (custom && o.pre_rule.empty()) return Error(Errc::kInvalidArgument, "--rules custom needs --pre-rule FILE|NAME");
   if (custom && o.post_rule.empty()) {

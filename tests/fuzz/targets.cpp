@@ -37,7 +37,8 @@ int status_target(const uint8_t* d, size_t n) {
 }
 
 int exec_frame_target(const uint8_t* d, size_t n) {
-  if (auto f = kube::decode_exec_frame(text(d, n))) (void)kube::encode_exec_frame(f->channel, f->payload);
+  std::string message = text(d, n);  // the frame's payload views it
+  if (auto f = kube::decode_exec_frame(message)) (void)kube::encode_exec_frame(f->channel, f->payload);
   return 0;
 }
 
