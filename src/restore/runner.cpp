@@ -36,8 +36,22 @@ class VmRestore {
     return wait_running();
   }
 
-  // After a failure: delete what this VM's restore created, newest first.
+  // After a failure: delete what this VM's restore created, newest first, and
+  // start again a VM in the way that was stopped but not deleted.
   void undo() {
+    if (stopped_original_ && !replaced_) {
+      const auto& old = *vm_.existing;
+      json::object spec_patch{{"runStrategy", nullptr}, {"running", nullptr}};
+      if (const auto* rs = kube::object_at(old, {"spec"}); rs && rs->contains("runStrategy")) spec_patch["runStrategy"] = rs->at("runStrategy");
+      if (const auto* rs = kube::object_at(old, {"spec"}); rs && rs->contains("running")) spec_patch["running"] = rs->at("running");
+      auto r = client_->patch(kubevirt::kVirtualMachines, vm_.ns, vm_.name, kube::PatchType::kMerge,
+                              json::object{{"spec", spec_patch}});
+      if (r) {
+        rec_.problems.push_back("the VM in the way was stopped, then started again as it was");
+      } else {
+        rec_.problems.push_back("the VM in the way was stopped and could not be started again: " + r.error().message);
+      }
+    }
     for (auto it = rec_.created.rbegin(); it != rec_.created.rend(); ++it) {
       const kube::ResourceRef* ref = ref_of(it->resource);
       if (!ref) continue;
@@ -66,8 +80,14 @@ class VmRestore {
   }
 
   Status create(const kube::ResourceRef& ref, const std::string& ns, const json::object& obj) {
-    auto r = client_->create(ref, ns, obj);
+    kube::CallOptions o;
+    o.repeatable = true;  // named: a repeat that finds the object this restore labelled is success
+    auto r = client_->create(ref, ns, obj, o);
     std::string name(kube::name_of(obj));
+    if (!r && r.error().code == Errc::kAlreadyExists && kube::label_of(obj, kRestoreLabel) == spec_.name) {
+      auto existing = client_->get(ref, ns, name);
+      if (existing && kube::label_of(*existing, kRestoreLabel) == spec_.name) r = *existing;
+    }
     if (!r) return r.error().with_context("creating " + ref.resource + " " + (ns.empty() ? "" : ns + "/") + name);
     rec_.created.push_back(CreatedObject{ref.resource, ns, name, false});
     return ok();
@@ -151,6 +171,7 @@ class VmRestore {
     auto halted = client_->patch(kubevirt::kVirtualMachines, vm_.ns, vm_.name, kube::PatchType::kMerge,
                                  json::object{{"spec", json::object{{"runStrategy", "Halted"}, {"running", nullptr}}}});
     if (!halted && halted.error().code != Errc::kNotFound) return halted.error().with_context("stopping VirtualMachine " + key);
+    stopped_original_ = true;
     auto gone = kube::wait_for_object(client_, kubevirt::kVirtualMachineInstances, vm_.ns, vm_.name,
                                       [](const json::object* o) { return o == nullptr; }, spec_.start_timeout, stop_);
     if (!gone) return gone.error().with_context("waiting for VirtualMachineInstance " + key + " to stop");
@@ -216,7 +237,8 @@ class VmRestore {
   const VmToRestore& vm_;
   VmRestoreRecord& rec_;
   std::stop_token stop_;
-  bool replaced_ = false;
+  bool stopped_original_ = false;  // replace: the VM in the way was stopped
+  bool replaced_ = false;          // replace: ... and deleted
 };
 
 }  // namespace
