@@ -54,7 +54,7 @@ std::string command_line(const std::vector<std::string>& cmd) {
 
 // One exec stream: the WebSocket plus whatever runs behind it.
 struct ExecSession : std::enable_shared_from_this<ExecSession> {
-  ExecService& svc;
+  std::shared_ptr<size_t> running;  // the service's count of running sessions
   Cluster& c;
   std::string ns, pod, container;
   std::vector<std::string> command;
@@ -64,7 +64,7 @@ struct ExecSession : std::enable_shared_from_this<ExecSession> {
   std::shared_ptr<Timer> timer;
   bool finished = false;
 
-  ExecSession(ExecService& s, Cluster& cl) : svc(s), c(cl) {}
+  ExecSession(ExecService& s, Cluster& cl) : running(s.running_), c(cl) {}
 
   void send(ExecChannel ch, const std::string& data) {
     if (ws && ws->open() && !data.empty()) ws->send(encode_exec_frame(ch, data));
@@ -73,7 +73,7 @@ struct ExecSession : std::enable_shared_from_this<ExecSession> {
   void finish(int exit_code, const std::string& out, const std::string& err) {
     if (finished) return;
     finished = true;
-    --svc.running_;
+    --*running;
     send(ExecChannel::kStdout, out);
     send(ExecChannel::kStderr, err);
     if (ws && ws->open()) {
@@ -85,7 +85,7 @@ struct ExecSession : std::enable_shared_from_this<ExecSession> {
   void fail_to_run(const std::string& message) {
     if (finished) return;
     finished = true;
-    --svc.running_;
+    --*running;
     if (ws && ws->open()) {
       ws->send(encode_exec_frame(ExecChannel::kError, kube::status_json(500, "InternalError", message)));
       ws->close();
@@ -105,7 +105,7 @@ struct ExecSession : std::enable_shared_from_this<ExecSession> {
     if (timer) timer->cancel();
     if (!finished) {
       finished = true;
-      --svc.running_;
+      --*running;
     }
   }
 
@@ -238,7 +238,7 @@ void ExecService::handle(ServerRequest&& req, std::shared_ptr<Responder> r, cons
   session->container = container;
   session->command = command;
   session->v5 = protocol == kube::kExecProtocolV5;
-  ++running_;
+  ++*running_;
   WebSocketHandlers h;
   h.on_open = [session](std::shared_ptr<WebSocket> ws) {
     session->ws = ws;

@@ -9,6 +9,8 @@
 // streamed; closing the stream kills it).
 #pragma once
 
+#include <memory>
+
 #include "testcluster/cluster.h"
 
 namespace kvb::testcluster {
@@ -17,12 +19,14 @@ class ExecService {
  public:
   explicit ExecService(Cluster& c);
   void handle(ServerRequest&& req, std::shared_ptr<Responder> r, const std::string& ns, const std::string& pod);
-  size_t running() const { return running_; }
+  size_t running() const { return *running_; }
 
  private:
   friend struct ExecSession;
   Cluster& c_;
-  size_t running_ = 0;
+  // Shared with the sessions, which may close after the service is gone
+  // (a client hanging up while the cluster stops).
+  std::shared_ptr<size_t> running_ = std::make_shared<size_t>(0);
 };
 
 }  // namespace kvb::testcluster

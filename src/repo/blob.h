@@ -1,0 +1,32 @@
+// The on-disk blob (docs/repository.md, "Blobs"):
+//   nonce | AES-256-GCM(flags | payload) | tag, with the blob id as additional data.
+// flags bit 0: payload is zstd-compressed.
+//
+// Invariants: decode_blob() returns exactly the plaintext that encode_blob()
+// was given for that id, or an error naming what is wrong (tampered, sealed
+// for another id, not decompressible, plaintext not matching its id); never
+// other bytes.
+#pragma once
+
+#include "repo/crypto.h"
+
+#include <span>
+#include <vector>
+
+namespace kvb::repo {
+
+struct EncodedBlob {
+  BlobId id{};
+  std::vector<uint8_t> bytes;  // as stored in a pack
+  size_t plaintext_size = 0;
+  bool compressed = false;
+};
+
+// Compresses (zstd level 3) unless a sample shows the data does not compress.
+EncodedBlob encode_blob(const MasterKey& key, std::span<const uint8_t> plaintext);
+Result<std::vector<uint8_t>> decode_blob(const MasterKey& key, const BlobId& id, std::span<const uint8_t> stored);
+
+// True when every byte is zero (such chunks are recorded, not stored).
+bool all_zero(std::span<const uint8_t> data);
+
+}  // namespace kvb::repo

@@ -1,0 +1,188 @@
+// src/repo: the chunker (sizes, content-defined stability, secret boundaries),
+// sealing, key wrapping and blobs (round trips, tampering, wrong keys, edges).
+#include "repo/blob.h"
+#include "repo/chunker.h"
+#include "repo/crypto.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+
+namespace kvb::repo {
+namespace {
+using ::testing::HasSubstr;
+
+std::vector<uint8_t> random_data(size_t n, uint32_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; i += 8) {
+    uint64_t x = rng();
+    for (size_t j = 0; j < 8 && i + j < n; ++j) v[i + j] = static_cast<uint8_t>(x >> (8 * j));
+  }
+  return v;
+}
+
+// Boundary offsets of a whole buffer, fed as a stream would be.
+std::vector<size_t> boundaries(const Chunker& c, const std::vector<uint8_t>& data) {
+  std::vector<size_t> out;
+  size_t off = 0;
+  while (off < data.size()) {
+    size_t n = c.cut(std::span(data).subspan(off), true);
+    if (n == 0) break;
+    off += n;
+    out.push_back(off);
+  }
+  return out;
+}
+
+TEST(Chunker, ChunksStayWithinBoundsAndAverageNearTheTarget) {
+  Chunker c(ChunkerParams{}, 42);
+  auto data = random_data(32 << 20, 1);
+  auto b = boundaries(c, data);
+  ASSERT_FALSE(b.empty());
+  EXPECT_EQ(b.back(), data.size());
+  size_t prev = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    size_t len = b[i] - prev;
+    EXPECT_LE(len, c.params().max);
+    if (i + 1 < b.size()) {
+      EXPECT_GE(len, c.params().min);
+    }
+    prev = b[i];
+  }
+  double avg = static_cast<double>(data.size()) / b.size();
+  EXPECT_GT(avg, c.params().avg * 0.6);
+  EXPECT_LT(avg, c.params().avg * 1.6);
+}
+
+TEST(Chunker, AnInsertionMovesOnlyTheBoundariesNearIt) {
+  Chunker c(ChunkerParams{}, 7);
+  auto a = random_data(16 << 20, 2);
+  auto b = a;
+  size_t at = 5 << 20;
+  std::vector<uint8_t> inserted(1000, 0xab);
+  b.insert(b.begin() + static_cast<std::ptrdiff_t>(at), inserted.begin(), inserted.end());
+  auto ba = boundaries(c, a), bb = boundaries(c, b);
+  std::set<size_t> shifted;
+  for (size_t x : bb) shifted.insert(x >= at ? x - inserted.size() : x);
+  size_t before = 0, before_same = 0, after = 0, after_same = 0;
+  for (size_t x : ba) {
+    if (x < at) {
+      ++before;
+      before_same += shifted.count(x);
+    } else if (x > at + 2 * c.params().max) {
+      ++after;
+      after_same += shifted.count(x);
+    }
+  }
+  EXPECT_EQ(before_same, before) << "boundaries before an insertion never move";
+  EXPECT_EQ(after_same, after) << "boundaries well after it realign";
+  EXPECT_GT(after, 10u);
+}
+
+TEST(Chunker, BoundariesDependOnTheSecretSeed) {
+  auto data = random_data(8 << 20, 3);
+  auto b1 = boundaries(Chunker(ChunkerParams{}, 1), data);
+  auto b2 = boundaries(Chunker(ChunkerParams{}, 2), data);
+  std::set<size_t> s1(b1.begin(), b1.end());
+  size_t common = 0;
+  for (size_t x : b2) common += s1.count(x);
+  EXPECT_LT(common, b2.size() / 4);
+}
+
+TEST(Chunker, ShortInputsAndStreaming) {
+  Chunker c(ChunkerParams{}, 9);
+  std::vector<uint8_t> one{7};
+  EXPECT_EQ(c.cut(one, true), 1u);
+  EXPECT_EQ(c.cut(one, false), 0u) << "not the last bytes: ask for more";
+  EXPECT_EQ(c.cut({}, true), 0u);
+  auto zeros = std::vector<uint8_t>(3 << 20, 0);
+  EXPECT_EQ(c.cut(zeros, false), c.params().max) << "no boundary in zeros: cut at max";
+}
+
+TEST(Seal, RoundTripAndEveryKindOfTampering) {
+  Key256 key{}, other{};
+  key[0] = 1;
+  other[0] = 2;
+  std::vector<uint8_t> aad{1, 2, 3}, msg{'h', 'e', 'l', 'l', 'o'};
+  auto sealed = seal(key, aad, msg);
+  EXPECT_EQ(sealed.size(), msg.size() + kSealOverhead);
+  auto back = open(key, aad, sealed);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, msg);
+  EXPECT_FALSE(open(other, aad, sealed));
+  EXPECT_FALSE(open(key, std::vector<uint8_t>{9}, sealed));
+  for (size_t i = 0; i < sealed.size(); ++i) {
+    auto t = sealed;
+    t[i] ^= 0x01;
+    EXPECT_FALSE(open(key, aad, t)) << "byte " << i;
+  }
+  EXPECT_FALSE(open(key, aad, std::span(sealed).first(sealed.size() - 1)));
+  EXPECT_FALSE(open(key, aad, std::span(sealed).first(5)));
+  EXPECT_NE(seal(key, aad, msg), sealed) << "fresh nonce each time";
+}
+
+TEST(KeyFile, RightPasswordUnwrapsWrongPasswordIsNamed) {
+  auto master = MasterKey::generate();
+  KdfParams p;
+  p.n = 1 << 10;  // fast for the test; repositories use 2^15
+  auto wrapped = wrap_master_key(master, Secret("correct horse"), p);
+  auto back = unwrap_master_key(wrapped, Secret("correct horse"), p);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->encryption, master.encryption);
+  EXPECT_EQ(back->mac, master.mac);
+  EXPECT_EQ(back->chunker_seed(), master.chunker_seed());
+  auto wrong = unwrap_master_key(wrapped, Secret("battery staple"), p);
+  ASSERT_FALSE(wrong);
+  EXPECT_THAT(wrong.error().message, HasSubstr("wrong password"));
+  EXPECT_THAT(wrong.error().message, ::testing::Not(HasSubstr("battery")));
+}
+
+TEST(Blob, RoundTripsCompressesWhatCompressesAndDetectsTampering) {
+  auto key = MasterKey::generate();
+  std::string text;
+  while (text.size() < 200000) text += "the quick brown fox jumps over the lazy dog; ";
+  std::vector<uint8_t> compressible(text.begin(), text.end());
+  auto random = random_data(200000, 5);
+  for (const auto* input : {&compressible, &random}) {
+    auto b = encode_blob(key, *input);
+    auto back = decode_blob(key, b.id, b.bytes);
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(*back, *input);
+    EXPECT_EQ(b.plaintext_size, input->size());
+  }
+  auto c = encode_blob(key, compressible);
+  EXPECT_TRUE(c.compressed);
+  EXPECT_LT(c.bytes.size(), compressible.size() / 10);
+  auto r = encode_blob(key, random);
+  EXPECT_FALSE(r.compressed) << "random data skips compression";
+  EXPECT_EQ(r.bytes.size(), random.size() + 1 + kSealOverhead);
+  for (const auto& edge : {std::vector<uint8_t>{}, std::vector<uint8_t>{0x42}}) {
+    auto e = encode_blob(key, edge);
+    auto back = decode_blob(key, e.id, e.bytes);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(*back, edge);
+  }
+  auto tampered = c.bytes;
+  tampered[tampered.size() / 2] ^= 0x80;
+  auto t = decode_blob(key, c.id, tampered);
+  ASSERT_FALSE(t);
+  EXPECT_THAT(t.error().message, HasSubstr(to_hex(c.id)));
+  EXPECT_FALSE(decode_blob(key, r.id, c.bytes)) << "a blob under another id does not open";
+  EXPECT_FALSE(decode_blob(MasterKey::generate(), c.id, c.bytes)) << "another repository's key";
+  EXPECT_EQ(blob_id(key, compressible), c.id);
+  EXPECT_NE(blob_id(MasterKey::generate(), compressible), c.id) << "ids are keyed";
+}
+
+TEST(Blob, AllZero) {
+  EXPECT_TRUE(all_zero(std::vector<uint8_t>(1 << 20, 0)));
+  EXPECT_TRUE(all_zero({}));
+  auto v = std::vector<uint8_t>(1 << 20, 0);
+  v[(1 << 20) - 1] = 1;
+  EXPECT_FALSE(all_zero(v));
+}
+
+}  // namespace
+}  // namespace kvb::repo
