@@ -186,3 +186,54 @@ TEST(Blob, AllZero) {
 
 }  // namespace
 }  // namespace kvb::repo
+
+#include "repo/pack.h"
+
+namespace kvb::repo {
+namespace {
+
+TEST(Pack, SelfDescribingAndEveryDamageNamed) {
+  auto key = MasterKey::generate();
+  PackWriter w;
+  std::vector<std::vector<uint8_t>> inputs = {random_data(100000, 11), std::vector<uint8_t>(5000, 'a'), {}, {1}};
+  std::vector<EncodedBlob> blobs;
+  for (const auto& in : inputs) {
+    blobs.push_back(encode_blob(key, in));
+    w.add(blobs.back(), in.size() == 1 ? BlobType::kTree : BlobType::kData);
+  }
+  auto pack = w.finish(key);
+  EXPECT_EQ(w.count(), 0u) << "finish empties the writer";
+  auto entries = read_pack_trailer(key, pack, "p1");
+  ASSERT_TRUE(entries) << entries.error().message;
+  ASSERT_EQ(entries->size(), inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const auto& e = (*entries)[i];
+    EXPECT_EQ(e.id, blobs[i].id);
+    EXPECT_EQ(e.plaintext_size, inputs[i].size());
+    auto back = decode_blob(key, e.id, std::span(pack).subspan(e.offset, e.length));
+    ASSERT_TRUE(back) << back.error().message;
+    EXPECT_EQ(*back, inputs[i]);
+  }
+  EXPECT_EQ((*entries)[3].type, BlobType::kTree);
+  EXPECT_EQ(pack_id(pack).size(), 64u);
+
+  auto truncated = read_pack_trailer(key, std::span(pack).first(pack.size() - 10), "p1");
+  ASSERT_FALSE(truncated);
+  EXPECT_THAT(truncated.error().message, HasSubstr("pack p1"));
+  auto tampered_trailer = pack;
+  tampered_trailer[tampered_trailer.size() - 20] ^= 1;
+  auto t = read_pack_trailer(key, tampered_trailer, "p1");
+  ASSERT_FALSE(t);
+  EXPECT_THAT(t.error().message, HasSubstr("trailer"));
+  auto tampered_blob = pack;
+  tampered_blob[(*entries)[0].offset + 40] ^= 1;
+  ASSERT_TRUE(read_pack_trailer(key, tampered_blob, "p1")) << "the trailer is intact";
+  auto d = decode_blob(key, (*entries)[0].id, std::span(tampered_blob).subspan((*entries)[0].offset, (*entries)[0].length));
+  ASSERT_FALSE(d);
+  EXPECT_THAT(d.error().message, HasSubstr(to_hex((*entries)[0].id)));
+  EXPECT_FALSE(read_pack_trailer(MasterKey::generate(), pack, "p1")) << "another repository's key";
+  EXPECT_FALSE(read_pack_trailer(key, {}, "empty"));
+}
+
+}  // namespace
+}  // namespace kvb::repo
