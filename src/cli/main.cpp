@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   register_rules(app, g, run);
   register_backup(app, g, run);
   register_restore(app, g, run);
+  register_repo(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -54,5 +54,6 @@ void register_version(CLI::App& app, Runner& run);
 void register_rules(CLI::App& app, GlobalOptions& g, Runner& run);
 void register_backup(CLI::App& app, GlobalOptions& g, Runner& run);
 void register_restore(CLI::App& app, GlobalOptions& g, Runner& run);
+void register_repo(CLI::App& app, Runner& run);
 
 }  // namespace kvb::cli
