@@ -2,6 +2,7 @@
 
 #include "backup/spec.h"
 #include "common/doc_reader.h"
+#include "common/yaml_json.h"
 
 #include <boost/json.hpp>
 
@@ -242,10 +243,9 @@ Result<BackupRecord> load_backup_record(const location::Location& loc, const std
   std::string path = backup_record_path(name);
   if (!loc.exists(path)) return Error(Errc::kNotFound, "backup \"" + name + "\" not found in " + loc.describe());
   KVB_TRY(auto text, loc.get(path));
-  boost::system::error_code ec;
-  auto doc = json::parse(text, ec);
-  if (ec) return Error(Errc::kParse, loc.describe() + "/" + path + ": not JSON: " + ec.message());
-  return BackupRecord::from_json(doc, loc.describe() + "/" + path);
+  std::string origin = loc.describe() + "/" + path;
+  KVB_TRY(auto doc, parse_json(text, origin));
+  return BackupRecord::from_json(doc, origin);
 }
 
 }  // namespace kvb::backup

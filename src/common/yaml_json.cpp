@@ -114,4 +114,11 @@ std::string to_yaml(const json::value& v) {
   return std::string(out.c_str()) + "\n";
 }
 
+Result<boost::json::value> parse_json(std::string_view text, const std::string& origin) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  if (ec) return Error(Errc::kParse, origin + ": not JSON: " + ec.message());
+  return v;
+}
+
 }  // namespace kvb

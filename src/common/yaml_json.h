@@ -20,6 +20,8 @@ namespace kvb {
 // documents (a lone "---") are kept as null so that indexes match the file.
 Result<std::vector<boost::json::value>> parse_yaml_documents(const std::string& text, const std::string& origin);
 Result<boost::json::value> parse_yaml(const std::string& text, const std::string& origin);
+// JSON text; the error names `origin`.
+Result<boost::json::value> parse_json(std::string_view text, const std::string& origin);
 
 // YAML rendering of a JSON value (block style, stable key order of the input).
 std::string to_yaml(const boost::json::value& v);

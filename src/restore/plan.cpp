@@ -3,6 +3,7 @@
 #include "backup/plan.h"
 #include "backup/resources.h"
 #include "backup/spec.h"
+#include "common/yaml_json.h"
 #include "kube/object.h"
 #include "kube/resource.h"
 #include "kubevirt/resources.h"
@@ -29,9 +30,8 @@ Result<json::object> saved_object(location::Location& loc, const std::string& ba
   std::string path = backup::resource_path(backup, ns, ref.qualified_name(), name);
   if (!loc.exists(path)) return Error(Errc::kNotFound, "backup " + backup + " has no saved " + ref.qualified_name() + " " + name);
   KVB_TRY(auto text, loc.get(path));
-  boost::system::error_code ec;
-  auto v = json::parse(text, ec);
-  if (ec || !v.is_object()) return Error(Errc::kParse, loc.describe() + "/" + path + ": not a JSON object");
+  KVB_TRY(auto v, parse_json(text, loc.describe() + "/" + path));
+  if (!v.is_object()) return Error(Errc::kParse, loc.describe() + "/" + path + ": not a JSON object");
   return v.as_object();
 }
 
@@ -185,9 +185,8 @@ Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& 
       if (file.find("/" + res::kConfigMaps.qualified_name() + "/") != std::string::npos) ref = &res::kConfigMaps;
       if (!ref) continue;
       KVB_TRY(auto text, loc.get("backups/" + b.name + "/" + file));
-      boost::system::error_code ec;
-      auto saved = json::parse(text, ec);
-      if (ec || !saved.is_object()) return Error(Errc::kParse, "backup " + b.name + ": " + file + " is not a JSON object");
+      KVB_TRY(auto saved, parse_json(text, "backup " + b.name + ": " + file));
+      if (!saved.is_object()) return Error(Errc::kParse, "backup " + b.name + ": " + file + " is not a JSON object");
       ConfigToRestore c;
       c.resource = ref;
       c.object = restored_config(saved.as_object(), vm.ns);

@@ -1,6 +1,7 @@
 #include "restore/record.h"
 
 #include "common/doc_reader.h"
+#include "common/yaml_json.h"
 
 #include <boost/json.hpp>
 
@@ -147,10 +148,9 @@ Result<RestoreRecord> load_restore_record(const location::Location& loc, const s
     return Error(Errc::kNotFound, "restore \"" + name + "\" not found in " + loc.describe());
   }
   KVB_TRY(auto text, loc.get(path));
-  boost::system::error_code ec;
-  auto doc = json::parse(text, ec);
-  if (ec) return Error(Errc::kParse, loc.describe() + "/" + path + ": not JSON: " + ec.message());
-  return RestoreRecord::from_json(doc, loc.describe() + "/" + path);
+  std::string origin = loc.describe() + "/" + path;
+  KVB_TRY(auto doc, parse_json(text, origin));
+  return RestoreRecord::from_json(doc, origin);
 }
 
 }  // namespace kvb::restore

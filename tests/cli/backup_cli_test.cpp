@@ -127,22 +127,34 @@ bool wait_for_lines(int fd, const std::string& needle, int count, std::string& s
   }
 }
 
+// A backup whose snapshots are never cut (the test cluster delays the cut by
+// 120 s), started as a child process: its guests stay frozen until it thaws them.
+SpawnedProcess start_stuck_backup(TestCluster& tc, const std::string& loc, const std::string& name) {
+  tc.add_fault(R"({"type":"snapshot-cut-delay","delay":"120s"})");
+  auto child = spawn_process({kvbackup_binary(), "--kubeconfig", tc.kubeconfig().string(), "backup", "create", name, "-n", "prod",
+                              "--location", loc, "--freeze-deadline", "5m"},
+                             environment_with({}), {});
+  if (!child) throw std::runtime_error(child.error().message);
+  ::close(child->stdin_fd);
+  return *child;
+}
+
+int reap(const SpawnedProcess& child) {
+  int wstatus = 0;
+  ::waitpid(child.pid, &wstatus, 0);
+  ::close(child.stdout_fd);
+  ::close(child.stderr_fd);
+  return wstatus;
+}
+
 TEST(BackupCli, KillNineWhileFrozenThenRecoverThawsEveryVm) {
   TestCluster tc(kScenario);
   std::string loc = (tc.dir() / "loc").string();
-  tc.add_fault(R"({"type":"snapshot-cut-delay","delay":"120s"})");
-  auto child = spawn_process({kvbackup_binary(), "--kubeconfig", tc.kubeconfig().string(), "backup", "create", "doomed", "-n", "prod",
-                              "--location", loc, "--freeze-deadline", "5m"},
-                             environment_with({}), {});
-  ASSERT_TRUE(child) << child.error().message;
-  ::close(child->stdin_fd);
+  auto child = start_stuck_backup(tc, loc, "doomed");
   std::string err;
-  bool frozen = wait_for_lines(child->stderr_fd, ": frozen", 2, err);
-  ::kill(child->pid, SIGKILL);
-  int wstatus = 0;
-  ::waitpid(child->pid, &wstatus, 0);
-  ::close(child->stdout_fd);
-  ::close(child->stderr_fd);
+  bool frozen = wait_for_lines(child.stderr_fd, ": frozen", 2, err);
+  ::kill(child.pid, SIGKILL);
+  int wstatus = reap(child);
   ASSERT_TRUE(frozen) << err;
   ASSERT_TRUE(WIFSIGNALED(wstatus));
   EXPECT_TRUE(tc.vm_state("prod", "db-0").at("frozen").as_bool()) << "the kill left the guest frozen";
@@ -163,20 +175,12 @@ TEST(BackupCli, KillNineWhileFrozenThenRecoverThawsEveryVm) {
 TEST(BackupCli, SigtermWhileFrozenThawsBeforeExiting) {
   TestCluster tc(kScenario);
   std::string loc = (tc.dir() / "loc").string();
-  tc.add_fault(R"({"type":"snapshot-cut-delay","delay":"120s"})");
-  auto child = spawn_process({kvbackup_binary(), "--kubeconfig", tc.kubeconfig().string(), "backup", "create", "stopped", "-n", "prod",
-                              "--location", loc, "--freeze-deadline", "5m"},
-                             environment_with({}), {});
-  ASSERT_TRUE(child) << child.error().message;
-  ::close(child->stdin_fd);
+  auto child = start_stuck_backup(tc, loc, "stopped");
   std::string err;
-  bool frozen = wait_for_lines(child->stderr_fd, ": frozen", 2, err);
-  ::kill(child->pid, SIGTERM);
-  bool thawed = wait_for_lines(child->stderr_fd, ": thawed", 2, err);
-  int wstatus = 0;
-  ::waitpid(child->pid, &wstatus, 0);
-  ::close(child->stdout_fd);
-  ::close(child->stderr_fd);
+  bool frozen = wait_for_lines(child.stderr_fd, ": frozen", 2, err);
+  ::kill(child.pid, SIGTERM);
+  bool thawed = wait_for_lines(child.stderr_fd, ": thawed", 2, err);
+  int wstatus = reap(child);
   ASSERT_TRUE(frozen && thawed) << err;
   ASSERT_TRUE(WIFEXITED(wstatus));
   EXPECT_EQ(WEXITSTATUS(wstatus), 128 + SIGTERM);
