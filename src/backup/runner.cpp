@@ -462,11 +462,10 @@ Result<BackupRecord> Runner::run(std::stop_token stop) {
   }
   if (journal && !thaw_failed) (void)journal->finish();
 
-  size_t failed = 0, as_promised = 0, done = 0;
+  size_t failed = 0, done = 0;
   for (const auto& v : rec.vms) {
     if (v.phase == VmPhase::kFailed) ++failed;
     if (v.phase == VmPhase::kCompleted) ++done;
-    if (v.phase == VmPhase::kCompleted && v.consistency == v.promised) ++as_promised;
   }
   BackupPhase phase = failed == 0 ? BackupPhase::kCompleted : (done > 0 ? BackupPhase::kPartiallyFailed : BackupPhase::kFailed);
   std::string error;
@@ -474,7 +473,6 @@ Result<BackupRecord> Runner::run(std::stop_token stop) {
     phase = done > 0 ? BackupPhase::kPartiallyFailed : BackupPhase::kFailed;
     error = "interrupted: every frozen VM was thawed before stopping";
   }
-  (void)as_promised;
   return finish_record(phase, error);
 }
 

@@ -42,8 +42,11 @@ class VmRestore {
     if (stopped_original_ && !replaced_) {
       const auto& old = *vm_.existing;
       json::object spec_patch{{"runStrategy", nullptr}, {"running", nullptr}};
-      if (const auto* rs = kube::object_at(old, {"spec"}); rs && rs->contains("runStrategy")) spec_patch["runStrategy"] = rs->at("runStrategy");
-      if (const auto* rs = kube::object_at(old, {"spec"}); rs && rs->contains("running")) spec_patch["running"] = rs->at("running");
+      if (const auto* spec = kube::object_at(old, {"spec"})) {
+        for (const char* k : {"runStrategy", "running"}) {
+          if (spec->contains(k)) spec_patch[k] = spec->at(k);
+        }
+      }
       auto r = client_->patch(kubevirt::kVirtualMachines, vm_.ns, vm_.name, kube::PatchType::kMerge,
                               json::object{{"spec", spec_patch}});
       if (r) {
