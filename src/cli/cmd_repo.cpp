@@ -1,13 +1,20 @@
-// kvbackup repo init | put | get | list | check  (docs/repository.md)
+// kvbackup repo init | put | get | list | check | forget | prune | stats |
+// rebuild-index  (docs/repository.md)
 //
-// The password comes from $KVBACKUP_REPO_PASSWORD or --password-file, never
-// from argv.
+// The password comes from $KVBACKUP_REPO_PASSWORD, --password-file, or a
+// prompt on the terminal; never from argv.
 #include "cli/options.h"
+#include "cli/progress.h"
 #include "common/atomic_file.h"
 #include "repo/repository.h"
 
+#include <fcntl.h>
+#include <termios.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace kvb::cli {
 
@@ -15,10 +22,38 @@ namespace {
 
 struct RepoOptions {
   std::string repo, password_file, name, path, snapshot;
-  bool read_data = false;
+  std::vector<std::string> tags, ids;
+  bool read_data = false, dry_run = false, prune = false;
+  double lock_wait_s = 0;
+  uint64_t pack_size_mib = 16;
+  repo::RetentionPolicy keep;
+  double max_unused = 0.2;
 };
 
-Result<Secret> password(const RepoOptions& o) {
+// Reads a line from the terminal with echo off; only when standard input is
+// a terminal too (a put from a pipe, a script, a test never waits on a prompt).
+Result<Secret> prompt(const char* question) {
+  int tty = ::isatty(STDIN_FILENO) == 1 ? ::open("/dev/tty", O_RDWR | O_CLOEXEC) : -1;
+  if (tty < 0) return Error(Errc::kInvalidArgument, "no repository password: set KVBACKUP_REPO_PASSWORD or pass --password-file FILE");
+  termios old{};
+  bool restore = ::tcgetattr(tty, &old) == 0;
+  if (restore) {
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(tty, TCSAFLUSH, &quiet);
+  }
+  (void)!::write(tty, question, std::strlen(question));
+  std::string line;
+  char c;
+  while (::read(tty, &c, 1) == 1 && c != '\n') line.push_back(c);
+  if (restore) ::tcsetattr(tty, TCSAFLUSH, &old);
+  (void)!::write(tty, "\n", 1);
+  ::close(tty);
+  if (line.empty()) return Error(Errc::kInvalidArgument, "no repository password given");
+  return Secret(line);
+}
+
+Result<Secret> password(const RepoOptions& o, bool confirm = false) {
   if (!o.password_file.empty()) {
     KVB_TRY(auto text, read_file(o.password_file));
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
@@ -26,62 +61,145 @@ Result<Secret> password(const RepoOptions& o) {
     return Secret(text);
   }
   if (const char* env = std::getenv("KVBACKUP_REPO_PASSWORD"); env && *env) return Secret(env);
-  return Error(Errc::kInvalidArgument, "no repository password: set KVBACKUP_REPO_PASSWORD or pass --password-file FILE");
+  KVB_TRY(auto first, prompt("repository password: "));
+  if (confirm) {
+    KVB_TRY(auto again, prompt("the same password again: "));
+    if (again.reveal() != first.reveal()) return Error(Errc::kInvalidArgument, "the two passwords differ");
+  }
+  return first;
 }
 
-Result<std::unique_ptr<repo::Repository>> open_repo(const RepoOptions& o) {
+Result<std::unique_ptr<repo::Repository>> open_repo(const RepoOptions& o, repo::LockMode mode, bool load_index = true) {
   KVB_TRY(auto pw, password(o));
-  return repo::Repository::open(o.repo, pw);
+  repo::OpenOptions opts;
+  opts.mode = mode;
+  opts.lock_wait = std::chrono::milliseconds(static_cast<int64_t>(o.lock_wait_s * 1000));
+  opts.load_index = load_index;
+  return repo::Repository::open(o.repo, pw, opts);
 }
+
+#define KVB_OPEN_OR_REPORT(var, ...)     \
+  auto var##_r = open_repo(__VA_ARGS__); \
+  if (!var##_r) return report_error(var##_r.error()); \
+  auto& var = *var##_r
 
 int init(const RepoOptions& o) {
-  auto pw = password(o);
+  auto pw = password(o, true);
   if (!pw) return report_error(pw.error());
-  if (auto st = repo::Repository::init(o.repo, *pw); !st) return report_error(st.error());
+  repo::InitOptions opts;
+  opts.pack_size = o.pack_size_mib << 20;
+  if (auto st = repo::Repository::init(o.repo, *pw, opts); !st) return report_error(st.error());
   std::printf("created repository %s\n", o.repo.c_str());
   return kExitOk;
 }
 
 int put(const RepoOptions& o) {
-  auto r = open_repo(o);
-  if (!r) return report_error(r.error());
-  auto s = (*r)->put(o.name, o.path);
+  KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kShared);
+  ProgressLine line("put " + o.name);
+  repo::PutOptions opts;
+  opts.tags = o.tags;
+  opts.progress = [&](uint64_t done, uint64_t total) { line.update(done, total); };
+  auto s = r->put(o.name, o.path, opts);
+  line.finish();
   if (!s) return report_error(s.error());
-  std::printf("%s: %llu bytes, %zu chunks (%zu new, %llu bytes new, %llu stored), %llu zero bytes not stored, %zu packs\n",
-              o.name.c_str(), static_cast<unsigned long long>(s->bytes), s->chunks, s->new_chunks,
-              static_cast<unsigned long long>(s->new_bytes), static_cast<unsigned long long>(s->stored_bytes),
-              static_cast<unsigned long long>(s->zero_bytes), s->packs);
+  std::printf("snapshot %s (%s): %s, %zu chunks, %zu new (%s new, %s stored), %s of zeros and holes not stored, %zu packs\n",
+              s->snapshot.c_str(), o.name.c_str(), human_bytes(s->bytes).c_str(), s->chunks, s->new_chunks, human_bytes(s->new_bytes).c_str(),
+              human_bytes(s->stored_bytes).c_str(), human_bytes(s->zero_bytes + s->hole_bytes).c_str(), s->packs);
   return kExitOk;
 }
 
 int get(const RepoOptions& o) {
-  auto r = open_repo(o);
-  if (!r) return report_error(r.error());
-  if (auto st = (*r)->get(o.snapshot, o.path); !st) return report_error(st.error());
-  std::printf("restored %s to %s\n", o.snapshot.c_str(), o.path.c_str());
+  KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kShared);
+  ProgressLine line("get " + o.snapshot);
+  repo::GetOptions opts;
+  opts.progress = [&](uint64_t done, uint64_t total) { line.update(done, total); };
+  auto st = r->get(o.snapshot, o.path, opts);
+  line.finish();
+  if (!st) return report_error(st.error());
+  if (o.path != "-") std::printf("restored %s to %s\n", o.snapshot.c_str(), o.path.c_str());
   return kExitOk;
 }
 
-int list(const RepoOptions& o) {
-  auto r = open_repo(o);
-  if (!r) return report_error(r.error());
-  auto snaps = (*r)->snapshots();
-  if (!snaps) return report_error(snaps.error());
-  std::printf("%-32s  %-24s  %-35s  %s\n", "ID", "NAME", "TIME", "SIZE");
-  for (const auto& s : *snaps) {
-    std::printf("%-32s  %-24s  %-35s  %llu\n", s.id.c_str(), s.name.c_str(), s.time.c_str(), static_cast<unsigned long long>(s.size));
+std::string joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out.empty() ? "-" : out;
+}
+
+void print_snapshots(const std::vector<repo::Snapshot>& snaps, const char* header = nullptr) {
+  if (header) std::printf("%s\n", header);
+  std::printf("%-32s  %-20s  %-30s  %10s  %s\n", "ID", "NAME", "TIME", "SIZE", "TAGS");
+  for (const auto& s : snaps) {
+    std::printf("%-32s  %-20s  %-30s  %10s  %s\n", s.id.c_str(), s.name.c_str(), s.time.c_str(), human_bytes(s.size).c_str(), joined(s.tags).c_str());
   }
+}
+
+int list(const RepoOptions& o) {
+  KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kShared);
+  auto snaps = r->snapshots();
+  if (!snaps) return report_error(snaps.error());
+  print_snapshots(*snaps);
   return kExitOk;
 }
 
 int check(const RepoOptions& o) {
-  auto r = open_repo(o);
-  if (!r) return report_error(r.error());
-  auto report = (*r)->check(o.read_data);
+  KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kShared);
+  auto report = r->check(o.read_data);
   for (const auto& p : report.problems) std::fprintf(stderr, "kvbackup: %s\n", p.c_str());
-  std::printf("checked %zu packs, %zu blobs%s: %s\n", report.packs, report.blobs, o.read_data ? " (data read)" : "",
+  std::printf("checked %zu snapshots, %zu packs, %zu blobs%s: %s\n", report.snapshots, report.packs, report.blobs,
+              o.read_data ? " (all data read and authenticated)" : "",
               report.ok() ? "no problems" : (std::to_string(report.problems.size()) + " problems").c_str());
+  if (report.unindexed_packs > 0) std::printf("%zu packs are in no index (left by an interrupted put or prune); prune removes them\n", report.unindexed_packs);
   return report.ok() ? kExitOk : kExitFailed;
+}
+
+int prune_with(repo::Repository& r, const RepoOptions& o) {
+  repo::PruneOptions opts;
+  opts.max_unused = o.max_unused;
+  opts.dry_run = o.dry_run;
+  auto p = r.prune(opts);
+  if (!p) return report_error(p.error());
+  std::printf("%s%zu packs removed, %zu repacked into %zu, %zu index files replaced; %s -> %s\n", o.dry_run ? "would prune: " : "pruned: ",
+              p->packs_removed, p->packs_repacked, p->packs_written, p->index_files_replaced, human_bytes(p->bytes_before).c_str(),
+              human_bytes(p->bytes_after).c_str());
+  return kExitOk;
+}
+
+int forget(const RepoOptions& o) {
+  if (!o.ids.empty() && !o.keep.empty()) {
+    return report_error(Error(Errc::kInvalidArgument, "give snapshot ids or --keep-* rules, not both"));
+  }
+  KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kExclusive);
+  auto f = o.ids.empty() ? r->forget(o.keep, o.dry_run) : r->forget_ids(o.ids, o.dry_run);
+  if (!f) return report_error(f.error());
+  print_snapshots(f->kept, "keep:");
+  print_snapshots(f->removed, o.dry_run ? "would remove:" : "removed:");
+  return o.prune ? prune_with(*r, o) : kExitOk;
+}
+
+int prune(const RepoOptions& o) {
+  KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kExclusive);
+  return prune_with(*r, o);
+}
+
+int stats(const RepoOptions& o) {
+  KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kShared);
+  auto s = r->stats();
+  if (!s) return report_error(s.error());
+  double ratio = s->stored_bytes > 0 ? static_cast<double>(s->logical_bytes) / static_cast<double>(s->stored_bytes) : 0;
+  std::printf("snapshots:        %zu\nimages, in all:   %s\ndistinct data:    %s in %zu blobs\nstored:           %s in %zu packs\n"
+              "space saving:     %.1fx (dedup, zeros and compression)\n",
+              s->snapshots, human_bytes(s->logical_bytes).c_str(), human_bytes(s->unique_bytes).c_str(), s->blobs,
+              human_bytes(s->stored_bytes).c_str(), s->packs, ratio);
+  return kExitOk;
+}
+
+int rebuild_index(const RepoOptions& o) {
+  KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kExclusive, false);
+  auto n = r->rebuild_index();
+  if (!n) return report_error(n.error());
+  std::printf("rebuilt the index from %zu packs\n", *n);
+  return kExitOk;
 }
 
 }  // namespace
@@ -90,30 +208,40 @@ void register_repo(CLI::App& app, Runner& run) {
   auto o = std::make_shared<RepoOptions>();
   auto* cmd = app.add_subcommand("repo", "A deduplicating, compressed, encrypted repository for disk images (docs/repository.md)");
   cmd->require_subcommand(1);
-  auto common = [o](CLI::App* c) {
+  auto add = [&](const char* name, const char* help, int (*fn)(const RepoOptions&)) {
+    auto* c = cmd->add_subcommand(name, help);
     c->add_option("--repo", o->repo, "Repository directory")->required();
-    c->add_option("--password-file", o->password_file, "File holding the password (else $KVBACKUP_REPO_PASSWORD)");
+    c->add_option("--password-file", o->password_file, "File holding the password (else $KVBACKUP_REPO_PASSWORD, else a prompt)");
+    c->add_option("--lock-wait", o->lock_wait_s, "Seconds to wait for a repository another kvbackup holds (default: fail at once)")->check(CLI::NonNegativeNumber);
+    c->callback([&run, o, fn] { run = [o, fn] { return fn(*o); }; });
+    return c;
   };
-  auto* i = cmd->add_subcommand("init", "Create a repository");
-  common(i);
-  i->callback([&run, o] { run = [o] { return init(*o); }; });
-  auto* p = cmd->add_subcommand("put", "Store a file or block device as a named snapshot");
-  common(p);
-  p->add_option("name", o->name, "Snapshot name")->required();
-  p->add_option("source", o->path, "File or block device")->required();
-  p->callback([&run, o] { run = [o] { return put(*o); }; });
-  auto* g = cmd->add_subcommand("get", "Restore a snapshot (by id, or the newest of a name) to a file, sparse where zero");
-  common(g);
+  add("init", "Create a repository", init)
+      ->add_option("--pack-size-mib", o->pack_size_mib, "Close a pack once it holds this many MiB")
+      ->check(CLI::Range(1, 1024));
+  auto* p = add("put", "Store a file, block device or - (standard input) as a named snapshot", put);
+  p->add_option("name", o->name, "Snapshot name (the same name over time makes a series for forget)")->required();
+  p->add_option("source", o->path, "File, block device, or - for standard input")->required();
+  p->add_option("--tag", o->tags, "A tag to record with the snapshot (repeatable)");
+  auto* g = add("get", "Restore a snapshot (by id, or the newest of a name) to a file (sparse), a block device or - (standard output)", get);
   g->add_option("snapshot", o->snapshot, "Snapshot id or name")->required();
-  g->add_option("target", o->path, "File to write")->required();
-  g->callback([&run, o] { run = [o] { return get(*o); }; });
-  auto* l = cmd->add_subcommand("list", "List snapshots");
-  common(l);
-  l->callback([&run, o] { run = [o] { return list(*o); }; });
-  auto* c = cmd->add_subcommand("check", "Verify packs, index and snapshots; --read-data authenticates every blob");
-  common(c);
-  c->add_flag("--read-data", o->read_data, "Read and authenticate every blob");
-  c->callback([&run, o] { run = [o] { return check(*o); }; });
+  g->add_option("target", o->path, "File, block device, or - for standard output")->required();
+  add("list", "List snapshots", list);
+  add("check", "Verify packs, index and snapshots; --read-data authenticates every blob", check)
+      ->add_flag("--read-data", o->read_data, "Read and authenticate every blob");
+  auto* f = add("forget", "Remove snapshots: those given by id, or those the --keep-* rules do not keep (per name)", forget);
+  f->add_option("ids", o->ids, "Snapshot ids to remove");
+  f->add_option("--keep-last", o->keep.last, "Keep the newest N")->check(CLI::NonNegativeNumber);
+  f->add_option("--keep-daily", o->keep.daily, "Keep the newest of each of the last N days")->check(CLI::NonNegativeNumber);
+  f->add_option("--keep-weekly", o->keep.weekly, "Keep the newest of each of the last N ISO weeks")->check(CLI::NonNegativeNumber);
+  f->add_option("--keep-monthly", o->keep.monthly, "Keep the newest of each of the last N months")->check(CLI::NonNegativeNumber);
+  f->add_flag("--dry-run", o->dry_run, "Show what would be removed");
+  f->add_flag("--prune", o->prune, "Prune afterwards");
+  auto* pr = add("prune", "Remove data no snapshot needs; repack packs that are mostly unused", prune);
+  pr->add_option("--max-unused", o->max_unused, "Repack a pack once this share of it is unused (0..1, default 0.2)")->check(CLI::Range(0.0, 1.0));
+  pr->add_flag("--dry-run", o->dry_run, "Show what would be removed");
+  add("stats", "Sizes: images, distinct data, stored bytes, the saving", stats);
+  add("rebuild-index", "Rebuild the index from the packs (after index files were lost or damaged)", rebuild_index);
 }
 
 }  // namespace kvb::cli

@@ -33,8 +33,12 @@ bool all_zero(std::span<const uint8_t> data) {
 }
 
 EncodedBlob encode_blob(const MasterKey& key, std::span<const uint8_t> plaintext) {
+  return encode_blob(key, blob_id(key, plaintext), plaintext);
+}
+
+EncodedBlob encode_blob(const MasterKey& key, const BlobId& id, std::span<const uint8_t> plaintext) {
   EncodedBlob b;
-  b.id = blob_id(key, plaintext);
+  b.id = id;
   b.plaintext_size = plaintext.size();
   std::vector<uint8_t> framed;
   if (worth_compressing(plaintext)) {

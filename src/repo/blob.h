@@ -24,6 +24,8 @@ struct EncodedBlob {
 
 // Compresses (zstd level 3) unless a sample shows the data does not compress.
 EncodedBlob encode_blob(const MasterKey& key, std::span<const uint8_t> plaintext);
+// The same, for a caller that already has the id (blob_id(key, plaintext)).
+EncodedBlob encode_blob(const MasterKey& key, const BlobId& id, std::span<const uint8_t> plaintext);
 Result<std::vector<uint8_t>> decode_blob(const MasterKey& key, const BlobId& id, std::span<const uint8_t> stored);
 
 // True when every byte is zero (such chunks are recorded, not stored).

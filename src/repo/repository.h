@@ -1,30 +1,65 @@
 // Repository: a local directory holding deduplicated, compressed, encrypted
-// snapshots of files and block devices (docs/repository.md).
+// snapshots of files, block devices and streams (docs/repository.md).
 //
-// This first version is single-threaded and keeps the whole index in memory.
-// What it already guarantees: files are written atomically (packs before the
-// index that names them, index before the snapshot that needs it), so a crash
-// leaves only unreferenced packs; every blob read is authenticated and checked
-// against its id; all-zero chunks are stored as nothing.
+// What it guarantees:
+// - Crash safety: every file is written under a temporary name, fsynced and
+//   renamed, in the order packs -> index -> snapshot (put) and new packs ->
+//   new index -> old index removed -> old packs removed (prune). A crash at
+//   any point leaves a repository check accepts; the leftovers are
+//   unreferenced packs, which prune removes.
+// - Integrity: every blob read is authenticated (AES-256-GCM, bound to its
+//   id) and checked against its keyed id before its bytes are used.
+// - Concurrency: a Repository holds the repository lock for its lifetime
+//   (repo/lock.h); forget and prune need it exclusive.
+// - Bounded memory: put and get hold a fixed number of chunks in flight
+//   (bounded queues), whatever the size of the image; the index costs one
+//   hash-map slot per distinct blob, and a snapshot's extent list ~40 bytes
+//   per 256 KiB of image.
 #pragma once
 
 #include "common/error.h"
 #include "common/secret.h"
 #include "repo/chunker.h"
 #include "repo/crypto.h"
-#include "repo/pack.h"
+#include "repo/index.h"
+#include "repo/lock.h"
+#include "repo/retention.h"
+#include "repo/snapshot.h"
 
+#include <chrono>
 #include <filesystem>
-#include <map>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace kvb::repo {
 
+// Called now and then with the bytes done and the total (0 when unknown: a stream).
+using Progress = std::function<void(uint64_t done, uint64_t total)>;
+
+struct InitOptions {
+  uint64_t scrypt_n = uint64_t{1} << 15;
+  uint64_t pack_size = 16 << 20;  // a pack is closed once it holds this much
+};
+
+struct OpenOptions {
+  LockMode mode = LockMode::kShared;
+  std::chrono::milliseconds lock_wait{0};  // how long to wait for the lock; 0: fail at once if held
+  bool load_index = true;                   // false only to rebuild a damaged index
+};
+
+struct PutOptions {
+  std::vector<std::string> tags;
+  Progress progress;
+  unsigned workers = 0;  // hashing and encoding threads; 0: one per core
+};
+
 struct PutStats {
-  uint64_t bytes = 0;          // read from the source
-  uint64_t zero_bytes = 0;     // all-zero chunks, not stored
+  std::string snapshot;        // the new snapshot's id
+  uint64_t bytes = 0;          // the image's size
+  uint64_t hole_bytes = 0;     // sparse holes, never read
+  uint64_t zero_bytes = 0;     // all-zero chunks read, not stored
   uint64_t new_bytes = 0;      // plaintext of chunks not in the repository yet
   uint64_t stored_bytes = 0;   // what those took on disk (compressed, sealed)
   size_t chunks = 0;
@@ -32,46 +67,76 @@ struct PutStats {
   size_t packs = 0;
 };
 
-struct SnapshotInfo {
-  std::string id;
-  std::string name;
-  std::string time;
-  uint64_t size = 0;
+struct GetOptions {
+  Progress progress;
+  unsigned workers = 0;
 };
 
 struct CheckReport {
   size_t packs = 0;
   size_t blobs = 0;
-  std::vector<std::string> problems;  // each names the pack or blob
+  size_t snapshots = 0;
+  size_t unindexed_packs = 0;   // left by an interrupted put or prune: garbage, removed by prune
+  std::vector<std::string> problems;  // each names the pack, blob, index file or snapshot
   bool ok() const { return problems.empty(); }
+};
+
+struct ForgetReport {
+  std::vector<Snapshot> kept, removed;
+};
+
+struct PruneOptions {
+  double max_unused = 0.2;  // repack a pack once this share of its bytes is unused
+  bool dry_run = false;
+};
+
+struct PruneReport {
+  size_t packs_removed = 0, packs_repacked = 0, packs_written = 0, index_files_replaced = 0;
+  uint64_t bytes_before = 0, bytes_after = 0;
+};
+
+struct RepoStats {
+  size_t snapshots = 0, packs = 0, blobs = 0;
+  uint64_t logical_bytes = 0;    // the sum of the snapshots' sizes
+  uint64_t unique_bytes = 0;     // plaintext of the distinct blobs
+  uint64_t stored_bytes = 0;     // pack files on disk
 };
 
 class Repository {
  public:
-  static Status init(const std::filesystem::path& dir, const Secret& password, uint64_t scrypt_n = uint64_t{1} << 15);
-  static Result<std::unique_ptr<Repository>> open(const std::filesystem::path& dir, const Secret& password);
+  static Status init(const std::filesystem::path& dir, const Secret& password, const InitOptions& options = {});
+  static Result<std::unique_ptr<Repository>> open(const std::filesystem::path& dir, const Secret& password, const OpenOptions& options = {});
 
-  Result<PutStats> put(const std::string& name, const std::filesystem::path& source);
-  // Restores a snapshot (by name, the newest of that name, or by id) to `target`, sparse where zero.
-  Status get(const std::string& snapshot, const std::filesystem::path& target);
-  Result<std::vector<SnapshotInfo>> snapshots();
+  // Stores a file, block device or "-" (standard input) as a snapshot named `name`.
+  Result<PutStats> put(const std::string& name, const std::filesystem::path& source, const PutOptions& options = {});
+  // Restores a snapshot (by id, or the newest of a name) to a file (sparse
+  // where zero), a block device, or "-" (standard output).
+  Status get(const std::string& snapshot, const std::filesystem::path& target, const GetOptions& options = {});
+  Result<std::vector<Snapshot>> snapshots();
   CheckReport check(bool read_data);
+  // Removes the snapshots `policy` does not keep (needs the exclusive lock).
+  Result<ForgetReport> forget(const RetentionPolicy& policy, bool dry_run);
+  Result<ForgetReport> forget_ids(const std::vector<std::string>& ids, bool dry_run);
+  // Removes data no snapshot needs and repacks mostly-unused packs (needs the exclusive lock).
+  Result<PruneReport> prune(const PruneOptions& options = {});
+  Result<RepoStats> stats();
+  // Replaces the index with one read from the packs' trailers (needs the exclusive lock); returns the packs indexed.
+  Result<size_t> rebuild_index();
+
+  const std::filesystem::path& dir() const { return dir_; }
 
  private:
-  Repository(std::filesystem::path dir, MasterKey key, ChunkerParams params);
-  Status load_index();
-  Status flush_pack(PutStats& stats, std::vector<PackEntry>& written, std::string& pack_name);
+  Repository(std::filesystem::path dir, MasterKey key, ChunkerParams params, uint64_t pack_size, RepositoryLock lock, LockMode mode);
+  Status need_exclusive(const char* what) const;
+  Result<std::string> write_pack(std::vector<uint8_t> bytes);  // returns the pack's name
 
-  struct Location {
-    std::string pack;
-    PackEntry entry;
-  };
   std::filesystem::path dir_;
   MasterKey key_;
   Chunker chunker_;
-  std::map<BlobId, Location> index_;
-  PackWriter writer_;
-  std::vector<std::pair<std::string, std::vector<PackEntry>>> new_packs_;  // since the last index file
+  uint64_t pack_size_;
+  RepositoryLock lock_;
+  LockMode mode_;
+  Index index_;
 };
 
 }  // namespace kvb::repo

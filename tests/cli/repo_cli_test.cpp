@@ -33,7 +33,7 @@ TEST(RepoCli, InitPutGetCheckAndPasswords) {
   auto put1 = repo({"put", "--repo", r, "vm", (dir / "disk.img").string()}, pw);
   ASSERT_EQ(put1.exit_code, 0) << put1.err;
   auto put2 = repo({"put", "--repo", r, "vm", (dir / "disk.img").string()}, pw);
-  EXPECT_THAT(put2.out, HasSubstr("(0 new, 0 bytes new"));
+  EXPECT_THAT(put2.out, HasSubstr(", 0 new (0 B new"));
   auto get = repo({"get", "--repo", r, "vm", (dir / "out.img").string()}, pw);
   ASSERT_EQ(get.exit_code, 0) << get.err;
   EXPECT_EQ(*read_file(dir / "out.img"), image);

@@ -3,6 +3,7 @@
 #include "repo/blob.h"
 #include "repo/chunker.h"
 #include "repo/crypto.h"
+#include "tests/repo/test_data.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -13,16 +14,6 @@
 namespace kvb::repo {
 namespace {
 using ::testing::HasSubstr;
-
-std::vector<uint8_t> random_data(size_t n, uint32_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<uint8_t> v(n);
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t x = rng();
-    for (size_t j = 0; j < 8 && i + j < n; ++j) v[i + j] = static_cast<uint8_t>(x >> (8 * j));
-  }
-  return v;
-}
 
 // Boundary offsets of a whole buffer, fed as a stream would be.
 std::vector<size_t> boundaries(const Chunker& c, const std::vector<uint8_t>& data) {
@@ -233,96 +224,6 @@ TEST(Pack, SelfDescribingAndEveryDamageNamed) {
   EXPECT_THAT(d.error().message, HasSubstr(to_hex((*entries)[0].id)));
   EXPECT_FALSE(read_pack_trailer(MasterKey::generate(), pack, "p1")) << "another repository's key";
   EXPECT_FALSE(read_pack_trailer(key, {}, "empty"));
-}
-
-}  // namespace
-}  // namespace kvb::repo
-
-#include "common/atomic_file.h"
-#include "repo/repository.h"
-#include "tests/support/test_api_server.h"
-
-namespace kvb::repo {
-namespace {
-
-std::string bytes_of(const std::vector<uint8_t>& v) { return std::string(v.begin(), v.end()); }
-
-TEST(Repository, PutGetDedupZerosAndCheck) {
-  testing::TempDir dir;
-  Secret pw("s3cret");
-  ASSERT_TRUE(Repository::init(dir / "repo", pw, 1 << 10));
-  EXPECT_FALSE(Repository::init(dir / "repo", pw, 1 << 10)) << "init refuses an existing repository";
-  auto wrong = Repository::open(dir / "repo", Secret("nope"));
-  ASSERT_FALSE(wrong);
-  EXPECT_THAT(wrong.error().message, HasSubstr("wrong password"));
-  auto repo = Repository::open(dir / "repo", pw);
-  ASSERT_TRUE(repo) << repo.error().message;
-
-  // A 12 MiB "disk": random data, 4 MiB of zeros, text.
-  auto disk = random_data(6 << 20, 21);
-  disk.resize(10 << 20, 0);
-  std::string text;
-  while (text.size() < (2u << 20)) text += "log line: the VM was frozen and thawed in 212 ms\n";
-  disk.insert(disk.end(), text.begin(), text.begin() + (2 << 20));
-  dir.write("disk-v1.img", bytes_of(disk));
-  auto s1 = (*repo)->put("vm-disk", dir / "disk-v1.img");
-  ASSERT_TRUE(s1) << s1.error().message;
-  EXPECT_EQ(s1->bytes, disk.size());
-  EXPECT_GE(s1->zero_bytes, 3u << 20) << "zero chunks are not stored";
-  EXPECT_LT(s1->stored_bytes, disk.size() - s1->zero_bytes) << "text compresses";
-
-  // Version 2: 4 KiB changed in two places and 100 KiB inserted: little new data.
-  auto v2 = disk;
-  for (size_t at : {size_t{1} << 20, size_t{5} << 20}) std::fill(v2.begin() + at, v2.begin() + at + 4096, 0x5a);
-  auto extra = random_data(100 << 10, 22);
-  v2.insert(v2.begin() + (3 << 20), extra.begin(), extra.end());
-  dir.write("disk-v2.img", bytes_of(v2));
-  auto s2 = (*repo)->put("vm-disk", dir / "disk-v2.img");
-  ASSERT_TRUE(s2) << s2.error().message;
-  EXPECT_LT(s2->new_bytes, 4u << 20) << "only the chunks around the changes are new";
-
-  // A fresh open sees both snapshots; each restores bit-identically.
-  repo = Repository::open(dir / "repo", pw);
-  ASSERT_TRUE(repo);
-  auto snaps = (*repo)->snapshots();
-  ASSERT_TRUE(snaps);
-  ASSERT_EQ(snaps->size(), 2u);
-  ASSERT_TRUE((*repo)->get((*snaps)[0].id, dir / "out-v1.img"));
-  EXPECT_EQ(*read_file(dir / "out-v1.img"), bytes_of(disk));
-  ASSERT_TRUE((*repo)->get("vm-disk", dir / "out-v2.img")) << "by name: the newest";
-  EXPECT_EQ(*read_file(dir / "out-v2.img"), bytes_of(v2));
-  EXPECT_FALSE((*repo)->get("nothing", dir / "x"));
-  auto report = (*repo)->check(true);
-  EXPECT_TRUE(report.ok()) << report.problems[0];
-  EXPECT_GT(report.blobs, 0u);
-
-  // Damage one pack: check names it; the restore fails instead of writing wrong data.
-  std::filesystem::path victim;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir / "repo/data")) {
-    if (e.is_regular_file()) victim = e.path();
-  }
-  ASSERT_FALSE(victim.empty());
-  auto packbytes = *read_file(victim);
-  packbytes[packbytes.size() / 3] ^= 0x10;
-  ASSERT_TRUE(write_file_atomic(victim, packbytes, 0600));
-  auto damaged = (*repo)->check(true);
-  ASSERT_FALSE(damaged.ok());
-  EXPECT_THAT(damaged.problems[0], HasSubstr(victim.filename().string()));
-}
-
-TEST(Repository, EmptyAndOneByteSources) {
-  testing::TempDir dir;
-  Secret pw("pw");
-  ASSERT_TRUE(Repository::init(dir / "repo", pw, 1 << 10));
-  auto repo = Repository::open(dir / "repo", pw);
-  ASSERT_TRUE(repo);
-  for (const std::string& content : {std::string(), std::string("x")}) {
-    dir.write("in", content);
-    ASSERT_TRUE((*repo)->put("f" + std::to_string(content.size()), dir / "in"));
-    ASSERT_TRUE((*repo)->get("f" + std::to_string(content.size()), dir / "out"));
-    EXPECT_EQ(*read_file(dir / "out"), content);
-  }
-  EXPECT_FALSE((*repo)->put("missing", dir / "no-such-file"));
 }
 
 }  // namespace

@@ -1,0 +1,198 @@
+// Repository::get: restore a snapshot (docs/repository.md, "Restore").
+//
+// To a file or block device: the distinct blobs are sorted by pack and
+// offset and shared among worker threads, each of which reads, authenticates,
+// decompresses and verifies a blob and writes it at every offset that needs
+// it. Zeros are holes in a file (the file is truncated to size first) and
+// written out (BLKZEROOUT, else zeros) on a block device. To a stream ("-"),
+// extents are written in order by one thread.
+#include "repo/blob.h"
+#include "repo/layout.h"
+#include "repo/repository.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace kvb::repo {
+namespace fs = std::filesystem;
+
+namespace {
+
+Status write_all(int fd, const uint8_t* data, size_t n, int64_t offset, const std::string& target) {
+  while (n > 0) {
+    ssize_t w = offset < 0 ? ::write(fd, data, n) : ::pwrite(fd, data, n, static_cast<off_t>(offset));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return Error(Errc::kIo, "cannot write " + target + ": " + std::strerror(errno));
+    data += w;
+    n -= static_cast<size_t>(w);
+    if (offset >= 0) offset += w;
+  }
+  return ok();
+}
+
+Status write_zeros(int fd, uint64_t offset, uint64_t length, bool block_device, bool stream, const std::string& target) {
+  if (block_device) {
+    uint64_t range[2] = {offset, length};
+    if (::ioctl(fd, BLKZEROOUT, range) == 0) return ok();
+  }
+  static const std::vector<uint8_t> zeros(1 << 20);
+  while (length > 0) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(length, zeros.size()));
+    KVB_CHECK(write_all(fd, zeros.data(), n, stream ? -1 : static_cast<int64_t>(offset), target));
+    offset += n;
+    length -= n;
+  }
+  return ok();
+}
+
+// Reads one blob from its pack and returns its verified plaintext.
+class BlobReader {
+ public:
+  BlobReader(const fs::path& repo, const Index& index, const MasterKey& key) : repo_(repo), index_(index), key_(key) {}
+  ~BlobReader() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Result<std::vector<uint8_t>> read(const BlobId& id) {
+    const auto* loc = index_.find(id);
+    if (!loc) return Error(Errc::kNotFound, "blob " + to_hex(id) + " is in no pack (run kvbackup repo check)");
+    const auto& pack = index_.pack_name(loc->pack);
+    if (loc->pack != open_pack_ || fd_ < 0) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = ::open(pack_path(repo_, pack).c_str(), O_RDONLY | O_CLOEXEC);
+      open_pack_ = loc->pack;
+      if (fd_ < 0) return Error(Errc::kNotFound, "pack " + pack + " is missing (" + std::strerror(errno) + ")");
+    }
+    stored_.resize(loc->length);
+    ssize_t n = ::pread(fd_, stored_.data(), stored_.size(), static_cast<off_t>(loc->offset));
+    if (n != static_cast<ssize_t>(stored_.size())) return Error(Errc::kParse, "pack " + pack + " is truncated (blob " + to_hex(id) + ")");
+    auto plain = decode_blob(key_, id, stored_);
+    if (!plain) return Error(plain.error().code, "pack " + pack + ": " + plain.error().message);
+    return plain;
+  }
+
+ private:
+  const fs::path& repo_;
+  const Index& index_;
+  const MasterKey& key_;
+  int fd_ = -1;
+  uint32_t open_pack_ = 0;
+  std::vector<uint8_t> stored_;
+};
+
+}  // namespace
+
+Status Repository::get(const std::string& snapshot, const fs::path& target, const GetOptions& options) {
+  KVB_TRY(auto snap, find_snapshot(dir_, key_.encryption, snapshot));
+  for (const auto& e : snap.extents) {
+    if (e.blob && !index_.find(*e.blob)) {
+      return Error(Errc::kNotFound, "snapshot " + snap.id + " needs blob " + to_hex(*e.blob) + ", which is in no pack (run kvbackup repo check)");
+    }
+  }
+  const bool stream = target == "-";
+  int fd = STDOUT_FILENO;
+  bool block_device = false;
+  if (!stream) {
+    struct stat st {};
+    block_device = ::stat(target.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
+    fd = ::open(target.c_str(), O_WRONLY | O_CLOEXEC | (block_device ? 0 : O_CREAT | O_TRUNC), 0600);
+    if (fd < 0) return Error(Errc::kIo, "cannot open " + target.string() + " for writing: " + std::strerror(errno));
+  }
+  struct Closer {
+    int fd;
+    bool owned;
+    ~Closer() {
+      if (owned) ::close(fd);
+    }
+  } closer{fd, !stream};
+  const std::string tname = stream ? "standard output" : target.string();
+  uint64_t done_bytes = 0;
+
+  if (stream) {
+    BlobReader reader(dir_, index_, key_);
+    for (const auto& e : snap.extents) {
+      if (!e.blob) {
+        KVB_CHECK(write_zeros(fd, e.offset, e.length, false, true, tname));
+      } else {
+        KVB_TRY(auto plain, reader.read(*e.blob));
+        KVB_CHECK(write_all(fd, plain.data(), plain.size(), -1, tname));
+      }
+      done_bytes += e.length;
+      if (options.progress) options.progress(done_bytes, snap.size);
+    }
+    return ok();
+  }
+
+  if (block_device) {
+    uint64_t dev_size = 0;
+    if (::ioctl(fd, BLKGETSIZE64, &dev_size) != 0 || dev_size < snap.size) {
+      return Error(Errc::kInvalidArgument, "block device " + tname + " holds " + std::to_string(dev_size) + " bytes; the snapshot needs " +
+                                               std::to_string(snap.size));
+    }
+  } else if (::ftruncate(fd, static_cast<off_t>(snap.size)) != 0) {
+    return Error(Errc::kIo, "cannot size " + tname + ": " + std::strerror(errno));
+  }
+
+  // Each distinct blob once, in pack order; the offsets that need it.
+  std::map<BlobId, std::vector<uint64_t>> wanted;
+  for (const auto& e : snap.extents) {
+    if (e.blob) {
+      wanted[*e.blob].push_back(e.offset);
+    } else {
+      if (block_device) KVB_CHECK(write_zeros(fd, e.offset, e.length, true, false, tname));
+      done_bytes += e.length;
+    }
+  }
+  std::vector<std::pair<const BlobId*, const std::vector<uint64_t>*>> work;
+  work.reserve(wanted.size());
+  for (const auto& [id, offsets] : wanted) work.emplace_back(&id, &offsets);
+  std::sort(work.begin(), work.end(), [&](const auto& a, const auto& b) {
+    const auto *la = index_.find(*a.first), *lb = index_.find(*b.first);
+    return std::tie(la->pack, la->offset) < std::tie(lb->pack, lb->offset);
+  });
+
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> progress_bytes{done_bytes};
+  std::atomic<bool> failed{false};
+  std::mutex error_mu;
+  Status first_error = ok();
+  auto worker = [&](bool report) {
+    BlobReader reader(dir_, index_, key_);
+    for (size_t i; !failed && (i = next.fetch_add(1)) < work.size();) {
+      auto plain = reader.read(*work[i].first);
+      Status st = plain ? ok() : Status(plain.error());
+      for (uint64_t off : *work[i].second) {
+        if (!st) break;
+        st = write_all(fd, plain->data(), plain->size(), static_cast<int64_t>(off), tname);
+        progress_bytes += plain->size();
+      }
+      if (!st) {
+        std::lock_guard lk(error_mu);
+        if (first_error) first_error = st;
+        failed = true;
+      }
+      if (report && options.progress) options.progress(progress_bytes, snap.size);
+    }
+  };
+  unsigned workers = options.workers > 0 ? options.workers : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::thread> pool;
+  for (unsigned w = 1; w < workers; ++w) pool.emplace_back(worker, false);
+  worker(true);  // this thread works too, and reports progress
+  for (auto& t : pool) t.join();
+  if (!first_error) return first_error;
+  if (options.progress) options.progress(progress_bytes, snap.size);
+  if (::fsync(fd) != 0) return Error(Errc::kIo, "cannot flush " + tname + ": " + std::strerror(errno));
+  return ok();
+}
+
+}  // namespace kvb::repo

@@ -1,0 +1,48 @@
+// The repository's directory layout and its sealed JSON files
+// (docs/repository.md, "Layout"):
+//   config  keys/<id>.json  lock  data/<2 hex>/<pack id>  index/<id>  snapshots/<id>
+//
+// Invariants: every file is written under a temporary name, fsynced and
+// renamed (write_sealed), so a reader sees a whole file or none; a sealed
+// file opens only with the repository's key and its own kind's additional
+// data (an index file cannot pass for a snapshot).
+#pragma once
+
+#include "common/error.h"
+#include "repo/crypto.h"
+
+#include <boost/json/value.hpp>
+
+#include <filesystem>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kvb::repo {
+
+enum class SealedKind { kIndex, kSnapshot };
+
+std::filesystem::path pack_path(const std::filesystem::path& repo, const std::string& pack);
+std::string random_hex(size_t bytes);
+Result<BlobId> parse_blob_id(std::string_view hex);
+inline std::span<const uint8_t> as_bytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+
+Status write_sealed(const std::filesystem::path& path, const Key256& key, SealedKind kind, const boost::json::value& doc);
+Result<boost::json::value> read_sealed(const std::filesystem::path& path, const Key256& key, SealedKind kind);
+
+// Removes a file and makes the removal durable; a file already gone is fine.
+Status remove_durably(const std::filesystem::path& path);
+
+struct PackFile {
+  std::string name;
+  std::filesystem::path path;
+  uint64_t size = 0;
+};
+// The pack files under data/, by name; temporary files a crash left there go to `temporaries`.
+Result<std::vector<PackFile>> list_pack_files(const std::filesystem::path& repo, std::vector<std::filesystem::path>* temporaries = nullptr);
+
+// A temporary file a crash left behind ("<name>.tmp-*"): never part of the repository.
+bool is_temporary(const std::filesystem::path& path);
+
+}  // namespace kvb::repo

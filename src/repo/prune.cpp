@@ -1,0 +1,163 @@
+// Repository::prune and rebuild_index (docs/repository.md, "Forget and prune").
+//
+// prune, under the exclusive lock:
+//   1. the blobs every snapshot needs (any snapshot that cannot be read stops prune);
+//   2. per pack: unused entirely -> remove; used below (1 - max_unused) of its
+//      bytes -> repack its used blobs (each authenticated first) into new packs;
+//   3. new packs, syncfs, one new index naming every blob kept;
+//   4. the old index files removed, then the old packs and leftovers.
+// A crash before 4 leaves the old index files beside the new one; each names
+// packs that still exist, so every copy is valid. A crash during 4 leaves
+// unreferenced packs only.
+#include "common/atomic_file.h"
+#include "repo/blob.h"
+#include "repo/layout.h"
+#include "repo/repository.h"
+
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace kvb::repo {
+namespace fs = std::filesystem;
+
+namespace {
+// A pack's trailer (repo/pack.h): 49 bytes per blob, plus count, seal and length.
+constexpr uint64_t kTrailerBytesPerBlob = 49;
+constexpr uint64_t kTrailerFixedBytes = 4 + 28 + 4;
+}  // namespace
+
+Result<PruneReport> Repository::prune(const PruneOptions& options) {
+  KVB_CHECK(need_exclusive("prune"));
+  if (options.max_unused < 0 || options.max_unused > 1) {
+    return Error(Errc::kInvalidArgument, "--max-unused " + std::to_string(options.max_unused) + " is not a share between 0 and 1");
+  }
+  KVB_TRY(auto snaps, list_snapshots(dir_, key_.encryption, true));
+  std::unordered_set<BlobId, BlobIdHash> used;
+  for (const auto& s : snaps) {
+    for (const auto& e : s.extents) {
+      if (!e.blob) continue;
+      if (!index_.find(*e.blob)) {
+        return Error(Errc::kNotFound, "snapshot " + s.id + " (" + s.name + ") needs blob " + to_hex(*e.blob) +
+                                          ", which is in no indexed pack; prune stops (run kvbackup repo check, then rebuild-index)");
+      }
+      used.insert(*e.blob);
+    }
+  }
+  struct PackUse {
+    uint64_t used_bytes = 0;
+    std::vector<PackEntry> used;
+  };
+  std::vector<PackUse> use(index_.packs().size());
+  for (const auto& id : used) {
+    const auto* loc = index_.find(id);
+    use[loc->pack].used_bytes += loc->length;
+    use[loc->pack].used.push_back(PackEntry{loc->type, id, loc->offset, loc->length, loc->plaintext_size});
+  }
+  std::vector<fs::path> temporaries;
+  KVB_TRY(auto files, list_pack_files(dir_, &temporaries));
+  std::unordered_map<std::string, uint32_t> number;
+  for (uint32_t i = 0; i < index_.packs().size(); ++i) number[index_.pack_name(i)] = i;
+  std::unordered_set<std::string> on_disk;
+  for (const auto& f : files) on_disk.insert(f.name);
+  for (uint32_t i = 0; i < use.size(); ++i) {
+    if (!use[i].used.empty() && !on_disk.count(index_.pack_name(i))) {
+      return Error(Errc::kNotFound, "pack " + index_.pack_name(i) + " holds blobs snapshots need and is missing; prune stops (run kvbackup repo check)");
+    }
+  }
+
+  PruneReport report;
+  std::vector<const PackFile*> remove, repack;
+  std::vector<PackListing> keep;
+  for (const auto& f : files) {
+    report.bytes_before += f.size;
+    auto n = number.find(f.name);
+    if (n == number.end() || use[n->second].used.empty()) {
+      remove.push_back(&f);
+    } else if (static_cast<double>(use[n->second].used_bytes + kTrailerBytesPerBlob * use[n->second].used.size() + kTrailerFixedBytes) <
+               (1.0 - options.max_unused) * static_cast<double>(f.size)) {
+      repack.push_back(&f);
+    } else {
+      auto entries = use[n->second].used;
+      std::sort(entries.begin(), entries.end(), [](const PackEntry& a, const PackEntry& b) { return a.offset < b.offset; });
+      keep.emplace_back(f.name, std::move(entries));
+    }
+  }
+  report.packs_removed = remove.size();
+  report.packs_repacked = repack.size();
+  report.index_files_replaced = index_.files().size();
+  report.bytes_after = report.bytes_before;
+  for (const auto* f : remove) report.bytes_after -= f->size;
+  for (const auto* f : repack) report.bytes_after -= f->size;
+  if (options.dry_run) return report;
+
+  // Repack: copy the used blobs as stored (sealed), each authenticated first.
+  PackWriter writer;
+  std::vector<PackListing> written;
+  auto flush = [&]() -> Status {
+    if (writer.count() == 0) return ok();
+    auto entries = writer.entries();
+    auto bytes = writer.finish(key_);
+    std::string name = pack_id(bytes);
+    auto path = pack_path(dir_, name);
+    KVB_CHECK(make_directories(path.parent_path()));
+    KVB_CHECK(write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), 0600, false));
+    report.bytes_after += bytes.size();
+    written.emplace_back(name, std::move(entries));
+    return ok();
+  };
+  for (const auto* f : repack) {
+    KVB_TRY(auto text, read_file(f->path));
+    auto bytes = as_bytes(text);
+    auto& entries = use[number.at(f->name)].used;
+    std::sort(entries.begin(), entries.end(), [](const PackEntry& a, const PackEntry& b) { return a.offset < b.offset; });
+    for (const auto& e : entries) {
+      if (e.offset > bytes.size() || e.length > bytes.size() - e.offset) {
+        return Error(Errc::kParse, "pack " + f->name + " is truncated (blob " + to_hex(e.id) + "); prune stops (run kvbackup repo check)");
+      }
+      auto stored = bytes.subspan(e.offset, e.length);
+      if (auto plain = decode_blob(key_, e.id, stored); !plain) {
+        return Error(plain.error().code, "pack " + f->name + ": " + plain.error().message + "; prune stops (run kvbackup repo check)");
+      }
+      writer.add(EncodedBlob{e.id, std::vector<uint8_t>(stored.begin(), stored.end()), e.plaintext_size, false}, e.type);
+      if (writer.size() >= pack_size_) KVB_CHECK(flush());
+    }
+  }
+  KVB_CHECK(flush());
+  report.packs_written = written.size();
+  KVB_CHECK(sync_filesystem(dir_));
+
+  keep.insert(keep.end(), written.begin(), written.end());
+  KVB_TRY(auto new_index, Index::write(dir_, key_.encryption, keep));
+  for (const auto& file : index_.files()) {
+    if (file != new_index) KVB_CHECK(remove_durably(dir_ / "index" / file));
+  }
+  for (const auto* f : remove) KVB_CHECK(remove_durably(f->path));
+  for (const auto* f : repack) KVB_CHECK(remove_durably(f->path));
+  for (const auto& t : temporaries) KVB_CHECK(remove_durably(t));
+  KVB_TRY(index_, Index::load(dir_, key_.encryption));
+  return report;
+}
+
+Result<size_t> Repository::rebuild_index() {
+  KVB_CHECK(need_exclusive("rebuild-index"));
+  KVB_TRY(auto files, list_pack_files(dir_));
+  std::vector<PackListing> packs;
+  for (const auto& f : files) {
+    KVB_TRY(auto text, read_file(f.path));
+    auto entries = read_pack_trailer(key_, as_bytes(text), f.name);
+    if (!entries) continue;  // a damaged pack stays out of the index; check names it
+    packs.emplace_back(f.name, std::move(*entries));
+  }
+  std::vector<std::string> old;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir_ / "index", ec)) old.push_back(e.path().filename().string());
+  KVB_TRY(auto file, Index::write(dir_, key_.encryption, packs));
+  for (const auto& o : old) {
+    if (o != file) KVB_CHECK(remove_durably(dir_ / "index" / o));
+  }
+  KVB_TRY(index_, Index::load(dir_, key_.encryption));
+  return packs.size();
+}
+
+}  // namespace kvb::repo

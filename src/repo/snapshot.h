@@ -1,0 +1,48 @@
+// Snapshot manifests (docs/repository.md, "Snapshots"): one sealed file per
+// stored image, naming its content as an ordered list of extents.
+//
+// Invariants: extents are sorted by offset, do not overlap and cover
+// [0, size) exactly; an extent without a blob is zeros (a sparse hole or an
+// all-zero chunk: the sparse map), and adjacent zero extents are merged.
+// A manifest is written only after the index names every blob it uses.
+#pragma once
+
+#include "common/error.h"
+#include "repo/crypto.h"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kvb::repo {
+
+struct Extent {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  std::optional<BlobId> blob;  // nullopt: zeros
+};
+
+struct Snapshot {
+  std::string id;      // the manifest's file name
+  std::string name;    // what the user called it; several snapshots share a name over time
+  std::string source;  // the file, device or "-" it was read from
+  std::string time;    // RFC 3339, UTC, nanoseconds
+  uint64_t size = 0;
+  std::vector<std::string> tags;
+  std::vector<Extent> extents;  // empty when listed without them
+};
+
+// Appends an extent, merging it into the previous one when both are zeros.
+void append_extent(std::vector<Extent>& extents, Extent e);
+// Checks the invariants above; the error names the snapshot and the extent.
+Status validate_extents(const Snapshot& s);
+
+Result<std::string> save_snapshot(const std::filesystem::path& repo, const Key256& key, const Snapshot& s);
+Result<Snapshot> load_snapshot(const std::filesystem::path& repo, const Key256& key, const std::string& id, bool with_extents = true);
+// Every snapshot, oldest first.
+Result<std::vector<Snapshot>> list_snapshots(const std::filesystem::path& repo, const Key256& key, bool with_extents = false);
+// By id, or the newest of that name.
+Result<Snapshot> find_snapshot(const std::filesystem::path& repo, const Key256& key, const std::string& id_or_name);
+
+}  // namespace kvb::repo

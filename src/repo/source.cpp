@@ -1,0 +1,110 @@
+#include "repo/source.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace kvb::repo {
+
+Result<ImageSource> ImageSource::open(const std::filesystem::path& path) {
+  if (path == "-") return ImageSource(STDIN_FILENO, false, false, 0, "standard input");
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error(Errc::kIo, "cannot open " + path.string() + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Error(Errc::kIo, "cannot stat " + path.string() + ": " + std::strerror(err));
+  }
+  if (S_ISREG(st.st_mode)) return ImageSource(fd, true, true, static_cast<uint64_t>(st.st_size), path.string());
+  if (S_ISBLK(st.st_mode)) {
+    uint64_t size = 0;
+    if (::ioctl(fd, BLKGETSIZE64, &size) != 0) {
+      int err = errno;
+      ::close(fd);
+      return Error(Errc::kIo, "cannot read the size of block device " + path.string() + ": " + std::strerror(err));
+    }
+    return ImageSource(fd, true, false, size, path.string());
+  }
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return Error(Errc::kInvalidArgument, path.string() + " is a directory; put stores one file, block device or stream");
+  }
+  return ImageSource(fd, true, false, 0, path.string());  // a pipe or character device: a stream
+}
+
+ImageSource::~ImageSource() {
+  if (owned_ && fd_ >= 0) ::close(fd_);
+}
+
+Status ImageSource::read_range(uint64_t begin, uint64_t end, bool stream, size_t piece,
+                               const std::function<bool(uint64_t, std::span<const uint8_t>, bool)>& on_data, bool& stopped) {
+  std::vector<uint8_t> buf(piece);
+  uint64_t at = begin;
+  // A stream's piece is reported once the next read is done, so that `last` is exact.
+  std::vector<uint8_t> held;
+  uint64_t held_at = 0;
+  for (;;) {
+    size_t want = stream ? piece : static_cast<size_t>(std::min<uint64_t>(piece, end - at));
+    size_t got = 0;
+    while (got < want) {
+      ssize_t n = stream ? ::read(fd_, buf.data() + got, want - got) : ::pread(fd_, buf.data() + got, want - got, static_cast<off_t>(at + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Error(Errc::kIo, "cannot read " + name_ + " at offset " + std::to_string(at + got) + ": " + std::strerror(errno));
+      if (n == 0) break;
+      got += static_cast<size_t>(n);
+    }
+    if (!stream && got < want) return Error(Errc::kIo, name_ + " ended at offset " + std::to_string(at + got) + " (it shrank while being read)");
+    if (!stream) {
+      bool last = at + got >= end;
+      if (!on_data(at, std::span<const uint8_t>(buf.data(), got), last)) stopped = true;
+      at += got;
+      if (last || stopped) return ok();
+      continue;
+    }
+    bool eof = got == 0;
+    if (!held.empty() && !on_data(held_at, held, eof)) {
+      stopped = true;
+      return ok();
+    }
+    if (eof) {
+      size_ = at;
+      return ok();
+    }
+    held.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(got));
+    held_at = at;
+    at += got;
+  }
+}
+
+Status ImageSource::scan(size_t piece, const std::function<bool(uint64_t, uint64_t)>& on_hole,
+                         const std::function<bool(uint64_t, std::span<const uint8_t>, bool)>& on_data) {
+  bool stopped = false;
+  if (!regular_) return read_range(0, size_, size_ == 0, piece, on_data, stopped);
+  uint64_t pos = 0;
+  while (pos < size_ && !stopped) {
+    off_t data = ::lseek(fd_, static_cast<off_t>(pos), SEEK_DATA);
+    uint64_t data_at = pos, data_end = size_;
+    if (data < 0 && errno == ENXIO) {
+      data_at = size_;  // only a hole is left
+    } else if (data >= 0) {
+      data_at = static_cast<uint64_t>(data);
+      off_t hole = ::lseek(fd_, data, SEEK_HOLE);
+      data_end = hole < 0 ? size_ : std::min<uint64_t>(static_cast<uint64_t>(hole), size_);
+    }  // else: no SEEK_DATA here; everything from pos is data
+    if (data_at > pos && !on_hole(pos, data_at - pos)) return ok();
+    if (data_at >= size_) break;
+    KVB_CHECK(read_range(data_at, data_end, false, piece, on_data, stopped));
+    pos = data_end;
+  }
+  return ok();
+}
+
+}  // namespace kvb::repo

@@ -1,0 +1,56 @@
+// ImageSource: the bytes a put stores: a regular file, a block device or a
+// stream ("-", standard input), read as a sequence of data ranges and holes.
+//
+// For regular files, holes come from lseek(SEEK_DATA/SEEK_HOLE) and are never
+// read; a file system without that support yields one data range. Block
+// devices and streams are all data.
+//
+// Invariants: segments are reported in order, contiguous from offset 0; the
+// last one ends at the source's end (for a stream, where read() returned 0).
+#pragma once
+
+#include "common/error.h"
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <span>
+#include <string>
+
+namespace kvb::repo {
+
+class ImageSource {
+ public:
+  static Result<ImageSource> open(const std::filesystem::path& path);
+  ImageSource(ImageSource&& o) noexcept : fd_(o.fd_), owned_(o.owned_), regular_(o.regular_), size_(o.size_), name_(std::move(o.name_)) {
+    o.fd_ = -1;
+  }
+  ImageSource(const ImageSource&) = delete;
+  ImageSource& operator=(const ImageSource&) = delete;
+  ImageSource& operator=(ImageSource&&) = delete;
+  ~ImageSource();
+
+  uint64_t size() const { return size_; }  // 0 for a stream (unknown)
+  const std::string& name() const { return name_; }
+
+  // Calls on_hole(offset, length) for each hole and on_data(offset, bytes, last) with
+  // the bytes of each data range, in pieces of at most `piece` bytes; `last`
+  // marks the final piece of a data range. Stops at the first error, or when a
+  // callback returns false (then returns ok()).
+  Status scan(size_t piece, const std::function<bool(uint64_t, uint64_t)>& on_hole,
+              const std::function<bool(uint64_t, std::span<const uint8_t>, bool)>& on_data);
+
+ private:
+  ImageSource(int fd, bool owned, bool regular, uint64_t size, std::string name)
+      : fd_(fd), owned_(owned), regular_(regular), size_(size), name_(std::move(name)) {}
+  Status read_range(uint64_t begin, uint64_t end, bool stream, size_t piece,
+                    const std::function<bool(uint64_t, std::span<const uint8_t>, bool)>& on_data, bool& stopped);
+
+  int fd_ = -1;
+  bool owned_ = false;
+  bool regular_ = false;
+  uint64_t size_ = 0;
+  std::string name_;
+};
+
+}  // namespace kvb::repo
