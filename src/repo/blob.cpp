@@ -12,12 +12,29 @@ namespace {
 constexpr uint8_t kCompressed = 1;
 constexpr size_t kSample = 4096;
 
+// One compression and one decompression context per thread, reused: zstd's
+// one-shot calls would set up a context (about a megabyte) for every blob.
+struct ZstdContexts {
+  ZSTD_CCtx* c = ZSTD_createCCtx();
+  ZSTD_DCtx* d = ZSTD_createDCtx();
+  std::vector<uint8_t> out;  // compressed bytes, grown once
+  ~ZstdContexts() {
+    ZSTD_freeCCtx(c);
+    ZSTD_freeDCtx(d);
+  }
+};
+
+ZstdContexts& zstd() {
+  thread_local ZstdContexts contexts;
+  return contexts;
+}
+
 // The cheap incompressibility test: a 4 KiB sample at level 1 must shrink by 3%.
 bool worth_compressing(std::span<const uint8_t> data) {
   if (data.size() < 64) return false;
   size_t n = std::min(data.size(), kSample);
-  std::vector<uint8_t> out(ZSTD_compressBound(n));
-  size_t r = ZSTD_compress(out.data(), out.size(), data.data(), n, 1);
+  uint8_t out[ZSTD_COMPRESSBOUND(kSample)];
+  size_t r = ZSTD_compressCCtx(zstd().c, out, sizeof out, data.data(), n, 1);
   return !ZSTD_isError(r) && r * 100 < n * 97;
 }
 
@@ -32,30 +49,27 @@ bool all_zero(std::span<const uint8_t> data) {
   return true;
 }
 
-EncodedBlob encode_blob(const MasterKey& key, std::span<const uint8_t> plaintext) {
-  return encode_blob(key, blob_id(key, plaintext), plaintext);
+EncodedBlob encode_blob(const MasterKey& key, std::span<const uint8_t> plaintext, int level) {
+  return encode_blob(key, blob_id(key, plaintext), plaintext, level);
 }
 
-EncodedBlob encode_blob(const MasterKey& key, const BlobId& id, std::span<const uint8_t> plaintext) {
+EncodedBlob encode_blob(const MasterKey& key, const BlobId& id, std::span<const uint8_t> plaintext, int level) {
   EncodedBlob b;
   b.id = id;
   b.plaintext_size = plaintext.size();
-  std::vector<uint8_t> framed;
-  if (worth_compressing(plaintext)) {
-    framed.resize(1 + ZSTD_compressBound(plaintext.size()));
-    size_t r = ZSTD_compress(framed.data() + 1, framed.size() - 1, plaintext.data(), plaintext.size(), 3);
+  const uint8_t raw_flags[1] = {0}, compressed_flags[1] = {kCompressed};
+  if (level > 0 && worth_compressing(plaintext)) {
+    auto& z = zstd();
+    size_t bound = ZSTD_compressBound(plaintext.size());
+    if (z.out.size() < bound) z.out.resize(bound);
+    size_t r = ZSTD_compressCCtx(z.c, z.out.data(), z.out.size(), plaintext.data(), plaintext.size(), level);
     if (!ZSTD_isError(r) && r < plaintext.size()) {
-      framed[0] = kCompressed;
-      framed.resize(1 + r);
       b.compressed = true;
+      b.bytes = seal(key.encryption, b.id, compressed_flags, std::span<const uint8_t>(z.out.data(), r));
+      return b;
     }
   }
-  if (!b.compressed) {
-    framed.resize(1 + plaintext.size());
-    framed[0] = 0;
-    if (!plaintext.empty()) std::memcpy(framed.data() + 1, plaintext.data(), plaintext.size());
-  }
-  b.bytes = seal(key.encryption, b.id, framed);
+  b.bytes = seal(key.encryption, b.id, raw_flags, plaintext);
   return b;
 }
 
@@ -71,10 +85,11 @@ Result<std::vector<uint8_t>> decode_blob(const MasterKey& key, const BlobId& id,
       return Error(Errc::kParse, "blob " + to_hex(id) + ": not a zstd frame of a known size");
     }
     plain.resize(size);
-    size_t r = ZSTD_decompress(plain.data(), plain.size(), framed->data() + 1, framed->size() - 1);
+    size_t r = ZSTD_decompressDCtx(zstd().d, plain.data(), plain.size(), framed->data() + 1, framed->size() - 1);
     if (ZSTD_isError(r) || r != size) return Error(Errc::kParse, "blob " + to_hex(id) + ": zstd: decompression failed");
   } else {
-    plain.assign(framed->begin() + 1, framed->end());
+    framed->erase(framed->begin());
+    plain = std::move(*framed);
   }
   if (blob_id(key, plain) != id) return Error(Errc::kParse, "blob " + to_hex(id) + ": plaintext does not match its id");
   return plain;

@@ -63,15 +63,28 @@ std::string to_hex(std::span<const uint8_t> bytes) {
 }
 
 std::vector<uint8_t> seal(const Key256& key, std::span<const uint8_t> aad, std::span<const uint8_t> plaintext) {
-  std::vector<uint8_t> out(kNonceSize + plaintext.size() + kTagSize);
+  return seal(key, aad, {}, plaintext);
+}
+
+std::vector<uint8_t> seal(const Key256& key, std::span<const uint8_t> aad, std::span<const uint8_t> head, std::span<const uint8_t> body) {
+  const size_t n = head.size() + body.size();
+  std::vector<uint8_t> out;
+  out.reserve(kNonceSize + n + kTagSize);
+  out.resize(kNonceSize);
   random_bytes(out.data(), kNonceSize);
+  out.resize(kNonceSize + n + kTagSize);  // ciphertext and tag are written below
   auto ctx = new_ctx();
-  int len = 0;
+  int len = 0, len2 = 0;
+  auto update = [&](std::span<const uint8_t> part, uint8_t* dst, int& written) {
+    written = 0;
+    return part.empty() || EVP_EncryptUpdate(ctx.get(), dst, &written, part.data(), static_cast<int>(part.size())) == 1;
+  };
+  int tail = 0;
   bool ok = EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), out.data()) == 1 &&
             (aad.empty() || EVP_EncryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1) &&
-            EVP_EncryptUpdate(ctx.get(), out.data() + kNonceSize, &len, plaintext.data(), static_cast<int>(plaintext.size())) == 1 &&
-            EVP_EncryptFinal_ex(ctx.get(), out.data() + kNonceSize + len, &len) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize, out.data() + kNonceSize + plaintext.size()) == 1;
+            update(head, out.data() + kNonceSize, len) && update(body, out.data() + kNonceSize + len, len2) &&
+            EVP_EncryptFinal_ex(ctx.get(), out.data() + kNonceSize + len + len2, &tail) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize, out.data() + kNonceSize + n) == 1;
   if (!ok) throw std::runtime_error("AES-256-GCM encryption failed");
   return out;
 }

@@ -38,6 +38,8 @@ inline constexpr size_t kSealOverhead = kNonceSize + kTagSize;
 
 // nonce | ciphertext | tag, with a random nonce.
 std::vector<uint8_t> seal(const Key256& key, std::span<const uint8_t> aad, std::span<const uint8_t> plaintext);
+// The same for the plaintext head || body, without joining them first.
+std::vector<uint8_t> seal(const Key256& key, std::span<const uint8_t> aad, std::span<const uint8_t> head, std::span<const uint8_t> body);
 // The plaintext, or an error if the message was modified, truncated, or sealed
 // with another key or other additional data.
 Result<std::vector<uint8_t>> open(const Key256& key, std::span<const uint8_t> aad, std::span<const uint8_t> sealed);

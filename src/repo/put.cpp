@@ -1,13 +1,21 @@
 // Repository::put: the backup pipeline (docs/repository.md, "Put pipeline").
 //
-//   reader thread   read data ranges (holes are skipped), cut chunks (FastCDC)
-//        | jobs: bounded queue
-//   N workers       zero test, keyed id, dedup claim, compress + seal
-//        | results: bounded queue
-//   calling thread  fill packs and write them, collect the extents
+//   reader thread   data ranges of the image in superblocks (16 MiB windows at
+//                   absolute offsets; a regular file is mapped, not copied);
+//                   holes are passed on, never read
+//        | superblocks: bounded queue
+//   N workers       FastCDC chunks within the superblock; per chunk: zero
+//                   test, keyed id, dedup claim, compress + seal
+//        | chunks: bounded queue
+//   calling thread  fill packs, collect the extents
+//        | finished packs: bounded queue
+//   pack writer     name (SHA-256) and write each pack
 //
-// Memory is bounded by the queues (a few chunks of at most 1 MiB per slot)
-// and one pack in the making, whatever the image size.
+// Chunking restarts at every superblock boundary, which is what lets every
+// core chunk: a VM disk's blocks never shift, so boundaries that are
+// content-defined within a superblock lose nothing (an insertion in a stream
+// still moves only the chunks of its own superblock). Memory is bounded by the
+// queues and one pack in the making, whatever the image size.
 #include "common/atomic_file.h"
 #include "common/bounded_queue.h"
 #include "common/time.h"
@@ -18,8 +26,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <mutex>
-#include <optional>
 #include <thread>
 #include <unordered_set>
 
@@ -28,12 +36,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr size_t kReadPiece = 4 << 20;
+constexpr uint64_t kSuperblock = 16 << 20;
 
-struct ChunkJob {
+
+// A superblock, or a hole.
+struct Superblock {
   uint64_t offset = 0;
   uint64_t length = 0;
-  std::vector<uint8_t> data;  // empty: a hole of `length` bytes
+  bool hole = false;
+  std::shared_ptr<const MappedBytes> mapped;  // a regular file's bytes, mapped
+  std::vector<uint8_t> owned;                 // a stream's or device's bytes, read
+  std::span<const uint8_t> data() const { return mapped ? mapped->bytes() : std::span<const uint8_t>(owned); }
 };
 
 struct ChunkResult {
@@ -42,7 +55,8 @@ struct ChunkResult {
   bool hole = false;
   bool zero = false;
   BlobId id{};
-  std::optional<EncodedBlob> blob;  // set for the one worker that stored this id first
+  bool is_new = false;  // the one worker that claimed this id first sealed it into `blob`
+  EncodedBlob blob;
 };
 
 unsigned worker_count(unsigned asked) {
@@ -54,92 +68,144 @@ unsigned worker_count(unsigned asked) {
 
 Result<PutStats> Repository::put(const std::string& name, const fs::path& source_path, const PutOptions& options) {
   if (name.empty()) return Error(Errc::kInvalidArgument, "a snapshot needs a name");
+  if (options.compression_level < 0 || options.compression_level > 19) {
+    return Error(Errc::kInvalidArgument, "compression level " + std::to_string(options.compression_level) + " is outside 0..19");
+  }
   KVB_TRY(auto source, ImageSource::open(source_path));
   const unsigned workers = worker_count(options.workers);
-  BoundedQueue<ChunkJob> jobs(2 * workers + 2);
-  BoundedQueue<ChunkResult> results(2 * workers + 2);
+  BoundedQueue<Superblock> jobs(workers);
+  BoundedQueue<ChunkResult> results(4 * workers);
 
-  // Reader: data ranges -> chunks.
+  // Reader: the image -> superblocks and holes.
   Status read_status = ok();
   std::thread reader([&] {
-    std::vector<uint8_t> pending;  // bytes of the current data range not yet cut
-    uint64_t pending_at = 0;
-    const size_t max = chunker_.params().max;
-    auto st = source.scan(
-        kReadPiece, [&](uint64_t off, uint64_t len) { return jobs.push(ChunkJob{off, len, {}}); },
-        [&](uint64_t off, std::span<const uint8_t> bytes, bool last) {
-          if (pending.empty()) pending_at = off;
-          pending.insert(pending.end(), bytes.begin(), bytes.end());
-          size_t used = 0;
-          while (pending.size() - used >= (last ? 1 : max)) {
-            std::span<const uint8_t> rest(pending.data() + used, pending.size() - used);
-            size_t len = chunker_.cut(rest, last);
-            if (len == 0) len = rest.size();
-            if (!jobs.push(ChunkJob{pending_at + used, len, std::vector<uint8_t>(rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(len))})) {
-              return false;
-            }
-            used += len;
+    auto hole = [&](uint64_t off, uint64_t len) {
+      Superblock b;
+      b.offset = off;
+      b.length = len;
+      b.hole = true;
+      return jobs.push(std::move(b));
+    };
+    Status st = ok();
+    if (source.mappable()) {
+      st = source.ranges([&](uint64_t off, uint64_t len, bool is_hole) {
+        if (is_hole) return hole(off, len);
+        for (uint64_t at = off, end = off + len; at < end;) {
+          uint64_t next = std::min(end, (at / kSuperblock + 1) * kSuperblock);
+          auto mapped = source.map(at, next - at);
+          if (!mapped) {
+            read_status = mapped.error();
+            return false;
           }
-          pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(used));
-          pending_at += used;
-          return true;
-        });
-    if (!st) read_status = st;
+          Superblock b;
+          b.offset = at;
+          b.length = next - at;
+          b.mapped = std::move(*mapped);
+          if (!jobs.push(std::move(b))) return false;
+          at = next;
+        }
+        return true;
+      });
+    } else {
+      // Pieces of kSuperblock bytes from offset 0: the same superblocks as a file's.
+      st = source.scan(kSuperblock, hole, [&](uint64_t off, std::span<const uint8_t> bytes, bool) {
+        Superblock b;
+        b.offset = off;
+        b.length = bytes.size();
+        b.owned.assign(bytes.begin(), bytes.end());
+        return jobs.push(std::move(b));
+      });
+    }
+    if (!st && read_status) read_status = st;
     jobs.close();
   });
 
-  // Workers: chunk -> id, and the sealed blob when it is new.
+  // Workers: superblock -> chunks -> ids, and the sealed blob of each new one.
   std::mutex claimed_mu;
   std::unordered_set<BlobId, BlobIdHash> claimed;  // new ids some worker is storing in this put
   std::atomic<unsigned> live(workers);
   std::vector<std::thread> pool;
   for (unsigned w = 0; w < workers; ++w) {
     pool.emplace_back([&] {
-      while (auto job = jobs.pop()) {
-        ChunkResult r;
-        r.offset = job->offset;
-        r.length = job->length;
-        if (job->data.empty()) {
+      bool open = true;
+      while (open) {
+        auto block = jobs.pop();
+        if (!block) break;
+        if (block->hole) {
+          ChunkResult r;
+          r.offset = block->offset;
+          r.length = block->length;
           r.hole = true;
-        } else if (all_zero(job->data)) {
-          r.zero = true;
-        } else {
-          r.id = blob_id(key_, job->data);
-          bool mine = false;
-          if (!index_.find(r.id)) {
-            std::lock_guard lk(claimed_mu);
-            mine = claimed.insert(r.id).second;
-          }
-          if (mine) r.blob = encode_blob(key_, r.id, job->data);
+          open = results.push(std::move(r));
+          continue;
         }
-        if (!results.push(std::move(r))) break;
+        auto bytes = block->data();
+        for (size_t pos = 0; open && pos < bytes.size();) {
+          auto data = bytes.subspan(pos, chunker_.cut(bytes.subspan(pos), true));
+          ChunkResult r;
+          r.offset = block->offset + pos;
+          r.length = data.size();
+          pos += data.size();
+          if (all_zero(data)) {
+            r.zero = true;
+          } else {
+            r.id = blob_id(key_, data);
+            bool mine = false;
+            if (!index_.find(r.id)) {
+              std::lock_guard lk(claimed_mu);
+              mine = claimed.insert(r.id).second;
+            }
+            if (mine) {
+              r.is_new = true;
+              r.blob = encode_blob(key_, r.id, data, options.compression_level);
+            }
+          }
+          open = results.push(std::move(r));
+        }
       }
       if (--live == 0) results.close();
     });
   }
 
+  // Pack writer: finished packs -> named files (SHA-256 of the content), off this thread.
+  struct FinishedPack {
+    std::vector<uint8_t> bytes;
+    std::vector<PackEntry> entries;
+  };
+  BoundedQueue<FinishedPack> finished(2);
+  std::vector<PackListing> new_packs;
+  Status pack_status = ok();
+  std::thread pack_writer([&] {
+    while (auto p = finished.pop()) {
+      if (!pack_status) continue;  // draining after a failure
+      std::string pack = pack_id(p->bytes);
+      auto path = pack_path(dir_, pack);
+      // Not fsynced one by one: one syncfs() below makes them all durable before the index names them.
+      pack_status = make_directories(path.parent_path());
+      if (pack_status) {
+        pack_status = write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(p->bytes.data()), p->bytes.size()), 0600, false);
+      }
+      if (!pack_status) {
+        jobs.close();  // stop the reader; the workers and this thread's caller drain and stop
+        results.close();
+        continue;
+      }
+      new_packs.emplace_back(pack, std::move(p->entries));
+    }
+  });
+
   // This thread: results -> packs and extents.
   PutStats stats;
   std::vector<Extent> extents;
-  std::vector<PackListing> new_packs;
   PackWriter writer;
-  Status write_status = ok();
-  auto flush = [&]() -> Status {
-    if (writer.count() == 0) return ok();
+  auto seal_pack = [&] {
+    if (writer.count() == 0) return;
     auto entries = writer.entries();
-    auto bytes = writer.finish(key_);
-    std::string pack = pack_id(bytes);
-    auto path = pack_path(dir_, pack);
-    KVB_CHECK(make_directories(path.parent_path()));
-    // Not fsynced one by one: one syncfs() below makes them all durable before the index names them.
-    KVB_CHECK(write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), 0600, false));
-    new_packs.emplace_back(pack, std::move(entries));
+    finished.push(FinishedPack{writer.finish(key_), std::move(entries)});
     ++stats.packs;
-    return ok();
   };
   uint64_t done = 0;
   while (auto r = results.pop()) {
-    if (!write_status) continue;  // draining after a failure
     ++stats.chunks;
     done += r->length;
     if (r->hole || r->zero) {
@@ -147,25 +213,23 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
       extents.push_back(Extent{r->offset, r->length, std::nullopt});
     } else {
       extents.push_back(Extent{r->offset, r->length, r->id});
-      if (r->blob) {
+      if (r->is_new) {
         ++stats.new_chunks;
         stats.new_bytes += r->length;
-        stats.stored_bytes += r->blob->bytes.size();
-        writer.add(*r->blob);
-        if (writer.size() >= pack_size_) write_status = flush();
-        if (!write_status) {
-          jobs.close();  // stop the reader; the workers drain and stop
-          results.close();
-        }
+        stats.stored_bytes += r->blob.bytes.size();
+        writer.add(r->blob);
+        if (writer.size() >= pack_size_) seal_pack();
       }
     }
     if (options.progress) options.progress(done, source.size());
   }
   reader.join();
   for (auto& t : pool) t.join();
-  if (!write_status) return write_status.error();
+  if (read_status) seal_pack();
+  finished.close();
+  pack_writer.join();
+  if (!pack_status) return pack_status.error();
   if (!read_status) return read_status.error();
-  KVB_CHECK(flush());
 
   // Durable packs, then the index that names them, then the snapshot that needs it.
   if (!new_packs.empty()) {

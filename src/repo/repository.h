@@ -53,6 +53,7 @@ struct PutOptions {
   std::vector<std::string> tags;
   Progress progress;
   unsigned workers = 0;  // hashing and encoding threads; 0: one per core
+  int compression_level = 1;  // zstd level; 0: no compression
 };
 
 struct PutStats {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,7 +47,8 @@ ImageSource::~ImageSource() {
 
 Status ImageSource::read_range(uint64_t begin, uint64_t end, bool stream, size_t piece,
                                const std::function<bool(uint64_t, std::span<const uint8_t>, bool)>& on_data, bool& stopped) {
-  std::vector<uint8_t> buf(piece);
+  if (buf_.size() < piece) buf_.resize(piece);
+  auto& buf = buf_;
   uint64_t at = begin;
   // A stream's piece is reported once the next read is done, so that `last` is exact.
   std::vector<uint8_t> held;
@@ -84,12 +86,9 @@ Status ImageSource::read_range(uint64_t begin, uint64_t end, bool stream, size_t
   }
 }
 
-Status ImageSource::scan(size_t piece, const std::function<bool(uint64_t, uint64_t)>& on_hole,
-                         const std::function<bool(uint64_t, std::span<const uint8_t>, bool)>& on_data) {
-  bool stopped = false;
-  if (!regular_) return read_range(0, size_, size_ == 0, piece, on_data, stopped);
+Status ImageSource::ranges(const std::function<bool(uint64_t, uint64_t, bool)>& fn) {
   uint64_t pos = 0;
-  while (pos < size_ && !stopped) {
+  while (pos < size_) {
     off_t data = ::lseek(fd_, static_cast<off_t>(pos), SEEK_DATA);
     uint64_t data_at = pos, data_end = size_;
     if (data < 0 && errno == ENXIO) {
@@ -99,12 +98,39 @@ Status ImageSource::scan(size_t piece, const std::function<bool(uint64_t, uint64
       off_t hole = ::lseek(fd_, data, SEEK_HOLE);
       data_end = hole < 0 ? size_ : std::min<uint64_t>(static_cast<uint64_t>(hole), size_);
     }  // else: no SEEK_DATA here; everything from pos is data
-    if (data_at > pos && !on_hole(pos, data_at - pos)) return ok();
+    if (data_at > pos && !fn(pos, data_at - pos, true)) return ok();
     if (data_at >= size_) break;
-    KVB_CHECK(read_range(data_at, data_end, false, piece, on_data, stopped));
+    if (!fn(data_at, data_end - data_at, false)) return ok();
     pos = data_end;
   }
   return ok();
+}
+
+Status ImageSource::scan(size_t piece, const std::function<bool(uint64_t, uint64_t)>& on_hole,
+                         const std::function<bool(uint64_t, std::span<const uint8_t>, bool)>& on_data) {
+  bool stopped = false;
+  if (!regular_) return read_range(0, size_, size_ == 0, piece, on_data, stopped);
+  Status st = ok();
+  KVB_CHECK(ranges([&](uint64_t off, uint64_t len, bool hole) {
+    if (hole) return on_hole(off, len);
+    st = read_range(off, off + len, false, piece, on_data, stopped);
+    return st && !stopped;
+  }));
+  return st;
+}
+
+MappedBytes::~MappedBytes() { ::munmap(base_, mapped_); }
+
+Result<std::shared_ptr<const MappedBytes>> ImageSource::map(uint64_t offset, uint64_t length) const {
+  static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  uint64_t start = offset / page * page;
+  size_t mapped = static_cast<size_t>(offset + length - start);
+  // MAP_POPULATE: one call fills the page table instead of a fault per page.
+  void* base = ::mmap(nullptr, mapped, PROT_READ, MAP_SHARED | MAP_POPULATE, fd_, static_cast<off_t>(start));
+  if (base == MAP_FAILED) return Error(Errc::kIo, "cannot map " + name_ + " at offset " + std::to_string(offset) + ": " + std::strerror(errno));
+  ::madvise(base, mapped, MADV_SEQUENTIAL);
+  auto bytes = std::span<const uint8_t>(static_cast<const uint8_t*>(base) + (offset - start), static_cast<size_t>(length));
+  return std::make_shared<const MappedBytes>(base, mapped, bytes);
 }
 
 }  // namespace kvb::repo

@@ -14,15 +14,33 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace kvb::repo {
+
+// A read-only mapping of part of a regular file; unmapped when the last holder lets go.
+class MappedBytes {
+ public:
+  MappedBytes(void* base, size_t mapped, std::span<const uint8_t> bytes) : base_(base), mapped_(mapped), bytes_(bytes) {}
+  MappedBytes(const MappedBytes&) = delete;
+  MappedBytes& operator=(const MappedBytes&) = delete;
+  ~MappedBytes();
+  std::span<const uint8_t> bytes() const { return bytes_; }
+
+ private:
+  void* base_;
+  size_t mapped_;
+  std::span<const uint8_t> bytes_;
+};
 
 class ImageSource {
  public:
   static Result<ImageSource> open(const std::filesystem::path& path);
-  ImageSource(ImageSource&& o) noexcept : fd_(o.fd_), owned_(o.owned_), regular_(o.regular_), size_(o.size_), name_(std::move(o.name_)) {
+  ImageSource(ImageSource&& o) noexcept
+      : fd_(o.fd_), owned_(o.owned_), regular_(o.regular_), size_(o.size_), name_(std::move(o.name_)), buf_(std::move(o.buf_)) {
     o.fd_ = -1;
   }
   ImageSource(const ImageSource&) = delete;
@@ -40,6 +58,13 @@ class ImageSource {
   Status scan(size_t piece, const std::function<bool(uint64_t, uint64_t)>& on_hole,
               const std::function<bool(uint64_t, std::span<const uint8_t>, bool)>& on_data);
 
+  // Regular files can be mapped instead of read: no copy through a buffer.
+  bool mappable() const { return regular_; }
+  // The data ranges (hole = false) and holes of a regular file, in order; stops when fn returns false.
+  Status ranges(const std::function<bool(uint64_t offset, uint64_t length, bool hole)>& fn);
+  // Maps [offset, offset + length) of a regular file.
+  Result<std::shared_ptr<const MappedBytes>> map(uint64_t offset, uint64_t length) const;
+
  private:
   ImageSource(int fd, bool owned, bool regular, uint64_t size, std::string name)
       : fd_(fd), owned_(owned), regular_(regular), size_(size), name_(std::move(name)) {}
@@ -51,6 +76,7 @@ class ImageSource {
   bool regular_ = false;
   uint64_t size_ = 0;
   std::string name_;
+  std::vector<uint8_t> buf_;  // one read buffer for all ranges
 };
 
 }  // namespace kvb::repo
