@@ -2,10 +2,11 @@
 //
 // To a file or block device: the distinct blobs are sorted by pack and
 // offset and shared among worker threads, each of which reads, authenticates,
-// decompresses and verifies a blob and writes it at every offset that needs
-// it. Zeros are holes in a file (the file is truncated to size first) and
+// decompresses and verifies a blob; the calling thread writes each at every
+// offset that needs it. Zeros are holes in a file (the file is truncated to size first) and
 // written out (BLKZEROOUT, else zeros) on a block device. To a stream ("-"),
 // extents are written in order by one thread.
+#include "common/bounded_queue.h"
 #include "repo/blob.h"
 #include "repo/layout.h"
 #include "repo/repository.h"
@@ -161,36 +162,55 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
     return std::tie(la->pack, la->offset) < std::tie(lb->pack, lb->offset);
   });
 
+  // Workers read, authenticate and decompress; this thread writes (one
+  // writer: ext4 serializes writers of a file on its inode lock anyway).
+  struct Decoded {
+    std::vector<uint8_t> plain;
+    const std::vector<uint64_t>* offsets;
+  };
+  BoundedQueue<Decoded> decoded(8);
   std::atomic<size_t> next{0};
-  std::atomic<uint64_t> progress_bytes{done_bytes};
   std::atomic<bool> failed{false};
   std::mutex error_mu;
   Status first_error = ok();
-  auto worker = [&](bool report) {
-    BlobReader reader(dir_, index_, key_);
-    for (size_t i; !failed && (i = next.fetch_add(1)) < work.size();) {
-      auto plain = reader.read(*work[i].first);
-      Status st = plain ? ok() : Status(plain.error());
-      for (uint64_t off : *work[i].second) {
-        if (!st) break;
-        st = write_all(fd, plain->data(), plain->size(), static_cast<int64_t>(off), tname);
-        progress_bytes += plain->size();
-      }
-      if (!st) {
-        std::lock_guard lk(error_mu);
-        if (first_error) first_error = st;
-        failed = true;
-      }
-      if (report && options.progress) options.progress(progress_bytes, snap.size);
-    }
+  auto fail = [&](const Status& st) {
+    std::lock_guard lk(error_mu);
+    if (first_error) first_error = st;
+    failed = true;
   };
   unsigned workers = options.workers > 0 ? options.workers : std::max(1u, std::thread::hardware_concurrency());
+  std::atomic<unsigned> live(workers);
   std::vector<std::thread> pool;
-  for (unsigned w = 1; w < workers; ++w) pool.emplace_back(worker, false);
-  worker(true);  // this thread works too, and reports progress
+  for (unsigned w = 0; w < workers; ++w) {
+    pool.emplace_back([&] {
+      BlobReader reader(dir_, index_, key_);
+      for (size_t i; !failed && (i = next.fetch_add(1)) < work.size();) {
+        auto plain = reader.read(*work[i].first);
+        if (!plain) {
+          fail(plain.error());
+          break;
+        }
+        if (!decoded.push(Decoded{std::move(*plain), work[i].second})) break;
+      }
+      if (--live == 0) decoded.close();
+    });
+  }
+  uint64_t written = done_bytes;
+  while (auto d = decoded.pop()) {
+    if (failed) continue;  // draining
+    for (uint64_t off : *d->offsets) {
+      auto st = write_all(fd, d->plain.data(), d->plain.size(), static_cast<int64_t>(off), tname);
+      if (!st) {
+        fail(st);
+        decoded.close();
+        break;
+      }
+      written += d->plain.size();
+    }
+    if (options.progress) options.progress(written, snap.size);
+  }
   for (auto& t : pool) t.join();
   if (!first_error) return first_error;
-  if (options.progress) options.progress(progress_bytes, snap.size);
   if (::fsync(fd) != 0) return Error(Errc::kIo, "cannot flush " + tname + ": " + std::strerror(errno));
   return ok();
 }

@@ -26,6 +26,8 @@ T get_le(const uint8_t* p) {
 }  // namespace
 
 void PackWriter::add(const EncodedBlob& blob, BlobType type) {
+  // Room for the pack, one more blob (at most a 1 MiB chunk, sealed) and the trailer.
+  if (bytes_.capacity() == 0 && expected_ > 0) bytes_.reserve(expected_ + (2 << 20));
   entries_.push_back(PackEntry{type, blob.id, bytes_.size(), static_cast<uint32_t>(blob.bytes.size()),
                                static_cast<uint32_t>(blob.plaintext_size)});
   bytes_.insert(bytes_.end(), blob.bytes.begin(), blob.bytes.end());

@@ -28,6 +28,9 @@ struct PackEntry {
 
 class PackWriter {
  public:
+  // `expected`: the pack size the caller closes at; the buffer is allocated
+  // once at about that size (no doubling past it).
+  explicit PackWriter(size_t expected = 0) : expected_(expected) {}
   void add(const EncodedBlob& blob, BlobType type = BlobType::kData);
   size_t size() const { return bytes_.size(); }
   size_t count() const { return entries_.size(); }
@@ -36,6 +39,7 @@ class PackWriter {
   const std::vector<PackEntry>& entries() const { return entries_; }
 
  private:
+  size_t expected_ = 0;
   std::vector<uint8_t> bytes_;
   std::vector<PackEntry> entries_;
 };

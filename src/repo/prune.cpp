@@ -92,7 +92,7 @@ Result<PruneReport> Repository::prune(const PruneOptions& options) {
   if (options.dry_run) return report;
 
   // Repack: copy the used blobs as stored (sealed), each authenticated first.
-  PackWriter writer;
+  PackWriter writer(pack_size_);
   std::vector<PackListing> written;
   auto flush = [&]() -> Status {
     if (writer.count() == 0) return ok();

@@ -73,7 +73,7 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
   }
   KVB_TRY(auto source, ImageSource::open(source_path));
   const unsigned workers = worker_count(options.workers);
-  BoundedQueue<Superblock> jobs(workers);
+  BoundedQueue<Superblock> jobs(1);
   BoundedQueue<ChunkResult> results(4 * workers);
 
   // Reader: the image -> superblocks and holes.
@@ -172,7 +172,7 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
     std::vector<uint8_t> bytes;
     std::vector<PackEntry> entries;
   };
-  BoundedQueue<FinishedPack> finished(2);
+  BoundedQueue<FinishedPack> finished(1);
   std::vector<PackListing> new_packs;
   Status pack_status = ok();
   std::thread pack_writer([&] {
@@ -197,7 +197,7 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
   // This thread: results -> packs and extents.
   PutStats stats;
   std::vector<Extent> extents;
-  PackWriter writer;
+  PackWriter writer(pack_size_);
   auto seal_pack = [&] {
     if (writer.count() == 0) return;
     auto entries = writer.entries();

@@ -4,7 +4,9 @@
 //   - no VM is frozen at the end;
 //   - no VM is recorded FileSystemConsistent unless the timeline shows each of
 //     its cuts while it was frozen;
-//   - the record on disk is complete (not InProgress) and parses;
+//   - the record on disk is complete (not InProgress) and parses; when the
+//     location itself fails (the "record write" cells), the record is absent
+//     or the whole InProgress one written at the start, and the error says so;
 //   - a VM that did not end as promised says why.
 // Process deaths (SIGTERM, SIGKILL + recover) are cells of
 // tests/cli/backup_cli_test.cpp. The test prints the matrix.
@@ -30,12 +32,50 @@ namespaces:
                                        {name: data, type: persistentVolumeClaim, storageClass: fast}]}
 )";
 
+// Which write of the backup location fails ("record write" cells).
+enum class StorageFault { kNone, kFirstRecordWrite, kFinalRecordWrite, kSync };
+
 struct Cell {
   std::string phase;
   std::string fault;
   std::vector<std::string> faults;  // posted before the backup
   std::string trigger;              // progress text after which `late` is posted
   std::string late;                 // a fault posted mid-backup
+  StorageFault storage = StorageFault::kNone;
+};
+
+// A location whose record write (or sync) fails as a full or broken disk would.
+class FailingLocation : public location::Location {
+ public:
+  FailingLocation(location::Location& inner, StorageFault fault) : inner_(inner), fault_(fault) {}
+  std::string describe() const override { return inner_.describe(); }
+  Status put(const std::string& path, std::string_view data, bool secret) override {
+    if (path.ends_with("/backup.json")) {
+      ++record_writes_;
+      if ((fault_ == StorageFault::kFirstRecordWrite && record_writes_ == 1) ||
+          (fault_ == StorageFault::kFinalRecordWrite && record_writes_ == 2)) {
+        return Error(Errc::kIo, "cannot write " + path + ": No space left on device");
+      }
+    }
+    return inner_.put(path, data, secret);
+  }
+  Status put_deferred(const std::string& path, std::string_view data, bool secret) override {
+    return inner_.put_deferred(path, data, secret);
+  }
+  Status sync() override {
+    if (fault_ == StorageFault::kSync) return Error(Errc::kIo, "syncfs: Input/output error");
+    return inner_.sync();
+  }
+  Result<std::string> get(const std::string& path) const override { return inner_.get(path); }
+  bool exists(const std::string& path) const override { return inner_.exists(path); }
+  Result<std::vector<std::string>> list(const std::string& dir) const override { return inner_.list(dir); }
+  Status remove(const std::string& path) override { return inner_.remove(path); }
+  std::optional<std::filesystem::path> local_root() const override { return inner_.local_root(); }
+
+ private:
+  location::Location& inner_;
+  StorageFault fault_;
+  int record_writes_ = 0;
 };
 
 std::vector<Cell> cells() {
@@ -70,6 +110,9 @@ std::vector<Cell> cells() {
        R"({"type":"latency","verb":"watch","resource":"volumesnapshots","delay":"500ms","count":2})"},
       {"resources", "API 500 on contents", {"{" + err500 + R"(,"verb":"get","resource":"volumesnapshotcontents"})"}, "", ""},
       {"resources", "API 500 on DataVolumes", {"{" + err500 + R"(,"verb":"list","resource":"datavolumes"})"}, "", ""},
+      {"record write", "first write fails (disk full)", {}, "", "", StorageFault::kFirstRecordWrite},
+      {"record write", "final write fails (disk full)", {}, "", "", StorageFault::kFinalRecordWrite},
+      {"record write", "sync fails (I/O error)", {}, "", "", StorageFault::kSync},
   };
 }
 
@@ -95,10 +138,24 @@ Outcome run_cell(const Cell& c) {
   co.retry_budget = 3s;
   auto client = kube::Client::create(f.tc.rest_config(), co);
   if (!client) throw std::runtime_error(client.error().message);
-  backup::Runner runner(*client, *f.location, spec, progress);
+  FailingLocation storage(*f.location, c.storage);
+  backup::Runner runner(*client, storage, spec, progress);
   auto rec = runner.run({});
   Outcome out;
-  if (!rec) {
+  if (!rec && c.storage != StorageFault::kNone) {
+    // The location failed: nothing is left frozen, the error says what failed, and the record on
+    // disk is absent or whole (the InProgress one from the start: `backup list` shows it unfinished).
+    f.expect_nothing_frozen();
+    EXPECT_THAT(rec.error().message, ::testing::AnyOf(::testing::HasSubstr("No space left"), ::testing::HasSubstr("Input/output")));
+    if (auto text = f.location->get("backups/cell/backup.json")) {
+      auto stored = backup::BackupRecord::from_json(boost::json::parse(*text), "backup.json");
+      EXPECT_TRUE(stored) << "the record on disk parses";
+      if (stored) {
+        EXPECT_EQ(stored->phase, backup::BackupPhase::kInProgress) << "never a final record the disk did not take";
+      }
+    }
+    out.summary = "failed: " + rec.error().message.substr(0, 60);
+  } else if (!rec) {
     // Refused before anything happened: no record, nothing frozen.
     f.expect_nothing_frozen();
     EXPECT_FALSE(f.location->exists("backups/cell/backup.json") &&
