@@ -66,6 +66,11 @@ Result<WallTime> parse_rfc3339(std::string_view s) {
     return bad();
   }
   if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) return bad();
+  // Nanoseconds since 1970 in 64 bits reach from 1677-09-21 to 2262-04-11 (found by libFuzzer:
+  // year 9999 overflowed the conversion).
+  if (year < 1678 || year > 2261) {
+    return Error(Errc::kParse, "time \"" + std::string(s.substr(0, 40)) + "\" is outside the years 1678..2261");
+  }
   size_t pos = 19;
   int64_t nanos = 0;
   if (pos < s.size() && s[pos] == '.') {

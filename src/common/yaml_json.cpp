@@ -90,12 +90,82 @@ void emit(YAML::Emitter& out, const json::value& v) {
 
 }  // namespace
 
+namespace {
+
+// A YAML stream cut into documents at their markers. yaml-cpp 0.7's LoadAll
+// loops forever, allocating, on some malformed streams (a document that is
+// just ",": jbeder/yaml-cpp#1040, fixed upstream after Debian 12's 0.7.0;
+// found here by libFuzzer). Each document is loaded on its own with Load,
+// which has no such loop.
+struct YamlDocument {
+  std::string text;
+  int first_line = 0;  // 0-based, in the whole stream
+};
+
+bool is_marker(std::string_view line, std::string_view marker) {
+  return line.substr(0, 3) == marker && (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r' || line[3] == '\n');
+}
+
+// True when a line is more than blank space, a comment or a directive.
+bool has_content(std::string_view text) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    auto line = text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+    size_t first = line.find_first_not_of(" \t\r");
+    if (first != std::string_view::npos && line[first] != '#' && line[first] != '%') return true;
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  return false;
+}
+
+std::vector<YamlDocument> split_documents(const std::string& text) {
+  std::vector<YamlDocument> docs;
+  YamlDocument cur;
+  bool marked = false;  // cur began with "---": a document even when empty
+  int line_no = 0;
+  auto emit = [&] {
+    if (marked || has_content(cur.text)) docs.push_back(std::move(cur));
+    cur = YamlDocument{};
+    marked = false;
+  };
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    size_t next = end == std::string::npos ? text.size() : end + 1;
+    std::string_view line(text.data() + pos, next - pos);
+    if (is_marker(line, "---")) {
+      if (marked || has_content(cur.text)) {
+        emit();
+      }
+      if (cur.text.empty()) cur.first_line = line_no;  // else: comments and directives carried into this document
+      cur.text += line;
+      marked = true;
+    } else if (is_marker(line, "...")) {
+      emit();
+      cur.first_line = line_no + 1;
+    } else {
+      if (cur.text.empty()) cur.first_line = line_no;
+      cur.text += line;
+    }
+    ++line_no;
+    pos = next;
+  }
+  emit();
+  return docs;
+}
+
+}  // namespace
+
 Result<std::vector<json::value>> parse_yaml_documents(const std::string& text, const std::string& origin) {
   std::vector<json::value> out;
-  try {
-    for (const auto& doc : YAML::LoadAll(text)) out.push_back(convert(doc));
-  } catch (const YAML::Exception& e) {
-    return Error(Errc::kParse, origin + ": line " + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+  for (const auto& doc : split_documents(text)) {
+    try {
+      out.push_back(convert(YAML::Load(doc.text)));
+    } catch (const YAML::Exception& e) {
+      return Error(Errc::kParse, origin + ": line " + std::to_string(doc.first_line + e.mark.line + 1) + ": invalid YAML: " + e.msg);
+    }
   }
   return out;
 }

@@ -4,6 +4,9 @@
 #include "common/secret.h"
 #include "common/subprocess.h"
 #include "common/time.h"
+#include "common/yaml_json.h"
+
+#include <boost/json/serialize.hpp>
 #include "tests/support/test_api_server.h"
 
 #include <gtest/gtest.h>
@@ -62,6 +65,36 @@ TEST(Time, RejectsGarbage) {
   for (const char* bad : {"", "2026-11-25", "2026-13-01T00:00:00Z", "2026-11-25T17:08:00", "yesterday"}) {
     EXPECT_FALSE(parse_rfc3339(bad)) << bad;
   }
+}
+
+TEST(Time, YearsBeyondSixtyFourBitNanosecondsAreAnErrorNotAnOverflow) {
+  // Found by libFuzzer: 9999-12-31 overflowed the nanosecond conversion (UBSan).
+  for (const char* t : {"9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "2262-05-01T00:00:00Z"}) {
+    auto r = parse_rfc3339(t);
+    ASSERT_FALSE(r) << t;
+    EXPECT_NE(r.error().message.find("outside the years"), std::string::npos) << r.error().message;
+  }
+  EXPECT_TRUE(parse_rfc3339("2261-12-31T23:59:59Z"));
+  EXPECT_TRUE(parse_rfc3339("1678-01-01T00:00:00Z"));
+}
+
+TEST(Yaml, DocumentsSplitAtMarkersAndNeverLoopForever) {
+  // yaml-cpp 0.7's LoadAll loops forever on a document that is just "," (found by libFuzzer).
+  auto comma = parse_yaml_documents(",", "comma.yaml");
+  ASSERT_TRUE(comma);
+  EXPECT_EQ(comma->size(), 1u);
+  auto docs = parse_yaml_documents("# a comment\n%YAML 1.2\n---\na: 1\n---\n--- {b: 2}\n...\nc: 3\n", "s.yaml");
+  ASSERT_TRUE(docs) << docs.error().message;
+  ASSERT_EQ(docs->size(), 4u);
+  EXPECT_EQ(boost::json::serialize((*docs)[0]), R"({"a":1})");
+  EXPECT_TRUE((*docs)[1].is_null()) << "an empty document between markers";
+  EXPECT_EQ(boost::json::serialize((*docs)[2]), R"({"b":2})");
+  EXPECT_EQ(boost::json::serialize((*docs)[3]), R"({"c":3})");
+  EXPECT_TRUE(parse_yaml_documents("", "empty.yaml")->empty());
+  EXPECT_TRUE(parse_yaml_documents("# only a comment\n", "c.yaml")->empty());
+  auto bad = parse_yaml_documents("a: 1\n---\nb: 2\nc: [\n", "bad.yaml");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("bad.yaml: line "), std::string::npos) << bad.error().message;
 }
 
 TEST(Base64, RoundTripsAllLengths) {

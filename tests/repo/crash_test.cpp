@@ -136,7 +136,7 @@ class RepoCrash : public ::testing::Test {
 };
 
 TEST_F(RepoCrash, KillNineDuringPutAndPruneNeverCostsACompletedSnapshot) {
-  const auto budget = std::chrono::seconds(45);
+  const auto budget = std::chrono::seconds(30);
   const auto start = Clock::now();
   std::mt19937 rng(2026);
   auto put_time = timed({"put", "--repo", repo_, "s0", (dir_ / version(0, 0)).string()});
