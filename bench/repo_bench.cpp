@@ -1,7 +1,8 @@
 // Throughput of the repository's building blocks on one core, side by side:
-// FastCDC chunking vs fixed 256 KiB blocks, HMAC-SHA-256 ids, zstd level 3 on
-// text-like and random data, AES-256-GCM sealing. The first numbers for
-// issue 7's pipeline; the comparison with restic and borg comes with it.
+// FastCDC chunking vs fixed 256 KiB blocks, HMAC-SHA-256 ids, zstd on
+// text-like and random data, AES-256-GCM sealing. Then the whole repository
+// end to end with one worker and with one per core, to show what the pipeline
+// gains. The comparison with restic and borg is bench/repo-vs-peers.
 //
 //   build/bench/repo_bench [--mib 256]
 #include "repo/blob.h"
@@ -18,7 +19,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <optional>
 #include <string>
+#include <thread>
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -100,27 +103,48 @@ int main(int argc, char** argv) {
     std::vector<char> zeros(n - 2 * (n / 3), 0);
     img.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
   }
+  // End to end: the same image through the pipeline with one worker and with one per core, side by side.
   kvb::Secret pw("bench");
-  (void)kvb::repo::Repository::init(dir / "repo", pw);
-  auto repo = kvb::repo::Repository::open(dir / "repo", pw);
-  if (!repo) return 1;
-  t0 = Clock::now();
-  auto first = (*repo)->put("disk", dir / "disk.img");
-  auto put1 = Clock::now() - t0;
-  t0 = Clock::now();
-  auto second = (*repo)->put("disk", dir / "disk.img");
-  auto put2 = Clock::now() - t0;
-  t0 = Clock::now();
-  auto got = (*repo)->get("disk", dir / "restored.img");
-  auto get = Clock::now() - t0;
+  struct Run {
+    Clock::duration put1{}, put2{}, get{};
+    size_t new_chunks = 0;
+  };
+  auto run = [&](unsigned workers, const std::string& name) -> std::optional<Run> {
+    (void)kvb::repo::Repository::init(dir / name, pw);
+    auto repo = kvb::repo::Repository::open(dir / name, pw);
+    if (!repo) return std::nullopt;
+    kvb::repo::PutOptions po;
+    po.workers = workers;
+    kvb::repo::GetOptions go;
+    go.workers = workers;
+    Run r;
+    auto t = Clock::now();
+    auto first = (*repo)->put("disk", dir / "disk.img", po);
+    r.put1 = Clock::now() - t;
+    t = Clock::now();
+    auto second = (*repo)->put("disk", dir / "disk.img", po);
+    r.put2 = Clock::now() - t;
+    t = Clock::now();
+    auto got = (*repo)->get("disk", dir / ("restored-" + name + ".img"), go);
+    r.get = Clock::now() - t;
+    if (!first || !second || !got) return std::nullopt;
+    r.new_chunks = second->new_chunks;
+    return r;
+  };
+  auto one = run(1, "repo-1");
+  auto all = run(0, "repo-all");
+  if (!one || !all) return 1;
   uintmax_t repo_size = 0;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir / "repo")) {
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir / "repo-all")) {
     if (e.is_regular_file()) repo_size += e.file_size();
   }
-  if (!first || !second || !got) return 1;
-  std::printf("end to end, single-threaded Repository, %zu MiB image (1/3 random, 1/3 text, 1/3 zeros):\n", mib);
-  std::printf("  first put    %8.0f MiB/s\n  second put   %8.0f MiB/s (%zu new chunks)\n  get          %8.0f MiB/s\n",
-              mib_per_s(n, put1), mib_per_s(n, put2), second->new_chunks, mib_per_s(n, get));
+  auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+  std::printf("end to end, %zu MiB image (1/3 random, 1/3 text, 1/3 zeros), 1 worker vs one per core (%u):\n", mib,
+              std::max(1u, std::thread::hardware_concurrency()));
+  std::printf("  first put    %8.0f vs %8.0f MiB/s  %.2fx\n", mib_per_s(n, one->put1), mib_per_s(n, all->put1), secs(one->put1) / secs(all->put1));
+  std::printf("  second put   %8.0f vs %8.0f MiB/s  %.2fx (%zu new chunks)\n", mib_per_s(n, one->put2), mib_per_s(n, all->put2),
+              secs(one->put2) / secs(all->put2), all->new_chunks);
+  std::printf("  get          %8.0f vs %8.0f MiB/s  %.2fx\n", mib_per_s(n, one->get), mib_per_s(n, all->get), secs(one->get) / secs(all->get));
   std::printf("  repository   %.1f%% of the image\n", 100.0 * static_cast<double>(repo_size) / n);
   std::filesystem::remove_all(dir);
   return 0;
