@@ -108,7 +108,7 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
       });
     } else {
       // Pieces of kSuperblock bytes from offset 0: the same superblocks as a file's.
-      st = source.scan(kSuperblock, hole, [&](uint64_t off, std::span<const uint8_t> bytes, bool) {
+      st = source.scan(kSuperblock, [&](uint64_t off, std::span<const uint8_t> bytes) {
         Superblock b;
         b.offset = off;
         b.length = bytes.size();

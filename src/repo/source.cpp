@@ -45,45 +45,28 @@ ImageSource::~ImageSource() {
   if (owned_ && fd_ >= 0) ::close(fd_);
 }
 
-Status ImageSource::read_range(uint64_t begin, uint64_t end, bool stream, size_t piece,
-                               const std::function<bool(uint64_t, std::span<const uint8_t>, bool)>& on_data, bool& stopped) {
+Status ImageSource::scan(size_t piece, const std::function<bool(uint64_t, std::span<const uint8_t>)>& on_data) {
+  const bool stream = size_ == 0;  // a pipe: read to the end, whatever it is
   if (buf_.size() < piece) buf_.resize(piece);
-  auto& buf = buf_;
-  uint64_t at = begin;
-  // A stream's piece is reported once the next read is done, so that `last` is exact.
-  std::vector<uint8_t> held;
-  uint64_t held_at = 0;
-  for (;;) {
-    size_t want = stream ? piece : static_cast<size_t>(std::min<uint64_t>(piece, end - at));
+  for (uint64_t at = 0; stream || at < size_;) {
+    size_t want = stream ? piece : static_cast<size_t>(std::min<uint64_t>(piece, size_ - at));
     size_t got = 0;
     while (got < want) {
-      ssize_t n = stream ? ::read(fd_, buf.data() + got, want - got) : ::pread(fd_, buf.data() + got, want - got, static_cast<off_t>(at + got));
+      ssize_t n = stream ? ::read(fd_, buf_.data() + got, want - got) : ::pread(fd_, buf_.data() + got, want - got, static_cast<off_t>(at + got));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return Error(Errc::kIo, "cannot read " + name_ + " at offset " + std::to_string(at + got) + ": " + std::strerror(errno));
       if (n == 0) break;
       got += static_cast<size_t>(n);
     }
     if (!stream && got < want) return Error(Errc::kIo, name_ + " ended at offset " + std::to_string(at + got) + " (it shrank while being read)");
-    if (!stream) {
-      bool last = at + got >= end;
-      if (!on_data(at, std::span<const uint8_t>(buf.data(), got), last)) stopped = true;
-      at += got;
-      if (last || stopped) return ok();
-      continue;
-    }
-    bool eof = got == 0;
-    if (!held.empty() && !on_data(held_at, held, eof)) {
-      stopped = true;
-      return ok();
-    }
-    if (eof) {
+    if (got > 0 && !on_data(at, std::span<const uint8_t>(buf_.data(), got))) return ok();
+    at += got;
+    if (stream && got < want) {  // end of the stream
       size_ = at;
       return ok();
     }
-    held.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(got));
-    held_at = at;
-    at += got;
   }
+  return ok();
 }
 
 Status ImageSource::ranges(const std::function<bool(uint64_t, uint64_t, bool)>& fn) {
@@ -104,19 +87,6 @@ Status ImageSource::ranges(const std::function<bool(uint64_t, uint64_t, bool)>& 
     pos = data_end;
   }
   return ok();
-}
-
-Status ImageSource::scan(size_t piece, const std::function<bool(uint64_t, uint64_t)>& on_hole,
-                         const std::function<bool(uint64_t, std::span<const uint8_t>, bool)>& on_data) {
-  bool stopped = false;
-  if (!regular_) return read_range(0, size_, size_ == 0, piece, on_data, stopped);
-  Status st = ok();
-  KVB_CHECK(ranges([&](uint64_t off, uint64_t len, bool hole) {
-    if (hole) return on_hole(off, len);
-    st = read_range(off, off + len, false, piece, on_data, stopped);
-    return st && !stopped;
-  }));
-  return st;
 }
 
 MappedBytes::~MappedBytes() { ::munmap(base_, mapped_); }

@@ -1,9 +1,9 @@
 // ImageSource: the bytes a put stores: a regular file, a block device or a
-// stream ("-", standard input), read as a sequence of data ranges and holes.
+// stream ("-", standard input).
 //
-// For regular files, holes come from lseek(SEEK_DATA/SEEK_HOLE) and are never
-// read; a file system without that support yields one data range. Block
-// devices and streams are all data.
+// A regular file is seen as data ranges and holes (lseek SEEK_DATA/SEEK_HOLE;
+// a file system without them yields one data range) and its data is mapped;
+// holes are never read. Block devices and streams are all data, read in order.
 //
 // Invariants: segments are reported in order, contiguous from offset 0; the
 // last one ends at the source's end (for a stream, where read() returned 0).
@@ -51,12 +51,11 @@ class ImageSource {
   uint64_t size() const { return size_; }  // 0 for a stream (unknown)
   const std::string& name() const { return name_; }
 
-  // Calls on_hole(offset, length) for each hole and on_data(offset, bytes, last) with
-  // the bytes of each data range, in pieces of at most `piece` bytes; `last`
-  // marks the final piece of a data range. Stops at the first error, or when a
-  // callback returns false (then returns ok()).
-  Status scan(size_t piece, const std::function<bool(uint64_t, uint64_t)>& on_hole,
-              const std::function<bool(uint64_t, std::span<const uint8_t>, bool)>& on_data);
+  // Reads the whole source in order (for block devices and streams; put maps
+  // regular files instead) and calls on_data(offset, bytes) with pieces of
+  // `piece` bytes (the last may be shorter). Stops at the first error, or when
+  // on_data returns false (then returns ok()).
+  Status scan(size_t piece, const std::function<bool(uint64_t, std::span<const uint8_t>)>& on_data);
 
   // Regular files can be mapped instead of read: no copy through a buffer.
   bool mappable() const { return regular_; }
@@ -68,8 +67,6 @@ class ImageSource {
  private:
   ImageSource(int fd, bool owned, bool regular, uint64_t size, std::string name)
       : fd_(fd), owned_(owned), regular_(regular), size_(size), name_(std::move(name)) {}
-  Status read_range(uint64_t begin, uint64_t end, bool stream, size_t piece,
-                    const std::function<bool(uint64_t, std::span<const uint8_t>, bool)>& on_data, bool& stopped);
 
   int fd_ = -1;
   bool owned_ = false;
