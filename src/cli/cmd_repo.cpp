@@ -27,7 +27,7 @@ struct RepoOptions {
   bool read_data = false, dry_run = false, prune = false;
   double lock_wait_s = 0;
   uint64_t pack_size_mib = 16;
-  int compression_level = 1;
+  int compression_level = repo::kDefaultCompressionLevel;
   repo::RetentionPolicy keep;
   double max_unused = 0.2;
 };
@@ -235,7 +235,7 @@ void register_repo(CLI::App& app, Runner& run) {
   p->add_option("name", o->name, "Snapshot name (the same name over time makes a series for forget)")->required();
   p->add_option("source", o->path, "File, block device, or - for standard input")->required();
   p->add_option("--tag", o->tags, "A tag to record with the snapshot (repeatable)");
-  p->add_option("--compression-level", o->compression_level, "zstd level, 0 (none) to 19 (default 1: fast, see docs/repository.md)")
+  p->add_option("--compression-level", o->compression_level, "zstd level, 0 (none) to 19 (default 2, see docs/repository.md)")
       ->check(CLI::Range(0, 19));
   auto* g = add("get", "Restore a snapshot (by id, or the newest of a name) to a file (sparse), a block device or - (standard output)", get);
   g->add_option("snapshot", o->snapshot, "Snapshot id or name")->required();

@@ -19,6 +19,7 @@
 
 #include "common/error.h"
 #include "common/secret.h"
+#include "repo/blob.h"
 #include "repo/chunker.h"
 #include "repo/crypto.h"
 #include "repo/index.h"
@@ -53,7 +54,7 @@ struct PutOptions {
   std::vector<std::string> tags;
   Progress progress;
   unsigned workers = 0;  // hashing and encoding threads; 0: one per core
-  int compression_level = 1;  // zstd level; 0: no compression
+  int compression_level = kDefaultCompressionLevel;  // zstd level; 0: no compression
 };
 
 struct PutStats {
