@@ -73,6 +73,7 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
   }
   KVB_TRY(auto source, ImageSource::open(source_path));
   const unsigned workers = worker_count(options.workers);
+  const uint64_t total = source.size();  // 0 for a stream, whose size the reader learns at its end
   BoundedQueue<Superblock> jobs(1);
   BoundedQueue<ChunkResult> results(4 * workers);
 
@@ -221,7 +222,7 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
         if (writer.size() >= pack_size_) seal_pack();
       }
     }
-    if (options.progress) options.progress(done, source.size());
+    if (options.progress) options.progress(done, total);
   }
   reader.join();
   for (auto& t : pool) t.join();
