@@ -178,7 +178,7 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
     if (first_error) first_error = st;
     failed = true;
   };
-  unsigned workers = options.workers > 0 ? options.workers : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned workers = worker_count(options.workers);
   std::atomic<unsigned> live(workers);
   std::vector<std::thread> pool;
   for (unsigned w = 0; w < workers; ++w) {

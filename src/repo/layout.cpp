@@ -1,6 +1,7 @@
 #include "repo/layout.h"
 
 #include "common/atomic_file.h"
+#include "repo/pack.h"
 
 #include <boost/json.hpp>
 
@@ -64,6 +65,14 @@ Status remove_durably(const fs::path& path) {
   fs::remove(path, ec);
   if (ec) return Error(Errc::kIo, "cannot remove " + path.string() + ": " + ec.message());
   return sync_directory(path.parent_path());
+}
+
+Result<std::string> write_pack_file(const fs::path& repo, std::span<const uint8_t> bytes) {
+  std::string name = pack_id(bytes);
+  auto path = pack_path(repo, name);
+  KVB_CHECK(make_directories(path.parent_path()));
+  KVB_CHECK(write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), 0600, false));
+  return name;
 }
 
 Result<std::vector<PackFile>> list_pack_files(const fs::path& repo, std::vector<fs::path>* temporaries) {

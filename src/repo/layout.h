@@ -34,6 +34,11 @@ Result<boost::json::value> read_sealed(const std::filesystem::path& path, const 
 // Removes a file and makes the removal durable; a file already gone is fine.
 Status remove_durably(const std::filesystem::path& path);
 
+// Writes a pack under data/ by its name (the SHA-256 of its bytes) and returns
+// the name. Atomic but not fsynced: the caller syncs the file system once for
+// all its packs before an index names them.
+Result<std::string> write_pack_file(const std::filesystem::path& repo, std::span<const uint8_t> bytes);
+
 struct PackFile {
   std::string name;
   std::filesystem::path path;

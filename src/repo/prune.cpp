@@ -98,10 +98,7 @@ Result<PruneReport> Repository::prune(const PruneOptions& options) {
     if (writer.count() == 0) return ok();
     auto entries = writer.entries();
     auto bytes = writer.finish(key_);
-    std::string name = pack_id(bytes);
-    auto path = pack_path(dir_, name);
-    KVB_CHECK(make_directories(path.parent_path()));
-    KVB_CHECK(write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), 0600, false));
+    KVB_TRY(auto name, write_pack_file(dir_, bytes));
     report.bytes_after += bytes.size();
     written.emplace_back(name, std::move(entries));
     return ok();

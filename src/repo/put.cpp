@@ -59,11 +59,6 @@ struct ChunkResult {
   EncodedBlob blob;
 };
 
-unsigned worker_count(unsigned asked) {
-  if (asked > 0) return asked;
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
 }  // namespace
 
 Result<PutStats> Repository::put(const std::string& name, const fs::path& source_path, const PutOptions& options) {
@@ -179,19 +174,15 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
   std::thread pack_writer([&] {
     while (auto p = finished.pop()) {
       if (!pack_status) continue;  // draining after a failure
-      std::string pack = pack_id(p->bytes);
-      auto path = pack_path(dir_, pack);
       // Not fsynced one by one: one syncfs() below makes them all durable before the index names them.
-      pack_status = make_directories(path.parent_path());
-      if (pack_status) {
-        pack_status = write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(p->bytes.data()), p->bytes.size()), 0600, false);
-      }
-      if (!pack_status) {
+      auto pack = write_pack_file(dir_, p->bytes);
+      if (!pack) {
+        pack_status = pack.error();
         jobs.close();  // stop the reader; the workers and this thread's caller drain and stop
         results.close();
         continue;
       }
-      new_packs.emplace_back(pack, std::move(p->entries));
+      new_packs.emplace_back(std::move(*pack), std::move(p->entries));
     }
   });
 

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <thread>
 
 namespace kvb::repo {
 namespace json = boost::json;
@@ -102,17 +103,13 @@ Result<std::unique_ptr<Repository>> Repository::open(const fs::path& dir, const 
   return Error(Errc::kInvalidArgument, "wrong password for the repository in " + dir.string() + " (no key file opens with it)");
 }
 
+unsigned Repository::worker_count(unsigned asked) {
+  return asked > 0 ? asked : std::max(1u, std::thread::hardware_concurrency());
+}
+
 Status Repository::need_exclusive(const char* what) const {
   if (mode_ == LockMode::kExclusive) return ok();
   return Error(Errc::kInvalidArgument, std::string(what) + " needs the repository opened with the exclusive lock");
-}
-
-Result<std::string> Repository::write_pack(std::vector<uint8_t> bytes) {
-  std::string name = pack_id(bytes);
-  auto path = pack_path(dir_, name);
-  KVB_CHECK(make_directories(path.parent_path()));
-  KVB_CHECK(write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), 0600));
-  return name;
 }
 
 Result<std::vector<Snapshot>> Repository::snapshots() { return list_snapshots(dir_, key_.encryption, false); }

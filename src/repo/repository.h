@@ -130,7 +130,7 @@ class Repository {
  private:
   Repository(std::filesystem::path dir, MasterKey key, ChunkerParams params, uint64_t pack_size, RepositoryLock lock, LockMode mode);
   Status need_exclusive(const char* what) const;
-  Result<std::string> write_pack(std::vector<uint8_t> bytes);  // returns the pack's name
+  static unsigned worker_count(unsigned asked);  // asked, or one per core
 
   std::filesystem::path dir_;
   MasterKey key_;
