@@ -32,6 +32,7 @@ Registry::Registry() {
   add(kube::resources::kVolumeSnapshotContents, "volumesnapshotcontent", {"vsc", "vscs"}, {"status"}, true);
   add(kube::resources::kVolumeSnapshotClasses, "volumesnapshotclass", {"vsclass", "vsclasses"}, {}, false);
   add(res::kStorkRules, "rule", {}, {}, false);
+  add(kube::resources::kLeases, "lease", {}, {}, false);
 }
 
 const ResourceInfo* Registry::find(std::string_view group, std::string_view version, std::string_view resource) const {

@@ -68,6 +68,7 @@ const ResourceRef kVolumeSnapshotContents{"snapshot.storage.k8s.io", "v1", "volu
                                           "VolumeSnapshotContent", false};
 const ResourceRef kVolumeSnapshotClasses{"snapshot.storage.k8s.io", "v1", "volumesnapshotclasses",
                                          "VolumeSnapshotClass", false};
+const ResourceRef kLeases{"coordination.k8s.io", "v1", "leases", "Lease", true};
 }  // namespace resources
 
 }  // namespace kvb::kube

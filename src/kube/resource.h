@@ -51,6 +51,7 @@ extern const ResourceRef kStorageClasses;
 extern const ResourceRef kVolumeSnapshots;
 extern const ResourceRef kVolumeSnapshotContents;
 extern const ResourceRef kVolumeSnapshotClasses;
+extern const ResourceRef kLeases;  // coordination.k8s.io/v1
 }  // namespace resources
 
 }  // namespace kvb::kube
