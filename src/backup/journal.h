@@ -1,44 +1,29 @@
-// The freeze journal: before a backup freezes anything it writes, in its
-// location, the VMs it may freeze and how to thaw each. The entry is removed
-// when every VM is thawed. A running backup holds an advisory lock on it, so
-// `kvbackup recover` (and the start of every backup) can tell a live backup's
-// entry from one left by a process that died, and thaws only the latter.
+// The freeze journal of a running backup (format: record/journal_entry.h):
+// journal/<backup>.json in the location, written before the first freeze,
+// removed only when the backup's final record is written and every VM it
+// froze is confirmed thawed. While the backup runs it holds an exclusive
+// advisory lock on journal/<backup>.lock, so `kvbackup recover` (and the start
+// of every backup, and `backup delete`) can tell a live backup's entry from one
+// left by a process that died, and only touch the latter.
+//
+// Threads: one Journal is used by the thread that runs the backup.
 #pragma once
 
 #include "common/error.h"
-#include "common/time.h"
-#include "kube/client.h"
 #include "location/location.h"
+#include "record/journal_entry.h"
 
 #include <memory>
 #include <string>
-#include <vector>
 
 namespace kvb::backup {
 
-struct JournalVm {
-  std::string ns;
-  std::string name;
-  std::string method;  // exec or subresource
-  std::string pod;
-  std::string container;
-  std::vector<std::string> thaw_command;
-};
-
-struct JournalEntry {
-  std::string backup;
-  int pid = 0;
-  std::string host;
-  WallTime started{};
-  std::vector<JournalVm> vms;
-};
-
 class Journal {
  public:
-  // Writes the entry and takes its lock; fails if the location is not local.
-  static Result<std::unique_ptr<Journal>> begin(location::Location& loc, JournalEntry entry);
-  ~Journal();
-  Status finish();  // every VM is thawed: remove the entry and release the lock
+  // Takes the lock and writes the entry; fails if the location is not local.
+  static Result<std::unique_ptr<Journal>> begin(location::Location& loc, const record::JournalEntry& entry);
+  ~Journal();       // an unfinished entry stays for recover; the lock is released with the process
+  Status finish();  // removes the entry and the lock file
 
  private:
   Journal(location::Location& loc, std::string backup, int fd) : loc_(loc), backup_(std::move(backup)), lock_fd_(fd) {}
@@ -48,17 +33,12 @@ class Journal {
   bool finished_ = false;
 };
 
-struct RecoveryReport {
-  int entries = 0;       // stale entries found
-  int vms = 0;
-  int thawed = 0;
-  int live = 0;          // entries of backups still running (left alone)
-  std::vector<std::string> lines;
-  std::vector<std::string> problems;
-  bool ok() const { return problems.empty(); }
-};
-
-// Thaws the VMs of every stale journal entry and removes the entries it fully recovered.
-RecoveryReport recover(std::shared_ptr<kube::Client> client, location::Location& loc);
+// Takes the lock of `backup`'s journal entry if no live process holds it: the
+// descriptor (close it to release), or kConflict naming the running backup.
+Result<int> lock_journal(location::Location& loc, const std::string& backup);
+// True while a live kvbackup process runs `backup` (its journal lock is held).
+bool backup_running(location::Location& loc, const std::string& backup);
+// Removes an entry and its lock file (after recovery).
+Status remove_journal_entry(location::Location& loc, const std::string& backup);
 
 }  // namespace kvb::backup

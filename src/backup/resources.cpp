@@ -2,6 +2,7 @@
 
 #include "kube/object.h"
 #include "kubevirt/resources.h"
+#include "record/naming.h"
 
 #include <boost/json.hpp>
 
@@ -9,10 +10,6 @@
 
 namespace kvb::backup {
 namespace json = boost::json;
-
-std::string resource_path(const std::string& backup, const std::string& ns, const std::string& resource, const std::string& name) {
-  return "backups/" + backup + "/resources/" + (ns.empty() ? std::string("_cluster") : ns) + "/" + resource + "/" + name + ".json";
-}
 
 json::object clean_object(json::object obj) {
   obj.erase("status");
@@ -35,7 +32,7 @@ struct Saver {
   kube::Client& client;
   location::Location& loc;
   const std::string& backup;
-  VmRecord& rec;
+  record::VmRecord& rec;
   const ObjectLookup& cached;
   std::set<std::string> saved;
 
@@ -47,11 +44,11 @@ struct Saver {
   }
 
   Status save(const kube::ResourceRef& ref, const std::string& ns, const json::object& obj, bool secret = false) {
-    std::string path = resource_path(backup, ref.namespaced ? ns : "", ref.qualified_name(), std::string(kube::name_of(obj)));
+    std::string path = record::resource_path(backup, ref.namespaced ? ns : "", ref.qualified_name(), std::string(kube::name_of(obj)));
     if (saved.count(path)) return ok();
     KVB_CHECK(loc.put_deferred(path, json::serialize(obj), secret));  // made durable before the record
     saved.insert(path);
-    rec.resources.push_back(path.substr(("backups/" + backup + "/").size()));
+    rec.resources.push_back(path.substr(record::backup_dir(backup).size() + 1));
     return ok();
   }
 
@@ -93,7 +90,7 @@ void referenced_secrets_and_configmaps(const json::object& vm, std::set<std::str
 }  // namespace
 
 Status collect_resources(kube::Client& client, location::Location& loc, const std::string& backup, const VmPlan& plan,
-                         VmRecord& rec, const ObjectLookup& cached) {
+                         record::VmRecord& rec, const ObjectLookup& cached) {
   Saver s{client, loc, backup, rec, cached, {}};
   const auto& vm = plan.vm;
   KVB_CHECK(s.save(kubevirt::kVirtualMachines, vm.ns, clean_object(vm.vm)));
@@ -116,9 +113,9 @@ Status collect_resources(kube::Client& client, location::Location& loc, const st
                                                            : (cluster ? kubevirt::kClusterPreferences : kubevirt::kPreferences);
     KVB_CHECK(s.fetch_and_save(ref, vm.ns, name, false, false));
   }
-  // The snapshots and their contents; the content's creationTime (nanoseconds) is the cut.
+  // The snapshots and their contents (what a restore into another namespace re-creates).
   for (auto& vr : rec.volumes) {
-    if (vr.volume_snapshot.empty()) continue;
+    if (vr.volume_snapshot.empty() || vr.deleted) continue;
     auto snap = s.read(kube::resources::kVolumeSnapshots, vm.ns, vr.volume_snapshot);
     if (!snap) {
       rec.problems.push_back("VolumeSnapshot " + vm.ns + "/" + vr.volume_snapshot + " could not be read: " + snap.error().message);
@@ -128,13 +125,10 @@ Status collect_resources(kube::Client& client, location::Location& loc, const st
     vr.restore_size = std::string(kube::str_at(*snap, {"status", "restoreSize"}));
     KVB_CHECK(s.save(kube::resources::kVolumeSnapshots, vm.ns, clean_object(*snap)));
     if (vr.content.empty()) continue;
-    auto content = client.get(kube::resources::kVolumeSnapshotContents, "", vr.content);
+    auto content = s.read(kube::resources::kVolumeSnapshotContents, "", vr.content);
     if (!content) {
       rec.problems.push_back("VolumeSnapshotContent " + vr.content + " could not be saved: " + content.error().message);
       continue;
-    }
-    if (auto ns_time = kube::int_at(*content, {"status", "creationTime"})) {
-      vr.cut_at = WallTime(std::chrono::duration_cast<WallClock::duration>(std::chrono::nanoseconds(*ns_time)));
     }
     KVB_CHECK(s.save(kube::resources::kVolumeSnapshotContents, "", *content));
   }

@@ -5,11 +5,13 @@
 // credentials reference (cloud-init user and network data, SSH keys), its
 // instance type and preference, and the VolumeSnapshot and
 // VolumeSnapshotContent objects of the backup. Secret files are written 0600;
-// their content never goes into the record or a log.
+// their content never goes into the record or a log. Every file of a location
+// is private (0600) anyway: VM specs hold cloud-init user data, which may
+// carry passwords.
 #pragma once
 
 #include "backup/plan.h"
-#include "backup/record.h"
+#include "record/backup_record.h"
 #include "kube/client.h"
 #include "location/location.h"
 
@@ -28,11 +30,10 @@ boost::json::object clean_object(boost::json::object obj);
 using ObjectLookup = std::function<std::optional<boost::json::object>(const kube::ResourceRef& resource, const std::string& ns,
                                                                       const std::string& name)>;
 
-// Saves one VM's objects; records the files in vm_record.resources and fills
-// cut times from the VolumeSnapshotContents.
+// Saves one VM's objects; records the files in vm_record.resources and each
+// volume's VolumeSnapshotContent name and restoreSize (its cut time is the VM
+// backup's to set: backup/vm_backup.cpp).
 Status collect_resources(kube::Client& client, location::Location& loc, const std::string& backup, const VmPlan& plan,
-                         VmRecord& vm_record, const ObjectLookup& cached = {});
-
-std::string resource_path(const std::string& backup, const std::string& ns, const std::string& resource, const std::string& name);
+                         record::VmRecord& vm_record, const ObjectLookup& cached = {});
 
 }  // namespace kvb::backup

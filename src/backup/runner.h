@@ -1,49 +1,44 @@
-// Runner: one backup, start to finish (docs/backup.md).
+// BackupRunner: one backup, start to finish (docs/backup.md).
 //
 //  1. recover what dead backups left frozen; load rules; inventory; plan;
-//  2. write the in-progress record and the freeze journal;
-//  3. per VM (bounded by --concurrency), or for all at once with
-//     --consistency-group all: freeze -> create one VolumeSnapshot per volume
-//     -> wait by watch until every one has status.creationTime -> thaw at once;
-//     then, outside the freeze window, wait for readyToUse and save resources;
-//  4. write the final record atomically; clear the journal.
+//  2. write the in-progress record (with the run's uid) and the journal entry;
+//  3. application pre rules; then per VM (backup/vm_backup.h, bounded by
+//     --concurrency), or for all at once with --consistency-group all
+//     (backup/group_backup.h); application post rules;
+//  4. write the final record atomically; only then, and only if every thaw was
+//     confirmed, remove the journal entry.
 //
-// Safety: the thaw runs for every VM whose pre rule started, on every path:
-// errors, a failed snapshot, --freeze-deadline exceeded (thaw first, then mark
-// the VM failed), and stop requests (SIGINT/SIGTERM). Built-in freezes carry
-// --unfreezeTimeoutSeconds as the last line of defence.
+// Safety: the thaw runs for every VM whose pre rule started, on every path
+// (errors, a failed snapshot, --freeze-deadline exceeded, stop requests), and
+// is confirmed; the guest's auto-thaw timer is kvbackup's; a VM whose thaw was
+// not confirmed, or a backup whose final record could not be written, leaves
+// its journal entry for `kvbackup recover`.
 #pragma once
 
-#include "backup/record.h"
+#include "backup/context.h"
 #include "backup/spec.h"
 #include "kube/client.h"
 #include "location/location.h"
+#include "record/backup_record.h"
 
-#include <functional>
 #include <memory>
 #include <stop_token>
-#include <string>
 
 namespace kvb::backup {
 
-using ProgressFn = std::function<void(const std::string& line)>;
-
-class Runner {
+class BackupRunner {
  public:
-  Runner(std::shared_ptr<kube::Client> client, location::Location& location, BackupSpec spec, ProgressFn progress = {});
+  BackupRunner(std::shared_ptr<kube::Client> client, location::Location& location, BackupSpec spec, ProgressFn progress = {});
   // The record of the backup, also when it failed; an error only when no
-  // record could be made at all (bad input found before anything happened).
-  Result<BackupRecord> run(std::stop_token stop);
+  // record could be made at all (bad input found before anything happened),
+  // or when the location refused the record.
+  Result<record::BackupRecord> run(std::stop_token stop);
 
  private:
-  struct Impl;
   std::shared_ptr<kube::Client> client_;
   location::Location& location_;
   BackupSpec spec_;
   ProgressFn progress_;
 };
-
-// Runs fn(i) for i in [0, n) on up to `workers` threads.
-void parallel_for(size_t n, int workers, const std::function<void(size_t)>& fn);
 
 }  // namespace kvb::backup

@@ -1,6 +1,7 @@
 #include "backup/snapshots.h"
 
 #include "kube/object.h"
+#include "record/naming.h"
 
 #include <boost/json.hpp>
 
@@ -8,10 +9,11 @@ namespace kvb::backup {
 namespace json = boost::json;
 
 Result<std::unique_ptr<SnapshotTracker>> SnapshotTracker::start(std::shared_ptr<kube::Client> client, const std::string& backup,
+                                                                const std::string& run_uid,
                                                                 const std::vector<std::string>& namespaces, bool all_namespaces) {
-  std::unique_ptr<SnapshotTracker> t(new SnapshotTracker(client));
+  std::unique_ptr<SnapshotTracker> t(new SnapshotTracker(client, backup, run_uid));
   kube::InformerOptions o;
-  o.label_selector = std::string(kBackupLabel) + "=" + backup;
+  o.label_selector = std::string(record::kBackupUidLabel) + "=" + run_uid;
   std::vector<std::string> nss = all_namespaces ? std::vector<std::string>{""} : namespaces;
   for (const auto& ns : nss) t->informers_[ns] = kube::Informer::start(client, kube::resources::kVolumeSnapshots, ns, o);
   for (auto& [ns, inf] : t->informers_) {
@@ -32,34 +34,43 @@ kube::Informer* SnapshotTracker::informer_for(const std::string& ns) {
   return it == informers_.end() ? nullptr : it->second.get();
 }
 
-Status SnapshotTracker::create(const std::string& backup, const VmPlan& vm, const VolumePlan& vol) {
-  std::string vm_label = vm.vm.name.size() <= 63 ? vm.vm.name : vm.vm.name.substr(0, 63);
-  while (!vm_label.empty() && !std::isalnum(static_cast<unsigned char>(vm_label.back()))) vm_label.pop_back();
+Result<json::object> SnapshotTracker::post(const VmPlan& vm, const VolumePlan& vol, const std::string& name) {
   json::object snap{
       {"apiVersion", "snapshot.storage.k8s.io/v1"},
       {"kind", "VolumeSnapshot"},
-      {"metadata", json::object{{"name", vol.snapshot_name},
+      {"metadata", json::object{{"name", name},
                                 {"namespace", vm.vm.ns},
-                                {"labels", json::object{{kBackupLabel, backup}, {kVmLabel, vm_label}}},
-                                {"annotations", json::object{{"kvbackup.io/vm", vm.vm.name}, {"kvbackup.io/volume", vol.volume.name}}}}},
+                                {"labels", json::object{{record::kBackupLabel, backup_},
+                                                        {record::kBackupUidLabel, run_uid_},
+                                                        {record::kVmLabel, record::label_value(vm.vm.name)}}},
+                                {"annotations", json::object{{record::kVmAnnotation, vm.vm.name},
+                                                             {record::kVolumeAnnotation, vol.volume.name}}}}},
       {"spec", json::object{{"volumeSnapshotClassName", vol.snapshot_class},
                             {"source", json::object{{"persistentVolumeClaimName", vol.volume.claim}}}}}};
   kube::CallOptions o;
   o.repeatable = true;  // named: a repeat that finds our own snapshot is success (below)
   o.critical = true;    // inside the freeze window: never queued behind ordinary requests
   auto r = client_->create(kube::resources::kVolumeSnapshots, vm.vm.ns, snap, o);
-  if (!r) {
-    // A retried POST may have succeeded the first time: same name, same claim is ours.
-    if (r.error().code == Errc::kAlreadyExists) {
-      auto existing = client_->get(kube::resources::kVolumeSnapshots, vm.vm.ns, vol.snapshot_name, o);
-      if (existing && kube::label_of(*existing, kBackupLabel) == backup &&
-          kube::str_at(*existing, {"spec", "source", "persistentVolumeClaimName"}) == vol.volume.claim) {
-        return ok();
-      }
-    }
-    return r.error().with_context("creating VolumeSnapshot " + vm.vm.ns + "/" + vol.snapshot_name);
+  if (r || r.error().code != Errc::kAlreadyExists) return r;
+  // A retried POST may have succeeded the first time: an object of this run is ours.
+  auto existing = client_->get(kube::resources::kVolumeSnapshots, vm.vm.ns, name, o);
+  if (existing && kube::label_of(*existing, record::kBackupUidLabel) == run_uid_ &&
+      kube::str_at(*existing, {"spec", "source", "persistentVolumeClaimName"}) == vol.volume.claim) {
+    return existing;
   }
-  return ok();
+  return r;
+}
+
+Result<CreatedSnapshot> SnapshotTracker::create(const VmPlan& vm, const VolumePlan& vol) {
+  std::string name = vol.snapshot_name;
+  auto r = post(vm, vol, name);
+  if (!r && r.error().code == Errc::kAlreadyExists) {
+    // Taken by another run (a kept snapshot of a deleted backup of this name) or by someone else.
+    name = record::snapshot_name(backup_, vm.vm.name, vol.volume.name, run_uid_.substr(0, 8));
+    r = post(vm, vol, name);
+  }
+  if (!r) return r.error().with_context("creating VolumeSnapshot " + vm.vm.ns + "/" + name);
+  return CreatedSnapshot{name, std::string(kube::str_at(*r, {"metadata", "uid"}))};
 }
 
 Status SnapshotTracker::wait(const std::string& ns, const std::vector<std::string>& names,

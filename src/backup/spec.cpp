@@ -1,16 +1,19 @@
 #include "backup/spec.h"
 
-#include <regex>
-
 namespace kvb::backup {
 
-Status validate_backup_name(const std::string& name) {
-  static const std::regex re("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
-  if (name.size() > 63 || !std::regex_match(name, re)) {
-    return Error(Errc::kInvalidArgument, "backup name \"" + name +
-                                             "\" must be 1-63 lower-case letters, digits and '-', starting and ending alphanumeric");
-  }
-  return ok();
+std::chrono::seconds BackupSpec::unfreeze_timeout() const {
+  return std::chrono::duration_cast<std::chrono::seconds>(freeze_deadline + std::chrono::milliseconds(999)) +
+         std::chrono::seconds(60);
+}
+
+kubevirt::Scope BackupSpec::inventory_scope() const {
+  kubevirt::Scope s;
+  s.namespaces = scope.namespaces;
+  s.all_namespaces = scope.all_namespaces;
+  s.vm_names = scope.vms;
+  s.label_selector = scope.selector;
+  return s;
 }
 
 }  // namespace kvb::backup

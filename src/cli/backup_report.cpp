@@ -1,5 +1,7 @@
 #include "cli/backup_report.h"
 
+#include "common/duration.h"
+#include "common/sanitize.h"
 #include "common/shell.h"
 
 #include <fmt/format.h>
@@ -7,8 +9,8 @@
 #include <algorithm>
 
 namespace kvb::cli {
-using backup::Consistency;
-using backup::VmPhase;
+using record::Consistency;
+using record::VmPhase;
 
 namespace {
 
@@ -27,12 +29,12 @@ std::string command_line(const std::vector<std::string>& argv) {
   return out;
 }
 
-std::string window(const backup::VmRecord& v) {
+std::string window(const record::VmRecord& v) {
   if (!v.freeze.requested_at) return "-";
   return fmt::format("{:.0f}", v.freeze.window_ms());
 }
 
-std::string problems(const backup::VmRecord& v) {
+std::string problems(const record::VmRecord& v) {
   std::string out;
   if (v.phase != VmPhase::kCompleted || v.consistency != Consistency::kFileSystemConsistent) out = v.reason;
   for (const auto& p : v.problems) out += (out.empty() ? "" : "; ") + p;
@@ -41,18 +43,19 @@ std::string problems(const backup::VmRecord& v) {
 
 }  // namespace
 
-bool ended_as_promised(const backup::VmRecord& vm) {
+bool ended_as_promised(const record::VmRecord& vm) {
   if (vm.phase == VmPhase::kFailed) return false;
   if (vm.phase == VmPhase::kSkipped) return vm.promised == Consistency::kNone;  // planned skip (--on-no-agent skip)
-  return vm.consistency == vm.promised;
+  return vm.consistency == vm.promised ||
+         (vm.promised == Consistency::kCrashConsistent && vm.consistency == Consistency::kFileSystemConsistent);
 }
 
-bool every_vm_as_promised(const backup::BackupRecord& rec) {
-  if (rec.phase != backup::BackupPhase::kCompleted && rec.phase != backup::BackupPhase::kPartiallyFailed) return false;
+bool every_vm_as_promised(const record::BackupRecord& rec) {
+  if (rec.phase != record::BackupPhase::kCompleted && rec.phase != record::BackupPhase::kPartiallyFailed) return false;
   return std::all_of(rec.vms.begin(), rec.vms.end(), ended_as_promised);
 }
 
-std::string vm_table(const backup::BackupRecord& rec) {
+std::string vm_table(const record::BackupRecord& rec) {
   size_t wname = 2;
   for (const auto& v : rec.vms) wname = std::max(wname, v.ns.size() + 1 + v.name.size());
   std::string out = fmt::format("{:<{}}  {:<9}  {:<20}  {:>9}  {:>7}  {}\n", "VM", wname, "PHASE", "CONSISTENCY",
@@ -65,10 +68,10 @@ std::string vm_table(const backup::BackupRecord& rec) {
     out += fmt::format("{:<{}}  {:<9}  {:<20}  {:>9}  {:>7}  {}\n", v.ns + "/" + v.name, wname, to_string(v.phase),
                        consistency, window(v), fmt::format("{}/{}", cut, v.volumes.size()), problems(v));
   }
-  return out;
+  return printable(out);
 }
 
-std::string describe_backup(const backup::BackupRecord& rec, const std::string& vm) {
+std::string describe_backup(const record::BackupRecord& rec, const std::string& vm) {
   std::string out;
   out += fmt::format("Backup:       {}\n", rec.name);
   out += fmt::format("Phase:        {}{}\n", to_string(rec.phase), rec.error.empty() ? "" : " (" + rec.error + ")");
@@ -77,8 +80,13 @@ std::string describe_backup(const backup::BackupRecord& rec, const std::string& 
   out += fmt::format("Cluster:      {}\n", rec.cluster);
   out += fmt::format("kvbackup:     {}\n", rec.kvbackup_version);
   const auto& o = rec.options;
+  out += fmt::format("Run:          {}\n", rec.uid.empty() ? "-" : rec.uid);
   out += fmt::format("Options:      rules={} freeze-method={} on-no-agent={} concurrency={} freeze-deadline={} consistency-group={}\n",
-                     o.rules, o.freeze_method, o.on_no_agent, o.concurrency, o.freeze_deadline, o.consistency_group);
+                     to_string(o.rules), to_string(o.freeze_method), to_string(o.on_no_agent), o.concurrency,
+                     format_duration(o.freeze_deadline), to_string(o.consistency_group));
+  if (!o.pre_rule.empty() || !o.post_rule.empty()) {
+    out += fmt::format("Rules:        pre {}, post {}\n", o.pre_rule.empty() ? "-" : o.pre_rule, o.post_rule.empty() ? "-" : o.post_rule);
+  }
   int fsc = 0, crash = 0, offline = 0, failed = 0, skipped = 0;
   for (const auto& v : rec.vms) {
     if (v.phase == VmPhase::kFailed) ++failed;
@@ -97,18 +105,22 @@ std::string describe_backup(const backup::BackupRecord& rec, const std::string& 
     out += fmt::format("  Consistency:  {} (promised {})\n", to_string(v.consistency), to_string(v.promised));
     if (!v.reason.empty()) out += fmt::format("  Reason:       {}\n", v.reason);
     const auto& f = v.freeze;
-    out += fmt::format("  Freeze:       method {}{}\n", f.method, f.evidence.empty() ? "" : ", evidence: " + f.evidence);
+    out += fmt::format("  Freeze:       method {}{}\n", to_string(f.kind), f.evidence.empty() ? "" : ", evidence: " + f.evidence);
+    if (!f.lease.empty()) out += fmt::format("    {}\n", f.lease);
+    if (f.auto_thaw_seconds) out += fmt::format("    auto-thaw   {} s after the freeze\n", *f.auto_thaw_seconds);
     if (f.requested_at) {
       out += fmt::format("    requested   {}\n", clock_time(f.requested_at));
       out += fmt::format("    frozen      {} ({})\n", clock_time(f.frozen_at), offset_ms(f.requested_at, f.frozen_at));
+      if (f.held_at) out += fmt::format("    still held  {} ({}): {}\n", clock_time(f.held_at), offset_ms(f.requested_at, f.held_at), f.hold);
       out += fmt::format("    thaw asked  {} ({})\n", clock_time(f.thaw_requested_at), offset_ms(f.requested_at, f.thaw_requested_at));
-      out += fmt::format("    thawed      {} ({})\n", clock_time(f.thawed_at), offset_ms(f.requested_at, f.thawed_at));
+      out += f.thaw_ok ? fmt::format("    thawed      {} ({})\n", clock_time(f.thawed_at), offset_ms(f.requested_at, f.thawed_at))
+                       : std::string("    thawed      NOT CONFIRMED: run kvbackup recover\n");
       out += fmt::format("    window      {:.1f} ms\n", f.window_ms());
     }
     out += "  Volumes:\n";
     for (const auto& vol : v.volumes) {
-      out += fmt::format("    {}: claim {}, class {} -> {}, snapshot {}\n", vol.name, vol.pvc, vol.storage_class,
-                         vol.snapshot_class, vol.volume_snapshot.empty() ? "-" : vol.volume_snapshot);
+      out += fmt::format("    {}: claim {}, class {} -> {}, snapshot {}{}\n", vol.name, vol.pvc, vol.storage_class,
+                         vol.snapshot_class, vol.volume_snapshot.empty() ? "-" : vol.volume_snapshot, vol.deleted ? ", deleted again" : "");
       out += fmt::format("      cut {} ({} after the freeze), ready {}{}\n", clock_time(vol.cut_at),
                          offset_ms(f.frozen_at, vol.cut_at), clock_time(vol.ready_at),
                          vol.restore_size.empty() ? "" : ", restore size " + vol.restore_size);
@@ -124,7 +136,7 @@ std::string describe_backup(const backup::BackupRecord& rec, const std::string& 
     for (const auto& p : v.problems) out += "  Problem:      " + p + "\n";
     if (!v.resources.empty()) out += fmt::format("  Resources:    {} objects saved\n", v.resources.size());
   }
-  return out;
+  return printable(out);
 }
 
 }  // namespace kvb::cli

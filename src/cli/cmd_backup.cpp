@@ -1,15 +1,16 @@
 // kvbackup backup create | list | describe | delete, and kvbackup recover.
 #include "backup/journal.h"
+#include "backup/recover.h"
 #include "backup/runner.h"
-#include "backup/snapshots.h"
 #include "cli/backup_report.h"
 #include "cli/options.h"
 #include "cli/stop_signals.h"
 #include "common/duration.h"
+#include "common/sanitize.h"
 #include "kube/object.h"
 #include "kube/resource.h"
-#include "kubevirt/resources.h"
 #include "location/location.h"
+#include "record/naming.h"
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -17,68 +18,78 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <set>
 
 namespace kvb::cli {
 namespace json = boost::json;
 
 namespace {
 
+// The command line's text; defaults come from backup::BackupSpec (record/options.h).
 struct BackupOptions {
   std::string name;
   std::string location;
   ScopeOptions scope;
-  std::string rules = "builtin";
-  std::string pre_rule, post_rule;
-  std::string freeze_method = "exec";
-  std::string on_no_agent = "crash-consistent";
-  int concurrency = 10;
-  std::string freeze_deadline = "30s";
-  std::string ready_timeout = "10m";
-  std::string consistency_group = "none";
+  std::string rules, pre_rule, post_rule, freeze_method, on_no_agent, consistency_group;
+  int concurrency = 0;
+  std::string freeze_deadline, ready_timeout, freeze_wait;
   std::string snapshot_class;
   std::vector<std::string> snapshot_class_map;
   bool wait = true;
   std::string output = "table";
   std::string vm;  // describe: one VM
   bool keep_snapshots = false;
+
+  BackupOptions() {
+    backup::BackupSpec d;
+    rules = to_string(d.rules);
+    freeze_method = to_string(d.freeze_method);
+    on_no_agent = to_string(d.on_no_agent);
+    consistency_group = to_string(d.consistency_group);
+    concurrency = d.concurrency;
+    freeze_deadline = format_duration(d.freeze_deadline);
+    ready_timeout = format_duration(d.ready_timeout);
+    freeze_wait = format_duration(d.freeze_wait);
+  }
 };
+
+Result<std::chrono::milliseconds> positive_duration(const std::string& flag, const std::string& text, const char* example) {
+  auto d = parse_duration(text);
+  if (!d || *d <= std::chrono::nanoseconds::zero()) {
+    return Error(Errc::kInvalidArgument, flag + " \"" + text + "\": expected a positive duration such as " + example);
+  }
+  return std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+}
 
 Result<backup::BackupSpec> make_spec(const GlobalOptions& g, const BackupOptions& o, const std::string& default_ns) {
   backup::BackupSpec s;
+  KVB_CHECK(record::validate_backup_name(o.name));
   s.name = o.name;
-  KVB_CHECK(backup::validate_backup_name(o.name));
-  s.scope = make_scope(g, o.scope, default_ns);
-  bool custom = o.rules == "custom" || !o.pre_rule.empty() || !o.post_rule.empty();
+  auto scope = make_scope(g, o.scope, default_ns);
+  s.scope = {scope.namespaces, scope.all_namespaces, scope.vm_names, scope.label_selector};
+  KVB_TRY(auto rules, record::parse_rules_mode(o.rules, "--rules"));
   // --pre-rule/--post-rule without --rules custom mean custom.
-  s.rules = custom ? backup::RulesMode::kCustom : backup::RulesMode::kBuiltin;
+  bool custom = rules == record::RulesMode::kCustom || !o.pre_rule.empty() || !o.post_rule.empty();
+  s.rules = custom ? record::RulesMode::kCustom : record::RulesMode::kBuiltin;
   if (custom && o.pre_rule.empty()) return Error(Errc::kInvalidArgument, "--rules custom needs --pre-rule FILE|NAME");
   if (custom && o.post_rule.empty()) {
     return Error(Errc::kInvalidArgument, "--pre-rule needs a --post-rule: a VM frozen by a custom rule must be thawed by one");
   }
   s.pre_rule = o.pre_rule;
   s.post_rule = o.post_rule;
-  s.freeze_method = o.freeze_method == "subresource" ? backup::FreezeMethod::kSubresource : backup::FreezeMethod::kExec;
-  if (custom && s.freeze_method == backup::FreezeMethod::kSubresource) {
+  KVB_TRY(s.freeze_method, record::parse_freeze_method(o.freeze_method, "--freeze-method"));
+  if (custom && s.freeze_method == record::FreezeMethod::kSubresource) {
     return Error(Errc::kInvalidArgument, "--freeze-method subresource freezes with KubeVirt's API; it cannot run custom rules");
   }
-  s.on_no_agent = o.on_no_agent == "skip"   ? backup::OnNoAgent::kSkip
-                  : o.on_no_agent == "fail" ? backup::OnNoAgent::kFail
-                                            : backup::OnNoAgent::kCrashConsistent;
+  KVB_TRY(s.on_no_agent, record::parse_on_no_agent(o.on_no_agent, "--on-no-agent"));
   if (o.concurrency < 1 || o.concurrency > 1000) {
     return Error(Errc::kInvalidArgument, "--concurrency " + std::to_string(o.concurrency) + ": must be 1..1000");
   }
   s.concurrency = o.concurrency;
-  auto deadline = parse_duration(o.freeze_deadline);
-  if (!deadline || *deadline <= std::chrono::nanoseconds::zero()) {
-    return Error(Errc::kInvalidArgument, "--freeze-deadline \"" + o.freeze_deadline + "\": expected a positive duration such as 30s or 1500ms");
-  }
-  s.freeze_deadline = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline);
-  auto ready = parse_duration(o.ready_timeout);
-  if (!ready || *ready <= std::chrono::nanoseconds::zero()) {
-    return Error(Errc::kInvalidArgument, "--ready-timeout \"" + o.ready_timeout + "\": expected a positive duration such as 10m");
-  }
-  s.ready_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*ready);
-  s.consistency_group = o.consistency_group == "all" ? backup::ConsistencyGroup::kAll : backup::ConsistencyGroup::kNone;
+  KVB_TRY(s.freeze_deadline, positive_duration("--freeze-deadline", o.freeze_deadline, "30s or 1500ms"));
+  KVB_TRY(s.ready_timeout, positive_duration("--ready-timeout", o.ready_timeout, "10m"));
+  KVB_TRY(s.freeze_wait, positive_duration("--freeze-wait", o.freeze_wait, "2m"));
+  KVB_TRY(s.consistency_group, record::parse_consistency_group(o.consistency_group, "--consistency-group"));
   if (!o.snapshot_class.empty() && !o.snapshot_class_map.empty()) {
     return Error(Errc::kInvalidArgument, "--snapshot-class and --snapshot-class-map exclude each other");
   }
@@ -90,7 +101,6 @@ Result<backup::BackupSpec> make_spec(const GlobalOptions& g, const BackupOptions
     }
     s.snapshot_class_map[m.substr(0, eq)] = m.substr(eq + 1);
   }
-  s.wait = o.wait;
   return s;
 }
 
@@ -106,7 +116,7 @@ int create(const GlobalOptions& g, const BackupOptions& o) {
   backup::ProgressFn progress = [tty](const std::string& line) {
     std::fprintf(stderr, tty ? "\033[2m%s\033[0m\n" : "%s\n", line.c_str());
   };
-  backup::Runner runner(*client, **loc, *spec, progress);
+  backup::BackupRunner runner(*client, **loc, *spec, progress);
   auto rec = runner.run(signals.token());
   if (!rec) return report_error(rec.error());
   if (o.output == "json") {
@@ -114,8 +124,8 @@ int create(const GlobalOptions& g, const BackupOptions& o) {
   } else {
     std::printf("%s", vm_table(*rec).c_str());
     std::printf("\nBackup %s: %s%s, recorded in %s/%s\n", rec->name.c_str(), std::string(to_string(rec->phase)).c_str(),
-                rec->error.empty() ? "" : (" (" + rec->error + ")").c_str(), (*loc)->describe().c_str(),
-                backup::backup_record_path(rec->name).c_str());
+                rec->error.empty() ? "" : (" (" + printable(rec->error) + ")").c_str(), (*loc)->describe().c_str(),
+                record::backup_record_path(rec->name).c_str());
   }
   if (signals.received() != 0) return 128 + signals.received();
   return every_vm_as_promised(*rec) ? kExitOk : kExitFailed;
@@ -124,26 +134,32 @@ int create(const GlobalOptions& g, const BackupOptions& o) {
 int list(const BackupOptions& o) {
   auto loc = open_location(o.location);
   if (!loc) return report_error(loc.error());
-  auto names = (*loc)->list("backups");
-  if (!names) return report_error(names.error());
+  std::vector<std::string> names;
+  if ((*loc)->exists("backups")) {
+    auto listed = (*loc)->list("backups");
+    if (!listed) return report_error(listed.error());
+    names = *listed;
+  }
   json::array out;
   std::string table = fmt::format("{:<30}  {:<15}  {:<24}  {:>4}  {:>4}  {:>5}  {:>6}\n", "NAME", "PHASE", "STARTED", "VMS",
                                   "FSC", "CRASH", "FAILED");
-  for (const auto& name : *names) {
-    auto rec = backup::load_backup_record(**loc, name);
+  for (const auto& name : names) {
+    auto rec = record::load_backup_record(**loc, name);
     if (!rec) {
-      table += fmt::format("{:<30}  {}\n", name, "unreadable: " + rec.error().message);
+      table += fmt::format("{:<30}  {}\n", printable(name), "unreadable: " + printable(rec.error().message));
       continue;
     }
     int fsc = 0, crash = 0, failed = 0;
     for (const auto& v : rec->vms) {
-      failed += v.phase == backup::VmPhase::kFailed;
-      if (v.phase != backup::VmPhase::kCompleted) continue;
-      fsc += v.consistency == backup::Consistency::kFileSystemConsistent;
-      crash += v.consistency == backup::Consistency::kCrashConsistent;
+      failed += v.phase == record::VmPhase::kFailed;
+      if (v.phase != record::VmPhase::kCompleted) continue;
+      fsc += v.consistency == record::Consistency::kFileSystemConsistent;
+      crash += v.consistency == record::Consistency::kCrashConsistent;
     }
-    table += fmt::format("{:<30}  {:<15}  {:<24}  {:>4}  {:>4}  {:>5}  {:>6}\n", name, to_string(rec->phase),
-                         format_rfc3339(rec->started), rec->vms.size(), fsc, crash, failed);
+    std::string phase(to_string(rec->phase));
+    if (rec->phase == record::BackupPhase::kInProgress && !backup::backup_running(**loc, name)) phase = "InProgress?";
+    table += fmt::format("{:<30}  {:<15}  {:<24}  {:>4}  {:>4}  {:>5}  {:>6}\n", name, phase, format_rfc3339(rec->started),
+                         rec->vms.size(), fsc, crash, failed);
     out.push_back(json::object{{"name", name}, {"phase", to_string(rec->phase)},
                                {"started", format_rfc3339(rec->started)}, {"vms", rec->vms.size()}});
   }
@@ -155,7 +171,7 @@ int list(const BackupOptions& o) {
 int describe(const BackupOptions& o) {
   auto loc = open_location(o.location);
   if (!loc) return report_error(loc.error());
-  auto rec = backup::load_backup_record(**loc, o.name);
+  auto rec = record::load_backup_record(**loc, o.name);
   if (!rec) return report_error(rec.error());
   if (!o.vm.empty()) {
     bool found = false;
@@ -167,29 +183,59 @@ int describe(const BackupOptions& o) {
   return kExitOk;
 }
 
+// The backup's VolumeSnapshots: those its record names, and those labelled with
+// its run (a record that never got its final write names none).
+Result<std::set<std::pair<std::string, std::string>>> snapshots_of(kube::Client& client, const record::BackupRecord& rec) {
+  std::set<std::pair<std::string, std::string>> out;
+  for (const auto& v : rec.vms) {
+    for (const auto& vol : v.volumes) {
+      if (!vol.volume_snapshot.empty() && !vol.deleted) out.insert({v.ns, vol.volume_snapshot});
+    }
+  }
+  kube::ListOptions lo;
+  lo.label_selector = rec.uid.empty() ? std::string(record::kBackupLabel) + "=" + rec.name
+                                      : std::string(record::kBackupUidLabel) + "=" + rec.uid;
+  std::vector<std::string> nss = rec.options.scope.all_namespaces || rec.options.scope.namespaces.empty()
+                                     ? std::vector<std::string>{""}
+                                     : rec.options.scope.namespaces;
+  for (const auto& ns : nss) {
+    KVB_TRY(auto list, client.list(kube::resources::kVolumeSnapshots, ns, lo));
+    for (const auto& s : list.items) out.insert({std::string(kube::namespace_of(s)), std::string(kube::name_of(s))});
+  }
+  return out;
+}
+
 int remove(const GlobalOptions& g, const BackupOptions& o) {
   auto loc = open_location(o.location);
   if (!loc) return report_error(loc.error());
-  auto rec = backup::load_backup_record(**loc, o.name);
+  auto rec = record::load_backup_record(**loc, o.name);
   if (!rec) return report_error(rec.error());
+  // A running backup is not deleted under its feet (it would write its record back).
+  auto lock = backup::lock_journal(**loc, o.name);
+  if (!lock && lock.error().code == Errc::kConflict) {
+    return report_error(Error(Errc::kConflict, "backup " + o.name + " is still running; wait for it or stop it first"));
+  }
   if (!o.keep_snapshots) {
     auto client = connect(g);
     if (!client) return report_error(client.error());
+    auto snaps = snapshots_of(**client, *rec);
+    if (!snaps) return report_error(snaps.error().with_context("finding the VolumeSnapshots of backup " + o.name + " (the backup was kept)"));
     int deleted = 0;
-    for (const auto& v : rec->vms) {
-      for (const auto& vol : v.volumes) {
-        if (vol.volume_snapshot.empty() || vol.volume_snapshot.find(' ') != std::string::npos) continue;
-        auto st = (*client)->remove(kube::resources::kVolumeSnapshots, v.ns, vol.volume_snapshot);
-        if (!st && st.error().code != Errc::kNotFound) {
-          return report_error(Error(st.error().code, "deleting VolumeSnapshot " + v.ns + "/" + vol.volume_snapshot + ": " +
-                                                         st.error().message + " (the backup was kept)"));
-        }
-        deleted += st ? 1 : 0;
+    for (const auto& [ns, name] : *snaps) {
+      auto st = (*client)->remove(kube::resources::kVolumeSnapshots, ns, name);
+      if (!st && st.error().code != Errc::kNotFound) {
+        return report_error(Error(st.error().code, "deleting VolumeSnapshot " + ns + "/" + name + ": " + st.error().message +
+                                                       " (the backup was kept)"));
       }
+      deleted += st ? 1 : 0;
     }
     std::fprintf(stderr, "deleted %d VolumeSnapshots\n", deleted);
   }
-  if (auto st = (*loc)->remove("backups/" + o.name); !st) return report_error(st.error());
+  if (auto st = (*loc)->remove(record::backup_dir(o.name)); !st) return report_error(st.error());
+  if (lock) {
+    (void)backup::remove_journal_entry(**loc, o.name);  // a dead run's entry goes with its backup
+    ::close(*lock);
+  }
   std::printf("backup %s deleted\n", o.name.c_str());
   return kExitOk;
 }
@@ -200,8 +246,8 @@ int recover_cmd(const GlobalOptions& g, const BackupOptions& o) {
   auto client = connect(g);
   if (!client) return report_error(client.error());
   auto report = backup::recover(*client, **loc);
-  for (const auto& l : report.lines) std::printf("%s\n", l.c_str());
-  for (const auto& p : report.problems) std::fprintf(stderr, "kvbackup: %s\n", p.c_str());
+  for (const auto& l : report.lines) std::printf("%s\n", printable(l).c_str());
+  for (const auto& p : report.problems) std::fprintf(stderr, "kvbackup: %s\n", sanitize_foreign(p).c_str());
   std::printf("recover: %d stale journal entries, %d VMs, %d thawed, %d entries of running backups left alone\n",
               report.entries, report.vms, report.thawed, report.live);
   return report.ok() ? kExitOk : kExitFailed;
@@ -211,10 +257,13 @@ void add_location(CLI::App* cmd, BackupOptions& o) {
   cmd->add_option("--location", o.location, "Backup location directory (default: $KVBACKUP_LOCATION, else ./kvbackup-backups)");
 }
 
+std::vector<std::string> names_of(std::initializer_list<std::string_view> v) { return {v.begin(), v.end()}; }
+
 }  // namespace
 
-void register_backup(CLI::App& app, GlobalOptions& g, Runner& run) {
+void register_backup(CLI::App& app, GlobalOptions& g, CommandAction& run) {
   auto o = std::make_shared<BackupOptions>();
+  using namespace record;
   auto* cmd = app.add_subcommand("backup", "Create, list, describe and delete VM backups");
   cmd->require_subcommand(1);
 
@@ -223,18 +272,25 @@ void register_backup(CLI::App& app, GlobalOptions& g, Runner& run) {
   add_location(c, *o);
   add_scope_options(c, o->scope);
   c->add_option("--rules", o->rules, "builtin (virt-freezer per VM) or custom (--pre-rule/--post-rule)")
-      ->check(CLI::IsMember({"builtin", "custom"}));
+      ->check(CLI::IsMember(names_of({to_string(RulesMode::kBuiltin), to_string(RulesMode::kCustom)})))
+      ->capture_default_str();
   c->add_option("--pre-rule", o->pre_rule, "Pre-exec rule: a file, or the name of a Stork Rule in the VMs' namespace");
   c->add_option("--post-rule", o->post_rule, "Post-exec rule: a file, or the name of a Stork Rule");
   c->add_option("--freeze-method", o->freeze_method, "exec (virt-freezer in the launcher pod) or subresource (KubeVirt freeze API)")
-      ->check(CLI::IsMember({"exec", "subresource"}));
+      ->check(CLI::IsMember(names_of({to_string(FreezeMethod::kExec), to_string(FreezeMethod::kSubresource)})))
+      ->capture_default_str();
   c->add_option("--on-no-agent", o->on_no_agent, "VMs without a guest agent: crash-consistent, skip or fail")
-      ->check(CLI::IsMember({"crash-consistent", "skip", "fail"}));
-  c->add_option("--concurrency", o->concurrency, "VMs backed up at once");
-  c->add_option("--freeze-deadline", o->freeze_deadline, "Longest a guest may stay frozen waiting for its snapshots' cut");
-  c->add_option("--ready-timeout", o->ready_timeout, "Longest to wait for readyToUse after the cut");
+      ->check(CLI::IsMember(names_of({to_string(OnNoAgent::kCrashConsistent), to_string(OnNoAgent::kSkip), to_string(OnNoAgent::kFail)})))
+      ->capture_default_str();
+  c->add_option("--concurrency", o->concurrency, "VMs backed up at once")->capture_default_str();
+  c->add_option("--freeze-deadline", o->freeze_deadline, "Longest a guest may stay frozen waiting for its snapshots' cut")
+      ->capture_default_str();
+  c->add_option("--ready-timeout", o->ready_timeout, "Longest to wait for readyToUse after the cut")->capture_default_str();
+  c->add_option("--freeze-wait", o->freeze_wait, "Longest to wait while another backup holds a VM's freeze lease")
+      ->capture_default_str();
   c->add_option("--consistency-group", o->consistency_group, "none (per VM) or all (freeze every VM, cut, thaw every VM)")
-      ->check(CLI::IsMember({"none", "all"}));
+      ->check(CLI::IsMember(names_of({to_string(ConsistencyGroup::kNone), to_string(ConsistencyGroup::kAll)})))
+      ->capture_default_str();
   c->add_option("--snapshot-class", o->snapshot_class, "One VolumeSnapshotClass for every volume");
   c->add_option("--snapshot-class-map", o->snapshot_class_map, "STORAGECLASS=VOLUMESNAPSHOTCLASS (repeatable)")->delimiter(',');
   c->add_flag("--wait,!--no-wait", o->wait, "Wait for readyToUse before saving (the default; --no-wait is not supported yet)");

@@ -216,7 +216,7 @@ int rebuild_index(const RepoOptions& o) {
 
 }  // namespace
 
-void register_repo(CLI::App& app, Runner& run) {
+void register_repo(CLI::App& app, CommandAction& run) {
   auto o = std::make_shared<RepoOptions>();
   auto* cmd = app.add_subcommand("repo", "A deduplicating, compressed, encrypted repository for disk images (docs/repository.md)");
   cmd->require_subcommand(1);

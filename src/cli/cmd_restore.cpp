@@ -127,7 +127,7 @@ int show(const RestoreOptions& o) {
 
 }  // namespace
 
-void register_restore(CLI::App& app, GlobalOptions& g, Runner& run) {
+void register_restore(CLI::App& app, GlobalOptions& g, CommandAction& run) {
   auto o = std::make_shared<RestoreOptions>();
   auto* cmd = app.add_subcommand("restore", "Restore VMs from a backup: claims from its snapshots, the VM with its configuration");
   cmd->require_subcommand(1);

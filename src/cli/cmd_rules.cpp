@@ -102,7 +102,7 @@ int generate(const GlobalOptions& g, const RulesOptions& o) {
 
 }  // namespace
 
-void register_rules(CLI::App& app, GlobalOptions& g, Runner& run) {
+void register_rules(CLI::App& app, GlobalOptions& g, CommandAction& run) {
   auto o = std::make_shared<RulesOptions>();
   auto* rules_cmd = app.add_subcommand("rules", "Check, show and generate pre-exec/post-exec freeze rules");
   rules_cmd->require_subcommand(1);

@@ -5,7 +5,7 @@
 
 namespace kvb::cli {
 
-void register_version(CLI::App& app, Runner& run) {
+void register_version(CLI::App& app, CommandAction& run) {
   auto* cmd = app.add_subcommand("version", "Print the kvbackup version");
   cmd->callback([&run] {
     run = [] {

@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   app.add_option("--qps", g.qps, "Client-side API rate limit (0: none)");
   app.add_option("--burst", g.burst, "Client-side API burst");
-  Runner run;
+  CommandAction run;
   register_version(app, run);
   register_rules(app, g, run);
   register_backup(app, g, run);

@@ -1,5 +1,6 @@
 #include "cli/options.h"
 
+#include "common/sanitize.h"
 #include "kube/config.h"
 
 #include <cstdio>
@@ -48,7 +49,8 @@ int exit_code_for(const Error& e) {
 }
 
 int report_error(const Error& e) {
-  std::fprintf(stderr, "kvbackup: %s\n", e.message.empty() ? e.describe().c_str() : e.message.c_str());
+  // Errors carry what servers and files said: never a credential, never a terminal escape.
+  std::fprintf(stderr, "kvbackup: %s\n", sanitize_foreign(e.message.empty() ? e.describe() : e.message).c_str());
   return exit_code_for(e);
 }
 

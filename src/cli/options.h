@@ -36,7 +36,8 @@ struct ScopeOptions {
 };
 
 // The command to run once parsing succeeded; returns the exit code.
-using Runner = std::function<int()>;
+// What a parsed command line runs: set by the chosen subcommand's callback.
+using CommandAction = std::function<int()>;
 
 void add_scope_options(CLI::App* cmd, ScopeOptions& scope);
 kubevirt::Scope make_scope(const GlobalOptions& g, const ScopeOptions& s, const std::string& default_ns);
@@ -50,10 +51,10 @@ Result<std::unique_ptr<location::Location>> open_location(const std::string& dir
 int report_error(const Error& e);
 int exit_code_for(const Error& e);
 
-void register_version(CLI::App& app, Runner& run);
-void register_rules(CLI::App& app, GlobalOptions& g, Runner& run);
-void register_backup(CLI::App& app, GlobalOptions& g, Runner& run);
-void register_restore(CLI::App& app, GlobalOptions& g, Runner& run);
-void register_repo(CLI::App& app, Runner& run);
+void register_version(CLI::App& app, CommandAction& run);
+void register_rules(CLI::App& app, GlobalOptions& g, CommandAction& run);
+void register_backup(CLI::App& app, GlobalOptions& g, CommandAction& run);
+void register_restore(CLI::App& app, GlobalOptions& g, CommandAction& run);
+void register_repo(CLI::App& app, CommandAction& run);
 
 }  // namespace kvb::cli

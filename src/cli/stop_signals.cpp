@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 
 namespace kvb::cli {
@@ -15,12 +16,15 @@ sigset_t watched_signals() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);   // the terminal went away: still thaw first
+  sigaddset(&set, SIGQUIT);
   sigaddset(&set, SIGUSR2);
   return set;
 }
 }  // namespace
 
 StopSignals::StopSignals() {
+  std::signal(SIGPIPE, SIG_IGN);  // a closed terminal or pipe must not kill kvbackup while a guest is frozen
   sigset_t set = watched_signals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   waiter_ = std::thread([this, set] {

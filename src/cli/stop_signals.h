@@ -1,4 +1,5 @@
-// StopSignals: turns SIGINT and SIGTERM into a stop request.
+// StopSignals: turns SIGINT, SIGTERM, SIGHUP (the terminal or SSH session
+// closed) and SIGQUIT into a stop request.
 //
 // Construct it before any thread starts (it blocks the signals for the whole
 // process, and threads inherit the mask); a dedicated thread waits for them

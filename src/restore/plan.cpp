@@ -1,8 +1,6 @@
 #include "restore/plan.h"
 
-#include "backup/plan.h"
-#include "backup/resources.h"
-#include "backup/spec.h"
+#include "record/naming.h"
 #include "common/yaml_json.h"
 #include "kube/object.h"
 #include "kube/resource.h"
@@ -27,7 +25,7 @@ bool valid_name(const std::string& n) {
 
 Result<json::object> saved_object(location::Location& loc, const std::string& backup, const std::string& ns,
                                   const kube::ResourceRef& ref, const std::string& name) {
-  std::string path = backup::resource_path(backup, ns, ref.qualified_name(), name);
+  std::string path = record::resource_path(backup, ns, ref.qualified_name(), name);
   if (!loc.exists(path)) return Error(Errc::kNotFound, "backup " + backup + " has no saved " + ref.qualified_name() + " " + name);
   KVB_TRY(auto text, loc.get(path));
   KVB_TRY(auto v, parse_json(text, loc.describe() + "/" + path));
@@ -62,14 +60,14 @@ Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& 
     return Error(Errc::kInvalidArgument, "--run-strategy \"" + spec.run_strategy + "\": expected keep, Halted or Always");
   }
   RestorePlan plan;
-  KVB_TRY(plan.backup, backup::load_backup_record(loc, spec.backup));
+  KVB_TRY(plan.backup, record::load_backup_record(loc, spec.backup));
   const auto& b = plan.backup;
-  if (b.phase != backup::BackupPhase::kCompleted && b.phase != backup::BackupPhase::kPartiallyFailed) {
+  if (b.phase != record::BackupPhase::kCompleted && b.phase != record::BackupPhase::kPartiallyFailed) {
     return Error(Errc::kInvalidArgument, "backup \"" + b.name + "\" is " + std::string(to_string(b.phase)) +
                                              (b.error.empty() ? "" : " (" + b.error + ")") + ": it has nothing to restore");
   }
   // Which VMs.
-  std::vector<const backup::VmRecord*> chosen;
+  std::vector<const record::VmRecord*> chosen;
   const std::set<std::string> filter(spec.vms.begin(), spec.vms.end());
   std::set<std::string> unmatched = filter;
   for (const auto& v : b.vms) {
@@ -77,7 +75,7 @@ Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& 
     if (!filter.empty() && !named) continue;
     unmatched.erase(v.name);
     unmatched.erase(v.ns + "/" + v.name);
-    if (v.phase != backup::VmPhase::kCompleted) {
+    if (v.phase != record::VmPhase::kCompleted) {
       if (named) {
         return Error(Errc::kInvalidArgument, "VM " + v.ns + "/" + v.name + " is " + std::string(to_string(v.phase)) +
                                                  " in backup " + b.name + ": not restorable (" + v.reason + ")");
@@ -129,7 +127,7 @@ Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& 
       v.source = vol;
       std::string vwhere = where + ", volume " + vol.name;
       if (auto pvc = saved_object(loc, b.name, src->ns, res::kPersistentVolumeClaims, vol.pvc)) v.saved_pvc = *pvc;
-      v.claim = backup::snapshot_name(spec.name, vm.name, vol.name);
+      v.claim = record::snapshot_name(spec.name, vm.name, vol.name);
       v.storage_class = mapped(spec.storage_class_mapping, vol.storage_class, vol.storage_class);
       if (!v.storage_class.empty()) {
         auto sc = live(client, res::kStorageClasses, "", v.storage_class, err);
@@ -137,7 +135,7 @@ Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& 
         if (!sc) return Error(Errc::kNotFound, vwhere + ": StorageClass \"" + v.storage_class + "\" not found");
         v.wait_for_first_consumer = kube::str_at(*sc, {"volumeBindingMode"}) == "WaitForFirstConsumer";
       }
-      if (vol.volume_snapshot.empty() || vol.volume_snapshot.find(' ') != std::string::npos) {
+      if (vol.volume_snapshot.empty() || vol.deleted) {
         return Error(Errc::kInvalidArgument, vwhere + ": the backup has no snapshot of it");
       }
       auto snap = live(client, res::kVolumeSnapshots, src->ns, vol.volume_snapshot, err);
@@ -165,8 +163,8 @@ Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& 
         v.import = true;
         v.handle = std::string(kube::str_at(*content, {"status", "snapshotHandle"}));
         v.driver = std::string(kube::str_at(*content, {"spec", "driver"}));
-        v.snapshot = backup::snapshot_name(spec.name, vm.name, vol.name);
-        v.content = backup::snapshot_name(spec.name, vm.ns + "-" + vm.name, vol.name);
+        v.snapshot = record::snapshot_name(spec.name, vm.name, vol.name);
+        v.content = record::snapshot_name(spec.name, vm.ns + "-" + vm.name, vol.name);
         if (live(client, res::kVolumeSnapshots, vm.ns, v.snapshot, err)) {
           return Error(Errc::kAlreadyExists, vwhere + ": VolumeSnapshot " + vm.ns + "/" + v.snapshot + " exists");
         }

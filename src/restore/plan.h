@@ -6,7 +6,7 @@
 // conflicting Secrets); nothing in the cluster is touched until it passes.
 #pragma once
 
-#include "backup/record.h"
+#include "record/backup_record.h"
 #include "kube/client.h"
 #include "location/location.h"
 #include "restore/record.h"
@@ -21,7 +21,7 @@
 namespace kvb::restore {
 
 struct VolumeToRestore {
-  backup::VolumeRecord source;
+  record::VolumeRecord source;
   boost::json::object saved_pvc;  // may be empty (then defaults)
   std::string claim;              // the restored claim's name
   std::string snapshot;           // VolumeSnapshot in the target namespace the claim is restored from
@@ -41,7 +41,7 @@ struct ConfigToRestore {
 };
 
 struct VmToRestore {
-  backup::VmRecord source;
+  record::VmRecord source;
   boost::json::object saved_vm;
   std::string ns, name;
   std::vector<VolumeToRestore> volumes;
@@ -52,7 +52,7 @@ struct VmToRestore {
 };
 
 struct RestorePlan {
-  backup::BackupRecord backup;
+  record::BackupRecord backup;
   std::vector<VmToRestore> vms;
   std::vector<std::string> create_namespaces;
   std::vector<std::string> notes;  // e.g. failed VMs of the backup left out

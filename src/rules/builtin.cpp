@@ -3,6 +3,7 @@
 #include "common/shell.h"
 #include "common/yaml_json.h"
 #include "kube/object.h"
+#include "kubevirt/freeze_api.h"
 #include "kubevirt/hooks.h"
 #include "kubevirt/resources.h"
 #include "rules/freeze_check.h"
@@ -47,28 +48,27 @@ Result<BuiltinRules> builtin_rules(const kubevirt::VmInfo& vm, const BuiltinOpti
   KVB_TRY(auto pre_hook, kubevirt::velero_hook(*vm.pod, "pre"));
   KVB_TRY(auto post_hook, kubevirt::velero_hook(*vm.pod, "post"));
   std::string vmi = std::string(kube::name_of(*vm.vmi));
-  std::string timeout_flag = "--unfreezeTimeoutSeconds=" + std::to_string(o.unfreeze_timeout.count());
   if (pre_hook && post_hook) {
     out.source = "velero-annotations";
-    std::vector<std::string> pre_cmd = pre_hook->command;
-    // A virt-freezer freeze from the annotation gets the auto-thaw safety net.
-    auto call = analyze_command(pre_cmd);
-    if (call.is_freezer && call.freeze && !call.unfreeze_timeout_seconds) pre_cmd.push_back(timeout_flag);
     auto pre_timeout = pre_hook->timeout_given ? pre_hook->timeout : kDefaultActionTimeout;
     auto post_timeout = post_hook->timeout_given ? post_hook->timeout : kDefaultActionTimeout;
-    out.pre = item_for(vm, pre_hook->container.empty() ? kubevirt::kComputeContainer : pre_hook->container, pre_cmd, pre_timeout);
+    out.pre = item_for(vm, pre_hook->container.empty() ? kubevirt::kComputeContainer : pre_hook->container, pre_hook->command,
+                       pre_timeout);
     out.post = item_for(vm, post_hook->container.empty() ? kubevirt::kComputeContainer : post_hook->container,
                         post_hook->command, post_timeout);
+    // A virt-freezer freeze from the annotation gets kvbackup's auto-thaw timer (never a shorter one).
+    std::string note;
+    (void)own_unfreeze_timeout(out.pre->actions[0], vmi, vm.ns, o.unfreeze_timeout, note);
     if (pre_hook->on_error_continue) out.pre->actions[0].on_error = OnError::kContinue;
     if (post_hook->on_error_continue) out.post->actions[0].on_error = OnError::kContinue;
     return out;
   }
   out.source = "virt-freezer-fallback";
   out.pre = item_for(vm, kubevirt::kComputeContainer,
-                     {kubevirt::kVirtFreezer, "--freeze", "--name", vmi, "--namespace", vm.ns, timeout_flag},
+                     kubevirt::virt_freezer_argv(kubevirt::FreezerMode::kFreeze, vmi, vm.ns, o.unfreeze_timeout),
                      kDefaultActionTimeout);
-  out.post = item_for(vm, kubevirt::kComputeContainer,
-                      {kubevirt::kVirtFreezer, "--unfreeze", "--name", vmi, "--namespace", vm.ns}, kDefaultActionTimeout);
+  out.post = item_for(vm, kubevirt::kComputeContainer, kubevirt::virt_freezer_argv(kubevirt::FreezerMode::kUnfreeze, vmi, vm.ns),
+                      kDefaultActionTimeout);
   return out;
 }
 

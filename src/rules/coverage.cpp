@@ -31,8 +31,18 @@ std::string join(const std::vector<std::string>& v, const std::string& sep = ", 
 
 bool applies_to_ns(const Rule& r, const std::string& ns) { return r.ns.empty() || r.ns == ns; }
 
+void add_precondition_problems(const kubevirt::VmInfo& vm, VmCoverage& c) {
+  auto readiness = kubevirt::check_preconditions(vm);
+  for (const char* name : {"NotPaused", "AgentConnected", "LauncherPod", "NotMigrating", "SnapshotableVolume"}) {
+    const auto* p = readiness.find(name);
+    if (p && !p->met) c.problems.push_back(p->reason + ": the freeze would not happen");
+  }
+}
+
+}  // namespace
+
 // Checks one phase for one VM; returns whether covered and records problems.
-PhaseCoverage check_phase(const kubevirt::VmInfo& vm, const std::vector<Rule>& rules, Phase phase,
+PhaseCoverage check_vm_phase(const kubevirt::VmInfo& vm, const std::vector<Rule>& rules, Phase phase,
                           const std::vector<PodInfo>& pods, std::vector<std::string>& problems) {
   PhaseCoverage pc;
   const std::string mode = phase == Phase::kPre ? "freeze" : "unfreeze";
@@ -119,15 +129,6 @@ PhaseCoverage check_phase(const kubevirt::VmInfo& vm, const std::vector<Rule>& r
   return pc;
 }
 
-void add_precondition_problems(const kubevirt::VmInfo& vm, VmCoverage& c) {
-  auto readiness = kubevirt::check_preconditions(vm);
-  for (const char* name : {"NotPaused", "AgentConnected", "LauncherPod", "NotMigrating", "SnapshotableVolume"}) {
-    const auto* p = readiness.find(name);
-    if (p && !p->met) c.problems.push_back(p->reason + ": the freeze would not happen");
-  }
-}
-
-}  // namespace
 
 bool CoverageReport::all_covered() const {
   return std::all_of(vms.begin(), vms.end(), [](const VmCoverage& v) { return v.ok(); });
@@ -146,8 +147,8 @@ CoverageReport check_coverage(const std::vector<kubevirt::VmInfo>& vms, const st
       if (!vm.pod) {
         c.problems.push_back("no virt-launcher pod found for VMI uid " + vm.vmi_uid());
       } else {
-        c.pre = check_phase(vm, pre, Phase::kPre, pods, c.problems);
-        c.post = check_phase(vm, post, Phase::kPost, pods, c.problems);
+        c.pre = check_vm_phase(vm, pre, Phase::kPre, pods, c.problems);
+        c.post = check_vm_phase(vm, post, Phase::kPost, pods, c.problems);
         if (c.pre.covered && !c.post.covered) {
           c.problems.push_back("frozen by the pre-exec rule but never thawed by a post-exec rule: the guest would stay "
                                "frozen until virt-freezer's auto-thaw (default 300 s)");
@@ -201,8 +202,8 @@ CoverageReport check_builtin_coverage(const std::vector<kubevirt::VmInfo>& vms, 
         Rule pre{"kvbackup-builtin-freeze", vm.ns, RuleSource::kBuiltin, "built-in", {*rules->pre}, false, {}};
         Rule post{"kvbackup-builtin-unfreeze", vm.ns, RuleSource::kBuiltin, "built-in", {*rules->post}, false, {}};
         std::vector<PodInfo> none;
-        c.pre = check_phase(vm, {pre}, Phase::kPre, none, c.problems);
-        c.post = check_phase(vm, {post}, Phase::kPost, none, c.problems);
+        c.pre = check_vm_phase(vm, {pre}, Phase::kPre, none, c.problems);
+        c.post = check_vm_phase(vm, {post}, Phase::kPost, none, c.problems);
         add_precondition_problems(vm, c);
       }
     }

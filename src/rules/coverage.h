@@ -16,6 +16,7 @@
 #include "rules/builtin.h"
 #include "rules/executor.h"
 #include "rules/model.h"
+#include "rules/parse.h"
 
 #include <boost/json/object.hpp>
 
@@ -47,6 +48,12 @@ struct CoverageReport {
   boost::json::object to_json() const;
   std::string table() const;
 };
+
+// One VM and one phase: whether `rules` freeze (pre) or thaw (post) it, with the
+// problems `rules check` reports appended to `problems`. A VM is frozen by a
+// pre rule only when it is covered and no problem was found for the phase.
+PhaseCoverage check_vm_phase(const kubevirt::VmInfo& vm, const std::vector<Rule>& rules, Phase phase,
+                             const std::vector<PodInfo>& pods, std::vector<std::string>& problems);
 
 // Custom rules. `pods` are all pods of the namespaces in scope (to find what else a selector hits).
 CoverageReport check_coverage(const std::vector<kubevirt::VmInfo>& vms, const std::vector<Rule>& pre,

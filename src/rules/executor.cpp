@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -36,6 +37,23 @@ PodLister cluster_pod_lister(std::shared_ptr<kube::Client> client) {
     }
     return out;
   };
+}
+
+namespace {
+class ClusterPodExec : public PodExec {
+ public:
+  explicit ClusterPodExec(std::shared_ptr<kube::Client> c) : client_(std::move(c)) {}
+  std::shared_ptr<kube::ExecSession> start(kube::ExecRequest request, kube::ExecObserver observer) override {
+    return kube::start_exec(client_, std::move(request), std::move(observer));
+  }
+
+ private:
+  std::shared_ptr<kube::Client> client_;
+};
+}  // namespace
+
+std::shared_ptr<PodExec> cluster_pod_exec(std::shared_ptr<kube::Client> client) {
+  return std::make_shared<ClusterPodExec>(std::move(client));
 }
 
 std::string wait_command(const std::string& marker) {
@@ -136,8 +154,7 @@ std::vector<ActionRun> BackgroundActions::release(std::chrono::milliseconds time
   return out;
 }
 
-Executor::Executor(std::shared_ptr<kube::Client> client, ExecutorOptions options)
-    : client_(std::move(client)), options_(options) {}
+Executor::Executor(std::shared_ptr<PodExec> exec, ExecutorOptions options) : exec_(std::move(exec)), options_(options) {}
 
 Status Executor::run_action(const std::string& rule_name, const RuleItem& item, const Action& action,
                             const std::vector<PodInfo>& all_pods, RuleRun& out, std::stop_token stop) {
@@ -179,19 +196,45 @@ Status Executor::run_action(const std::string& rule_name, const RuleItem& item, 
       req.timeout = action.timeout;
       req.critical = options_.critical;
       if (attempt == 1) w.run.started = WallClock::now();
-      w.session = kube::start_exec(client_, req);
+      w.session = exec_->start(req);
       w.run.attempts = attempt;
       any = true;
     }
     if (!any) break;
-    std::stop_callback on_stop(stop, [&work] {
-      for (auto& w : work)
-        if (w.session) w.session->cancel();
-    });
+    // Without a wait limit a stop request cancels the commands; with one they are left running (below).
+    std::optional<std::stop_callback<std::function<void()>>> on_stop;
+    if (!options_.wait_limit) {
+      on_stop.emplace(stop, std::function<void()>([&work] {
+                        for (auto& w : work)
+                          if (w.session) w.session->cancel();
+                      }));
+    }
+    auto wait_until = std::chrono::steady_clock::now() + options_.wait_limit.value_or(std::chrono::milliseconds(0));
     bool retry = false;
     for (auto& w : work) {
       if (!w.run.verdict.empty() || !w.session) continue;
-      kube::ExecResult r = w.session->wait();
+      std::optional<kube::ExecResult> got;
+      if (!options_.wait_limit) {
+        got = w.session->wait();
+      } else {
+        // In slices when a stop may come, so that it ends the wait (not the command) at once.
+        while (!got && !stop.stop_requested()) {
+          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(wait_until - std::chrono::steady_clock::now());
+          if (left <= std::chrono::milliseconds(0)) break;
+          got = w.session->wait_for(stop.stop_possible() ? std::min(left, std::chrono::milliseconds(20)) : left);
+        }
+        if (!got) got = w.session->wait_for(std::chrono::milliseconds(0));
+      }
+      if (!got) {
+        w.run.status = Error(stop.stop_requested() ? Errc::kCancelled : Errc::kTimeout,
+                             "still running after " + std::to_string(options_.wait_limit->count()) +
+                                 " ms; left running and watched");
+        w.run.finished = WallClock::now();
+        w.run.running = std::move(w.session);
+        set_verdict(w.run, action.on_error);
+        continue;
+      }
+      kube::ExecResult r = std::move(*got);
       w.session.reset();
       w.run.status = r.status;
       w.run.exit_code = r.exit_code;
@@ -280,7 +323,7 @@ Status Executor::start_background(const std::string& rule_name, const RuleItem& 
     req.stdin = true;
     req.timeout = options_.background_max_hold;
     run.attempts = 1;
-    auto session = kube::start_exec(client_, req, obs);
+    auto session = exec_->start(req, obs);
     out.background->held_.push_back({run, session});
     waiters.push_back(waiter);
     indexes.push_back(out.background->held_.size() - 1);

@@ -16,6 +16,17 @@
 // streams, and releases them (a newline, then end of stdin) when told, on any
 // failure, or when its hold limit passes. A dead kvbackup closes the streams,
 // which releases the waits too.
+//
+// Commands run through a PodExec (kube::start_exec on a cluster, a fake in
+// tests). With ExecutorOptions::wait_limit, a foreground command still running
+// after that long is reported "timed out" but NOT stopped: its session is
+// handed back in ActionRun::running, so that a caller who abandoned a freeze
+// can see when it really ends (closing an exec stream does not stop the
+// command in the container everywhere).
+//
+// Threads: an Executor may be used by one thread at a time; many Executors
+// may share one PodExec and one Client. BackgroundActions may be released from
+// any thread, once.
 #pragma once
 
 #include "common/error.h"
@@ -28,6 +39,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -43,6 +55,14 @@ struct PodInfo {
 };
 PodInfo pod_info(const boost::json::object& pod);
 
+// Starts commands in pods.
+class PodExec {
+ public:
+  virtual ~PodExec() = default;
+  virtual std::shared_ptr<kube::ExecSession> start(kube::ExecRequest request, kube::ExecObserver observer = {}) = 0;
+};
+std::shared_ptr<PodExec> cluster_pod_exec(std::shared_ptr<kube::Client> client);
+
 // Lists the pods of a namespace that match a selector.
 using PodLister = std::function<Result<std::vector<PodInfo>>(const std::string& ns, const kube::LabelSelector& sel)>;
 PodLister cluster_pod_lister(std::shared_ptr<kube::Client> client);
@@ -54,6 +74,10 @@ struct ExecutorOptions {
   std::chrono::milliseconds background_ready_timeout{60'000};  // until every pod reached ${WAIT_CMD}
   std::chrono::milliseconds background_max_hold{600'000};      // then released whatever happens
   bool critical = false;                          // skip client rate limiting (thaw)
+  // Stop waiting for a foreground command after this long (or on a stop
+  // request) without stopping it: see ActionRun::running. Unset: wait for its
+  // end (the action's own timeout closes it), and a stop request cancels it.
+  std::optional<std::chrono::milliseconds> wait_limit;
 };
 
 struct ActionRun {
@@ -72,6 +96,8 @@ struct ActionRun {
   WallTime started{};
   WallTime finished{};
   bool continued = false;
+  // A command abandoned at ExecutorOptions::wait_limit that was still running.
+  std::shared_ptr<kube::ExecSession> running;
 
   bool succeeded() const { return status.has_value() && exit_code == 0; }
 };
@@ -104,7 +130,7 @@ struct RuleRun {
 
 class Executor {
  public:
-  Executor(std::shared_ptr<kube::Client> client, ExecutorOptions options);
+  Executor(std::shared_ptr<PodExec> exec, ExecutorOptions options);
   // Runs a rule in the given namespaces (a rule with metadata.namespace only there).
   RuleRun run(const Rule& rule, const std::vector<std::string>& namespaces, const PodLister& pods,
               std::stop_token stop = {});
@@ -117,7 +143,7 @@ class Executor {
   Status start_background(const std::string& rule_name, const RuleItem& item, const Action& action,
                           const std::vector<PodInfo>& pods, RuleRun& out, std::stop_token stop);
 
-  std::shared_ptr<kube::Client> client_;
+  std::shared_ptr<PodExec> exec_;
   ExecutorOptions options_;
 };
 

@@ -122,4 +122,44 @@ FreezeVerdict freezer_verdict(bool freeze, int exit_code, std::string_view stder
   return {FreezeEvidence::kUnknown, "virt-freezer exited 0 without saying it completed the operation"};
 }
 
+std::optional<std::chrono::seconds> own_unfreeze_timeout(Action& action, const std::string& vmi, const std::string& ns,
+                                                         std::chrono::seconds required, std::string& note) {
+  auto call = analyze_command(action.command());
+  if (!call.is_freezer || !call.freeze || !call.problem.empty() || call.name != vmi || call.ns != ns) return std::nullopt;
+  if (call.unfreeze_timeout_seconds && (*call.unfreeze_timeout_seconds == 0 || *call.unfreeze_timeout_seconds >= required.count())) {
+    return std::chrono::seconds(*call.unfreeze_timeout_seconds);
+  }
+  // The words of the command, without any --unfreezeTimeoutSeconds, then kvbackup's.
+  std::vector<std::string> words = action.argv;
+  if (words.empty()) {
+    auto split = split_shell_words(action.value);
+    if (!split || !split->simple) return std::nullopt;  // analyze_command said simple; defensive
+    words = split->words;
+  }
+  std::vector<std::string> kept;
+  for (size_t i = 0; i < words.size(); ++i) {
+    std::string w = words[i];
+    std::string flag = w.rfind("--", 0) == 0 ? w.substr(2) : w.rfind("-", 0) == 0 ? w.substr(1) : std::string();
+    if (flag == "unfreezeTimeoutSeconds") {
+      ++i;  // and its value
+      continue;
+    }
+    if (flag.rfind("unfreezeTimeoutSeconds=", 0) == 0) continue;
+    kept.push_back(w);
+  }
+  kept.push_back("--unfreezeTimeoutSeconds=" + std::to_string(required.count()));
+  note = call.unfreeze_timeout_seconds
+             ? "--unfreezeTimeoutSeconds " + std::to_string(*call.unfreeze_timeout_seconds) + " would let the guest thaw itself before its cut; kvbackup raised it to " +
+                   std::to_string(required.count()) + " (--freeze-deadline plus a margin)"
+             : "";
+  if (!action.argv.empty()) {
+    action.argv = kept;
+  } else {
+    std::string text;
+    for (const auto& w : kept) text += (text.empty() ? "" : " ") + shell_quote(w);
+    action.value = text;
+  }
+  return required;
+}
+
 }  // namespace kvb::rules

@@ -9,6 +9,9 @@
 // exit 0 without freezing).
 #pragma once
 
+#include "rules/model.h"
+
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +41,16 @@ struct FreezeVerdict {
 
 // `freeze`: the command was a freeze (else an unfreeze).
 FreezeVerdict freezer_verdict(bool freeze, int exit_code, std::string_view stderr_text);
+
+// kvbackup owns the guest's auto-thaw timer: a virt-freezer --freeze of the VM
+// `vmi`/`ns` whose --unfreezeTimeoutSeconds is missing or shorter than
+// `required` (and not 0, "never") gets `required`, so the guest cannot thaw by
+// itself before its snapshots are cut. The command keeps its form: an argv
+// stays an argv; `sh -c` text is rebuilt from its words, each shell-quoted.
+// Returns the effective timeout (nullopt: not a freeze of this VM) and says in
+// `note` what was changed.
+std::optional<std::chrono::seconds> own_unfreeze_timeout(Action& action, const std::string& vmi, const std::string& ns,
+                                                         std::chrono::seconds required, std::string& note);
 
 // The "msg" fields of virt-freezer's JSON log lines, in order.
 std::vector<std::string> freezer_log_messages(std::string_view stderr_text);

@@ -3,11 +3,12 @@
 #include "backup/snapshots.h"
 #include "kube/object.h"
 #include "kube/resource.h"
+#include "record/naming.h"
 
 #include <map>
 
 namespace kvb::testing {
-using backup::Consistency;
+using record::Consistency;
 
 BackupFixture::BackupFixture(const std::string& scenario) : tc(scenario), location_dir(tc.dir() / "location") {
   auto loc = location::open_local(location_dir);
@@ -21,12 +22,13 @@ backup::BackupSpec BackupFixture::spec(const std::string& name) const {
   s.scope.namespaces = {"prod"};
   s.freeze_deadline = std::chrono::seconds(10);
   s.ready_timeout = std::chrono::seconds(30);
+  s.late_freeze_bound = std::chrono::seconds(3);  // the test cluster's launcher deadlines are short
   return s;
 }
 
-Result<backup::BackupRecord> BackupFixture::run(const backup::BackupSpec& spec, std::stop_token stop,
+Result<record::BackupRecord> BackupFixture::run(const backup::BackupSpec& spec, std::stop_token stop,
                                                 backup::ProgressFn progress) {
-  backup::Runner runner(tc.client(), *location, spec, std::move(progress));
+  backup::BackupRunner runner(tc.client(), *location, spec, std::move(progress));
   return runner.run(stop);
 }
 
@@ -38,18 +40,21 @@ void BackupFixture::expect_nothing_frozen() {
   }
 }
 
-void BackupFixture::expect_truthful(const backup::BackupRecord& rec) {
+void BackupFixture::expect_truthful(const record::BackupRecord& rec) {
   expect_nothing_frozen();
-  EXPECT_NE(rec.phase, backup::BackupPhase::kInProgress);
-  // snapshot -> was its VM frozen at the cut (the oracle's view)
+  EXPECT_NE(rec.phase, record::BackupPhase::kInProgress);
+  // snapshot -> was its VM frozen at the cut (the oracle's view); only cuts of
+  // this run count (a leftover snapshot of the same name was cut by another).
   std::map<std::string, bool> cut_frozen;
   for (const auto& e : tc.events("SnapshotCut")) {
+    auto at = parse_rfc3339(kube::str_at(e, {"time"}));
+    if (!at || *at < rec.started || (rec.finished && *at > *rec.finished)) continue;
     cut_frozen[std::string(kube::str_at(e, {"namespace"})) + "/" + std::string(kube::str_at(e, {"volumeSnapshot"}))] =
         e.at("frozen").as_bool();
   }
   for (const auto& v : rec.vms) {
     if (v.consistency != Consistency::kFileSystemConsistent) continue;
-    EXPECT_EQ(v.phase, backup::VmPhase::kCompleted) << v.name;
+    EXPECT_EQ(v.phase, record::VmPhase::kCompleted) << v.name;
     ASSERT_TRUE(v.freeze.frozen_at && v.freeze.thaw_requested_at) << v.name;
     ASSERT_FALSE(v.volumes.empty()) << v.name;
     for (const auto& vol : v.volumes) {
@@ -61,10 +66,20 @@ void BackupFixture::expect_truthful(const backup::BackupRecord& rec) {
       EXPECT_LE(*vol.cut_at, *v.freeze.thaw_requested_at) << vol.volume_snapshot;
     }
   }
+  for (const auto& v : rec.vms) {
+    EXPECT_TRUE(v.freeze.thaw_ok) << v.name << ": thaw not confirmed";
+    if (v.freeze.thawed_at) {
+      EXPECT_TRUE(v.freeze.thaw_ok) << v.name << ": a thawedAt for an unconfirmed thaw";
+    }
+  }
   EXPECT_FALSE(location->exists("journal/" + rec.name + ".json")) << "journal entry left behind";
+  // No freeze lease is left held: another backup would wait for it.
+  auto leases = tc.client()->list(kube::resources::kLeases, "");
+  ASSERT_TRUE(leases) << leases.error().message;
+  EXPECT_TRUE(leases->items.empty()) << "freeze lease left behind: " << kube::name_of(leases->items.front());
 }
 
-const backup::VmRecord& BackupFixture::vm(const backup::BackupRecord& rec, const std::string& name) const {
+const record::VmRecord& BackupFixture::vm(const record::BackupRecord& rec, const std::string& name) const {
   for (const auto& v : rec.vms) {
     if (v.name == name) return v;
   }
@@ -73,8 +88,8 @@ const backup::VmRecord& BackupFixture::vm(const backup::BackupRecord& rec, const
 
 size_t BackupFixture::snapshots_left(const std::string& backup, const std::string& vm_name) {
   kube::ListOptions o;
-  o.label_selector = std::string(backup::kBackupLabel) + "=" + backup;
-  if (!vm_name.empty()) o.label_selector += "," + std::string(backup::kVmLabel) + "=" + vm_name;
+  o.label_selector = std::string(record::kBackupLabel) + "=" + backup;
+  if (!vm_name.empty()) o.label_selector += "," + std::string(record::kVmLabel) + "=" + vm_name;
   auto list = tc.client()->list(kube::resources::kVolumeSnapshots, "prod", o);
   if (!list) throw std::runtime_error(list.error().message);
   return list->items.size();

@@ -4,7 +4,7 @@
 // cut while it was frozen) and no VM is left frozen.
 #pragma once
 
-#include "backup/record.h"
+#include "record/backup_record.h"
 #include "backup/runner.h"
 #include "location/location.h"
 #include "tests/support/test_cluster.h"
@@ -21,14 +21,14 @@ class BackupFixture {
   explicit BackupFixture(const std::string& scenario);
 
   backup::BackupSpec spec(const std::string& name) const;
-  Result<backup::BackupRecord> run(const backup::BackupSpec& spec, std::stop_token stop = {},
+  Result<record::BackupRecord> run(const backup::BackupSpec& spec, std::stop_token stop = {},
                                    backup::ProgressFn progress = {});
 
   // The oracle checks: truthful consistency, nothing frozen, journal cleared.
-  void expect_truthful(const backup::BackupRecord& rec);
+  void expect_truthful(const record::BackupRecord& rec);
   void expect_nothing_frozen();
 
-  const backup::VmRecord& vm(const backup::BackupRecord& rec, const std::string& name) const;
+  const record::VmRecord& vm(const record::BackupRecord& rec, const std::string& name) const;
   // VolumeSnapshots of a backup still in the cluster (label kvbackup.io/backup).
   size_t snapshots_left(const std::string& backup, const std::string& vm = {});
 

@@ -13,9 +13,9 @@
 
 namespace kvb::testing {
 namespace {
-using backup::BackupPhase;
-using backup::Consistency;
-using backup::VmPhase;
+using record::BackupPhase;
+using record::Consistency;
+using record::VmPhase;
 using ::testing::HasSubstr;
 using namespace std::chrono_literals;
 
@@ -63,7 +63,7 @@ TEST(Backup, EveryKindOfVmEndsAsPromisedAndTheRecordIsOnDisk) {
 
   const auto& db = f.vm(*rec, "db");
   EXPECT_EQ(db.consistency, Consistency::kFileSystemConsistent) << db.reason;
-  EXPECT_EQ(db.freeze.method, "exec-builtin");
+  EXPECT_EQ(db.freeze.kind, record::FreezeKind::kBuiltinRules);
   ASSERT_EQ(db.volumes.size(), 2u) << "cloud-init disks are not snapshotted";
   EXPECT_EQ(f.tc.vm_state("prod", "db").at("freezes").as_int64(), 1) << "both disks are cut inside one freeze";
   // The freeze window is the cut latency plus little: the thaw follows the cut at once.
@@ -90,7 +90,7 @@ TEST(Backup, EveryKindOfVmEndsAsPromisedAndTheRecordIsOnDisk) {
   // The record on disk is the record returned; resources are beside it.
   auto text = f.location->get("backups/nightly/backup.json");
   ASSERT_TRUE(text);
-  auto stored = backup::BackupRecord::from_json(boost::json::parse(*text), "backup.json");
+  auto stored = record::BackupRecord::from_json(boost::json::parse(*text), "backup.json");
   ASSERT_TRUE(stored) << stored.error().message;
   EXPECT_EQ(stored->phase, BackupPhase::kCompleted);
   EXPECT_EQ(f.vm(*stored, "db").consistency, Consistency::kFileSystemConsistent);
@@ -111,7 +111,7 @@ TEST(Backup, EveryKindOfVmEndsAsPromisedAndTheRecordIsOnDisk) {
 TEST(Backup, ConsistencyGroupAllCutsEverySnapshotWhileEveryVmIsFrozen) {
   BackupFixture f(kThree);
   auto s = f.spec("group");
-  s.consistency_group = backup::ConsistencyGroup::kAll;
+  s.consistency_group = record::ConsistencyGroup::kAll;
   s.concurrency = 2;
   auto rec = f.run(s);
   ASSERT_TRUE(rec) << rec.error().message;
@@ -220,7 +220,7 @@ TEST(Backup, SubresourceFreezeMethodIsVerifiedByTheOracleToo) {
   f.expect_truthful(*rec);
   for (const auto& v : rec->vms) {
     EXPECT_EQ(v.consistency, Consistency::kFileSystemConsistent) << v.name << ": " << v.reason;
-    EXPECT_EQ(v.freeze.method, "subresource");
+    EXPECT_EQ(v.freeze.kind, record::FreezeKind::kSubresource);
   }
 }
 
@@ -267,7 +267,7 @@ TEST(Backup, OnNoAgentSkipOrFailDecidesForVmsWithoutAnAgent) {
   BackupFixture f(kEveryPath);
   auto skip = f.spec("skip");
   skip.on_no_agent = backup::OnNoAgent::kSkip;
-  skip.scope.vm_names = {"web", "db"};
+  skip.scope.vms = {"web", "db"};
   auto rec = f.run(skip);
   ASSERT_TRUE(rec) << rec.error().message;
   f.expect_truthful(*rec);
@@ -275,7 +275,7 @@ TEST(Backup, OnNoAgentSkipOrFailDecidesForVmsWithoutAnAgent) {
   EXPECT_EQ(f.snapshots_left("skip", "web"), 0u);
   auto fail = f.spec("fail");
   fail.on_no_agent = backup::OnNoAgent::kFail;
-  fail.scope.vm_names = {"web"};
+  fail.scope.vms = {"web"};
   auto frec = f.run(fail);
   ASSERT_TRUE(frec) << frec.error().message;
   EXPECT_EQ(f.vm(*frec, "web").phase, VmPhase::kFailed);
@@ -285,7 +285,7 @@ TEST(Backup, OnNoAgentSkipOrFailDecidesForVmsWithoutAnAgent) {
 TEST(Backup, BadInputIsAClearErrorBeforeAnyGuestIsTouched) {
   BackupFixture f(kThree);
   auto unknown_vm = f.spec("x1");
-  unknown_vm.scope.vm_names = {"ghost"};
+  unknown_vm.scope.vms = {"ghost"};
   auto r1 = f.run(unknown_vm);
   ASSERT_FALSE(r1);
   EXPECT_THAT(r1.error().message, HasSubstr("\"ghost\" not found"));
@@ -345,7 +345,7 @@ rules:
   f.expect_truthful(*rec);
   for (const auto& v : rec->vms) {
     EXPECT_EQ(v.consistency, Consistency::kFileSystemConsistent) << v.name << ": " << v.reason;
-    EXPECT_EQ(v.freeze.method, "exec-custom");
+    EXPECT_EQ(v.freeze.kind, record::FreezeKind::kCustomRules);
   }
   // The lock was released after the last thaw, and the post rule ran after the release.
   EXPECT_EQ(f.tc.exec("prod", "mysql-0", "mysql", {"cat", "state"}).out, "unlocked\n");

@@ -139,7 +139,7 @@ Outcome run_cell(const Cell& c) {
   auto client = kube::Client::create(f.tc.rest_config(), co);
   if (!client) throw std::runtime_error(client.error().message);
   FailingLocation storage(*f.location, c.storage);
-  backup::Runner runner(*client, storage, spec, progress);
+  backup::BackupRunner runner(*client, storage, spec, progress);
   auto rec = runner.run({});
   Outcome out;
   if (!rec && c.storage != StorageFault::kNone) {
@@ -148,10 +148,10 @@ Outcome run_cell(const Cell& c) {
     f.expect_nothing_frozen();
     EXPECT_THAT(rec.error().message, ::testing::AnyOf(::testing::HasSubstr("No space left"), ::testing::HasSubstr("Input/output")));
     if (auto text = f.location->get("backups/cell/backup.json")) {
-      auto stored = backup::BackupRecord::from_json(boost::json::parse(*text), "backup.json");
+      auto stored = record::BackupRecord::from_json(boost::json::parse(*text), "backup.json");
       EXPECT_TRUE(stored) << "the record on disk parses";
       if (stored) {
-        EXPECT_EQ(stored->phase, backup::BackupPhase::kInProgress) << "never a final record the disk did not take";
+        EXPECT_EQ(stored->phase, record::BackupPhase::kInProgress) << "never a final record the disk did not take";
       }
     }
     out.summary = "failed: " + rec.error().message.substr(0, 60);
@@ -168,13 +168,13 @@ Outcome run_cell(const Cell& c) {
     auto text = f.location->get("backups/cell/backup.json");
     EXPECT_TRUE(text) << c.fault;
     if (text) {
-      auto stored = backup::BackupRecord::from_json(boost::json::parse(*text), "backup.json");
-      EXPECT_TRUE(stored && stored->phase != backup::BackupPhase::kInProgress) << c.fault;
+      auto stored = record::BackupRecord::from_json(boost::json::parse(*text), "backup.json");
+      EXPECT_TRUE(stored && stored->phase != record::BackupPhase::kInProgress) << c.fault;
     }
     int fsc = 0, failed = 0;
     for (const auto& v : rec->vms) {
-      fsc += v.consistency == backup::Consistency::kFileSystemConsistent;
-      failed += v.phase == backup::VmPhase::kFailed;
+      fsc += v.consistency == record::Consistency::kFileSystemConsistent;
+      failed += v.phase == record::VmPhase::kFailed;
       if (v.consistency != v.promised) {
         EXPECT_FALSE(v.reason.empty()) << c.fault << ": " << v.name;
       }

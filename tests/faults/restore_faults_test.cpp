@@ -78,7 +78,7 @@ size_t labelled(BackupFixture& f, const kube::ResourceRef& ref, const std::strin
 std::string run_cell(const Cell& c) {
   BackupFixture f(kScenario);
   auto b = f.run(f.spec("nightly"));
-  if (!b || b->phase != backup::BackupPhase::kCompleted) throw std::runtime_error("the backup failed");
+  if (!b || b->phase != record::BackupPhase::kCompleted) throw std::runtime_error("the backup failed");
   f.tc.add_fault(c.json);
   restore::RestoreSpec s;
   s.name = "cell";

@@ -1,6 +1,6 @@
 #include "tests/fuzz/targets.h"
 
-#include "backup/record.h"
+#include "record/backup_record.h"
 #include "common/atomic_file.h"
 #include "kube/api_status.h"
 #include "kube/config.h"
@@ -51,7 +51,7 @@ int selector_target(const uint8_t* d, size_t n) {
 int backup_record_target(const uint8_t* d, size_t n) {
   boost::system::error_code ec;
   auto v = boost::json::parse(text(d, n), ec);
-  if (!ec) (void)backup::BackupRecord::from_json(v, "fuzz.json");
+  if (!ec) (void)record::BackupRecord::from_json(v, "fuzz.json");
   return 0;
 }
 

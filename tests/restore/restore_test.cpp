@@ -39,7 +39,7 @@ namespaces:
 struct RestoreFixture : BackupFixture {
   RestoreFixture() : BackupFixture(kScenario) {
     auto rec = run(spec("nightly"));
-    if (!rec || rec->phase != backup::BackupPhase::kCompleted) throw std::runtime_error("the backup failed");
+    if (!rec || rec->phase != record::BackupPhase::kCompleted) throw std::runtime_error("the backup failed");
     backup_record = *rec;
   }
 
@@ -94,7 +94,7 @@ struct RestoreFixture : BackupFixture {
     return out;
   }
 
-  backup::BackupRecord backup_record;
+  record::BackupRecord backup_record;
 };
 
 TEST(Restore, IntoAnotherNamespaceWithRenameAndStorageClassMapping) {

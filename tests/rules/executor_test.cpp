@@ -70,7 +70,7 @@ Rule parse_one(const std::string& yaml, Phase phase) {
 
 TEST(BuiltinRules, FreezeAndThawRealGuests) {
   Fixture f;
-  Executor ex(f.tc.client(), ExecutorOptions{});
+  Executor ex(cluster_pod_exec(f.tc.client()), ExecutorOptions{});
   auto rules = builtin_rules(f.vm("db"), BuiltinOptions{std::chrono::seconds(90)});
   ASSERT_TRUE(rules && rules->pre && rules->post);
   EXPECT_EQ(rules->source, "velero-annotations");
@@ -89,7 +89,7 @@ TEST(BuiltinRules, FreezeAndThawRealGuests) {
 
 TEST(BuiltinRules, HostnamesDotsAgentsPausedStoppedAndOptOut) {
   Fixture f;
-  Executor ex(f.tc.client(), ExecutorOptions{});
+  Executor ex(cluster_pod_exec(f.tc.client()), ExecutorOptions{});
   for (const char* name : {"named", "web.example"}) {
     auto r = builtin_rules(f.vm(name), BuiltinOptions{});
     ASSERT_TRUE(r && r->pre) << name;
@@ -117,7 +117,7 @@ TEST(BuiltinRules, HostnamesDotsAgentsPausedStoppedAndOptOut) {
 
 TEST(StorkExecutor, RunsOnEveryMatchedPodAndWarnsWhenNothingMatches) {
   Fixture f;
-  Executor ex(f.tc.client(), ExecutorOptions{});
+  Executor ex(cluster_pod_exec(f.tc.client()), ExecutorOptions{});
   auto rule = parse_one(R"(apiVersion: stork.libopenstorage.org/v1alpha1
 kind: Rule
 metadata: {name: each}
@@ -147,7 +147,7 @@ rules:
 
 TEST(StorkExecutor, MultiContainerPodWithoutContainerFailsNamingThePod) {
   Fixture f;
-  Executor ex(f.tc.client(), ExecutorOptions{});
+  Executor ex(cluster_pod_exec(f.tc.client()), ExecutorOptions{});
   auto rule = parse_one(R"(apiVersion: stork.libopenstorage.org/v1alpha1
 kind: Rule
 metadata: {name: ambiguous}
@@ -165,7 +165,7 @@ TEST(StorkExecutor, OnErrorContinueVersusFailAndTimeouts) {
   ExecutorOptions o;
   o.max_attempts = 2;
   o.retry_delay = 10ms;
-  Executor ex(f.tc.client(), o);
+  Executor ex(cluster_pod_exec(f.tc.client()), o);
   auto rule = parse_one(R"(apiVersion: kvbackup.io/v1alpha1
 kind: BackupRule
 metadata: {name: policies}
@@ -205,7 +205,7 @@ rules:
 
 TEST(StorkExecutor, BackgroundWaitCmdHoldsUntilReleased) {
   Fixture f;
-  Executor ex(f.tc.client(), ExecutorOptions{});
+  Executor ex(cluster_pod_exec(f.tc.client()), ExecutorOptions{});
   // The background command writes "locked", holds at ${WAIT_CMD}, then writes "unlocked".
   auto rule = parse_one(R"(apiVersion: stork.libopenstorage.org/v1alpha1
 kind: Rule
@@ -236,7 +236,7 @@ rules:
 
 TEST(StorkExecutor, BackgroundActionsAreReleasedWhenALaterActionFails) {
   Fixture f;
-  Executor ex(f.tc.client(), ExecutorOptions{.max_attempts = 1});
+  Executor ex(cluster_pod_exec(f.tc.client()), ExecutorOptions{.max_attempts = 1, .wait_limit = std::nullopt});
   auto rule = parse_one(R"(apiVersion: stork.libopenstorage.org/v1alpha1
 kind: Rule
 metadata: {name: lock-then-fail}

@@ -64,8 +64,8 @@ std::shared_ptr<kube::Client> as_kvbackup(const TestCluster& tc) {
   return *c;
 }
 
-Result<backup::BackupRecord> backup_as_kvbackup(BackupFixture& f, const backup::BackupSpec& s) {
-  backup::Runner r(as_kvbackup(f.tc), *f.location, s);
+Result<record::BackupRecord> backup_as_kvbackup(BackupFixture& f, const backup::BackupSpec& s) {
+  backup::BackupRunner r(as_kvbackup(f.tc), *f.location, s);
   return r.run({});
 }
 
@@ -75,7 +75,7 @@ TEST(Rbac, TheExecRoleIsEnoughForABackupAndPodsExecIsNeeded) {
   ASSERT_TRUE(rec) << rec.error().message;
   f.expect_truthful(*rec);
   for (const auto& v : rec->vms) {
-    EXPECT_EQ(v.consistency, backup::Consistency::kFileSystemConsistent) << v.reason;
+    EXPECT_EQ(v.consistency, record::Consistency::kFileSystemConsistent) << v.reason;
     EXPECT_THAT(v.problems, ::testing::IsEmpty());
   }
 
@@ -84,7 +84,7 @@ TEST(Rbac, TheExecRoleIsEnoughForABackupAndPodsExecIsNeeded) {
   ASSERT_TRUE(denied) << denied.error().message;
   less.expect_truthful(*denied);
   for (const auto& v : denied->vms) {
-    EXPECT_EQ(v.phase, backup::VmPhase::kFailed);
+    EXPECT_EQ(v.phase, record::VmPhase::kFailed);
     EXPECT_THAT(v.reason, HasSubstr("cannot create resource \"pods/exec\""));
   }
 }
@@ -96,7 +96,7 @@ TEST(Rbac, TheSubresourceRoleBacksUpWithoutPodsExec) {
   auto rec = backup_as_kvbackup(f, s);
   ASSERT_TRUE(rec) << rec.error().message;
   f.expect_truthful(*rec);
-  for (const auto& v : rec->vms) EXPECT_EQ(v.consistency, backup::Consistency::kFileSystemConsistent) << v.reason;
+  for (const auto& v : rec->vms) EXPECT_EQ(v.consistency, record::Consistency::kFileSystemConsistent) << v.reason;
   // The same user cannot exec into a launcher pod.
   auto exec = f.spec("exec");
   auto denied = backup_as_kvbackup(f, exec);
@@ -107,7 +107,7 @@ TEST(Rbac, TheSubresourceRoleBacksUpWithoutPodsExec) {
 
 TEST(Rbac, EachMissingPermissionIsNamedBeforeAnyGuestIsFrozen) {
   for (const char* drop : {"virtualmachines", "volumesnapshots", "volumesnapshotclasses", "persistentvolumeclaims",
-                           "volumesnapshotcontents", "datavolumes"}) {
+                           "volumesnapshotcontents", "datavolumes", "leases"}) {
     BackupFixture f(scenario(role_rules("kvbackup-backup-exec", drop)));
     auto rec = backup_as_kvbackup(f, f.spec("less"));
     std::string message = rec ? rec->error : rec.error().message;

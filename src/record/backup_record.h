@@ -1,16 +1,20 @@
 // The backup record: what a backup did, VM by VM, written atomically to
-// <location>/backups/<name>/backup.json and printed by `-o json`.
+// <location>/backups/<name>/backup.json and printed by `-o json`
+// (format: docs/backup.md, "Record format").
 //
-// Truth in reporting: consistency is FileSystemConsistent only when the freeze
-// was verified and every snapshot of the VM was seen cut before the thaw was
-// requested; CrashConsistent (with a reason) when the VM ran unfrozen;
-// Offline when the VM was not running (its disks were at rest).
-// Invariant: no secret (token, key, password) is ever written to a record.
+// Truth in reporting: a VM's consistency is FileSystemConsistent only when its
+// freeze was proven, every snapshot of it was created by this run after the
+// freeze and seen cut while the guest was still frozen (backup/verdict.h);
+// CrashConsistent (with a reason) when the VM ran unfrozen; Offline when the VM
+// was not running (its disks were at rest).
+// Invariants: no secret (token, key, password) is ever written to a record;
+// to_json then from_json gives back every field (tests/record).
 #pragma once
 
 #include "common/error.h"
 #include "common/time.h"
 #include "location/location.h"
+#include "record/options.h"
 
 #include <boost/json/object.hpp>
 
@@ -18,20 +22,35 @@
 #include <string>
 #include <vector>
 
-namespace kvb::backup {
+namespace kvb::record {
 
 enum class Consistency { kFileSystemConsistent, kCrashConsistent, kOffline, kNone };
 enum class VmPhase { kCompleted, kFailed, kSkipped };
 enum class BackupPhase { kInProgress, kCompleted, kPartiallyFailed, kFailed };
+// How a VM is frozen: not at all, by virt-freezer through the built-in or the
+// custom rules (pods/exec), or by KubeVirt's freeze API.
+enum class FreezeKind { kNone, kBuiltinRules, kCustomRules, kSubresource };
 
 std::string_view to_string(Consistency c);
 std::string_view to_string(VmPhase p);
 std::string_view to_string(BackupPhase p);
+std::string_view to_string(FreezeKind k);  // "none", "exec/builtin", "exec/custom", "subresource"
+std::optional<Consistency> parse_consistency(std::string_view s);
+std::optional<VmPhase> parse_vm_phase(std::string_view s);
+std::optional<BackupPhase> parse_backup_phase(std::string_view s);
 
 struct FreezeRecord {
-  std::string method;  // exec-builtin, exec-custom, subresource, none
-  std::optional<WallTime> requested_at, frozen_at, thaw_requested_at, thawed_at;
+  FreezeKind kind = FreezeKind::kNone;
+  std::optional<WallTime> requested_at;       // the freeze was asked for
+  std::optional<WallTime> frozen_at;          // the freeze was confirmed
+  std::optional<WallTime> held_at;            // checked still frozen, after the last cut, before the thaw
+  std::optional<WallTime> thaw_requested_at;
+  std::optional<WallTime> thawed_at;          // set only when the thaw was confirmed
+  bool thaw_ok = true;  // false: a thaw was owed and not confirmed; the guest may still be frozen
+  std::optional<int64_t> auto_thaw_seconds;   // the guest thaws itself this long after the freeze
   std::string evidence;  // frozen, not frozen (why), failed (why)
+  std::string hold;      // what the check before the thaw found
+  std::string lease;     // the freeze lease: its name, and whom this backup waited for
   double window_ms() const;  // frozen_at (or requested_at) .. thawed_at (or thaw_requested_at)
 };
 
@@ -41,6 +60,8 @@ struct VolumeRecord {
   std::string storage_class;
   std::string snapshot_class;
   std::string volume_snapshot;
+  std::string snapshot_uid;    // metadata.uid of the VolumeSnapshot this run created
+  bool deleted = false;        // the snapshot was deleted again (the VM failed)
   std::string content;         // VolumeSnapshotContent
   std::optional<WallTime> cut_at;    // status.creationTime (the content's, with nanoseconds)
   std::optional<WallTime> ready_at;  // when kvbackup saw readyToUse
@@ -75,28 +96,16 @@ struct VmRecord {
   std::vector<ExecutionRecord> executions;
   std::vector<std::string> problems;
   std::vector<std::string> resources;  // files under resources/
-};
-
-struct BackupOptionsRecord {
-  std::vector<std::string> namespaces;
-  bool all_namespaces = false;
-  std::vector<std::string> vms;
-  std::string selector;
-  std::string rules = "builtin";
-  std::string pre_rule, post_rule;
-  std::string freeze_method = "exec";
-  std::string on_no_agent = "crash-consistent";
-  int concurrency = 10;
-  std::string freeze_deadline = "30s";
-  std::string consistency_group = "none";
+  std::string key() const { return ns + "/" + name; }
 };
 
 struct BackupRecord {
   int format_version = 1;
   std::string name;
+  std::string uid;      // this run's id: labels its objects (names are reused, uids never)
   std::string kvbackup_version;
-  std::string cluster;  // API server URL
-  BackupOptionsRecord options;
+  std::string cluster;  // API server URL (credentials removed)
+  BackupOptions options;
   WallTime started{};
   std::optional<WallTime> finished;
   BackupPhase phase = BackupPhase::kInProgress;
@@ -108,9 +117,9 @@ struct BackupRecord {
   static Result<BackupRecord> from_json(const boost::json::value& v, const std::string& origin);
 };
 
-// "backups/<name>/backup.json" in a location.
-std::string backup_record_path(const std::string& name);
+// Parses a record's text; errors name `origin`.
+Result<BackupRecord> parse_backup_record(std::string_view text, const std::string& origin);
 // Reads and parses a backup's record; errors name the backup and the location.
 Result<BackupRecord> load_backup_record(const location::Location& loc, const std::string& name);
 
-}  // namespace kvb::backup
+}  // namespace kvb::record
