@@ -38,7 +38,7 @@ struct Saver {
 
   Result<json::object> read(const kube::ResourceRef& ref, const std::string& ns, const std::string& name) {
     if (cached) {
-      if (auto o = cached(ref, ns, name)) return *o;
+      if (auto o = cached(ref, ns, name)) return std::move(*o);
     }
     return client.get(ref, ns, name);
   }

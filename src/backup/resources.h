@@ -25,10 +25,11 @@ namespace kvb::backup {
 // Drops status and server-set metadata (uid, resourceVersion, creationTimestamp, managedFields, generation).
 boost::json::object clean_object(boost::json::object obj);
 
-// Objects the backup already holds (watch caches, one list per namespace):
-// nullopt sends collect_resources to the API server.
-using ObjectLookup = std::function<std::optional<boost::json::object>(const kube::ResourceRef& resource, const std::string& ns,
-                                                                      const std::string& name)>;
+// Objects the backup already holds (watch caches, one list per namespace, reads
+// already made): nullopt sends collect_resources to the API server; a held
+// error is not asked again.
+using ObjectLookup = std::function<std::optional<Result<boost::json::object>>(
+    const kube::ResourceRef& resource, const std::string& ns, const std::string& name)>;
 
 // Saves one VM's objects; records the files in vm_record.resources and each
 // volume's VolumeSnapshotContent name and restoreSize (its cut time is the VM

@@ -56,21 +56,24 @@ class ObjectCache {
       for (const auto& d : dvs->items) data_volumes_[ns + "/" + std::string(kube::name_of(d))] = d.as_object();
     }
   }
-  std::optional<json::object> operator()(const kube::ResourceRef& ref, const std::string& ns, const std::string& name) {
-    if (ref.resource == kube::resources::kVolumeSnapshots.resource) return tracker_.get(ns, name);
+  std::optional<Result<json::object>> operator()(const kube::ResourceRef& ref, const std::string& ns, const std::string& name) {
+    if (ref.resource == kube::resources::kVolumeSnapshots.resource) {
+      if (auto s = tracker_.get(ns, name)) return Result<json::object>(std::move(*s));
+      return std::nullopt;
+    }
     if (ref.resource == kubevirt::kDataVolumes.resource) {
       auto it = data_volumes_.find(ns + "/" + name);
-      if (it != data_volumes_.end()) return it->second;
+      if (it != data_volumes_.end()) return Result<json::object>(it->second);
+      return std::nullopt;
     }
     if (ref.resource == kube::resources::kVolumeSnapshotContents.resource) {
       {
         std::lock_guard lock(mu_);
         if (auto it = contents_.find(name); it != contents_.end()) return it->second;
       }
-      auto c = client_.get(kube::resources::kVolumeSnapshotContents, "", name);
-      if (!c) return std::nullopt;
+      auto c = client_.get(kube::resources::kVolumeSnapshotContents, "", name);  // read once, even when it fails
       std::lock_guard lock(mu_);
-      return contents_[name] = *c;
+      return contents_.emplace(name, std::move(c)).first->second;
     }
     return std::nullopt;
   }
@@ -80,7 +83,7 @@ class ObjectCache {
   SnapshotTracker& tracker_;
   std::map<std::string, json::object> data_volumes_;  // written before the workers start
   std::mutex mu_;
-  std::map<std::string, json::object> contents_;
+  std::map<std::string, Result<json::object>> contents_;
 };
 
 Result<Plan> prepare(kube::Client& client, const BackupSpec& spec) {

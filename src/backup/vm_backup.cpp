@@ -180,8 +180,8 @@ void VmBackup::note_cuts() {
     // The content's creationTime has nanoseconds; the snapshot's is the fallback.
     std::optional<WallTime> cut;
     if (auto content = kube::str_at(*s, {"status", "boundVolumeSnapshotContentName"}); !content.empty()) {
-      if (auto c = ctx_.cached(kube::resources::kVolumeSnapshotContents, "", std::string(content))) {
-        if (auto ns_time = kube::int_at(*c, {"status", "creationTime"})) {
+      if (auto c = ctx_.cached(kube::resources::kVolumeSnapshotContents, "", std::string(content)); c && *c) {
+        if (auto ns_time = kube::int_at(**c, {"status", "creationTime"})) {
           cut = WallTime(std::chrono::duration_cast<WallClock::duration>(std::chrono::nanoseconds(*ns_time)));
         }
       }

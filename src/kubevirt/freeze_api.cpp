@@ -79,12 +79,8 @@ class ClusterFreezeApi : public FreezeApi {
     o.critical = true;
     o.retry = false;  // the first answer tells whether the guest thawed itself
     auto t0 = Clock::now();
+    // One attempt: the caller retries in rounds (backup/freezer.h), within its own budget.
     auto r = client_->subresource("PUT", kVmiSubresources, ns, vmi, "unfreeze", std::nullopt, o);
-    if (!r && !says_vss_limit(r.error().message) && r.error().is_transient()) {
-      o.retry = true;
-      o.retry_budget = std::chrono::seconds(30);
-      r = client_->subresource("PUT", kVmiSubresources, ns, vmi, "unfreeze", std::nullopt, o);
-    }
     FreezeCall c = r ? FreezeCall{FreezeState::kThawed, std::nullopt, {}, "200 OK"} : failed(r.error());
     c.duration = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
     return c;

@@ -45,7 +45,8 @@ class FreezeApi {
   virtual ~FreezeApi() = default;
   // PUT .../freeze {"unfreezeTimeout": ...}: the guest thaws by itself after `unfreeze_timeout`.
   virtual FreezeCall freeze(const std::string& ns, const std::string& vmi, std::chrono::seconds unfreeze_timeout) = 0;
-  // PUT .../unfreeze. The first answer is kept (a retry would hide kVssLimitReached).
+  // PUT .../unfreeze, once: the first answer is kept (a retry would hide
+  // kVssLimitReached); callers retry in rounds.
   virtual FreezeCall unfreeze(const std::string& ns, const std::string& vmi) = 0;
   // GET .../guestosinfo: kFrozen when fsFreezeStatus is "frozen", else kThawed.
   virtual FreezeCall status(const std::string& ns, const std::string& vmi) = 0;

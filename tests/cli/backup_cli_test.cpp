@@ -2,6 +2,7 @@
 // the test cluster. Exit codes, bad input, the record on disk, and kill -9 in
 // the freeze window followed by recover.
 #include "common/subprocess.h"
+#include "tests/support/backup_child.h"
 #include "tests/support/test_cluster.h"
 
 #include <boost/json.hpp>
@@ -112,39 +113,6 @@ TEST(BackupCli, BadInputIsAClearErrorWithANonZeroExit) {
   EXPECT_EQ(badname.exit_code, 2);
   EXPECT_THAT(badname.err, HasSubstr("backup name \"Bad/Name\""));
   EXPECT_TRUE(tc.events("Freeze").empty()) << "no guest was touched";
-}
-
-// Reads the child's stderr until `count` lines contain `needle`; false at EOF.
-bool wait_for_lines(int fd, const std::string& needle, int count, std::string& seen) {
-  char buf[4096];
-  for (;;) {
-    size_t found = 0;
-    for (size_t pos = seen.find(needle); pos != std::string::npos; pos = seen.find(needle, pos + 1)) ++found;
-    if (static_cast<int>(found) >= count) return true;
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) return false;
-    seen.append(buf, static_cast<size_t>(n));
-  }
-}
-
-// A backup whose snapshots are never cut (the test cluster delays the cut by
-// 120 s), started as a child process: its guests stay frozen until it thaws them.
-SpawnedProcess start_stuck_backup(TestCluster& tc, const std::string& loc, const std::string& name) {
-  tc.add_fault(R"({"type":"snapshot-cut-delay","delay":"120s"})");
-  auto child = spawn_process({kvbackup_binary(), "--kubeconfig", tc.kubeconfig().string(), "backup", "create", name, "-n", "prod",
-                              "--location", loc, "--freeze-deadline", "5m"},
-                             environment_with({}), {});
-  if (!child) throw std::runtime_error(child.error().message);
-  ::close(child->stdin_fd);
-  return *child;
-}
-
-int reap(const SpawnedProcess& child) {
-  int wstatus = 0;
-  ::waitpid(child.pid, &wstatus, 0);
-  ::close(child.stdout_fd);
-  ::close(child.stderr_fd);
-  return wstatus;
 }
 
 TEST(BackupCli, KillNineWhileFrozenThenRecoverThawsEveryVm) {

@@ -8,9 +8,12 @@
 //     location itself fails (the "record write" cells), the record is absent
 //     or the whole InProgress one written at the start, and the error says so;
 //   - a VM that did not end as promised says why.
+//   - the cell ends with one of the outcomes it lists (phase, FSC and failed
+//     counts): a regression that failed every VM would not hold.
 // Process deaths (SIGTERM, SIGKILL + recover) are cells of
 // tests/cli/backup_cli_test.cpp. The test prints the matrix.
 #include "tests/backup/backup_fixture.h"
+#include "tests/support/failing_location.h"
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -32,9 +35,6 @@ namespaces:
                                        {name: data, type: persistentVolumeClaim, storageClass: fast}]}
 )";
 
-// Which write of the backup location fails ("record write" cells).
-enum class StorageFault { kNone, kFirstRecordWrite, kFinalRecordWrite, kSync };
-
 struct Cell {
   std::string phase;
   std::string fault;
@@ -42,83 +42,55 @@ struct Cell {
   std::string trigger;              // progress text after which `late` is posted
   std::string late;                 // a fault posted mid-backup
   StorageFault storage = StorageFault::kNone;
-};
-
-// A location whose record write (or sync) fails as a full or broken disk would.
-class FailingLocation : public location::Location {
- public:
-  FailingLocation(location::Location& inner, StorageFault fault) : inner_(inner), fault_(fault) {}
-  std::string describe() const override { return inner_.describe(); }
-  Status put(const std::string& path, std::string_view data, bool secret) override {
-    if (path.ends_with("/backup.json")) {
-      ++record_writes_;
-      if ((fault_ == StorageFault::kFirstRecordWrite && record_writes_ == 1) ||
-          (fault_ == StorageFault::kFinalRecordWrite && record_writes_ == 2)) {
-        return Error(Errc::kIo, "cannot write " + path + ": No space left on device");
-      }
-    }
-    return inner_.put(path, data, secret);
-  }
-  Status put_deferred(const std::string& path, std::string_view data, bool secret) override {
-    return inner_.put_deferred(path, data, secret);
-  }
-  Status sync() override {
-    if (fault_ == StorageFault::kSync) return Error(Errc::kIo, "syncfs: Input/output error");
-    return inner_.sync();
-  }
-  Result<std::string> get(const std::string& path) const override { return inner_.get(path); }
-  bool exists(const std::string& path) const override { return inner_.exists(path); }
-  Result<std::vector<std::string>> list(const std::string& dir) const override { return inner_.list(dir); }
-  Status remove(const std::string& path) override { return inner_.remove(path); }
-  std::optional<std::filesystem::path> local_root() const override { return inner_.local_root(); }
-
- private:
-  location::Location& inner_;
-  StorageFault fault_;
-  int record_writes_ = 0;
+  // The outcomes this cell may end with ("Completed: 2 FSC, 0 failed", "refused", "failed"):
+  // holding the invariants is not enough, a cell must also end the way it should.
+  std::vector<std::string> expect = {};
 };
 
 std::vector<Cell> cells() {
   const std::string err500 = R"("type":"api-error","code":500)";
+  const std::string kOk2 = "Completed: 2 FSC, 0 failed";
+  const std::string kHalf = "PartiallyFailed: 1 FSC, 1 failed";
   return {
-      {"inventory", "API 500 (twice)", {"{" + err500 + R"(,"verb":"list","resource":"virtualmachines","count":2})"}, "", ""},
-      {"inventory", "API 500 (always)", {"{" + err500 + R"(,"verb":"list","resource":"virtualmachines"})"}, "", ""},
+      {"inventory", "API 500 (twice)", {"{" + err500 + R"(,"verb":"list","resource":"virtualmachines","count":2})"}, "", "", StorageFault::kNone, {kOk2}},
+      {"inventory", "API 500 (always)", {"{" + err500 + R"(,"verb":"list","resource":"virtualmachines"})"}, "", "", StorageFault::kNone, {"refused"}},
       {"inventory", "429 storm, Retry-After",
-       {R"({"type":"api-error","code":429,"verb":"list","retryAfter":1,"count":6})"}, "", ""},
-      {"inventory", "latency spike", {R"({"type":"latency","verb":"list","resource":"pods","delay":"1500ms"})"}, "", ""},
-      {"freeze", "exec fails", {R"({"type":"exec-fail","vm":"db-0","command":"--freeze","exitCode":1,"message":"boom"})"}, "", ""},
-      {"freeze", "exec stream dropped", {R"({"type":"exec-drop","vm":"db-0","command":"--freeze"})"}, "", ""},
-      {"freeze", "exec hangs", {R"({"type":"exec-hang","vm":"db-0","command":"--freeze"})"}, "", ""},
-      {"freeze", "API 500 on exec", {"{" + err500 + R"(,"resource":"pods/exec","count":1})"}, "", ""},
-      {"freeze", "agent disconnects while frozen", {R"({"type":"agent-disconnect","vm":"db-0","duration":"3s"})"}, "", ""},
-      {"snapshot create", "API 500 (twice)", {"{" + err500 + R"(,"verb":"create","resource":"volumesnapshots","count":2})"}, "", ""},
-      {"snapshot create", "API 500 (always)", {"{" + err500 + R"(,"verb":"create","resource":"volumesnapshots"})"}, "", ""},
+       {R"({"type":"api-error","code":429,"verb":"list","retryAfter":1,"count":6})"}, "", "", StorageFault::kNone, {"refused"}},
+      {"inventory", "latency spike", {R"({"type":"latency","verb":"list","resource":"pods","delay":"1500ms"})"}, "", "", StorageFault::kNone, {kOk2}},
+      {"freeze", "exec fails", {R"({"type":"exec-fail","vm":"db-0","command":"--freeze","exitCode":1,"message":"boom"})"}, "", "", StorageFault::kNone, {kHalf}},
+      {"freeze", "exec stream dropped", {R"({"type":"exec-drop","vm":"db-0","command":"--freeze"})"}, "", "", StorageFault::kNone, {kHalf}},
+      {"freeze", "exec hangs", {R"({"type":"exec-hang","vm":"db-0","command":"--freeze"})"}, "", "", StorageFault::kNone, {kHalf}},
+      {"freeze", "API 500 on exec", {"{" + err500 + R"(,"resource":"pods/exec","count":1})"}, "", "", StorageFault::kNone, {kOk2}},
+      {"freeze", "agent disconnects while frozen", {R"({"type":"agent-disconnect","vm":"db-0","duration":"3s"})"}, "", "", StorageFault::kNone, {"Completed: 1 FSC, 0 failed"}},
+      {"snapshot create", "API 500 (twice)", {"{" + err500 + R"(,"verb":"create","resource":"volumesnapshots","count":2})"}, "", "", StorageFault::kNone, {kOk2}},
+      {"snapshot create", "API 500 (always)", {"{" + err500 + R"(,"verb":"create","resource":"volumesnapshots"})"}, "", "", StorageFault::kNone, {"Failed: 0 FSC, 2 failed"}},
       {"snapshot create", "429 storm, Retry-After",
-       {R"({"type":"api-error","code":429,"verb":"create","resource":"volumesnapshots","retryAfter":1,"count":3})"}, "", ""},
+       {R"({"type":"api-error","code":429,"verb":"create","resource":"volumesnapshots","retryAfter":1,"count":3})"}, "", "", StorageFault::kNone, {kOk2, kHalf}},
       {"snapshot create", "latency spike",
-       {R"({"type":"latency","verb":"create","resource":"volumesnapshots","delay":"800ms","count":1})"}, "", ""},
-      {"wait for cut", "watch disconnect", {}, ": frozen", R"({"type":"watch-disconnect","resource":"volumesnapshots"})"},
-      {"wait for cut", "snapshot fails", {R"({"type":"snapshot-fail","vm":"db-1","message":"backend exploded"})"}, "", ""},
-      {"wait for cut", "cut delayed past --freeze-deadline", {R"({"type":"snapshot-cut-delay","vm":"db-0","delay":"4s"})"}, "", ""},
+       {R"({"type":"latency","verb":"create","resource":"volumesnapshots","delay":"800ms","count":1})"}, "", "", StorageFault::kNone, {kOk2}},
+      {"wait for cut", "watch disconnect", {}, ": frozen", R"({"type":"watch-disconnect","resource":"volumesnapshots"})", StorageFault::kNone, {kOk2}},
+      {"wait for cut", "snapshot fails", {R"({"type":"snapshot-fail","vm":"db-1","message":"backend exploded"})"}, "", "", StorageFault::kNone, {kHalf}},
+      {"wait for cut", "cut delayed past --freeze-deadline", {R"({"type":"snapshot-cut-delay","vm":"db-0","delay":"4s"})"}, "", "", StorageFault::kNone, {kHalf}},
       {"thaw", "exec fails", {R"({"type":"exec-fail","vm":"db-0","command":"virt-freezer --unfreeze","exitCode":1,"message":"x"})"},
-       "", ""},
-      {"thaw", "exec stream dropped", {R"({"type":"exec-drop","vm":"db-0","command":"virt-freezer --unfreeze","count":1})"}, "", ""},
-      {"thaw", "exec hangs", {R"({"type":"exec-hang","vm":"db-0","command":"virt-freezer --unfreeze"})"}, "", ""},
-      {"thaw", "API 503 on exec", {}, ": frozen", R"({"type":"api-error","code":503,"resource":"pods/exec","count":2})"},
-      {"wait for ready", "watch disconnect", {}, ": thawed", R"({"type":"watch-disconnect","resource":"volumesnapshots"})"},
+       "", "", StorageFault::kNone, {kOk2}},
+      {"thaw", "exec stream dropped", {R"({"type":"exec-drop","vm":"db-0","command":"virt-freezer --unfreeze","count":1})"}, "", "", StorageFault::kNone, {kOk2}},
+      {"thaw", "exec hangs", {R"({"type":"exec-hang","vm":"db-0","command":"virt-freezer --unfreeze"})"}, "", "", StorageFault::kNone, {kOk2}},
+      {"thaw", "API 503 on exec", {}, ": frozen", R"({"type":"api-error","code":503,"resource":"pods/exec","count":2})", StorageFault::kNone, {kOk2}},
+      {"wait for ready", "watch disconnect", {}, ": thawed", R"({"type":"watch-disconnect","resource":"volumesnapshots"})", StorageFault::kNone, {kOk2}},
       {"wait for ready", "latency spike", {}, ": thawed",
-       R"({"type":"latency","verb":"watch","resource":"volumesnapshots","delay":"500ms","count":2})"},
-      {"resources", "API 500 on contents", {"{" + err500 + R"(,"verb":"get","resource":"volumesnapshotcontents"})"}, "", ""},
-      {"resources", "API 500 on DataVolumes", {"{" + err500 + R"(,"verb":"list","resource":"datavolumes"})"}, "", ""},
-      {"record write", "first write fails (disk full)", {}, "", "", StorageFault::kFirstRecordWrite},
-      {"record write", "final write fails (disk full)", {}, "", "", StorageFault::kFinalRecordWrite},
-      {"record write", "sync fails (I/O error)", {}, "", "", StorageFault::kSync},
+       R"({"type":"latency","verb":"watch","resource":"volumesnapshots","delay":"500ms","count":2})", StorageFault::kNone, {kOk2}},
+      {"resources", "API 500 on contents", {"{" + err500 + R"(,"verb":"get","resource":"volumesnapshotcontents"})"}, "", "", StorageFault::kNone, {kOk2}},
+      {"resources", "API 500 on DataVolumes", {"{" + err500 + R"(,"verb":"list","resource":"datavolumes"})"}, "", "", StorageFault::kNone, {kOk2}},
+      {"record write", "first write fails (disk full)", {}, "", "", StorageFault::kFirstRecordWrite, {"failed"}},
+      {"record write", "final write fails (disk full)", {}, "", "", StorageFault::kFinalRecordWrite, {"failed"}},
+      {"record write", "sync fails (I/O error)", {}, "", "", StorageFault::kSync, {"failed"}},
   };
 }
 
 struct Outcome {
   bool held = false;
   std::string summary;
+  std::string outcome;  // what is compared with Cell::expect
 };
 
 Outcome run_cell(const Cell& c) {
@@ -155,6 +127,7 @@ Outcome run_cell(const Cell& c) {
       }
     }
     out.summary = "failed: " + rec.error().message.substr(0, 60);
+    out.outcome = "failed";
   } else if (!rec) {
     // Refused before anything happened: no record, nothing frozen.
     f.expect_nothing_frozen();
@@ -163,6 +136,7 @@ Outcome run_cell(const Cell& c) {
         << c.phase << " / " << c.fault;
     EXPECT_FALSE(rec.error().message.empty());
     out.summary = "refused: " + rec.error().message.substr(0, 60);
+    out.outcome = "refused";
   } else {
     f.expect_truthful(*rec);
     auto text = f.location->get("backups/cell/backup.json");
@@ -180,7 +154,9 @@ Outcome run_cell(const Cell& c) {
       }
     }
     out.summary = fmt::format("{}: {} FSC, {} failed", to_string(rec->phase), fsc, failed);
+    out.outcome = out.summary;
   }
+  EXPECT_THAT(c.expect, ::testing::Contains(out.outcome)) << c.phase << " / " << c.fault << " ended " << out.summary;
   out.held = ::testing::UnitTest::GetInstance()->current_test_info()->result()->total_part_count() == failures_before;
   return out;
 }

@@ -57,6 +57,8 @@ json::object TestCluster::timeline() { return inspect("GET", "/testcluster/v1/ti
 json::object TestCluster::vms() { return inspect("GET", "/testcluster/v1/vms"); }
 json::object TestCluster::volumes() { return inspect("GET", "/testcluster/v1/volumes"); }
 json::object TestCluster::stats() { return inspect("GET", "/testcluster/v1/stats"); }
+void TestCluster::clear_faults() { (void)inspect("DELETE", "/testcluster/v1/faults"); }
+
 json::object TestCluster::add_fault(const std::string& fault_json) {
   return inspect("POST", "/testcluster/v1/faults", fault_json);
 }

@@ -30,6 +30,7 @@ class TestCluster {
   boost::json::object volumes();
   boost::json::object stats();  // objects, watches, API requests served
   boost::json::object add_fault(const std::string& fault_json);
+  void clear_faults();
   // The VM entry of /testcluster/v1/vms (empty object if unknown).
   boost::json::object vm_state(const std::string& ns, const std::string& name);
   // Timeline events of one type (and VM, when given).
