@@ -1,12 +1,10 @@
 #include "backup/journal.h"
 
+#include "common/file_lock.h"
 #include "record/naming.h"
 
 #include <boost/json.hpp>
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 namespace kvb::backup {
@@ -15,15 +13,8 @@ namespace json = boost::json;
 Result<int> lock_journal(location::Location& loc, const std::string& backup) {
   auto root = loc.local_root();
   if (!root) return Error(Errc::kInvalidArgument, "the freeze journal needs a local backup location (" + loc.describe() + ")");
-  auto dir = *root / "journal";
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Error(Errc::kIo, "cannot create " + dir.string() + ": " + std::strerror(errno));
-  }
-  auto path = dir / record::journal_lock_name(backup);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Error(Errc::kIo, "cannot open journal lock " + path.string() + ": " + std::strerror(errno));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(fd);
+  auto fd = try_lock_file(*root / "journal" / record::journal_lock_name(backup));
+  if (!fd && fd.error().code == Errc::kConflict) {
     return Error(Errc::kConflict, "backup " + backup + " is running (its journal entry is held by a live kvbackup)");
   }
   return fd;

@@ -11,6 +11,7 @@
 #include "kube/resource.h"
 #include "location/location.h"
 #include "record/naming.h"
+#include "restore/recover.h"
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -250,7 +251,14 @@ int recover_cmd(const GlobalOptions& g, const BackupOptions& o) {
   for (const auto& p : report.problems) std::fprintf(stderr, "kvbackup: %s\n", sanitize_foreign(p).c_str());
   std::printf("recover: %d stale journal entries, %d VMs, %d thawed, %d entries of running backups left alone\n",
               report.entries, report.vms, report.thawed, report.live);
-  return report.ok() ? kExitOk : kExitFailed;
+  auto restores = restore::recover_restores(*client, **loc);
+  for (const auto& l : restores.lines) std::printf("%s\n", printable(l).c_str());
+  for (const auto& p : restores.problems) std::fprintf(stderr, "kvbackup: %s\n", sanitize_foreign(p).c_str());
+  if (restores.interrupted > 0) {
+    std::printf("recover: %d interrupted restores, %d VMs completed, %d rolled back\n", restores.interrupted, restores.completed,
+                restores.rolled_back);
+  }
+  return report.ok() && restores.problems.empty() ? kExitOk : kExitFailed;
 }
 
 void add_location(CLI::App* cmd, BackupOptions& o) {
@@ -320,7 +328,9 @@ void register_backup(CLI::App& app, GlobalOptions& g, CommandAction& run) {
   del->add_flag("--keep-snapshots", o->keep_snapshots, "Delete only the files; leave the VolumeSnapshots");
   del->callback([&run, &g, o] { run = [&g, o] { return remove(g, *o); }; });
 
-  auto* r = app.add_subcommand("recover", "Thaw VMs that a kvbackup process which died left frozen (from the location's journal)");
+  auto* r = app.add_subcommand("recover",
+                               "Thaw VMs that a kvbackup process which died left frozen (from the location's journal), and "
+                               "complete or roll back restores it interrupted");
   add_location(r, *o);
   r->callback([&run, &g, o] { run = [&g, o] { return recover_cmd(g, *o); }; });
 }

@@ -23,22 +23,43 @@ bool valid_name(const std::string& n) {
   return n.size() <= 63 && std::regex_match(n, re);
 }
 
-Result<json::object> saved_object(location::Location& loc, const std::string& backup, const std::string& ns,
-                                  const kube::ResourceRef& ref, const std::string& name) {
-  std::string path = record::resource_path(backup, ns, ref.qualified_name(), name);
-  if (!loc.exists(path)) return Error(Errc::kNotFound, "backup " + backup + " has no saved " + ref.qualified_name() + " " + name);
-  KVB_TRY(auto text, loc.get(path));
-  KVB_TRY(auto v, parse_json(text, loc.describe() + "/" + path));
-  if (!v.is_object()) return Error(Errc::kParse, loc.describe() + "/" + path + ": not a JSON object");
-  return v.as_object();
+// A live object in the way, unless this very restore made it (then it is its own: adopted).
+Result<std::optional<json::object>> in_the_way(PlanSources& src, const kube::ResourceRef& ref, const std::string& ns,
+                                               const std::string& name, const std::string& restore) {
+  KVB_TRY(auto o, src.live(ref, ns, name));
+  if (o && kube::label_of(*o, kRestoreLabel) == restore) return std::optional<json::object>();
+  return o;
 }
 
-std::optional<json::object> live(kube::Client& client, const kube::ResourceRef& ref, const std::string& ns,
-                                 const std::string& name, Status& err) {
-  auto r = client.get(ref, ns, name);
-  if (r) return *r;
-  if (r.error().code != Errc::kNotFound) err = r.error();
-  return std::nullopt;
+class ClusterSources : public PlanSources {
+ public:
+  ClusterSources(kube::Client& c, location::Location& l) : client_(c), loc_(l) {}
+  Result<record::BackupRecord> backup(const std::string& name) override { return record::load_backup_record(loc_, name); }
+  bool restore_exists(const std::string& name) override { return loc_.exists(restore_record_path(name)); }
+  Result<json::object> saved(const std::string& backup, const std::string& path) override {
+    std::string full = record::backup_dir(backup) + "/" + path;
+    if (!loc_.exists(full)) return Error(Errc::kNotFound, "backup " + backup + " has no saved " + path);
+    KVB_TRY(auto text, loc_.get(full));
+    KVB_TRY(auto v, parse_json(text, loc_.describe() + "/" + full));
+    if (!v.is_object()) return Error(Errc::kParse, loc_.describe() + "/" + full + ": not a JSON object");
+    return v.as_object();
+  }
+  Result<std::optional<json::object>> live(const kube::ResourceRef& ref, const std::string& ns, const std::string& name) override {
+    auto r = client_.get(ref, ns, name);
+    if (r) return std::optional<json::object>(std::move(*r));
+    if (r.error().code == Errc::kNotFound) return std::optional<json::object>();
+    return r.error();
+  }
+
+ private:
+  kube::Client& client_;
+  location::Location& loc_;
+};
+
+// "resources/<ns>/<resource>/<name>.json" of a backup.
+std::string saved_path(const std::string& ns, const kube::ResourceRef& ref, const std::string& name) {
+  std::string full = record::resource_path("x", ns, ref.qualified_name(), name);
+  return full.substr(record::backup_dir("x").size() + 1);
 }
 
 std::string mapped(const std::map<std::string, std::string>& m, const std::string& key, const std::string& def) {
@@ -48,19 +69,28 @@ std::string mapped(const std::map<std::string, std::string>& m, const std::strin
 
 }  // namespace
 
+std::unique_ptr<PlanSources> cluster_sources(kube::Client& client, location::Location& loc) {
+  return std::make_unique<ClusterSources>(client, loc);
+}
+
 Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& loc, const RestoreSpec& spec) {
+  auto sources = cluster_sources(client, loc);
+  return plan_restore(spec, *sources);
+}
+
+Result<RestorePlan> plan_restore(const RestoreSpec& spec, PlanSources& src) {
   if (!valid_name(spec.name)) {
     return Error(Errc::kInvalidArgument, "restore name \"" + spec.name +
                                              "\" must be 1-63 lower-case letters, digits and '-', starting and ending alphanumeric");
   }
-  if (loc.exists(restore_record_path(spec.name))) {
-    return Error(Errc::kInvalidArgument, "restore \"" + spec.name + "\" already exists in " + loc.describe());
+  if (src.restore_exists(spec.name)) {
+    return Error(Errc::kInvalidArgument, "restore \"" + spec.name + "\" already exists in the location");
   }
   if (spec.run_strategy != "keep" && spec.run_strategy != "Halted" && spec.run_strategy != "Always") {
     return Error(Errc::kInvalidArgument, "--run-strategy \"" + spec.run_strategy + "\": expected keep, Halted or Always");
   }
   RestorePlan plan;
-  KVB_TRY(plan.backup, record::load_backup_record(loc, spec.backup));
+  KVB_TRY(plan.backup, src.backup(spec.backup));
   const auto& b = plan.backup;
   if (b.phase != record::BackupPhase::kCompleted && b.phase != record::BackupPhase::kPartiallyFailed) {
     return Error(Errc::kInvalidArgument, "backup \"" + b.name + "\" is " + std::string(to_string(b.phase)) +
@@ -89,75 +119,75 @@ Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& 
   if (chosen.empty()) return Error(Errc::kInvalidArgument, "backup \"" + b.name + "\" has no restorable VM in scope");
 
   std::set<std::string> targets, missing_ns, checked_ns;
-  for (const auto* src : chosen) {
+  for (const auto* from : chosen) {
     VmToRestore vm;
-    vm.source = *src;
-    vm.ns = mapped(spec.namespace_mapping, src->ns, src->ns);
-    vm.name = mapped(spec.rename, src->ns + "/" + src->name, mapped(spec.rename, src->name, src->name));
-    std::string where = "VM " + src->ns + "/" + src->name + " -> " + vm.ns + "/" + vm.name;
+    vm.source = *from;
+    vm.ns = mapped(spec.namespace_mapping, from->ns, from->ns);
+    vm.name = mapped(spec.rename, from->ns + "/" + from->name, mapped(spec.rename, from->name, from->name));
+    std::string where = "VM " + from->ns + "/" + from->name + " -> " + vm.ns + "/" + vm.name;
     if (!valid_name(vm.ns) || !valid_name(vm.name)) return Error(Errc::kInvalidArgument, where + ": not a valid name");
     if (!targets.insert(vm.ns + "/" + vm.name).second) return Error(Errc::kInvalidArgument, where + ": restored twice");
-    KVB_TRY(vm.saved_vm, saved_object(loc, b.name, src->ns, kubevirt::kVirtualMachines, src->name));
-    Status err = ok();
+    KVB_TRY(vm.saved_vm, src.saved(b.name, saved_path(from->ns, kubevirt::kVirtualMachines, from->name)));
     if (!checked_ns.count(vm.ns)) {
       checked_ns.insert(vm.ns);
-      if (!live(client, res::kNamespaces, "", vm.ns, err)) {
-        KVB_CHECK(err);
+      KVB_TRY(auto ns_obj, src.live(res::kNamespaces, "", vm.ns));
+      if (!ns_obj) {
         if (!spec.create_namespaces) {
           return Error(Errc::kNotFound, where + ": namespace \"" + vm.ns + "\" does not exist (--create-namespace creates it)");
         }
         missing_ns.insert(vm.ns);
       }
     }
-    vm.existing = live(client, kubevirt::kVirtualMachines, vm.ns, vm.name, err);
-    KVB_CHECK(err);
+    KVB_TRY(vm.existing, in_the_way(src, kubevirt::kVirtualMachines, vm.ns, vm.name, spec.name));
     if (vm.existing && spec.existing == Existing::kFail) {
       return Error(Errc::kAlreadyExists, where + ": VirtualMachine " + vm.ns + "/" + vm.name +
                                              " exists (--existing replace replaces it once the restored claims are bound)");
     }
-    bool same = vm.ns == src->ns && vm.name == src->name;
-    bool original_exists = same ? vm.existing.has_value()
-                                : live(client, kubevirt::kVirtualMachines, src->ns, src->name, err).has_value();
-    KVB_CHECK(err);
+    bool same = vm.ns == from->ns && vm.name == from->name;
+    bool original_exists = vm.existing.has_value();
+    if (!same) {
+      KVB_TRY(auto original, src.live(kubevirt::kVirtualMachines, from->ns, from->name));
+      original_exists = original.has_value();
+    }
     vm.copy = !same && original_exists;
     vm.run_strategy = spec.run_strategy == "keep" ? run_strategy_of(vm.saved_vm) : spec.run_strategy;
 
-    for (const auto& vol : src->volumes) {
+    for (const auto& vol : from->volumes) {
       VolumeToRestore v;
       v.source = vol;
       std::string vwhere = where + ", volume " + vol.name;
-      if (auto pvc = saved_object(loc, b.name, src->ns, res::kPersistentVolumeClaims, vol.pvc)) v.saved_pvc = *pvc;
+      if (auto pvc = src.saved(b.name, saved_path(from->ns, res::kPersistentVolumeClaims, vol.pvc))) v.saved_pvc = *pvc;
       v.claim = record::snapshot_name(spec.name, vm.name, vol.name);
       v.storage_class = mapped(spec.storage_class_mapping, vol.storage_class, vol.storage_class);
       if (!v.storage_class.empty()) {
-        auto sc = live(client, res::kStorageClasses, "", v.storage_class, err);
-        KVB_CHECK(err);
+        KVB_TRY(auto sc, src.live(res::kStorageClasses, "", v.storage_class));
         if (!sc) return Error(Errc::kNotFound, vwhere + ": StorageClass \"" + v.storage_class + "\" not found");
         v.wait_for_first_consumer = kube::str_at(*sc, {"volumeBindingMode"}) == "WaitForFirstConsumer";
       }
       if (vol.volume_snapshot.empty() || vol.deleted) {
         return Error(Errc::kInvalidArgument, vwhere + ": the backup has no snapshot of it");
       }
-      auto snap = live(client, res::kVolumeSnapshots, src->ns, vol.volume_snapshot, err);
-      KVB_CHECK(err);
+      KVB_TRY(auto snap, src.live(res::kVolumeSnapshots, from->ns, vol.volume_snapshot));
       if (!snap) {
-        return Error(Errc::kNotFound, vwhere + ": VolumeSnapshot " + src->ns + "/" + vol.volume_snapshot + " of backup " + b.name +
+        return Error(Errc::kNotFound, vwhere + ": VolumeSnapshot " + from->ns + "/" + vol.volume_snapshot + " of backup " + b.name +
                                           " no longer exists");
       }
       if (!kube::bool_at(*snap, {"status", "readyToUse"}).value_or(false)) {
-        return Error(Errc::kInvalidArgument, vwhere + ": VolumeSnapshot " + src->ns + "/" + vol.volume_snapshot + " is not readyToUse");
+        return Error(Errc::kInvalidArgument, vwhere + ": VolumeSnapshot " + from->ns + "/" + vol.volume_snapshot + " is not readyToUse");
       }
       std::string restore_size(kube::str_at(*snap, {"status", "restoreSize"}));
       v.size = larger_quantity(vol.size.empty() ? vol.restore_size : vol.size, restore_size.empty() ? vol.restore_size : restore_size);
       if (v.size.empty()) return Error(Errc::kInvalidArgument, vwhere + ": the backup records no size for it");
-      if (vm.ns == src->ns) {
+      if (vm.ns == from->ns) {
         v.snapshot = vol.volume_snapshot;
       } else {
         std::string content_name(kube::str_at(*snap, {"status", "boundVolumeSnapshotContentName"}));
-        auto content = content_name.empty() ? std::nullopt : live(client, res::kVolumeSnapshotContents, "", content_name, err);
-        KVB_CHECK(err);
+        std::optional<json::object> content;
+        if (!content_name.empty()) {
+          KVB_TRY(content, src.live(res::kVolumeSnapshotContents, "", content_name));
+        }
         if (!content || kube::str_at(*content, {"status", "snapshotHandle"}).empty()) {
-          return Error(Errc::kNotFound, vwhere + ": the VolumeSnapshotContent of " + src->ns + "/" + vol.volume_snapshot +
+          return Error(Errc::kNotFound, vwhere + ": the VolumeSnapshotContent of " + from->ns + "/" + vol.volume_snapshot +
                                             " has no snapshotHandle; it cannot be brought into namespace " + vm.ns);
         }
         v.import = true;
@@ -165,31 +195,26 @@ Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& 
         v.driver = std::string(kube::str_at(*content, {"spec", "driver"}));
         v.snapshot = record::snapshot_name(spec.name, vm.name, vol.name);
         v.content = record::snapshot_name(spec.name, vm.ns + "-" + vm.name, vol.name);
-        if (live(client, res::kVolumeSnapshots, vm.ns, v.snapshot, err)) {
-          return Error(Errc::kAlreadyExists, vwhere + ": VolumeSnapshot " + vm.ns + "/" + v.snapshot + " exists");
-        }
-        KVB_CHECK(err);
+        KVB_TRY(auto taken, in_the_way(src, res::kVolumeSnapshots, vm.ns, v.snapshot, spec.name));
+        if (taken) return Error(Errc::kAlreadyExists, vwhere + ": VolumeSnapshot " + vm.ns + "/" + v.snapshot + " exists");
       }
-      if (live(client, res::kPersistentVolumeClaims, vm.ns, v.claim, err)) {
-        return Error(Errc::kAlreadyExists, vwhere + ": PersistentVolumeClaim " + vm.ns + "/" + v.claim + " exists");
-      }
-      KVB_CHECK(err);
+      KVB_TRY(auto claim_taken, in_the_way(src, res::kPersistentVolumeClaims, vm.ns, v.claim, spec.name));
+      if (claim_taken) return Error(Errc::kAlreadyExists, vwhere + ": PersistentVolumeClaim " + vm.ns + "/" + v.claim + " exists");
       vm.volumes.push_back(std::move(v));
     }
     // Secrets and ConfigMaps the VM references.
-    for (const auto& file : src->resources) {
+    for (const auto& file : from->resources) {
       const kube::ResourceRef* ref = nullptr;
       if (file.find("/" + res::kSecrets.qualified_name() + "/") != std::string::npos) ref = &res::kSecrets;
       if (file.find("/" + res::kConfigMaps.qualified_name() + "/") != std::string::npos) ref = &res::kConfigMaps;
       if (!ref) continue;
-      KVB_TRY(auto text, loc.get("backups/" + b.name + "/" + file));
-      KVB_TRY(auto saved, parse_json(text, "backup " + b.name + ": " + file));
-      if (!saved.is_object()) return Error(Errc::kParse, "backup " + b.name + ": " + file + " is not a JSON object");
+      KVB_TRY(auto saved, src.saved(b.name, file));
       ConfigToRestore c;
       c.resource = ref;
-      c.object = restored_config(saved.as_object(), vm.ns);
+      c.object = restored_config(saved, vm.ns);
       std::string name(kube::name_of(c.object));
-      if (auto existing = live(client, *ref, vm.ns, name, err)) {
+      KVB_TRY(auto existing, in_the_way(src, *ref, vm.ns, name, spec.name));
+      if (existing) {
         c.exists_identical = same_config(*existing, c.object);
         c.exists_different = !c.exists_identical;
         if (c.exists_different && spec.existing == Existing::kFail) {
@@ -197,7 +222,6 @@ Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& 
                                                  " exists with other content (--existing replace replaces it)");
         }
       }
-      KVB_CHECK(err);
       vm.configs.push_back(std::move(c));
     }
     plan.vms.push_back(std::move(vm));

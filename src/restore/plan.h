@@ -12,6 +12,8 @@
 #include "restore/record.h"
 #include "restore/spec.h"
 
+#include <memory>
+
 #include <boost/json/object.hpp>
 
 #include <optional>
@@ -57,6 +59,28 @@ struct RestorePlan {
   std::vector<std::string> create_namespaces;
   std::vector<std::string> notes;  // e.g. failed VMs of the backup left out
 };
+
+// Where the plan reads what it decides from: the backup location (the record
+// and the saved objects) and the target cluster (what exists there). The
+// decisions read nothing else, so tests give them an in-memory world
+// (tests/restore/plan_test.cpp).
+class PlanSources {
+ public:
+  virtual ~PlanSources() = default;
+  virtual Result<record::BackupRecord> backup(const std::string& name) = 0;
+  virtual bool restore_exists(const std::string& name) = 0;
+  // A file of the backup ("resources/..."), as JSON.
+  virtual Result<boost::json::object> saved(const std::string& backup, const std::string& path) = 0;
+  // The live object, nullopt when it does not exist.
+  virtual Result<std::optional<boost::json::object>> live(const kube::ResourceRef& ref, const std::string& ns,
+                                                          const std::string& name) = 0;
+};
+std::unique_ptr<PlanSources> cluster_sources(kube::Client& client, location::Location& loc);
+
+// The decisions. Objects labelled by this very restore (kvbackup.io/restore =
+// spec.name) are its own: they are never in the way, so an interrupted
+// restore can be planned again and completed.
+Result<RestorePlan> plan_restore(const RestoreSpec& spec, PlanSources& sources);
 
 Result<RestorePlan> make_restore_plan(kube::Client& client, location::Location& loc, const RestoreSpec& spec);
 

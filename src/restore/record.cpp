@@ -18,6 +18,17 @@ std::string_view to_string(RestorePhase p) {
   return "Failed";
 }
 
+std::string_view to_string(RestoreStage s) {
+  switch (s) {
+    case RestoreStage::kPending: return "Pending";
+    case RestoreStage::kCreating: return "Creating";
+    case RestoreStage::kReplacing: return "Replacing";
+    case RestoreStage::kCreatingVm: return "CreatingVm";
+    case RestoreStage::kDone: return "Done";
+  }
+  return "Pending";
+}
+
 namespace {
 
 json::array strings(const std::vector<std::string>& v) {
@@ -53,6 +64,7 @@ json::object RestoreRecord::to_json() const {
                                   {"namespace", vm.ns},
                                   {"name", vm.name},
                                   {"phase", vm.phase},
+                                  {"stage", to_string(vm.stage)},
                                   {"reason", vm.reason},
                                   {"runStrategy", vm.run_strategy},
                                   {"claims", claims},
@@ -71,6 +83,7 @@ json::object RestoreRecord::to_json() const {
                       {"finishedAt", time_json(finished)},
                       {"phase", to_string(phase)},
                       {"error", error},
+                      {"options", spec_json(options)},
                       {"vms", vm_arr}};
 }
 
@@ -102,6 +115,10 @@ Result<RestoreRecord> RestoreRecord::from_json(const json::value& v, const std::
   }
   if (!known) return r.error("phase", "\"" + phase + "\" is not a restore phase");
   KVB_TRY(rec.error, r.str("error"));
+  KVB_TRY(auto opts, r.object("options"));
+  KVB_TRY(rec.options, spec_from_json(opts));
+  rec.options.name = rec.name;
+  rec.options.backup = rec.backup;
   KVB_TRY(auto vms, r.list("vms"));
   for (auto& vr : vms) {
     VmRestoreRecord vm;
@@ -110,6 +127,16 @@ Result<RestoreRecord> RestoreRecord::from_json(const json::value& v, const std::
     KVB_TRY(vm.ns, vr.required_str("namespace"));
     KVB_TRY(vm.name, vr.required_str("name"));
     KVB_TRY(vm.phase, vr.str("phase"));
+    KVB_TRY(auto stage, vr.str("stage", "Pending"));
+    bool stage_known = false;
+    for (auto each : {RestoreStage::kPending, RestoreStage::kCreating, RestoreStage::kReplacing, RestoreStage::kCreatingVm,
+                    RestoreStage::kDone}) {
+      if (to_string(each) == stage) {
+        vm.stage = each;
+        stage_known = true;
+      }
+    }
+    if (!stage_known) return vr.error("stage", "\"" + stage + "\" is not a restore stage");
     KVB_TRY(vm.reason, vr.str("reason"));
     KVB_TRY(vm.run_strategy, vr.str("runStrategy"));
     KVB_TRY(auto claims, vr.list("claims"));

@@ -1,12 +1,15 @@
 // The restore record: what a restore did, VM by VM, written atomically to
-// <location>/restores/<name>/restore.json. Every object the restore created
-// is listed, so that a failed restore never leaves objects behind that no
-// record mentions.
+// <location>/restores/<name>/restore.json. It is also the restore's journal:
+// rewritten before every step that creates or deletes something, so that
+// every object the restore may have created is listed (a killed restore
+// never leaves objects no record mentions), and each VM's stage says whether
+// the VM in the way may already be gone.
 #pragma once
 
 #include "common/error.h"
 #include "common/time.h"
 #include "location/location.h"
+#include "restore/spec.h"
 
 #include <boost/json/object.hpp>
 
@@ -18,6 +21,13 @@ namespace kvb::restore {
 
 enum class RestorePhase { kInProgress, kCompleted, kPartiallyFailed, kFailed };
 std::string_view to_string(RestorePhase p);
+
+// How far one VM's restore got: written before each step, so that an
+// interrupted restore can be told apart: before kReplacing nothing of the
+// user's was touched (recover rolls back what it created); from kReplacing on
+// the VM in the way may be gone (recover completes the restore).
+enum class RestoreStage { kPending, kCreating, kReplacing, kCreatingVm, kDone };
+std::string_view to_string(RestoreStage s);
 
 struct ClaimRecord {
   std::string volume;          // the volume's name in the VM spec
@@ -40,6 +50,7 @@ struct VmRestoreRecord {
   std::string source_ns, source_name;
   std::string ns, name;        // target
   std::string phase = "Pending";  // Completed, Failed, Pending
+  RestoreStage stage = RestoreStage::kPending;
   std::string reason;
   std::string run_strategy;
   std::vector<ClaimRecord> claims;
@@ -57,6 +68,7 @@ struct RestoreRecord {
   std::optional<WallTime> finished;
   RestorePhase phase = RestorePhase::kInProgress;
   std::string error;
+  RestoreSpec options;  // what was asked (name and backup are above)
   std::vector<VmRestoreRecord> vms;
 
   boost::json::object to_json() const;

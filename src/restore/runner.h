@@ -21,8 +21,11 @@
 #include <functional>
 #include <memory>
 #include <stop_token>
+#include <vector>
 
 namespace kvb::restore {
+
+struct RestorePlan;
 
 using ProgressFn = std::function<void(const std::string& line)>;
 
@@ -32,12 +35,25 @@ class RestoreRunner {
   // The record, also of a failed restore; an error only when validation
   // failed and nothing was changed.
   Result<RestoreRecord> run(std::stop_token stop = {});
+  // Completes an interrupted restore (kvbackup recover): plans its unfinished
+  // VMs again, adopting what it made, and runs them; the record is updated.
+  Result<RestoreRecord> resume(RestoreRecord record);
 
  private:
+  Result<RestoreRecord> restore_vms(RestoreRecord& rec, const RestorePlan& plan, const std::vector<size_t>& which,
+                                    std::stop_token stop, std::function<Status(const RestoreRecord&)> persist = {});
+  Status save(const RestoreRecord& rec);
+  void say(const std::string& line);
+  static void finish(RestoreRecord& rec);
+
   std::shared_ptr<kube::Client> client_;
   location::Location& loc_;
   RestoreSpec spec_;
   ProgressFn progress_;
 };
+
+// The lock a running restore holds (journal/restore-<name>.lock in the
+// location): the descriptor, or kConflict while a live process runs it.
+Result<int> lock_restore(location::Location& loc, const std::string& name);
 
 }  // namespace kvb::restore

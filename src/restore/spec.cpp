@@ -1,5 +1,10 @@
 #include "restore/spec.h"
 
+#include "common/doc_reader.h"
+#include "common/duration.h"
+
+#include <boost/json.hpp>
+
 namespace kvb::restore {
 
 Result<std::map<std::string, std::string>> parse_mapping(const std::string& flag, const std::vector<std::string>& pairs) {
@@ -13,6 +18,52 @@ Result<std::map<std::string, std::string>> parse_mapping(const std::string& flag
     if (!inserted) return Error(Errc::kInvalidArgument, flag + " \"" + p + "\": " + it->first + " is mapped twice");
   }
   return out;
+}
+
+namespace {
+boost::json::object map_json(const std::map<std::string, std::string>& m) {
+  boost::json::object o;
+  for (const auto& [k, v] : m) o[k] = v;
+  return o;
+}
+}  // namespace
+
+boost::json::object spec_json(const RestoreSpec& s) {
+  boost::json::array vms;
+  for (const auto& v : s.vms) vms.push_back(boost::json::string(v));
+  return boost::json::object{{"vms", vms},
+                             {"namespaceMapping", map_json(s.namespace_mapping)},
+                             {"rename", map_json(s.rename)},
+                             {"storageClassMapping", map_json(s.storage_class_mapping)},
+                             {"existing", s.existing == Existing::kReplace ? "replace" : "fail"},
+                             {"runStrategy", s.run_strategy},
+                             {"keepMac", s.keep_mac},
+                             {"createNamespaces", s.create_namespaces},
+                             {"wait", s.wait},
+                             {"bindTimeout", format_duration(s.bind_timeout)},
+                             {"startTimeout", format_duration(s.start_timeout)}};
+}
+
+Result<RestoreSpec> spec_from_json(DocReader& r) {
+  RestoreSpec s;
+  KVB_TRY(s.vms, r.string_list("vms"));
+  KVB_TRY(s.namespace_mapping, r.string_map("namespaceMapping"));
+  KVB_TRY(s.rename, r.string_map("rename"));
+  KVB_TRY(s.storage_class_mapping, r.string_map("storageClassMapping"));
+  KVB_TRY(auto existing, r.str("existing", "fail"));
+  if (existing != "fail" && existing != "replace") return r.error("existing", "\"" + existing + "\" is not fail or replace");
+  s.existing = existing == "replace" ? Existing::kReplace : Existing::kFail;
+  KVB_TRY(s.run_strategy, r.str("runStrategy", "keep"));
+  KVB_TRY(s.keep_mac, r.boolean("keepMac", false));
+  KVB_TRY(s.create_namespaces, r.boolean("createNamespaces", false));
+  KVB_TRY(s.wait, r.boolean("wait", true));
+  for (auto [key, target] : {std::pair{"bindTimeout", &s.bind_timeout}, std::pair{"startTimeout", &s.start_timeout}}) {
+    KVB_TRY(auto text, r.str(key, format_duration(*target)));
+    auto d = parse_duration(text);
+    if (!d) return r.error(key, d.error().message);
+    *target = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+  }
+  return s;
 }
 
 }  // namespace kvb::restore

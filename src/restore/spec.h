@@ -3,10 +3,16 @@
 
 #include "common/error.h"
 
+#include <boost/json/object.hpp>
+
 #include <chrono>
 #include <map>
 #include <string>
 #include <vector>
+
+namespace kvb {
+class DocReader;
+}
 
 namespace kvb::restore {
 
@@ -27,6 +33,11 @@ struct RestoreSpec {
   std::chrono::milliseconds bind_timeout{300'000};
   std::chrono::milliseconds start_timeout{300'000};
 };
+
+// What a restore record keeps of its spec, so that `kvbackup recover` can
+// finish an interrupted restore the way it was asked for.
+boost::json::object spec_json(const RestoreSpec& s);
+Result<RestoreSpec> spec_from_json(DocReader& r);
 
 // "OLD:NEW" pairs from the command line; the error names the flag and value.
 Result<std::map<std::string, std::string>> parse_mapping(const std::string& flag, const std::vector<std::string>& pairs);

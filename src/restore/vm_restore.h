@@ -1,0 +1,43 @@
+// One VM's restore, as a sequence with an undo (docs/restore.md):
+//
+//   Secrets and ConfigMaps -> (another namespace) pre-provisioned snapshot
+//   contents and snapshots -> one claim per volume -> wait until bound ->
+//   (--existing replace) stop and delete the VM in the way -> create the VM ->
+//   wait until it runs.
+//
+// Before each step that creates or deletes something, the VM's record names
+// it, with its stage, and is saved (the checkpoint): the restore record is the
+// restore's journal. Objects already made by this restore (its label) are
+// adopted, so running the sequence again after an interruption completes it.
+// undo() removes what this VM's restore created, newest first, and starts
+// again a VM in the way that was stopped but not deleted.
+//
+// Threads: one VmRestore is driven by one thread.
+#pragma once
+
+#include "kube/client.h"
+#include "restore/plan.h"
+#include "restore/record.h"
+#include "restore/spec.h"
+
+#include <functional>
+#include <memory>
+#include <stop_token>
+
+namespace kvb::restore {
+
+class VmRestore {
+ public:
+  using Checkpoint = std::function<Status()>;
+  VmRestore(std::shared_ptr<kube::Client> client, const RestoreSpec& spec, const VmToRestore& vm, VmRestoreRecord& rec,
+            Checkpoint checkpoint, std::stop_token stop);
+  ~VmRestore();
+  Status run();
+  void undo();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvb::restore
