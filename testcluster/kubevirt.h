@@ -4,7 +4,8 @@
 // auto-thaw timer, the Windows 10-second VSS limit, pause and migration), the
 // fsFreezeStatus poll, the freeze/unfreeze/guestosinfo subresources and
 // /usr/bin/virt-freezer in the compute container, following
-// ../shared/reference/kubevirt-freeze-and-rules.md.
+// kvbackup's reference notes on KubeVirt (virt-freezer, launcher pods, the
+// freeze API; see docs/testcluster.md for the upstream sources).
 #pragma once
 
 #include "testcluster/cluster.h"
