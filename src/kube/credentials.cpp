@@ -47,8 +47,10 @@ std::optional<AuthMaterial> CredentialProvider::cached_if_fresh() {
     if (!m) return std::nullopt;
     return *m;
   }
-  std::lock_guard lock(mu_);
-  if (!have_material_) return std::nullopt;
+  // Never wait here (the io thread calls this): while get() runs the plugin on
+  // the helper thread, the material is being refreshed, so it is not fresh.
+  std::unique_lock lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock() || !have_material_) return std::nullopt;
   if (expires_ && std::chrono::system_clock::now() >= *expires_) return std::nullopt;
   return material_;
 }
