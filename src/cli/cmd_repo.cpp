@@ -6,6 +6,7 @@
 #include "cli/options.h"
 #include "cli/progress.h"
 #include "common/atomic_file.h"
+#include "common/duration.h"
 #include "repo/repository.h"
 
 #include <fcntl.h>
@@ -24,7 +25,8 @@ namespace {
 struct RepoOptions {
   std::string repo, password_file, name, path, snapshot;
   std::vector<std::string> tags, ids;
-  bool read_data = false, dry_run = false, prune = false;
+  bool read_data = false, dry_run = false, prune = false, overwrite = false;
+  std::string grace = "1h";
   double lock_wait_s = 0;
   uint64_t pack_size_mib = 16;
   int compression_level = repo::kDefaultCompressionLevel;
@@ -123,6 +125,7 @@ int get(const RepoOptions& o) {
   KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kShared);
   ProgressLine line("get " + o.snapshot);
   repo::GetOptions opts;
+  opts.overwrite = o.overwrite;
   opts.progress = [&](uint64_t done, uint64_t total) { line.update(done, total); };
   auto st = r->get(o.snapshot, o.path, opts);
   line.finish();
@@ -168,11 +171,17 @@ int prune_with(repo::Repository& r, const RepoOptions& o) {
   repo::PruneOptions opts;
   opts.max_unused = o.max_unused;
   opts.dry_run = o.dry_run;
+  auto grace = parse_duration(o.grace);
+  if (!grace) return report_error(Error(Errc::kInvalidArgument, "--grace-period " + o.grace + ": " + grace.error().message));
+  opts.grace = std::chrono::duration_cast<std::chrono::seconds>(*grace);
   auto p = r.prune(opts);
   if (!p) return report_error(p.error());
   std::printf("%s%zu packs removed, %zu repacked into %zu, %zu index files replaced; %s -> %s\n", o.dry_run ? "would prune: " : "pruned: ",
               p->packs_removed, p->packs_repacked, p->packs_written, p->index_files_replaced, human_bytes(p->bytes_before).c_str(),
               human_bytes(p->bytes_after).c_str());
+  if (p->packs_too_young > 0) {
+    std::printf("%zu packs written within the grace period (%s) were kept as they are\n", p->packs_too_young, o.grace.c_str());
+  }
   return kExitOk;
 }
 
@@ -240,6 +249,7 @@ void register_repo(CLI::App& app, Runner& run) {
   auto* g = add("get", "Restore a snapshot (by id, or the newest of a name) to a file (sparse), a block device or - (standard output)", get);
   g->add_option("snapshot", o->snapshot, "Snapshot id or name")->required();
   g->add_option("target", o->path, "File, block device, or - for standard output")->required();
+  g->add_flag("--overwrite", o->overwrite, "Replace an existing file (atomically, at the end) or write over a block device");
   add("list", "List snapshots", list);
   add("check", "Verify packs, index and snapshots; --read-data authenticates every blob", check)
       ->add_flag("--read-data", o->read_data, "Read and authenticate every blob");
@@ -251,9 +261,11 @@ void register_repo(CLI::App& app, Runner& run) {
   f->add_option("--keep-monthly", o->keep.monthly, "Keep the newest of each of the last N months")->check(CLI::NonNegativeNumber);
   f->add_flag("--dry-run", o->dry_run, "Show what would be removed");
   f->add_flag("--prune", o->prune, "Prune afterwards");
+  f->add_option("--grace-period", o->grace, "With --prune: keep packs written less than this long ago (default 1h; a put may still need them)");
   auto* pr = add("prune", "Remove data no snapshot needs; repack packs that are mostly unused", prune);
   pr->add_option("--max-unused", o->max_unused, "Repack a pack once this share of it is unused (0..1, default 0.2)")->check(CLI::Range(0.0, 1.0));
   pr->add_flag("--dry-run", o->dry_run, "Show what would be removed");
+  pr->add_option("--grace-period", o->grace, "Keep packs written less than this long ago (default 1h; a put may still need them)");
   add("stats", "Sizes: images, distinct data, stored bytes, the saving", stats);
   add("rebuild-index", "Rebuild the index from the packs (after index files were lost or damaged)", rebuild_index);
 }

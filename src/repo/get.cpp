@@ -5,11 +5,13 @@
 // decompresses and verifies a blob; the calling thread writes each at every
 // offset that needs it. Zeros are holes in a file (the file is truncated to size first) and
 // written out (BLKZEROOUT, else zeros) on a block device. To a stream ("-"),
-// extents are written in order by one thread.
+// extents are written in order by one thread. A file is written beside the
+// target and renamed over it at the end (repo/restore_target.h).
 #include "common/bounded_queue.h"
 #include "repo/blob.h"
 #include "repo/layout.h"
 #include "repo/repository.h"
+#include "repo/restore_target.h"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -100,23 +102,11 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
       return Error(Errc::kNotFound, "snapshot " + snap.id + " needs blob " + to_hex(*e.blob) + ", which is in no pack (run kvbackup repo check)");
     }
   }
-  const bool stream = target == "-";
-  int fd = STDOUT_FILENO;
-  bool block_device = false;
-  if (!stream) {
-    struct stat st {};
-    block_device = ::stat(target.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
-    fd = ::open(target.c_str(), O_WRONLY | O_CLOEXEC | (block_device ? 0 : O_CREAT | O_TRUNC), 0600);
-    if (fd < 0) return Error(Errc::kIo, "cannot open " + target.string() + " for writing: " + std::strerror(errno));
-  }
-  struct Closer {
-    int fd;
-    bool owned;
-    ~Closer() {
-      if (owned) ::close(fd);
-    }
-  } closer{fd, !stream};
-  const std::string tname = stream ? "standard output" : target.string();
+  KVB_TRY(auto out, RestoreTarget::open(target, options.overwrite));
+  const bool stream = out.kind() == RestoreTarget::Kind::kStream;
+  const bool block_device = out.kind() == RestoreTarget::Kind::kBlockDevice;
+  const int fd = out.fd();
+  const std::string& tname = out.name();
   uint64_t done_bytes = 0;
 
   if (stream) {
@@ -131,7 +121,7 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
       done_bytes += e.length;
       if (options.progress) options.progress(done_bytes, snap.size);
     }
-    return ok();
+    return out.commit();
   }
 
   if (block_device) {
@@ -211,8 +201,7 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
   }
   for (auto& t : pool) t.join();
   if (!first_error) return first_error;
-  if (::fsync(fd) != 0) return Error(Errc::kIo, "cannot flush " + tname + ": " + std::strerror(errno));
-  return ok();
+  return out.commit();
 }
 
 }  // namespace kvb::repo

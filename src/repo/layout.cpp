@@ -9,6 +9,8 @@
 #include <cctype>
 #include <cstring>
 
+#include <sys/stat.h>
+
 namespace kvb::repo {
 namespace fs = std::filesystem;
 namespace json = boost::json;
@@ -75,6 +77,12 @@ Result<std::string> write_pack_file(const fs::path& repo, std::span<const uint8_
   return name;
 }
 
+std::chrono::system_clock::time_point modification_time(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return std::chrono::system_clock::time_point(std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec));
+}
+
 Result<std::vector<PackFile>> list_pack_files(const fs::path& repo, std::vector<fs::path>* temporaries) {
   std::vector<PackFile> out;
   std::error_code ec;
@@ -85,7 +93,7 @@ Result<std::vector<PackFile>> list_pack_files(const fs::path& repo, std::vector<
       if (temporaries) temporaries->push_back(it->path());
       continue;
     }
-    out.push_back(PackFile{it->path().filename().string(), it->path(), it->file_size()});
+    out.push_back(PackFile{it->path().filename().string(), it->path(), it->file_size(), modification_time(it->path())});
   }
   if (ec) return Error(Errc::kIo, "cannot list " + (repo / "data").string() + ": " + ec.message());
   std::sort(out.begin(), out.end(), [](const PackFile& a, const PackFile& b) { return a.name < b.name; });

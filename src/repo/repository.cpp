@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <thread>
+#include <unordered_set>
 
 namespace kvb::repo {
 namespace json = boost::json;
@@ -110,6 +111,30 @@ unsigned Repository::worker_count(unsigned asked) {
 Status Repository::need_exclusive(const char* what) const {
   if (mode_ == LockMode::kExclusive) return ok();
   return Error(Errc::kInvalidArgument, std::string(what) + " needs the repository opened with the exclusive lock");
+}
+
+Status Repository::verify_stored(const Snapshot& snap, const std::string& index_file) const {
+  KVB_CHECK(lock_.still_held());
+  if (!index_file.empty() && !fs::exists(dir_ / "index" / index_file)) {
+    return Error(Errc::kNotFound, "index file " + index_file + " it wrote vanished while it ran");
+  }
+  KVB_TRY(auto files, list_pack_files(dir_));
+  std::unordered_set<std::string> present;
+  for (const auto& f : files) present.insert(f.name);
+  std::vector<std::string> missing;
+  std::unordered_set<uint32_t> seen;
+  for (const auto& e : snap.extents) {
+    if (!e.blob) continue;
+    const auto* loc = index_.find(*e.blob);
+    if (!loc) return Error(Errc::kNotFound, "blob " + to_hex(*e.blob) + " is in no index");
+    if (seen.insert(loc->pack).second && !present.count(index_.pack_name(loc->pack))) missing.push_back(index_.pack_name(loc->pack));
+  }
+  if (missing.empty()) return ok();
+  std::string names;
+  for (size_t i = 0; i < missing.size() && i < 3; ++i) names += (i ? ", " : "") + missing[i];
+  if (missing.size() > 3) names += " and " + std::to_string(missing.size() - 3) + " more";
+  return Error(Errc::kNotFound, std::to_string(missing.size()) + " packs it needs vanished while it ran (" + names +
+                                    "): was the repository pruned while its lock was broken?");
 }
 
 Result<std::vector<Snapshot>> Repository::snapshots() { return list_snapshots(dir_, key_.encryption, false); }
