@@ -6,6 +6,7 @@
 #include "cli/options.h"
 #include "cli/progress.h"
 #include "common/atomic_file.h"
+#include "common/bounded_read.h"
 #include "common/duration.h"
 #include "repo/repository.h"
 
@@ -49,7 +50,7 @@ Result<Secret> prompt(const char* question) {
   (void)!::write(tty, question, std::strlen(question));
   std::string line;
   char c;
-  while (::read(tty, &c, 1) == 1 && c != '\n') line.push_back(c);
+  while (line.size() < 4096 && ::read(tty, &c, 1) == 1 && c != '\n') line.push_back(c);
   if (restore) ::tcsetattr(tty, TCSAFLUSH, &old);
   (void)!::write(tty, "\n", 1);
   ::close(tty);
@@ -59,7 +60,7 @@ Result<Secret> prompt(const char* question) {
 
 Result<Secret> password(const RepoOptions& o, bool confirm = false) {
   if (!o.password_file.empty()) {
-    KVB_TRY(auto text, read_file(o.password_file));
+    KVB_TRY(auto text, read_file_bounded(o.password_file, "password file"));
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
     if (text.empty()) return Error(Errc::kInvalidArgument, "--password-file " + o.password_file + ": the file is empty");
     return Secret(text);

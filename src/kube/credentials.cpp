@@ -2,6 +2,7 @@
 
 #include "common/atomic_file.h"
 #include "common/base64.h"
+#include "common/bounded_read.h"
 #include "common/time.h"
 
 #include <boost/json.hpp>
@@ -64,7 +65,7 @@ Status CredentialProvider::reread_token_file() {
   }
   int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
   if (have_material_ && mtime == token_file_mtime_ns_ && st.st_size == token_file_size_) return ok();
-  auto data = read_file(path);
+  auto data = read_file_bounded(path, "token file");
   if (!data) {
     if (have_material_) return ok();
     return Error(Errc::kConfig, "token file " + path.string() + " cannot be read");
