@@ -78,7 +78,7 @@ class BlobReader {
     }
     stored_.resize(loc->length);
     ssize_t n = ::pread(fd_, stored_.data(), stored_.size(), static_cast<off_t>(loc->offset));
-    if (n != static_cast<ssize_t>(stored_.size())) return Error(Errc::kParse, "pack " + pack + " is truncated (blob " + to_hex(id) + ")");
+    if (n != static_cast<ssize_t>(stored_.size())) return Error(Errc::kDamaged, "pack " + pack + " is truncated (blob " + to_hex(id) + ")");
     auto plain = decode_blob(key_, id, stored_);
     if (!plain) return Error(plain.error().code, "pack " + pack + ": " + plain.error().message);
     return plain;
@@ -92,6 +92,21 @@ class BlobReader {
   uint32_t open_pack_ = 0;
   std::vector<uint8_t> stored_;
 };
+
+// A blob that cannot be read: which snapshot and which bytes of its image are
+// lost, then why. Damage and a missing pack are data errors (exit 1), not bad input.
+Error unreadable(const Snapshot& snap, const Error& why, uint64_t length, const std::vector<uint64_t>& offsets) {
+  std::string ranges;
+  for (size_t i = 0; i < offsets.size() && i < 3; ++i) {
+    ranges += (i ? ", " : "") + std::to_string(offsets[i]) + ".." + std::to_string(offsets[i] + length);
+  }
+  if (offsets.size() > 3) ranges += " and " + std::to_string(offsets.size() - 3) + " more ranges";
+  Error e = why;
+  if (e.code != Errc::kIo && e.code != Errc::kNotFound) e.code = Errc::kDamaged;
+  e.message = "snapshot " + snap.id + " (" + snap.name + "): bytes " + ranges + " of the image (" + std::to_string(length) +
+              " bytes each) cannot be restored: " + why.message + " (run kvbackup repo check --read-data)";
+  return e;
+}
 
 }  // namespace
 
@@ -115,8 +130,9 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
       if (!e.blob) {
         KVB_CHECK(write_zeros(fd, e.offset, e.length, false, true, tname));
       } else {
-        KVB_TRY(auto plain, reader.read(*e.blob));
-        KVB_CHECK(write_all(fd, plain.data(), plain.size(), -1, tname));
+        auto plain = reader.read(*e.blob);
+        if (!plain) return unreadable(snap, plain.error(), e.length, {e.offset});
+        KVB_CHECK(write_all(fd, plain->data(), plain->size(), -1, tname));
       }
       done_bytes += e.length;
       if (options.progress) options.progress(done_bytes, snap.size);
@@ -177,7 +193,7 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
       for (size_t i; !failed && (i = next.fetch_add(1)) < work.size();) {
         auto plain = reader.read(*work[i].first);
         if (!plain) {
-          fail(plain.error());
+          fail(unreadable(snap, plain.error(), index_.find(*work[i].first)->plaintext_size, *work[i].second));
           break;
         }
         if (!decoded.push(Decoded{std::move(*plain), work[i].second})) break;

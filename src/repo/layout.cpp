@@ -55,10 +55,10 @@ Status write_sealed(const fs::path& path, const Key256& key, SealedKind kind, co
 Result<json::value> read_sealed(const fs::path& path, const Key256& key, SealedKind kind) {
   KVB_TRY(auto text, read_file(path));
   auto plain = open(key, aad(kind), as_bytes(text));
-  if (!plain) return Error(Errc::kParse, path.string() + ": " + plain.error().message);
+  if (!plain) return Error(Errc::kDamaged, path.string() + ": " + plain.error().message);
   boost::system::error_code ec;
   auto v = json::parse(std::string_view(reinterpret_cast<const char*>(plain->data()), plain->size()), ec);
-  if (ec || !v.is_object()) return Error(Errc::kParse, path.string() + ": not a JSON object");
+  if (ec || !v.is_object()) return Error(Errc::kDamaged, path.string() + ": not a JSON object");
   return v;
 }
 

@@ -135,7 +135,7 @@ Result<PruneReport> Repository::prune(const PruneOptions& options) {
     std::sort(entries.begin(), entries.end(), [](const PackEntry& a, const PackEntry& b) { return a.offset < b.offset; });
     for (const auto& e : entries) {
       if (e.offset > bytes.size() || e.length > bytes.size() - e.offset) {
-        return Error(Errc::kParse, "pack " + f->name + " is truncated (blob " + to_hex(e.id) + "); prune stops (run kvbackup repo check)");
+        return Error(Errc::kDamaged, "pack " + f->name + " is truncated (blob " + to_hex(e.id) + "); prune stops (run kvbackup repo check)");
       }
       auto stored = bytes.subspan(e.offset, e.length);
       if (auto plain = decode_blob(key_, e.id, stored); !plain) {

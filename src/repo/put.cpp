@@ -18,6 +18,7 @@
 // queues and one pack in the making, whatever the image size.
 #include "common/atomic_file.h"
 #include "common/bounded_queue.h"
+#include "common/printable.h"
 #include "common/time.h"
 #include "repo/blob.h"
 #include "repo/layout.h"
@@ -62,7 +63,8 @@ struct ChunkResult {
 }  // namespace
 
 Result<PutStats> Repository::put(const std::string& name, const fs::path& source_path, const PutOptions& options) {
-  if (name.empty()) return Error(Errc::kInvalidArgument, "a snapshot needs a name");
+  KVB_CHECK(check_name(name, "snapshot name"));
+  for (const auto& t : options.tags) KVB_CHECK(check_name(t, "tag"));
   if (options.compression_level < 0 || options.compression_level > 19) {
     return Error(Errc::kInvalidArgument, "compression level " + std::to_string(options.compression_level) + " is outside 0..19");
   }

@@ -76,22 +76,40 @@ Result<std::unique_ptr<Repository>> Repository::open(const fs::path& dir, const 
   std::vector<fs::path> keyfiles;
   for (const auto& e : fs::directory_iterator(dir / "keys", fec)) keyfiles.push_back(e.path());
   std::sort(keyfiles.begin(), keyfiles.end());
+  if (keyfiles.empty()) {
+    return Error(Errc::kDamaged, "the repository in " + dir.string() + " has no key files (" + (dir / "keys").string() +
+                                     " is empty or missing): it cannot be opened");
+  }
+  // A key file that cannot be parsed is damage, not a wrong password: say so, naming it.
+  std::vector<std::string> damaged;
   for (const auto& path : keyfiles) {
     auto text = read_file(path);
-    if (!text) continue;
+    if (!text) {
+      damaged.push_back(text.error().message);
+      continue;
+    }
     auto kv = json::parse(*text, ec);
-    if (ec || !kv.is_object()) continue;
+    if (ec || !kv.is_object()) {
+      damaged.push_back("key file " + path.string() + " is damaged: not a JSON object");
+      continue;
+    }
     const auto& k = kv.as_object();
     KdfParams kdf;
     const auto *n = k.if_contains("n"), *r = k.if_contains("r"), *pp = k.if_contains("p");
     const auto *salt_text = k.if_contains("salt"), *data_text = k.if_contains("data");
-    if (!n || !r || !pp || !salt_text || !salt_text->is_string() || !data_text || !data_text->is_string()) continue;
+    if (!n || !r || !pp || !salt_text || !salt_text->is_string() || !data_text || !data_text->is_string()) {
+      damaged.push_back("key file " + path.string() + " is damaged: \"n\", \"r\", \"p\", \"salt\" or \"data\" is missing");
+      continue;
+    }
     kdf.n = n->to_number<uint64_t>(ec);
     kdf.r = r->to_number<uint32_t>(ec);
     kdf.p = pp->to_number<uint32_t>(ec);
     auto salt = base64_decode(salt_text->as_string());
     auto data = base64_decode(data_text->as_string());
-    if (ec || !salt || !data || salt->size() != kdf.salt.size()) continue;
+    if (ec || !salt || !data || salt->size() != kdf.salt.size()) {
+      damaged.push_back("key file " + path.string() + " is damaged: malformed scrypt parameters, salt or data");
+      continue;
+    }
     std::memcpy(kdf.salt.data(), salt->data(), kdf.salt.size());
     auto master = unwrap_master_key(as_bytes(*data), password, kdf);
     if (!master) continue;
@@ -100,6 +118,12 @@ Result<std::unique_ptr<Repository>> Repository::open(const fs::path& dir, const 
       KVB_TRY(repo->index_, Index::load(dir, master->encryption));
     }
     return repo;
+  }
+  if (!damaged.empty()) {
+    std::string msg = damaged.front();
+    if (damaged.size() > 1) msg += " (and " + std::to_string(damaged.size() - 1) + " more damaged key files)";
+    if (damaged.size() < keyfiles.size()) msg += "; no intact key file opens with this password either";
+    return Error(Errc::kDamaged, msg + ": restore the key file from a copy of the repository");
   }
   return Error(Errc::kInvalidArgument, "wrong password for the repository in " + dir.string() + " (no key file opens with it)");
 }
