@@ -122,7 +122,7 @@ int create(const GlobalOptions& g, const BackupOptions& o) {
 }
 
 int list(const BackupOptions& o) {
-  auto loc = open_location(o.location);
+  auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
   auto names = (*loc)->list("backups");
   if (!names) return report_error(names.error());
@@ -153,7 +153,7 @@ int list(const BackupOptions& o) {
 }
 
 int describe(const BackupOptions& o) {
-  auto loc = open_location(o.location);
+  auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
   auto rec = backup::load_backup_record(**loc, o.name);
   if (!rec) return report_error(rec.error());
@@ -168,7 +168,7 @@ int describe(const BackupOptions& o) {
 }
 
 int remove(const GlobalOptions& g, const BackupOptions& o) {
-  auto loc = open_location(o.location);
+  auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
   auto rec = backup::load_backup_record(**loc, o.name);
   if (!rec) return report_error(rec.error());
@@ -195,7 +195,7 @@ int remove(const GlobalOptions& g, const BackupOptions& o) {
 }
 
 int recover_cmd(const GlobalOptions& g, const BackupOptions& o) {
-  auto loc = open_location(o.location);
+  auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
   auto client = connect(g);
   if (!client) return report_error(client.error());

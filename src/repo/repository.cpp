@@ -39,7 +39,7 @@ Status Repository::init(const fs::path& dir, const Secret& password, const InitO
                        {"salt", base64_encode(std::string_view(reinterpret_cast<const char*>(kdf.salt.data()), kdf.salt.size()))},
                        {"data", base64_encode(std::string_view(reinterpret_cast<const char*>(wrapped.data()), wrapped.size()))}};
   KVB_CHECK(write_file_atomic(dir / "keys" / (random_hex(16) + ".json"), json::serialize(keyfile), 0600));
-  return write_file_atomic(dir / "config", json::serialize(config));
+  return write_file_atomic(dir / "config", json::serialize(config), 0600);
 }
 
 Result<std::unique_ptr<Repository>> Repository::open(const fs::path& dir, const Secret& password, const OpenOptions& options) {
