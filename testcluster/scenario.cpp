@@ -1,6 +1,7 @@
 #include "testcluster/scenario.h"
 
 #include "common/atomic_file.h"
+#include "common/bounded_read.h"
 #include "common/doc_reader.h"
 #include "common/yaml_json.h"
 #include "kube/selector.h"
@@ -265,8 +266,8 @@ Result<Scenario> parse_scenario(const std::string& text, const std::string& orig
 }
 
 Result<Scenario> load_scenario(const std::filesystem::path& file) {
-  auto text = read_file(file);
-  if (!text) return Error(Errc::kInvalidArgument, "scenario " + file.string() + ": " + text.error().message);
+  auto text = read_file_bounded(file, "scenario");
+  if (!text) return Error(Errc::kInvalidArgument, text.error().message);
   return parse_scenario(*text, file.string());
 }
 

@@ -68,7 +68,7 @@ std::string vm_table(const record::BackupRecord& rec) {
     out += fmt::format("{:<{}}  {:<9}  {:<20}  {:>9}  {:>7}  {}\n", v.ns + "/" + v.name, wname, to_string(v.phase),
                        consistency, window(v), fmt::format("{}/{}", cut, v.volumes.size()), problems(v));
   }
-  return printable(out);
+  return printable_text(out);
 }
 
 std::string describe_backup(const record::BackupRecord& rec, const std::string& vm) {
@@ -136,7 +136,7 @@ std::string describe_backup(const record::BackupRecord& rec, const std::string& 
     for (const auto& p : v.problems) out += "  Problem:      " + p + "\n";
     if (!v.resources.empty()) out += fmt::format("  Resources:    {} objects saved\n", v.resources.size());
   }
-  return printable(out);
+  return printable_text(out);
 }
 
 }  // namespace kvb::cli

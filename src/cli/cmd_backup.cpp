@@ -125,7 +125,7 @@ int create(const GlobalOptions& g, const BackupOptions& o) {
   } else {
     std::printf("%s", vm_table(*rec).c_str());
     std::printf("\nBackup %s: %s%s, recorded in %s/%s\n", rec->name.c_str(), std::string(to_string(rec->phase)).c_str(),
-                rec->error.empty() ? "" : (" (" + printable(rec->error) + ")").c_str(), (*loc)->describe().c_str(),
+                rec->error.empty() ? "" : (" (" + printable_text(rec->error) + ")").c_str(), (*loc)->describe().c_str(),
                 record::backup_record_path(rec->name).c_str());
   }
   if (signals.received() != 0) return 128 + signals.received();
@@ -133,7 +133,7 @@ int create(const GlobalOptions& g, const BackupOptions& o) {
 }
 
 int list(const BackupOptions& o) {
-  auto loc = open_location(o.location);
+  auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
   std::vector<std::string> names;
   if ((*loc)->exists("backups")) {
@@ -147,7 +147,7 @@ int list(const BackupOptions& o) {
   for (const auto& name : names) {
     auto rec = record::load_backup_record(**loc, name);
     if (!rec) {
-      table += fmt::format("{:<30}  {}\n", printable(name), "unreadable: " + printable(rec.error().message));
+      table += fmt::format("{:<30}  {}\n", printable(name), "unreadable: " + printable_text(rec.error().message));
       continue;
     }
     int fsc = 0, crash = 0, failed = 0;
@@ -170,7 +170,7 @@ int list(const BackupOptions& o) {
 }
 
 int describe(const BackupOptions& o) {
-  auto loc = open_location(o.location);
+  auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
   auto rec = record::load_backup_record(**loc, o.name);
   if (!rec) return report_error(rec.error());
@@ -207,7 +207,7 @@ Result<std::set<std::pair<std::string, std::string>>> snapshots_of(kube::Client&
 }
 
 int remove(const GlobalOptions& g, const BackupOptions& o) {
-  auto loc = open_location(o.location);
+  auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
   auto rec = record::load_backup_record(**loc, o.name);
   if (!rec) return report_error(rec.error());
@@ -242,7 +242,7 @@ int remove(const GlobalOptions& g, const BackupOptions& o) {
 }
 
 int recover_cmd(const GlobalOptions& g, const BackupOptions& o) {
-  auto loc = open_location(o.location);
+  auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
   auto client = connect(g);
   if (!client) return report_error(client.error());

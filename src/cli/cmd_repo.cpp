@@ -6,9 +6,13 @@
 #include "cli/options.h"
 #include "cli/progress.h"
 #include "common/atomic_file.h"
+#include "common/bounded_read.h"
+#include "common/duration.h"
+#include "common/printable.h"
 #include "repo/repository.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <malloc.h>
 #include <termios.h>
 #include <unistd.h>
@@ -24,7 +28,8 @@ namespace {
 struct RepoOptions {
   std::string repo, password_file, name, path, snapshot;
   std::vector<std::string> tags, ids;
-  bool read_data = false, dry_run = false, prune = false;
+  bool read_data = false, dry_run = false, prune = false, overwrite = false;
+  std::string grace = "1h";
   double lock_wait_s = 0;
   uint64_t pack_size_mib = 16;
   int compression_level = repo::kDefaultCompressionLevel;
@@ -47,7 +52,7 @@ Result<Secret> prompt(const char* question) {
   (void)!::write(tty, question, std::strlen(question));
   std::string line;
   char c;
-  while (::read(tty, &c, 1) == 1 && c != '\n') line.push_back(c);
+  while (line.size() < 4096 && ::read(tty, &c, 1) == 1 && c != '\n') line.push_back(c);
   if (restore) ::tcsetattr(tty, TCSAFLUSH, &old);
   (void)!::write(tty, "\n", 1);
   ::close(tty);
@@ -55,9 +60,26 @@ Result<Secret> prompt(const char* question) {
   return Secret(line);
 }
 
+// Every message of a repo command goes out escaped (common/printable.h): it
+// may hold snapshot names, tags and file names a hostile repository chose.
+int report(const Error& e) {
+  Error shown = e;
+  shown.message = printable(e.message);
+  return report_error(shown);
+}
+
+// The password file's path and mode, never its content.
+void warn_if_readable_by_others(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 044) == 0) return;
+  std::fprintf(stderr, "kvbackup: warning: password file %s can be read by %s (mode %04o); chmod 600 it\n", printable(path).c_str(),
+               (st.st_mode & 004) ? "every user" : "its group", static_cast<unsigned>(st.st_mode & 07777));
+}
+
 Result<Secret> password(const RepoOptions& o, bool confirm = false) {
   if (!o.password_file.empty()) {
-    KVB_TRY(auto text, read_file(o.password_file));
+    KVB_TRY(auto text, read_file_bounded(o.password_file, "password file"));
+    warn_if_readable_by_others(o.password_file);
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
     if (text.empty()) return Error(Errc::kInvalidArgument, "--password-file " + o.password_file + ": the file is empty");
     return Secret(text);
@@ -82,16 +104,16 @@ Result<std::unique_ptr<repo::Repository>> open_repo(const RepoOptions& o, repo::
 
 #define KVB_OPEN_OR_REPORT(var, ...)     \
   auto var##_r = open_repo(__VA_ARGS__); \
-  if (!var##_r) return report_error(var##_r.error()); \
+  if (!var##_r) return report(var##_r.error()); \
   auto& var = *var##_r
 
 int init(const RepoOptions& o) {
   auto pw = password(o, true);
-  if (!pw) return report_error(pw.error());
+  if (!pw) return report(pw.error());
   repo::InitOptions opts;
   opts.pack_size = o.pack_size_mib << 20;
-  if (auto st = repo::Repository::init(o.repo, *pw, opts); !st) return report_error(st.error());
-  std::printf("created repository %s\n", o.repo.c_str());
+  if (auto st = repo::Repository::init(o.repo, *pw, opts); !st) return report(st.error());
+  std::printf("created repository %s\n", printable(o.repo).c_str());
   return kExitOk;
 }
 
@@ -104,16 +126,16 @@ void bound_heap() { ::mallopt(M_MMAP_THRESHOLD, 128 << 10); }
 int put(const RepoOptions& o) {
   bound_heap();
   KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kShared);
-  ProgressLine line("put " + o.name);
+  ProgressLine line("put " + printable(o.name));
   repo::PutOptions opts;
   opts.tags = o.tags;
   opts.compression_level = o.compression_level;
   opts.progress = [&](uint64_t done, uint64_t total) { line.update(done, total); };
   auto s = r->put(o.name, o.path, opts);
   line.finish();
-  if (!s) return report_error(s.error());
+  if (!s) return report(s.error());
   std::printf("snapshot %s (%s): %s, %zu chunks, %zu new (%s new, %s stored), %s of zeros and holes not stored, %zu packs\n",
-              s->snapshot.c_str(), o.name.c_str(), human_bytes(s->bytes).c_str(), s->chunks, s->new_chunks, human_bytes(s->new_bytes).c_str(),
+              s->snapshot.c_str(), printable(o.name).c_str(), human_bytes(s->bytes).c_str(), s->chunks, s->new_chunks, human_bytes(s->new_bytes).c_str(),
               human_bytes(s->stored_bytes).c_str(), human_bytes(s->zero_bytes + s->hole_bytes).c_str(), s->packs);
   return kExitOk;
 }
@@ -121,13 +143,14 @@ int put(const RepoOptions& o) {
 int get(const RepoOptions& o) {
   bound_heap();
   KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kShared);
-  ProgressLine line("get " + o.snapshot);
+  ProgressLine line("get " + printable(o.snapshot));
   repo::GetOptions opts;
+  opts.overwrite = o.overwrite;
   opts.progress = [&](uint64_t done, uint64_t total) { line.update(done, total); };
   auto st = r->get(o.snapshot, o.path, opts);
   line.finish();
-  if (!st) return report_error(st.error());
-  if (o.path != "-") std::printf("restored %s to %s\n", o.snapshot.c_str(), o.path.c_str());
+  if (!st) return report(st.error());
+  if (o.path != "-") std::printf("restored %s to %s\n", printable(o.snapshot).c_str(), printable(o.path).c_str());
   return kExitOk;
 }
 
@@ -141,14 +164,15 @@ void print_snapshots(const std::vector<repo::Snapshot>& snaps, const char* heade
   if (header) std::printf("%s\n", header);
   std::printf("%-32s  %-20s  %-30s  %10s  %s\n", "ID", "NAME", "TIME", "SIZE", "TAGS");
   for (const auto& s : snaps) {
-    std::printf("%-32s  %-20s  %-30s  %10s  %s\n", s.id.c_str(), s.name.c_str(), s.time.c_str(), human_bytes(s.size).c_str(), joined(s.tags).c_str());
+    std::printf("%-32s  %-20s  %-30s  %10s  %s\n", printable(s.id).c_str(), printable(s.name).c_str(), printable(s.time).c_str(),
+                human_bytes(s.size).c_str(), printable(joined(s.tags)).c_str());
   }
 }
 
 int list(const RepoOptions& o) {
   KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kShared);
   auto snaps = r->snapshots();
-  if (!snaps) return report_error(snaps.error());
+  if (!snaps) return report(snaps.error());
   print_snapshots(*snaps);
   return kExitOk;
 }
@@ -156,7 +180,7 @@ int list(const RepoOptions& o) {
 int check(const RepoOptions& o) {
   KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kShared);
   auto report = r->check(o.read_data);
-  for (const auto& p : report.problems) std::fprintf(stderr, "kvbackup: %s\n", p.c_str());
+  for (const auto& p : report.problems) std::fprintf(stderr, "kvbackup: %s\n", printable(p).c_str());
   std::printf("checked %zu snapshots, %zu packs, %zu blobs%s: %s\n", report.snapshots, report.packs, report.blobs,
               o.read_data ? " (all data read and authenticated)" : "",
               report.ok() ? "no problems" : (std::to_string(report.problems.size()) + " problems").c_str());
@@ -168,21 +192,27 @@ int prune_with(repo::Repository& r, const RepoOptions& o) {
   repo::PruneOptions opts;
   opts.max_unused = o.max_unused;
   opts.dry_run = o.dry_run;
+  auto grace = parse_duration(o.grace);
+  if (!grace) return report(Error(Errc::kInvalidArgument, "--grace-period " + o.grace + ": " + grace.error().message));
+  opts.grace = std::chrono::duration_cast<std::chrono::seconds>(*grace);
   auto p = r.prune(opts);
-  if (!p) return report_error(p.error());
+  if (!p) return report(p.error());
   std::printf("%s%zu packs removed, %zu repacked into %zu, %zu index files replaced; %s -> %s\n", o.dry_run ? "would prune: " : "pruned: ",
               p->packs_removed, p->packs_repacked, p->packs_written, p->index_files_replaced, human_bytes(p->bytes_before).c_str(),
               human_bytes(p->bytes_after).c_str());
+  if (p->packs_too_young > 0) {
+    std::printf("%zu packs written within the grace period (%s) were kept as they are\n", p->packs_too_young, o.grace.c_str());
+  }
   return kExitOk;
 }
 
 int forget(const RepoOptions& o) {
   if (!o.ids.empty() && !o.keep.empty()) {
-    return report_error(Error(Errc::kInvalidArgument, "give snapshot ids or --keep-* rules, not both"));
+    return report(Error(Errc::kInvalidArgument, "give snapshot ids or --keep-* rules, not both"));
   }
   KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kExclusive);
   auto f = o.ids.empty() ? r->forget(o.keep, o.dry_run) : r->forget_ids(o.ids, o.dry_run);
-  if (!f) return report_error(f.error());
+  if (!f) return report(f.error());
   print_snapshots(f->kept, "keep:");
   print_snapshots(f->removed, o.dry_run ? "would remove:" : "removed:");
   return o.prune ? prune_with(*r, o) : kExitOk;
@@ -197,7 +227,7 @@ int prune(const RepoOptions& o) {
 int stats(const RepoOptions& o) {
   KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kShared);
   auto s = r->stats();
-  if (!s) return report_error(s.error());
+  if (!s) return report(s.error());
   double ratio = s->stored_bytes > 0 ? static_cast<double>(s->logical_bytes) / static_cast<double>(s->stored_bytes) : 0;
   std::printf("snapshots:        %zu\nimages, in all:   %s\ndistinct data:    %s in %zu blobs\nstored:           %s in %zu packs\n"
               "space saving:     %.1fx (dedup, zeros and compression)\n",
@@ -209,7 +239,7 @@ int stats(const RepoOptions& o) {
 int rebuild_index(const RepoOptions& o) {
   KVB_OPEN_OR_REPORT(r, o, repo::LockMode::kExclusive, false);
   auto n = r->rebuild_index();
-  if (!n) return report_error(n.error());
+  if (!n) return report(n.error());
   std::printf("rebuilt the index from %zu packs\n", *n);
   return kExitOk;
 }
@@ -240,6 +270,7 @@ void register_repo(CLI::App& app, CommandAction& run) {
   auto* g = add("get", "Restore a snapshot (by id, or the newest of a name) to a file (sparse), a block device or - (standard output)", get);
   g->add_option("snapshot", o->snapshot, "Snapshot id or name")->required();
   g->add_option("target", o->path, "File, block device, or - for standard output")->required();
+  g->add_flag("--overwrite", o->overwrite, "Replace an existing file (atomically, at the end) or write over a block device");
   add("list", "List snapshots", list);
   add("check", "Verify packs, index and snapshots; --read-data authenticates every blob", check)
       ->add_flag("--read-data", o->read_data, "Read and authenticate every blob");
@@ -251,9 +282,11 @@ void register_repo(CLI::App& app, CommandAction& run) {
   f->add_option("--keep-monthly", o->keep.monthly, "Keep the newest of each of the last N months")->check(CLI::NonNegativeNumber);
   f->add_flag("--dry-run", o->dry_run, "Show what would be removed");
   f->add_flag("--prune", o->prune, "Prune afterwards");
+  f->add_option("--grace-period", o->grace, "With --prune: keep packs written less than this long ago (default 1h; a put may still need them)");
   auto* pr = add("prune", "Remove data no snapshot needs; repack packs that are mostly unused", prune);
   pr->add_option("--max-unused", o->max_unused, "Repack a pack once this share of it is unused (0..1, default 0.2)")->check(CLI::Range(0.0, 1.0));
   pr->add_flag("--dry-run", o->dry_run, "Show what would be removed");
+  pr->add_option("--grace-period", o->grace, "Keep packs written less than this long ago (default 1h; a put may still need them)");
   add("stats", "Sizes: images, distinct data, stored bytes, the saving", stats);
   add("rebuild-index", "Rebuild the index from the packs (after index files were lost or damaged)", rebuild_index);
 }

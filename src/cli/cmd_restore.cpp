@@ -79,7 +79,7 @@ int create(const GlobalOptions& g, const RestoreOptions& o) {
   spec.keep_mac = o.keep_mac;
   spec.create_namespaces = o.create_namespace;
   spec.wait = o.wait;
-  auto loc = open_location(o.location);
+  auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
   auto client = connect(g);
   if (!client) return report_error(client.error());
@@ -98,7 +98,7 @@ int create(const GlobalOptions& g, const RestoreOptions& o) {
 }
 
 int list(const RestoreOptions& o) {
-  auto loc = open_location(o.location);
+  auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
   auto names = (*loc)->list("restores");
   if (!names) return report_error(names.error());
@@ -116,7 +116,7 @@ int list(const RestoreOptions& o) {
 }
 
 int show(const RestoreOptions& o) {
-  auto loc = open_location(o.location);
+  auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
   auto rec = restore::load_restore_record(**loc, o.name);
   if (!rec) return report_error(rec.error());

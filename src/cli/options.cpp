@@ -34,7 +34,11 @@ Result<std::shared_ptr<kube::Client>> connect(const GlobalOptions& g) {
 }
 
 Result<std::unique_ptr<location::Location>> open_location(const std::string& dir) {
-  return location::open_local(dir.empty() ? location::default_location_dir() : std::filesystem::path(dir));
+  return location::open_local(dir.empty() ? location::default_location_dir() : std::filesystem::path(dir), location::OpenMode::kCreate);
+}
+
+Result<std::unique_ptr<location::Location>> open_existing_location(const std::string& dir) {
+  return location::open_local(dir.empty() ? location::default_location_dir() : std::filesystem::path(dir), location::OpenMode::kExisting);
 }
 
 int exit_code_for(const Error& e) {

@@ -36,6 +36,12 @@ Status write_file_atomic(const std::filesystem::path& path, std::string_view dat
   tmp += ".tmp-" + std::to_string(::getpid()) + "-" + random_suffix();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return io_error(tmp, "cannot create", errno);
+  if (::fchmod(fd, mode) != 0) {  // the umask may have taken bits away (or the caller wants exactly this)
+    int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return io_error(tmp, "cannot set the mode of", err);
+  }
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n = ::write(fd, data.data() + off, data.size() - off);
@@ -98,10 +104,20 @@ Result<std::string> read_file(const std::filesystem::path& path) {
   return out;
 }
 
-Status make_directories(const std::filesystem::path& path) {
-  std::error_code ec;
-  std::filesystem::create_directories(path, ec);
-  if (ec) return Error(Errc::kIo, "cannot create directory " + path.string() + ": " + ec.message());
+Status make_directories(const std::filesystem::path& path, unsigned mode) {
+  if (path.empty()) return ok();
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return ok();
+    return Error(Errc::kIo, "cannot create directory " + path.string() + ": a file of that name exists");
+  }
+  if (path.has_parent_path() && path.parent_path() != path) KVB_CHECK(make_directories(path.parent_path(), mode));
+  if (::mkdir(path.c_str(), mode) != 0) {
+    int err = errno;
+    if (err == EEXIST && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return ok();  // made by someone else meanwhile
+    return io_error(path, "cannot create directory", err);
+  }
+  if (::chmod(path.c_str(), mode) != 0) return io_error(path, "cannot set the mode of directory", errno);
   return ok();
 }
 

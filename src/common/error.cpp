@@ -25,6 +25,7 @@ std::string_view errc_name(Errc c) {
     case Errc::kConfig: return "ConfigError";
     case Errc::kIo: return "IOError";
     case Errc::kParse: return "ParseError";
+    case Errc::kDamaged: return "DataDamaged";
     case Errc::kUnknown: return "Unknown";
   }
   return "Unknown";

@@ -42,6 +42,7 @@ enum class Errc {
   kConfig,             // kubeconfig / configuration problem
   kIo,                 // local file system error
   kParse,              // malformed JSON/YAML/protocol data
+  kDamaged,            // stored data failed its integrity check (a repository's packs, index, keys)
   kUnknown,
 };
 

@@ -97,43 +97,6 @@ std::string redact_credentials(std::string_view text) {
 
 std::string redact_url(std::string_view url) { return redact_credentials(url); }
 
-std::string printable(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (size_t i = 0; i < text.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c == 0x1b) {  // ESC: drop the whole sequence
-      if (i + 1 < text.size() && text[i + 1] == '[') {  // CSI: parameters, then a final byte 0x40..0x7e
-        size_t j = i + 2;
-        while (j < text.size() && !(static_cast<unsigned char>(text[j]) >= 0x40 && static_cast<unsigned char>(text[j]) <= 0x7e)) ++j;
-        i = std::min(j, text.size() - 1);
-      } else if (i + 1 < text.size() && (text[i + 1] == ']' || text[i + 1] == 'P' || text[i + 1] == '_' || text[i + 1] == '^')) {
-        size_t j = i + 2;  // OSC/DCS/APC/PM: up to BEL or ESC '\'
-        while (j < text.size() && text[j] != '\a' && !(text[j] == 0x1b && j + 1 < text.size() && text[j + 1] == '\\')) ++j;
-        if (j < text.size() && text[j] == 0x1b) ++j;
-        i = std::min(j, text.size() - 1);
-      } else if (i + 1 < text.size()) {
-        ++i;  // a two-byte sequence
-      }
-      continue;
-    }
-    if (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
-        static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
-      ++i;  // a C1 control character in UTF-8 (0x9b is a CSI on some terminals)
-      continue;
-    }
-    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-      continue;
-    }
-    out += static_cast<char>(c);
-  }
-  return out;
-}
-
-std::string sanitize_foreign(std::string_view text) { return printable(redact_credentials(text)); }
+std::string sanitize_foreign(std::string_view text) { return printable_text(redact_credentials(text)); }
 
 }  // namespace kvb

@@ -4,10 +4,13 @@
 //   "Basic <t>", Authorization headers, token/password/secret/signature query
 //   parameters and key=value pairs, and user:password in URLs;
 // - redact_url() removes the user information and credential parameters of a URL;
-// - printable() makes text safe for a terminal: escape sequences (CSI, OSC, ...)
-//   are removed and other control characters shown as \xNN (newlines and tabs stay).
+// - sanitize_foreign() also makes the text safe for a terminal
+//   (common/printable.h, printable_text: control characters, escape sequences,
+//   bidi overrides and bytes that are not UTF-8 are shown escaped).
 // Invariant: the output never contains the masked values, whatever the input.
 #pragma once
+
+#include "common/printable.h"
 
 #include <string>
 #include <string_view>
@@ -16,8 +19,7 @@ namespace kvb {
 
 std::string redact_credentials(std::string_view text);
 std::string redact_url(std::string_view url);
-std::string printable(std::string_view text);
-// printable(redact_credentials(text)): for anything printed or recorded from outside.
+// printable_text(redact_credentials(text)): for anything printed or recorded from outside.
 std::string sanitize_foreign(std::string_view text);
 
 }  // namespace kvb

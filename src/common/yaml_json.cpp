@@ -36,26 +36,72 @@ json::value scalar_value(const YAML::Node& n) {
   return json::string(s);
 }
 
-json::value convert(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return nullptr;
-    case YAML::NodeType::Scalar:
-      return scalar_value(n);
-    case YAML::NodeType::Sequence: {
-      json::array a;
-      for (const auto& item : n) a.push_back(convert(item));
-      return a;
+// Limits on what one document may expand to. Aliases make a small text stand
+// for an exponentially large tree (a "billion laughs" YAML bomb): the
+// conversion counts what it produces and stops at these, far above any real
+// configuration document.
+constexpr size_t kMaxNodes = 1'000'000;
+constexpr size_t kMaxScalarBytes = size_t{64} << 20;
+constexpr int kMaxDepth = 256;
+
+// Thrown inside the conversion only; parse_yaml_documents turns it into an Error.
+struct ConvertError {
+  std::string message;
+  int line = -1;  // 0-based within the document, -1 when unknown
+};
+
+class Converter {
+ public:
+  json::value convert(const YAML::Node& n, int depth) {
+    if (++nodes_ > kMaxNodes) {
+      throw ConvertError{"the document expands to more than " + std::to_string(kMaxNodes) +
+                         " values (YAML aliases repeating a large part of it?)", line_of(n)};
     }
-    case YAML::NodeType::Map: {
-      json::object o;
-      for (const auto& kv : n) o[kv.first.as<std::string>()] = convert(kv.second);
-      return o;
+    if (depth > kMaxDepth) throw ConvertError{"nested more than " + std::to_string(kMaxDepth) + " levels deep", line_of(n)};
+    switch (n.Type()) {
+      case YAML::NodeType::Null:
+      case YAML::NodeType::Undefined:
+        return nullptr;
+      case YAML::NodeType::Scalar:
+        check_text(n.Scalar(), n);
+        return scalar_value(n);
+      case YAML::NodeType::Sequence: {
+        json::array a;
+        for (const auto& item : n) a.push_back(convert(item, depth + 1));
+        return a;
+      }
+      case YAML::NodeType::Map: {
+        json::object o;
+        for (const auto& kv : n) {
+          std::string key = kv.first.as<std::string>();
+          check_text(key, kv.first);
+          if (o.contains(key)) {
+            throw ConvertError{"key \"" + key + "\" appears twice in the same mapping (YAML and JSON readers disagree on which one wins)",
+                               line_of(kv.first)};
+          }
+          o[key] = convert(kv.second, depth + 1);
+        }
+        return o;
+      }
+    }
+    return nullptr;
+  }
+
+ private:
+  static int line_of(const YAML::Node& n) { return n.Mark().is_null() ? -1 : n.Mark().line; }
+
+  void check_text(const std::string& s, const YAML::Node& n) {
+    if (s.find('\0') != std::string::npos) throw ConvertError{"a NUL byte in a name or value", line_of(n)};
+    scalar_bytes_ += s.size();
+    if (scalar_bytes_ > kMaxScalarBytes) {
+      throw ConvertError{"the document expands to more than " + std::to_string(kMaxScalarBytes >> 20) +
+                         " MiB of text (YAML aliases repeating a large value?)", line_of(n)};
     }
   }
-  return nullptr;
-}
+
+  size_t nodes_ = 0;
+  size_t scalar_bytes_ = 0;
+};
 
 void emit(YAML::Emitter& out, const json::value& v) {
   switch (v.kind()) {
@@ -162,9 +208,12 @@ Result<std::vector<json::value>> parse_yaml_documents(const std::string& text, c
   std::vector<json::value> out;
   for (const auto& doc : split_documents(text)) {
     try {
-      out.push_back(convert(YAML::Load(doc.text)));
+      out.push_back(Converter().convert(YAML::Load(doc.text), 0));
     } catch (const YAML::Exception& e) {
       return Error(Errc::kParse, origin + ": line " + std::to_string(doc.first_line + e.mark.line + 1) + ": invalid YAML: " + e.msg);
+    } catch (const ConvertError& e) {
+      std::string where = e.line >= 0 ? ": line " + std::to_string(doc.first_line + e.line + 1) : "";
+      return Error(Errc::kParse, origin + where + ": " + e.message);
     }
   }
   return out;

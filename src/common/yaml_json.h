@@ -5,6 +5,11 @@
 // Scalars follow the YAML 1.2 core schema: unquoted true/false, null/~, integers
 // and floats become JSON booleans, null and numbers; quoted scalars and
 // everything else stay strings. Errors carry the origin and the line number.
+//
+// Hostile input is an error, never a crash or an exhausted machine: a key
+// repeated in one mapping, a NUL byte in a key or value, nesting deeper than
+// 256 levels, and a document that expands (through aliases) to more than a
+// million values or 64 MiB of text are refused with the line.
 #pragma once
 
 #include "common/error.h"

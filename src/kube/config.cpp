@@ -2,6 +2,8 @@
 
 #include "common/atomic_file.h"
 #include "common/base64.h"
+#include "common/bounded_read.h"
+#include "common/yaml_json.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -69,12 +71,8 @@ fs::path resolve_path(const fs::path& file, const std::string& p) {
 
 Result<std::string> read_referenced(const fs::path& file, const std::string& where, const char* field,
                                     const fs::path& path) {
-  auto data = read_file(path);
-  if (!data) {
-    return config_error(file, where,
-                        std::string("field ") + field + ": cannot read \"" + path.string() + "\": " +
-                            data.error().message.substr(data.error().message.rfind(": ") + 2));
-  }
+  auto data = read_file_bounded(path, std::string(field) + " file");
+  if (!data) return config_error(file, where, std::string("field ") + field + ": " + data.error().message);
   return *data;
 }
 
@@ -96,8 +94,12 @@ Result<std::string> file_or_data(const YAML::Node& n, const std::string& field, 
 }
 
 Status load_one(const fs::path& file, Merged& m) {
-  auto text = read_file(file);
-  if (!text) return config_error(file, "", text.error().message.substr(text.error().message.rfind(": ") + 2));
+  auto text = read_file_bounded(file, "kubeconfig");
+  if (!text) return Error(Errc::kConfig, text.error().message);
+  // The same checks as every other document kvbackup reads: no key twice, no
+  // NUL, no alias bomb (yaml-cpp's own tree shares aliased nodes, but walking
+  // it would expand them).
+  if (auto checked = parse_yaml(*text, file.string()); !checked) return Error(Errc::kConfig, checked.error().message);
   YAML::Node root;
   try {
     root = YAML::Load(*text);
@@ -343,13 +345,13 @@ Result<RestConfig> load_in_cluster_config(const fs::path& dir) {
   if (h.find(':') != std::string::npos) h = "[" + h + "]";  // IPv6 literal
   rc.cluster.server = "https://" + h + ":" + port;
   rc.user.token_file = dir / "token";
-  auto token = read_file(rc.user.token_file);
+  auto token = read_file_bounded(rc.user.token_file, "service account token");
   if (!token) return Error(Errc::kConfig, "in-cluster config: " + token.error().message);
-  auto ca = read_file(dir / "ca.crt");
+  auto ca = read_file_bounded(dir / "ca.crt", "service account CA");
   if (!ca) return Error(Errc::kConfig, "in-cluster config: " + ca.error().message);
   rc.cluster.ca_pem = *ca;
   rc.cluster.ca_origin = (dir / "ca.crt").string();
-  if (auto ns = read_file(dir / "namespace"); ns && !ns->empty()) {
+  if (auto ns = read_file_bounded(dir / "namespace", "service account namespace"); ns && !ns->empty()) {
     std::string n = *ns;
     while (!n.empty() && (n.back() == '\n' || n.back() == ' ')) n.pop_back();
     rc.namespace_name = n;

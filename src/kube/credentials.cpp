@@ -2,6 +2,7 @@
 
 #include "common/atomic_file.h"
 #include "common/base64.h"
+#include "common/bounded_read.h"
 #include "common/time.h"
 
 #include <boost/json.hpp>
@@ -47,8 +48,10 @@ std::optional<AuthMaterial> CredentialProvider::cached_if_fresh() {
     if (!m) return std::nullopt;
     return *m;
   }
-  std::lock_guard lock(mu_);
-  if (!have_material_) return std::nullopt;
+  // Never wait here (the io thread calls this): while get() runs the plugin on
+  // the helper thread, the material is being refreshed, so it is not fresh.
+  std::unique_lock lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock() || !have_material_) return std::nullopt;
   if (expires_ && std::chrono::system_clock::now() >= *expires_) return std::nullopt;
   return material_;
 }
@@ -62,7 +65,7 @@ Status CredentialProvider::reread_token_file() {
   }
   int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
   if (have_material_ && mtime == token_file_mtime_ns_ && st.st_size == token_file_size_) return ok();
-  auto data = read_file(path);
+  auto data = read_file_bounded(path, "token file");
   if (!data) {
     if (have_material_) return ok();
     return Error(Errc::kConfig, "token file " + path.string() + " cannot be read");

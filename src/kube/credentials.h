@@ -36,7 +36,8 @@ class CredentialProvider {
 
   Result<AuthMaterial> get();
   // The material when producing it needs no plugin run (at most a stat of the
-  // token file); nullopt when get() would have to run the exec plugin or fails.
+  // token file); nullopt when get() would have to run the exec plugin, is
+  // running it on another thread, or fails. Never blocks on a plugin run.
   std::optional<AuthMaterial> cached_if_fresh();
   // Forget cached credentials so that the next get() refreshes them (after a 401).
   void invalidate();

@@ -33,15 +33,17 @@ class LocalLocation : public Location {
   Status put(const std::string& path, std::string_view data, bool secret) override {
     KVB_CHECK(validate_relative_path(path));
     fs::path p = root_ / path;
-    KVB_CHECK(make_directories(p.parent_path()));
-    return write_file_atomic(p, data, secret ? 0600 : 0644);
+    KVB_CHECK(make_directories(p.parent_path(), 0700));
+    (void)secret;
+    return write_file_atomic(p, data, 0600);
   }
 
   Status put_deferred(const std::string& path, std::string_view data, bool secret) override {
     KVB_CHECK(validate_relative_path(path));
     fs::path p = root_ / path;
-    KVB_CHECK(make_directories(p.parent_path()));
-    return write_file_atomic(p, data, secret ? 0600 : 0644, /*durable=*/false);
+    KVB_CHECK(make_directories(p.parent_path(), 0700));
+    (void)secret;
+    return write_file_atomic(p, data, 0600, /*durable=*/false);
   }
 
   Status sync() override { return sync_filesystem(root_); }
@@ -86,16 +88,25 @@ class LocalLocation : public Location {
 
 }  // namespace
 
-Result<std::unique_ptr<Location>> open_local(const fs::path& dir) {
+Result<std::unique_ptr<Location>> open_local(const fs::path& dir, OpenMode mode) {
   std::error_code ec;
   fs::path abs = fs::absolute(dir, ec);
   if (ec) abs = dir;
-  if (fs::exists(abs, ec) && !fs::is_directory(abs, ec)) {
+  bool exists = fs::exists(abs, ec);
+  if (exists && !fs::is_directory(abs, ec)) {
     return Error(Errc::kInvalidArgument, "backup location " + abs.string() + " exists and is not a directory");
   }
-  if (auto st = make_directories(abs); !st) {
+  if (!exists && mode == OpenMode::kExisting) {
+    return Error(Errc::kNotFound, "backup location " + abs.string() + " does not exist (check --location or $KVBACKUP_LOCATION)");
+  }
+  if (mode == OpenMode::kExisting) return std::unique_ptr<Location>(new LocalLocation(abs));
+  if (auto st = make_directories(abs, 0700); !st) {
     return Error(Errc::kIo, "backup location " + abs.string() + " cannot be created: " +
                                 st.error().message.substr(st.error().message.rfind(": ") + 2));
+  }
+  // Its own directories, private from the start (whoever creates them later).
+  for (const char* sub : {"backups", "restores", "journal"}) {
+    if (auto st = make_directories(abs / sub, 0700); !st) return st.error();
   }
   fs::path probe = abs / (".kvbackup-write-probe-" + std::to_string(::getpid()));
   if (auto st = write_file_atomic(probe, "probe"); !st) {

@@ -4,6 +4,9 @@
 // Invariant: a file is either absent or complete; readers never see a torn
 // write. A file written with put() is durable when put() returns; one written
 // with put_deferred() once sync() returns. Paths are validated: no "..", no absolute paths.
+// Everything a location holds is private: a local location's files are mode
+// 0600 and its directories 0700, whatever the umask (records hold cloud-init
+// user data and Secrets).
 #pragma once
 
 #include "common/error.h"
@@ -20,6 +23,7 @@ class Location {
  public:
   virtual ~Location() = default;
   virtual std::string describe() const = 0;
+  // `secret` is kept for callers that mark secrets; every file is private anyway.
   virtual Status put(const std::string& path, std::string_view data, bool secret = false) = 0;
   // Like put (atomic), but durable only after the next sync(): for the many
   // small files a record refers to, which sync() makes durable at once before
@@ -36,9 +40,15 @@ class Location {
   virtual std::optional<std::filesystem::path> local_root() const = 0;
 };
 
-// Opens (creating it if needed) a local directory location, and proves it is
-// writable by writing and removing a probe file.
-Result<std::unique_ptr<Location>> open_local(const std::filesystem::path& dir);
+// kCreate: commands that write (backup create) create a missing location.
+// kExisting: commands that only read or change what is there (list,
+// describe, delete, recover, restore) fail when it does not exist, naming it,
+// so that a typo is an error instead of an empty list.
+enum class OpenMode { kCreate, kExisting };
+
+// Opens a local directory location; kCreate creates it (0700) if needed and
+// proves it is writable by writing and removing a probe file.
+Result<std::unique_ptr<Location>> open_local(const std::filesystem::path& dir, OpenMode mode = OpenMode::kCreate);
 
 // The default location: $KVBACKUP_LOCATION, else ./kvbackup-backups.
 std::filesystem::path default_location_dir();

@@ -76,22 +76,22 @@ EncodedBlob encode_blob(const MasterKey& key, const BlobId& id, std::span<const 
 Result<std::vector<uint8_t>> decode_blob(const MasterKey& key, const BlobId& id, std::span<const uint8_t> stored) {
   auto framed = open(key.encryption, id, stored);
   if (!framed) return Error(framed.error().code, "blob " + to_hex(id) + ": " + framed.error().message);
-  if (framed->empty()) return Error(Errc::kParse, "blob " + to_hex(id) + ": empty frame");
+  if (framed->empty()) return Error(Errc::kDamaged, "blob " + to_hex(id) + ": empty frame");
   uint8_t flags = (*framed)[0];
   std::vector<uint8_t> plain;
   if (flags & kCompressed) {
     unsigned long long size = ZSTD_getFrameContentSize(framed->data() + 1, framed->size() - 1);
     if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > (64ULL << 20)) {
-      return Error(Errc::kParse, "blob " + to_hex(id) + ": not a zstd frame of a known size");
+      return Error(Errc::kDamaged, "blob " + to_hex(id) + ": not a zstd frame of a known size");
     }
     plain.resize(size);
     size_t r = ZSTD_decompressDCtx(zstd().d, plain.data(), plain.size(), framed->data() + 1, framed->size() - 1);
-    if (ZSTD_isError(r) || r != size) return Error(Errc::kParse, "blob " + to_hex(id) + ": zstd: decompression failed");
+    if (ZSTD_isError(r) || r != size) return Error(Errc::kDamaged, "blob " + to_hex(id) + ": zstd: decompression failed");
   } else {
     framed->erase(framed->begin());
     plain = std::move(*framed);
   }
-  if (blob_id(key, plain) != id) return Error(Errc::kParse, "blob " + to_hex(id) + ": plaintext does not match its id");
+  if (blob_id(key, plain) != id) return Error(Errc::kDamaged, "blob " + to_hex(id) + ": plaintext does not match its id");
   return plain;
 }
 

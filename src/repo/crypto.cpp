@@ -25,7 +25,7 @@ void random_bytes(uint8_t* out, size_t n) {
 }
 
 Error auth_failed() {
-  return Error(Errc::kParse, "authentication failed: the data was modified, truncated, or sealed with another key");
+  return Error(Errc::kDamaged, "authentication failed: the data was modified, truncated, or sealed with another key");
 }
 
 }  // namespace

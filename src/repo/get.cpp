@@ -5,11 +5,13 @@
 // decompresses and verifies a blob; the calling thread writes each at every
 // offset that needs it. Zeros are holes in a file (the file is truncated to size first) and
 // written out (BLKZEROOUT, else zeros) on a block device. To a stream ("-"),
-// extents are written in order by one thread.
+// extents are written in order by one thread. A file is written beside the
+// target and renamed over it at the end (repo/restore_target.h).
 #include "common/bounded_queue.h"
 #include "repo/blob.h"
 #include "repo/layout.h"
 #include "repo/repository.h"
+#include "repo/restore_target.h"
 
 #include <fcntl.h>
 #include <linux/fs.h>
@@ -76,7 +78,7 @@ class BlobReader {
     }
     stored_.resize(loc->length);
     ssize_t n = ::pread(fd_, stored_.data(), stored_.size(), static_cast<off_t>(loc->offset));
-    if (n != static_cast<ssize_t>(stored_.size())) return Error(Errc::kParse, "pack " + pack + " is truncated (blob " + to_hex(id) + ")");
+    if (n != static_cast<ssize_t>(stored_.size())) return Error(Errc::kDamaged, "pack " + pack + " is truncated (blob " + to_hex(id) + ")");
     auto plain = decode_blob(key_, id, stored_);
     if (!plain) return Error(plain.error().code, "pack " + pack + ": " + plain.error().message);
     return plain;
@@ -91,6 +93,21 @@ class BlobReader {
   std::vector<uint8_t> stored_;
 };
 
+// A blob that cannot be read: which snapshot and which bytes of its image are
+// lost, then why. Damage and a missing pack are data errors (exit 1), not bad input.
+Error unreadable(const Snapshot& snap, const Error& why, uint64_t length, const std::vector<uint64_t>& offsets) {
+  std::string ranges;
+  for (size_t i = 0; i < offsets.size() && i < 3; ++i) {
+    ranges += (i ? ", " : "") + std::to_string(offsets[i]) + ".." + std::to_string(offsets[i] + length);
+  }
+  if (offsets.size() > 3) ranges += " and " + std::to_string(offsets.size() - 3) + " more ranges";
+  Error e = why;
+  if (e.code != Errc::kIo && e.code != Errc::kNotFound) e.code = Errc::kDamaged;
+  e.message = "snapshot " + snap.id + " (" + snap.name + "): bytes " + ranges + " of the image (" + std::to_string(length) +
+              " bytes each) cannot be restored: " + why.message + " (run kvbackup repo check --read-data)";
+  return e;
+}
+
 }  // namespace
 
 Status Repository::get(const std::string& snapshot, const fs::path& target, const GetOptions& options) {
@@ -100,23 +117,11 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
       return Error(Errc::kNotFound, "snapshot " + snap.id + " needs blob " + to_hex(*e.blob) + ", which is in no pack (run kvbackup repo check)");
     }
   }
-  const bool stream = target == "-";
-  int fd = STDOUT_FILENO;
-  bool block_device = false;
-  if (!stream) {
-    struct stat st {};
-    block_device = ::stat(target.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
-    fd = ::open(target.c_str(), O_WRONLY | O_CLOEXEC | (block_device ? 0 : O_CREAT | O_TRUNC), 0600);
-    if (fd < 0) return Error(Errc::kIo, "cannot open " + target.string() + " for writing: " + std::strerror(errno));
-  }
-  struct Closer {
-    int fd;
-    bool owned;
-    ~Closer() {
-      if (owned) ::close(fd);
-    }
-  } closer{fd, !stream};
-  const std::string tname = stream ? "standard output" : target.string();
+  KVB_TRY(auto out, RestoreTarget::open(target, options.overwrite));
+  const bool stream = out.kind() == RestoreTarget::Kind::kStream;
+  const bool block_device = out.kind() == RestoreTarget::Kind::kBlockDevice;
+  const int fd = out.fd();
+  const std::string& tname = out.name();
   uint64_t done_bytes = 0;
 
   if (stream) {
@@ -125,13 +130,14 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
       if (!e.blob) {
         KVB_CHECK(write_zeros(fd, e.offset, e.length, false, true, tname));
       } else {
-        KVB_TRY(auto plain, reader.read(*e.blob));
-        KVB_CHECK(write_all(fd, plain.data(), plain.size(), -1, tname));
+        auto plain = reader.read(*e.blob);
+        if (!plain) return unreadable(snap, plain.error(), e.length, {e.offset});
+        KVB_CHECK(write_all(fd, plain->data(), plain->size(), -1, tname));
       }
       done_bytes += e.length;
       if (options.progress) options.progress(done_bytes, snap.size);
     }
-    return ok();
+    return out.commit();
   }
 
   if (block_device) {
@@ -187,7 +193,7 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
       for (size_t i; !failed && (i = next.fetch_add(1)) < work.size();) {
         auto plain = reader.read(*work[i].first);
         if (!plain) {
-          fail(plain.error());
+          fail(unreadable(snap, plain.error(), index_.find(*work[i].first)->plaintext_size, *work[i].second));
           break;
         }
         if (!decoded.push(Decoded{std::move(*plain), work[i].second})) break;
@@ -211,8 +217,7 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
   }
   for (auto& t : pool) t.join();
   if (!first_error) return first_error;
-  if (::fsync(fd) != 0) return Error(Errc::kIo, "cannot flush " + tname + ": " + std::strerror(errno));
-  return ok();
+  return out.commit();
 }
 
 }  // namespace kvb::repo

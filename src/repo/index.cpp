@@ -30,7 +30,7 @@ Result<Index> Index::load(const fs::path& repo, const Key256& key) {
   std::sort(files.begin(), files.end());
   for (const auto& path : files) {
     KVB_TRY(auto doc, read_sealed(path, key, SealedKind::kIndex));
-    auto bad = [&](const std::string& why) { return Error(Errc::kParse, path.string() + ": " + why); };
+    auto bad = [&](const std::string& why) { return Error(Errc::kDamaged, path.string() + ": " + why); };
     const auto* packs = doc.as_object().if_contains("packs");
     if (!packs || !packs->is_array()) return bad("no \"packs\" list");
     for (const auto& pk : packs->as_array()) {

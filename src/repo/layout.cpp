@@ -9,6 +9,8 @@
 #include <cctype>
 #include <cstring>
 
+#include <sys/stat.h>
+
 namespace kvb::repo {
 namespace fs = std::filesystem;
 namespace json = boost::json;
@@ -53,10 +55,10 @@ Status write_sealed(const fs::path& path, const Key256& key, SealedKind kind, co
 Result<json::value> read_sealed(const fs::path& path, const Key256& key, SealedKind kind) {
   KVB_TRY(auto text, read_file(path));
   auto plain = open(key, aad(kind), as_bytes(text));
-  if (!plain) return Error(Errc::kParse, path.string() + ": " + plain.error().message);
+  if (!plain) return Error(Errc::kDamaged, path.string() + ": " + plain.error().message);
   boost::system::error_code ec;
   auto v = json::parse(std::string_view(reinterpret_cast<const char*>(plain->data()), plain->size()), ec);
-  if (ec || !v.is_object()) return Error(Errc::kParse, path.string() + ": not a JSON object");
+  if (ec || !v.is_object()) return Error(Errc::kDamaged, path.string() + ": not a JSON object");
   return v;
 }
 
@@ -75,6 +77,12 @@ Result<std::string> write_pack_file(const fs::path& repo, std::span<const uint8_
   return name;
 }
 
+std::chrono::system_clock::time_point modification_time(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return std::chrono::system_clock::time_point(std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec));
+}
+
 Result<std::vector<PackFile>> list_pack_files(const fs::path& repo, std::vector<fs::path>* temporaries) {
   std::vector<PackFile> out;
   std::error_code ec;
@@ -85,7 +93,7 @@ Result<std::vector<PackFile>> list_pack_files(const fs::path& repo, std::vector<
       if (temporaries) temporaries->push_back(it->path());
       continue;
     }
-    out.push_back(PackFile{it->path().filename().string(), it->path(), it->file_size()});
+    out.push_back(PackFile{it->path().filename().string(), it->path(), it->file_size(), modification_time(it->path())});
   }
   if (ec) return Error(Errc::kIo, "cannot list " + (repo / "data").string() + ": " + ec.message());
   std::sort(out.begin(), out.end(), [](const PackFile& a, const PackFile& b) { return a.name < b.name; });

@@ -13,6 +13,7 @@
 
 #include <boost/json/value.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -43,9 +44,13 @@ struct PackFile {
   std::string name;
   std::filesystem::path path;
   uint64_t size = 0;
+  std::chrono::system_clock::time_point mtime{};  // when it was written
 };
 // The pack files under data/, by name; temporary files a crash left there go to `temporaries`.
 Result<std::vector<PackFile>> list_pack_files(const std::filesystem::path& repo, std::vector<std::filesystem::path>* temporaries = nullptr);
+
+// The file's modification time (the epoch when it cannot be read).
+std::chrono::system_clock::time_point modification_time(const std::filesystem::path& path);
 
 // A temporary file a crash left behind ("<name>.tmp-*"): never part of the repository.
 bool is_temporary(const std::filesystem::path& path);

@@ -60,7 +60,7 @@ std::string pack_id(std::span<const uint8_t> pack) {
 }
 
 Result<std::vector<PackEntry>> read_pack_trailer(const MasterKey& key, std::span<const uint8_t> pack, const std::string& name) {
-  auto bad = [&](const std::string& why) { return Error(Errc::kParse, "pack " + name + ": " + why); };
+  auto bad = [&](const std::string& why) { return Error(Errc::kDamaged, "pack " + name + ": " + why); };
   if (pack.size() < 4 + kSealOverhead) return bad("truncated (" + std::to_string(pack.size()) + " bytes)");
   uint32_t tlen = get_le<uint32_t>(pack.data() + pack.size() - 4);
   if (tlen < kSealOverhead || tlen > pack.size() - 4) {

@@ -8,7 +8,8 @@
 //   4. the old index files removed, then the old packs and leftovers.
 // A crash before 4 leaves the old index files beside the new one; each names
 // packs that still exist, so every copy is valid. A crash during 4 leaves
-// unreferenced packs only.
+// unreferenced packs only. Packs younger than the grace period are kept
+// whole, with every index entry they have: a put still running may need them.
 #include "common/atomic_file.h"
 #include "repo/blob.h"
 #include "repo/layout.h"
@@ -66,13 +67,37 @@ Result<PruneReport> Repository::prune(const PruneOptions& options) {
     }
   }
 
+  // Every indexed blob of each pack, for the young packs kept whole.
+  const auto young_since = std::chrono::system_clock::now() - options.grace;
+  std::unordered_map<uint32_t, std::vector<PackEntry>> young_entries;
+  for (const auto& f : files) {
+    auto n = number.find(f.name);
+    if (f.mtime > young_since && n != number.end()) young_entries[n->second];
+  }
+  if (!young_entries.empty()) {
+    for (const auto& [id, loc] : index_.blobs()) {
+      if (auto y = young_entries.find(loc.pack); y != young_entries.end()) {
+        y->second.push_back(PackEntry{loc.type, id, loc.offset, loc.length, loc.plaintext_size});
+      }
+    }
+  }
+
   PruneReport report;
   std::vector<const PackFile*> remove, repack;
   std::vector<PackListing> keep;
   for (const auto& f : files) {
     report.bytes_before += f.size;
     auto n = number.find(f.name);
-    if (n == number.end() || use[n->second].used.empty()) {
+    if (f.mtime > young_since) {
+      // Written within the grace period: a put still running may need it
+      // (whether or not an index names it yet). Kept whole, index entries too.
+      ++report.packs_too_young;
+      if (n != number.end()) {
+        auto entries = std::move(young_entries[n->second]);
+        std::sort(entries.begin(), entries.end(), [](const PackEntry& a, const PackEntry& b) { return a.offset < b.offset; });
+        keep.emplace_back(f.name, std::move(entries));
+      }
+    } else if (n == number.end() || use[n->second].used.empty()) {
       remove.push_back(&f);
     } else if (static_cast<double>(use[n->second].used_bytes + kTrailerBytesPerBlob * use[n->second].used.size() + kTrailerFixedBytes) <
                (1.0 - options.max_unused) * static_cast<double>(f.size)) {
@@ -110,7 +135,7 @@ Result<PruneReport> Repository::prune(const PruneOptions& options) {
     std::sort(entries.begin(), entries.end(), [](const PackEntry& a, const PackEntry& b) { return a.offset < b.offset; });
     for (const auto& e : entries) {
       if (e.offset > bytes.size() || e.length > bytes.size() - e.offset) {
-        return Error(Errc::kParse, "pack " + f->name + " is truncated (blob " + to_hex(e.id) + "); prune stops (run kvbackup repo check)");
+        return Error(Errc::kDamaged, "pack " + f->name + " is truncated (blob " + to_hex(e.id) + "); prune stops (run kvbackup repo check)");
       }
       auto stored = bytes.subspan(e.offset, e.length);
       if (auto plain = decode_blob(key_, e.id, stored); !plain) {
@@ -131,7 +156,9 @@ Result<PruneReport> Repository::prune(const PruneOptions& options) {
   }
   for (const auto* f : remove) KVB_CHECK(remove_durably(f->path));
   for (const auto* f : repack) KVB_CHECK(remove_durably(f->path));
-  for (const auto& t : temporaries) KVB_CHECK(remove_durably(t));
+  for (const auto& t : temporaries) {
+    if (modification_time(t) <= young_since) KVB_CHECK(remove_durably(t));  // a young one may be a pack being written
+  }
   KVB_TRY(index_, Index::load(dir_, key_.encryption));
   return report;
 }

@@ -18,6 +18,7 @@
 // queues and one pack in the making, whatever the image size.
 #include "common/atomic_file.h"
 #include "common/bounded_queue.h"
+#include "common/printable.h"
 #include "common/time.h"
 #include "repo/blob.h"
 #include "repo/layout.h"
@@ -62,7 +63,8 @@ struct ChunkResult {
 }  // namespace
 
 Result<PutStats> Repository::put(const std::string& name, const fs::path& source_path, const PutOptions& options) {
-  if (name.empty()) return Error(Errc::kInvalidArgument, "a snapshot needs a name");
+  KVB_CHECK(check_name(name, "snapshot name"));
+  for (const auto& t : options.tags) KVB_CHECK(check_name(t, "tag"));
   if (options.compression_level < 0 || options.compression_level > 19) {
     return Error(Errc::kInvalidArgument, "compression level " + std::to_string(options.compression_level) + " is outside 0..19");
   }
@@ -224,10 +226,10 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
   if (!read_status) return read_status.error();
 
   // Durable packs, then the index that names them, then the snapshot that needs it.
+  std::string index_file;
   if (!new_packs.empty()) {
     KVB_CHECK(sync_filesystem(dir_ / "data"));
-    KVB_TRY(auto file, Index::write(dir_, key_.encryption, new_packs));
-    (void)file;
+    KVB_TRY(index_file, Index::write(dir_, key_.encryption, new_packs));
     for (const auto& p : new_packs) index_.add(p);
   }
   std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
@@ -242,6 +244,15 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
   KVB_CHECK(validate_extents(snap));
   stats.bytes = snap.size;
   KVB_TRY(stats.snapshot, save_snapshot(dir_, key_.encryption, snap));
+  // The lock may have been broken (its file deleted, an NFS server restarted)
+  // and a prune run meanwhile: a snapshot is only reported once what it needs
+  // is known to be there, else it is taken back.
+  if (auto st = verify_stored(snap, index_file); !st) {
+    (void)remove_durably(dir_ / "snapshots" / stats.snapshot);
+    Error e = st.error();
+    e.message = "put " + name + ": " + e.message + "; the snapshot was not kept (run kvbackup repo check)";
+    return e;
+  }
   return stats;
 }
 

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 #include <thread>
+#include <unordered_set>
 
 namespace kvb::repo {
 namespace json = boost::json;
@@ -38,7 +39,7 @@ Status Repository::init(const fs::path& dir, const Secret& password, const InitO
                        {"salt", base64_encode(std::string_view(reinterpret_cast<const char*>(kdf.salt.data()), kdf.salt.size()))},
                        {"data", base64_encode(std::string_view(reinterpret_cast<const char*>(wrapped.data()), wrapped.size()))}};
   KVB_CHECK(write_file_atomic(dir / "keys" / (random_hex(16) + ".json"), json::serialize(keyfile), 0600));
-  return write_file_atomic(dir / "config", json::serialize(config));
+  return write_file_atomic(dir / "config", json::serialize(config), 0600);
 }
 
 Result<std::unique_ptr<Repository>> Repository::open(const fs::path& dir, const Secret& password, const OpenOptions& options) {
@@ -75,22 +76,40 @@ Result<std::unique_ptr<Repository>> Repository::open(const fs::path& dir, const 
   std::vector<fs::path> keyfiles;
   for (const auto& e : fs::directory_iterator(dir / "keys", fec)) keyfiles.push_back(e.path());
   std::sort(keyfiles.begin(), keyfiles.end());
+  if (keyfiles.empty()) {
+    return Error(Errc::kDamaged, "the repository in " + dir.string() + " has no key files (" + (dir / "keys").string() +
+                                     " is empty or missing): it cannot be opened");
+  }
+  // A key file that cannot be parsed is damage, not a wrong password: say so, naming it.
+  std::vector<std::string> damaged;
   for (const auto& path : keyfiles) {
     auto text = read_file(path);
-    if (!text) continue;
+    if (!text) {
+      damaged.push_back(text.error().message);
+      continue;
+    }
     auto kv = json::parse(*text, ec);
-    if (ec || !kv.is_object()) continue;
+    if (ec || !kv.is_object()) {
+      damaged.push_back("key file " + path.string() + " is damaged: not a JSON object");
+      continue;
+    }
     const auto& k = kv.as_object();
     KdfParams kdf;
     const auto *n = k.if_contains("n"), *r = k.if_contains("r"), *pp = k.if_contains("p");
     const auto *salt_text = k.if_contains("salt"), *data_text = k.if_contains("data");
-    if (!n || !r || !pp || !salt_text || !salt_text->is_string() || !data_text || !data_text->is_string()) continue;
+    if (!n || !r || !pp || !salt_text || !salt_text->is_string() || !data_text || !data_text->is_string()) {
+      damaged.push_back("key file " + path.string() + " is damaged: \"n\", \"r\", \"p\", \"salt\" or \"data\" is missing");
+      continue;
+    }
     kdf.n = n->to_number<uint64_t>(ec);
     kdf.r = r->to_number<uint32_t>(ec);
     kdf.p = pp->to_number<uint32_t>(ec);
     auto salt = base64_decode(salt_text->as_string());
     auto data = base64_decode(data_text->as_string());
-    if (ec || !salt || !data || salt->size() != kdf.salt.size()) continue;
+    if (ec || !salt || !data || salt->size() != kdf.salt.size()) {
+      damaged.push_back("key file " + path.string() + " is damaged: malformed scrypt parameters, salt or data");
+      continue;
+    }
     std::memcpy(kdf.salt.data(), salt->data(), kdf.salt.size());
     auto master = unwrap_master_key(as_bytes(*data), password, kdf);
     if (!master) continue;
@@ -99,6 +118,12 @@ Result<std::unique_ptr<Repository>> Repository::open(const fs::path& dir, const 
       KVB_TRY(repo->index_, Index::load(dir, master->encryption));
     }
     return repo;
+  }
+  if (!damaged.empty()) {
+    std::string msg = damaged.front();
+    if (damaged.size() > 1) msg += " (and " + std::to_string(damaged.size() - 1) + " more damaged key files)";
+    if (damaged.size() < keyfiles.size()) msg += "; no intact key file opens with this password either";
+    return Error(Errc::kDamaged, msg + ": restore the key file from a copy of the repository");
   }
   return Error(Errc::kInvalidArgument, "wrong password for the repository in " + dir.string() + " (no key file opens with it)");
 }
@@ -110,6 +135,30 @@ unsigned Repository::worker_count(unsigned asked) {
 Status Repository::need_exclusive(const char* what) const {
   if (mode_ == LockMode::kExclusive) return ok();
   return Error(Errc::kInvalidArgument, std::string(what) + " needs the repository opened with the exclusive lock");
+}
+
+Status Repository::verify_stored(const Snapshot& snap, const std::string& index_file) const {
+  KVB_CHECK(lock_.still_held());
+  if (!index_file.empty() && !fs::exists(dir_ / "index" / index_file)) {
+    return Error(Errc::kNotFound, "index file " + index_file + " it wrote vanished while it ran");
+  }
+  KVB_TRY(auto files, list_pack_files(dir_));
+  std::unordered_set<std::string> present;
+  for (const auto& f : files) present.insert(f.name);
+  std::vector<std::string> missing;
+  std::unordered_set<uint32_t> seen;
+  for (const auto& e : snap.extents) {
+    if (!e.blob) continue;
+    const auto* loc = index_.find(*e.blob);
+    if (!loc) return Error(Errc::kNotFound, "blob " + to_hex(*e.blob) + " is in no index");
+    if (seen.insert(loc->pack).second && !present.count(index_.pack_name(loc->pack))) missing.push_back(index_.pack_name(loc->pack));
+  }
+  if (missing.empty()) return ok();
+  std::string names;
+  for (size_t i = 0; i < missing.size() && i < 3; ++i) names += (i ? ", " : "") + missing[i];
+  if (missing.size() > 3) names += " and " + std::to_string(missing.size() - 3) + " more";
+  return Error(Errc::kNotFound, std::to_string(missing.size()) + " packs it needs vanished while it ran (" + names +
+                                    "): was the repository pruned while its lock was broken?");
 }
 
 Result<std::vector<Snapshot>> Repository::snapshots() { return list_snapshots(dir_, key_.encryption, false); }

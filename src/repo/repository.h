@@ -72,6 +72,7 @@ struct PutStats {
 struct GetOptions {
   Progress progress;
   unsigned workers = 0;
+  bool overwrite = false;  // replace an existing file or write over a block device
 };
 
 struct CheckReport {
@@ -87,13 +88,21 @@ struct ForgetReport {
   std::vector<Snapshot> kept, removed;
 };
 
+// Packs written less than this long ago are neither removed nor repacked: a
+// put that is still running may need them (its index or snapshot is not
+// written yet). Only a crash or a lost lock makes this matter; it is the
+// second line of defence after the lock.
+inline constexpr std::chrono::seconds kDefaultPruneGrace{3600};
+
 struct PruneOptions {
   double max_unused = 0.2;  // repack a pack once this share of its bytes is unused
   bool dry_run = false;
+  std::chrono::seconds grace = kDefaultPruneGrace;
 };
 
 struct PruneReport {
   size_t packs_removed = 0, packs_repacked = 0, packs_written = 0, index_files_replaced = 0;
+  size_t packs_too_young = 0;  // kept whatever their use: written within the grace period
   uint64_t bytes_before = 0, bytes_after = 0;
 };
 
@@ -130,6 +139,9 @@ class Repository {
  private:
   Repository(std::filesystem::path dir, MasterKey key, ChunkerParams params, uint64_t pack_size, RepositoryLock lock, LockMode mode);
   Status need_exclusive(const char* what) const;
+  // After a put: the lock is still ours, and every pack the snapshot needs and
+  // the put's index file are still there.
+  Status verify_stored(const Snapshot& snap, const std::string& index_file) const;
   static unsigned worker_count(unsigned asked);  // asked, or one per core
 
   std::filesystem::path dir_;

@@ -25,13 +25,13 @@ Status validate_extents(const Snapshot& s) {
   for (size_t i = 0; i < s.extents.size(); ++i) {
     const auto& e = s.extents[i];
     if (e.offset != at || e.length == 0) {
-      return Error(Errc::kParse, "snapshot " + s.id + ": extent " + std::to_string(i) + " at offset " + std::to_string(e.offset) +
+      return Error(Errc::kDamaged, "snapshot " + s.id + ": extent " + std::to_string(i) + " at offset " + std::to_string(e.offset) +
                                      " does not follow the previous one (expected offset " + std::to_string(at) + ")");
     }
     at += e.length;
   }
   if (at != s.size) {
-    return Error(Errc::kParse, "snapshot " + s.id + ": extents cover " + std::to_string(at) + " bytes, size says " + std::to_string(s.size));
+    return Error(Errc::kDamaged, "snapshot " + s.id + ": extents cover " + std::to_string(at) + " bytes, size says " + std::to_string(s.size));
   }
   return ok();
 }
@@ -55,7 +55,7 @@ Result<Snapshot> load_snapshot(const fs::path& repo, const Key256& key, const st
   auto path = repo / "snapshots" / id;
   KVB_TRY(auto doc, read_sealed(path, key, SealedKind::kSnapshot));
   const auto& o = doc.as_object();
-  auto bad = [&](const std::string& why) { return Error(Errc::kParse, path.string() + ": " + why); };
+  auto bad = [&](const std::string& why) { return Error(Errc::kDamaged, path.string() + ": " + why); };
   Snapshot s;
   s.id = id;
   const auto* name = o.if_contains("name");

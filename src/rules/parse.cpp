@@ -1,6 +1,7 @@
 #include "rules/parse.h"
 
 #include "common/atomic_file.h"
+#include "common/bounded_read.h"
 #include "common/doc_reader.h"
 #include "common/yaml_json.h"
 #include "rules/templates.h"
@@ -181,8 +182,8 @@ Result<std::vector<Rule>> parse_rule_documents(const std::string& text, const st
 }
 
 Result<std::vector<Rule>> load_rule_file(const std::filesystem::path& file, Phase phase) {
-  auto text = read_file(file);
-  if (!text) return Error(Errc::kInvalidArgument, "rule file " + file.string() + ": " + text.error().message);
+  auto text = read_file_bounded(file, "rule file");
+  if (!text) return Error(Errc::kInvalidArgument, text.error().message);
   return parse_rule_documents(*text, file.string(), phase);
 }
 

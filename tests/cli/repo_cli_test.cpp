@@ -88,7 +88,7 @@ TEST(RepoCli, StreamsRetentionPruneStatsAndTheLock) {
     EXPECT_NE(busy.exit_code, 0);
     EXPECT_THAT(busy.err, HasSubstr("is in use"));
   }
-  auto forget = repo({"forget", "--repo", r, "--keep-last", "1", "--prune"}, pw);
+  auto forget = repo({"forget", "--repo", r, "--keep-last", "1", "--prune", "--grace-period", "0s"}, pw);
   ASSERT_EQ(forget.exit_code, 0) << forget.err;
   EXPECT_THAT(forget.out, HasSubstr("removed:"));
   EXPECT_THAT(forget.out, HasSubstr("pruned:"));

@@ -1,10 +1,14 @@
 #include "common/time.h"
+#include "kube/api_status.h"
+#include "kube/client.h"
 #include "kube/credentials.h"
 #include "tests/support/test_api_server.h"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 namespace kvb::kube {
 namespace {
@@ -153,6 +157,76 @@ TEST(Credentials, TokenFileIsReReadWhenItChanges) {
   // A token file that disappears keeps the last good token (rotation in progress).
   std::filesystem::remove(dir / "token");
   EXPECT_EQ(p.get()->authorization->reveal(), "Bearer second-longer");
+}
+
+// Issue 13 item 9: a Client whose user has an exec credential plugin crashed on
+// its second call (the CredentialProvider was freed while the runtime still
+// used it). Many calls from several threads, through token expiry (the plugin
+// hands out tokens whose expirationTimestamp has already passed, so calls keep
+// re-running it) and through a 401 that forces a refresh, under ASan in CI.
+TEST(Credentials, ExecPluginThroughClientSurvivesManyCallsAndRefreshes) {
+  TempDir dir;
+  // Run n prints token "tok-n". Odd runs expire at once; even runs an hour later.
+  std::string script = "#!/bin/sh\necho run >> " + (dir / "runs").string() +
+                       "\nn=$(wc -l < " + (dir / "runs").string() + ")\n"
+                       "if [ $((n % 2)) -eq 1 ]; then exp=" + format_rfc3339(std::chrono::system_clock::now() - std::chrono::minutes(5)) +
+                       "; else exp=" + format_rfc3339(std::chrono::system_clock::now() + std::chrono::hours(1)) + "; fi\n"
+                       "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\","
+                       "\"status\":{\"token\":\"tok-%s\",\"expirationTimestamp\":\"%s\"}}' \"$n\" \"$exp\"\n";
+  dir.write("plugin.sh", script, 0755);
+  testing::TestApiServer server;
+  std::atomic<int> rejected{0};
+  server.set_handler([&](testing::ServerRequest&& req, std::shared_ptr<testing::Responder> r) {
+    auto auth = req.header("Authorization");
+    // Token 2, the first long-lived one, is "revoked" by the server: the client
+    // must run the plugin again after the 401 (run 3 expires at once, run 4 lasts).
+    if (auth == "Bearer tok-2") {
+      ++rejected;
+      r->respond(testing::TestApiServer::json(401, status_json(401, "Unauthorized", "token revoked")));
+      return;
+    }
+    if (auth.rfind("Bearer tok-", 0) != 0) {
+      r->respond(testing::TestApiServer::json(401, status_json(401, "Unauthorized", "no token")));
+      return;
+    }
+    r->respond(testing::TestApiServer::json(200, R"({"major":"1","minor":"31","gitVersion":"v1.31.0"})"));
+  });
+  RestConfig rc = server.rest_config();
+  rc.user = AuthInfo{};
+  ExecPluginConfig ex;
+  ex.api_version = "client.authentication.k8s.io/v1";
+  ex.command = (dir / "plugin.sh").string();
+  ex.interactive_mode = "Never";
+  rc.user.exec = ex;
+  auto client = Client::create(rc);
+  ASSERT_TRUE(client) << client.error().describe();
+  constexpr int kThreads = 4, kCalls = 40;
+  std::atomic<int> ok{0};
+  std::vector<std::string> failures;
+  std::mutex mu;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kCalls; ++i) {
+        auto v = (*client)->server_version();
+        if (v) {
+          ++ok;
+        } else {
+          std::lock_guard lk(mu);
+          failures.push_back(v.error().describe());
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(ok.load(), kThreads * kCalls) << (failures.empty() ? "" : failures.front());
+  // The plugin ran more than once (expired tokens and the 401 forced refreshes)...
+  EXPECT_GE(runs(dir), 4);
+  EXPECT_GE(rejected.load(), 1);
+  // ...and once the long-lived token is in hand, calls reuse it.
+  int before = runs(dir);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE((*client)->server_version());
+  EXPECT_LE(runs(dir) - before, 2);
 }
 
 }  // namespace

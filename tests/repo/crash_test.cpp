@@ -121,7 +121,7 @@ class RepoCrash : public ::testing::Test {
     for (const auto& [name, image] : all ? expected_ : some) {
       ASSERT_TRUE(ids.count(name)) << when << ": snapshot " << name << " is gone";
       auto out = (dir_ / "restored.img").string();
-      auto get = kvb({"get", "--repo", repo_, ids[name], out});
+      auto get = kvb({"get", "--repo", repo_, "--overwrite", ids[name], out});
       ASSERT_EQ(get.exit_code, 0) << when << ": " << get.err;
       ASSERT_TRUE(*read_file(out) == images_[image]) << when << ": snapshot " << name << " does not restore bit-identically";
     }
@@ -175,13 +175,13 @@ TEST_F(RepoCrash, KillNineDuringPutAndPruneNeverCostsACompletedSnapshot) {
     ASSERT_EQ(kvb({"forget", "--repo", repo_, ids[victim->first]}).exit_code, 0);
     expected_.erase(victim);
     std::uniform_int_distribution<int64_t> when(open_time.count(), put_time.count() * 3 / 2);
-    if (run_and_kill({"prune", "--repo", repo_, "--max-unused", "0.05"}, std::chrono::microseconds(when(rng)))) ++interrupted;
+    if (run_and_kill({"prune", "--repo", repo_, "--grace-period", "0s", "--max-unused", "0.05"}, std::chrono::microseconds(when(rng)))) ++interrupted;
     ++kills;
     verify("after killing prune, round " + std::to_string(round), false);
   }
 
   // A prune that completes cleans up whatever the kills left.
-  auto prune = kvb({"prune", "--repo", repo_});
+  auto prune = kvb({"prune", "--repo", repo_, "--grace-period", "0s"});
   ASSERT_EQ(prune.exit_code, 0) << prune.err;
   verify("after a complete prune");
   auto check = kvb({"check", "--repo", repo_});

@@ -24,6 +24,16 @@ namespace {
 using ::testing::HasSubstr;
 
 const InitOptions kFastInit{1 << 10, 16 << 20};
+const GetOptions kReplace = [] {
+  GetOptions o;
+  o.overwrite = true;  // the tests restore to one scratch file again and again
+  return o;
+}();
+const PruneOptions kNoGrace = [] {
+  PruneOptions o;
+  o.grace = std::chrono::seconds(0);  // the packs were written a moment ago
+  return o;
+}();
 
 TEST(Repository, PutGetDedupZerosAndCheck) {
   testing::TempDir dir;
@@ -65,9 +75,9 @@ TEST(Repository, PutGetDedupZerosAndCheck) {
   auto snaps = (*repo)->snapshots();
   ASSERT_TRUE(snaps);
   ASSERT_EQ(snaps->size(), 2u);
-  ASSERT_TRUE((*repo)->get((*snaps)[0].id, dir / "out-v1.img"));
+  ASSERT_TRUE((*repo)->get((*snaps)[0].id, dir / "out-v1.img", kReplace));
   EXPECT_EQ(*read_file(dir / "out-v1.img"), bytes_of(disk));
-  ASSERT_TRUE((*repo)->get("vm-disk", dir / "out-v2.img")) << "by name: the newest";
+  ASSERT_TRUE((*repo)->get("vm-disk", dir / "out-v2.img", kReplace)) << "by name: the newest";
   EXPECT_EQ(*read_file(dir / "out-v2.img"), bytes_of(v2));
   EXPECT_FALSE((*repo)->get("nothing", dir / "x"));
   auto report = (*repo)->check(true);
@@ -97,7 +107,7 @@ TEST(Repository, EmptyAndOneByteSources) {
   for (const std::string& content : {std::string(), std::string("x")}) {
     dir.write("in", content);
     ASSERT_TRUE((*repo)->put("f" + std::to_string(content.size()), dir / "in"));
-    ASSERT_TRUE((*repo)->get("f" + std::to_string(content.size()), dir / "out"));
+    ASSERT_TRUE((*repo)->get("f" + std::to_string(content.size()), dir / "out", kReplace));
     EXPECT_EQ(*read_file(dir / "out"), content);
   }
   EXPECT_FALSE((*repo)->put("missing", dir / "no-such-file"));
@@ -134,7 +144,7 @@ TEST(Repository, SparseHolesAreNeitherReadNorStoredAndRestoreAsHoles) {
   EXPECT_EQ(s->bytes, 64u << 20);
   EXPECT_GE(s->hole_bytes, 60u << 20) << "holes are found with SEEK_HOLE, not read";
   EXPECT_LE(s->new_bytes, 2u << 20);
-  ASSERT_TRUE(repo->get("sparse", dir / "out.img"));
+  ASSERT_TRUE(repo->get("sparse", dir / "out.img", kReplace));
   EXPECT_EQ(*read_file(dir / "out.img"), *read_file(image));
   struct stat st {};
   ASSERT_EQ(::stat((dir / "out.img").c_str(), &st), 0);
@@ -194,7 +204,7 @@ TEST(Repository, StreamsTagsProgressAndWorkerCountsGiveTheSameSnapshot) {
   ASSERT_EQ(snaps->size(), 3u);
   EXPECT_THAT((*snaps)[0].tags, ::testing::ElementsAre("nightly", "vm=db-0"));
   for (const auto& s : *snaps) {
-    ASSERT_TRUE(repo->get(s.id, dir / "out"));
+    ASSERT_TRUE(repo->get(s.id, dir / "out", kReplace));
     EXPECT_EQ(*read_file(dir / "out"), bytes_of(data)) << s.name;
   }
 }
@@ -224,7 +234,7 @@ TEST(Repository, ConcurrentPutsShareTheRepository) {
   auto report = repo->check(true);
   EXPECT_TRUE(report.ok()) << report.problems[0];
   for (int i = 0; i < 2; ++i) {
-    ASSERT_TRUE(repo->get("vm" + std::to_string(i), dir / "out"));
+    ASSERT_TRUE(repo->get("vm" + std::to_string(i), dir / "out", kReplace));
     EXPECT_EQ(*read_file(dir / "out"), *read_file(dir / ("img" + std::to_string(i))));
   }
 }
@@ -336,7 +346,7 @@ TEST(Repository, ForgetAndPruneFreeSpaceAndKeepTheRest) {
   ASSERT_TRUE(f) << f.error().message;
   ASSERT_EQ(f->removed.size(), 1u);
   EXPECT_EQ(f->removed[0].id, ids[0]) << "the oldest goes";
-  auto p = repo->prune();
+  auto p = repo->prune(kNoGrace);
   ASSERT_TRUE(p) << p.error().message;
   EXPECT_GE(p->packs_removed + p->packs_repacked, 1u);
   EXPECT_LT(p->bytes_after, p->bytes_before);
@@ -346,10 +356,10 @@ TEST(Repository, ForgetAndPruneFreeSpaceAndKeepTheRest) {
   EXPECT_TRUE(after.ok()) << after.problems[0];
   EXPECT_EQ(after.unindexed_packs, 0u);
   for (int i = 1; i < 3; ++i) {
-    ASSERT_TRUE(repo->get(ids[i], dir / "out"));
+    ASSERT_TRUE(repo->get(ids[i], dir / "out", kReplace));
     EXPECT_EQ(*read_file(dir / "out"), bytes_of(images[i]));
   }
-  auto again = repo->prune();
+  auto again = repo->prune(kNoGrace);
   ASSERT_TRUE(again);
   EXPECT_EQ(again->packs_removed + again->packs_repacked, 0u) << "a second prune finds nothing";
 }
@@ -370,7 +380,7 @@ TEST(Repository, TruncatedPackAndMissingIndexAreNamedAndRecoverable) {
     ASSERT_FALSE(lost.ok());
     EXPECT_THAT(lost.problems[0], HasSubstr("is in no indexed pack"));
     EXPECT_THAT(lost.problems.back(), HasSubstr("rebuild-index"));
-    auto get = repo->get("vm", dir / "out");
+    auto get = repo->get("vm", dir / "out", kReplace);
     ASSERT_FALSE(get);
     EXPECT_THAT(get.error().message, HasSubstr("in no pack"));
   }
@@ -392,7 +402,7 @@ TEST(Repository, TruncatedPackAndMissingIndexAreNamedAndRecoverable) {
   auto report = repo->check(false);
   ASSERT_FALSE(report.ok());
   EXPECT_THAT(report.problems[0], HasSubstr(packs[0].name));
-  auto get = repo->get("vm", dir / "out");
+  auto get = repo->get("vm", dir / "out", kReplace);
   ASSERT_FALSE(get);
   EXPECT_THAT(get.error().message, HasSubstr(packs[0].name));
 }

@@ -93,7 +93,7 @@ Runtime::Runtime(RestConfig config, RuntimeOptions options, Endpoint endpoint)
     : config_(std::move(config)),
       options_(options),
       endpoint_(std::move(endpoint)),
-      credentials_(std::make_shared<CredentialProvider>(config_)),
+      credentials_(std::make_unique<CredentialProvider>(config_)),
       limiter_(options.qps, options.burst),
       seed_(std::random_device{}()) {}
 
@@ -203,9 +203,22 @@ Result<std::shared_ptr<ssl::context>> Runtime::make_tls_context(const AuthMateri
 
 asio::awaitable<Result<AuthMaterial>> Runtime::auth() {
   if (auto m = credentials_->cached_if_fresh()) co_return *m;
-  auto creds = credentials_;
-  co_return co_await asio::co_spawn(
-      blocking_, [creds]() -> asio::awaitable<Result<AuthMaterial>> { co_return creds->get(); },
+  // get() may run the exec plugin for seconds: it runs on the helper thread and
+  // this coroutine resumes on the io thread with the result. No coroutine lambda
+  // and no owning pointer travels with the work (GCC 12 destroyed the captures
+  // of a coroutine lambda handed to co_spawn twice, which freed the provider
+  // under its users: issue 13 item 9). The provider outlives the work because
+  // ~Runtime joins the helper thread before its members are destroyed.
+  CredentialProvider* creds = credentials_.get();
+  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Result<AuthMaterial>)>(
+      [this, creds](auto handler) {
+        asio::post(blocking_, [this, creds, handler = std::move(handler)]() mutable {
+          Result<AuthMaterial> material = creds->get();
+          asio::post(io_, [handler = std::move(handler), material = std::move(material)]() mutable {
+            std::move(handler)(std::move(material));
+          });
+        });
+      },
       asio::use_awaitable);
 }
 

@@ -154,7 +154,11 @@ class Runtime {
   RestConfig config_;
   RuntimeOptions options_;
   Endpoint endpoint_;
-  std::shared_ptr<CredentialProvider> credentials_;
+  // Owned here alone. The helper thread (blocking_) runs exec plugins through a
+  // plain pointer to it; ~Runtime joins that thread before members are
+  // destroyed, and credentials_ is declared before blocking_, so it is
+  // destroyed after it.
+  std::unique_ptr<CredentialProvider> credentials_;
   RateLimiter limiter_;
   asio::io_context io_;
   asio::thread_pool blocking_{1};  // exec credential plugins
