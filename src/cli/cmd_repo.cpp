@@ -2,13 +2,15 @@
 // rebuild-index  (docs/repository.md)
 //
 // The password comes from $KVBACKUP_REPO_PASSWORD, --password-file, or a
-// prompt on the terminal; never from argv.
+// prompt on the terminal; never from argv. --repo is a directory or an
+// s3:// location (docs/location.md).
 #include "cli/options.h"
 #include "cli/progress.h"
 #include "common/atomic_file.h"
 #include "common/bounded_read.h"
 #include "common/duration.h"
 #include "common/printable.h"
+#include "location/location.h"
 #include "repo/repository.h"
 
 #include <fcntl.h>
@@ -99,7 +101,12 @@ Result<std::unique_ptr<repo::Repository>> open_repo(const RepoOptions& o, repo::
   opts.mode = mode;
   opts.lock_wait = std::chrono::milliseconds(static_cast<int64_t>(o.lock_wait_s * 1000));
   opts.load_index = load_index;
-  return repo::Repository::open(o.repo, pw, opts);
+  auto loc = location::open(o.repo, location::OpenMode::kExisting);
+  if (!loc) {
+    if (loc.error().code == Errc::kNotFound) return Error(Errc::kNotFound, "no repository at " + o.repo + " (" + loc.error().message + ")");
+    return loc.error();
+  }
+  return repo::Repository::open(std::shared_ptr<location::Location>(std::move(*loc)), pw, opts);
 }
 
 #define KVB_OPEN_OR_REPORT(var, ...)     \
@@ -112,8 +119,10 @@ int init(const RepoOptions& o) {
   if (!pw) return report(pw.error());
   repo::InitOptions opts;
   opts.pack_size = o.pack_size_mib << 20;
-  if (auto st = repo::Repository::init(o.repo, *pw, opts); !st) return report(st.error());
-  std::printf("created repository %s\n", printable(o.repo).c_str());
+  auto loc = location::open(o.repo, location::OpenMode::kCreate);
+  if (!loc) return report(loc.error());
+  if (auto st = repo::Repository::init(**loc, *pw, opts); !st) return report(st.error());
+  std::printf("created repository %s\n", printable((*loc)->describe()).c_str());
   return kExitOk;
 }
 
@@ -252,7 +261,7 @@ void register_repo(CLI::App& app, CommandAction& run) {
   cmd->require_subcommand(1);
   auto add = [&](const char* name, const char* help, int (*fn)(const RepoOptions&)) {
     auto* c = cmd->add_subcommand(name, help);
-    c->add_option("--repo", o->repo, "Repository directory")->required();
+    c->add_option("--repo", o->repo, "Repository: a directory, or s3://BUCKET/PREFIX (docs/location.md)")->required();
     c->add_option("--password-file", o->password_file, "File holding the password (else $KVBACKUP_REPO_PASSWORD, else a prompt)");
     c->add_option("--lock-wait", o->lock_wait_s, "Seconds to wait for a repository another kvbackup holds (default: fail at once)")->check(CLI::NonNegativeNumber);
     c->callback([&run, o, fn] { run = [o, fn] { return fn(*o); }; });

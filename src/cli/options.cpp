@@ -1,5 +1,6 @@
 #include "cli/options.h"
 
+#include "common/atomic_file.h"
 #include "common/sanitize.h"
 #include "kube/config.h"
 
@@ -33,12 +34,15 @@ Result<std::shared_ptr<kube::Client>> connect(const GlobalOptions& g) {
   return kube::Client::create(config, co);
 }
 
-Result<std::unique_ptr<location::Location>> open_location(const std::string& dir) {
-  return location::open_local(dir.empty() ? location::default_location_dir() : std::filesystem::path(dir), location::OpenMode::kCreate);
+Result<std::unique_ptr<location::Location>> open_location(const std::string& name) {
+  KVB_TRY(auto loc, location::open(name.empty() ? location::default_location() : name, location::OpenMode::kCreate));
+  // A backup location's journal directory, private from the start (whoever creates it later).
+  if (auto root = loc->local_root()) KVB_CHECK(make_directories(*root / "journal", 0700));
+  return loc;
 }
 
-Result<std::unique_ptr<location::Location>> open_existing_location(const std::string& dir) {
-  return location::open_local(dir.empty() ? location::default_location_dir() : std::filesystem::path(dir), location::OpenMode::kExisting);
+Result<std::unique_ptr<location::Location>> open_existing_location(const std::string& name) {
+  return location::open(name.empty() ? location::default_location() : name, location::OpenMode::kExisting);
 }
 
 int exit_code_for(const Error& e) {

@@ -44,7 +44,7 @@ kubevirt::Scope make_scope(const GlobalOptions& g, const ScopeOptions& s, const 
 
 Result<std::shared_ptr<kube::Client>> connect(const GlobalOptions& g);
 
-// --location DIR, else $KVBACKUP_LOCATION, else ./kvbackup-backups; created if missing.
+// --location DIR|s3://BUCKET/PREFIX, else $KVBACKUP_LOCATION, else ./kvbackup-backups; created if missing.
 Result<std::unique_ptr<location::Location>> open_location(const std::string& dir);
 // The same for commands that only read or change what is there (list,
 // describe, delete, recover, restore): a missing location is an error naming it.

@@ -1,5 +1,8 @@
-// Location: where backups live. A tree of small files addressed by relative
-// paths ("backups/nightly/backup.json"), each written atomically.
+// Location: where backups and repositories live. A tree of files addressed
+// by relative paths ("backups/nightly/backup.json", "data/ab/ab12..."), each
+// written atomically: a local directory (local_location.cpp) or an S3 bucket
+// under a prefix (s3/s3_location.h). Backup, restore and repository code talk
+// to this interface only and do not know which they have.
 //
 // Invariant: a file is either absent or complete; readers never see a torn
 // write. A file written with put() is durable when put() returns; one written
@@ -7,10 +10,16 @@
 // Everything a location holds is private: a local location's files are mode
 // 0600 and its directories 0700, whatever the umask (records hold cloud-init
 // user data and Secrets).
+//
+// Threads: every method of a Location may be called from many threads at once
+// (backups write records and resources from parallel VM workers; the
+// repository uploads packs several at a time); implementations lock what they
+// share. A Lock object belongs to the thread that took it.
 #pragma once
 
 #include "common/error.h"
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -18,6 +27,24 @@
 #include <vector>
 
 namespace kvb::location {
+
+enum class LockMode { kShared, kExclusive };
+
+// A lock on a whole location (a repository's: shared for put/get/check,
+// exclusive for prune). Released when destroyed.
+class Lock {
+ public:
+  virtual ~Lock() = default;
+  // Ok while the lock is still this holder's: not broken, replaced or expired.
+  virtual Status still_held() const = 0;
+};
+
+struct FileInfo {
+  std::string path;  // relative to the location
+  uint64_t size = 0;
+  std::chrono::system_clock::time_point mtime{};  // when it was written
+  bool temporary = false;  // what an interrupted write left behind (a local "*.tmp-*" file)
+};
 
 class Location {
  public:
@@ -31,27 +58,46 @@ class Location {
   virtual Status put_deferred(const std::string& path, std::string_view data, bool secret = false) = 0;
   virtual Status sync() = 0;
   virtual Result<std::string> get(const std::string& path) const = 0;
+  // `length` bytes of a file from `offset`; a file that ends before is an error.
+  // (The default reads the whole file; both real locations read just the range.)
+  virtual Result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t length) const;
   virtual bool exists(const std::string& path) const = 0;
   // Immediate children of a directory path (names only, sorted).
   virtual Result<std::vector<std::string>> list(const std::string& dir) const = 0;
+  // Every file under a directory path, recursively, sorted by path (none: an empty list).
+  virtual Result<std::vector<FileInfo>> walk(const std::string& dir) const;
   // Removes a file or a whole directory tree.
   virtual Status remove(const std::string& path) = 0;
+  // Removes files (durably); files already gone are fine.
+  virtual Status remove_files(const std::vector<std::string>& paths);
+  // Waits up to `wait` for the location's lock (zero: try once); a lock held
+  // elsewhere is Errc::kConflict naming the holder when known. (The default:
+  // a location that cannot be locked, for wrappers in tests.)
+  virtual Result<std::unique_ptr<Lock>> lock(LockMode mode, std::chrono::milliseconds wait);
+  // How many writes are worth running at once (1 for a disk, several for an object store).
+  virtual unsigned parallelism() const { return 1; }
   // The directory behind a local location (for advisory locks), else nullopt.
   virtual std::optional<std::filesystem::path> local_root() const = 0;
 };
 
-// kCreate: commands that write (backup create) create a missing location.
-// kExisting: commands that only read or change what is there (list,
-// describe, delete, recover, restore) fail when it does not exist, naming it,
-// so that a typo is an error instead of an empty list.
+// kCreate: commands that write (backup create, repo init) create a missing
+// location. kExisting: commands that only read or change what is there
+// (list, describe, delete, recover, restore, repo put/get/...) fail when it
+// does not exist, naming it, so that a typo is an error instead of an empty
+// list.
 enum class OpenMode { kCreate, kExisting };
+
+// A location named by the user: "s3://BUCKET/PREFIX[?options]" (docs/location.md)
+// or a local directory. A string that looks like a URL of any other scheme
+// ("gs://", "azure://", "s3:/typo", "file:x") is an error, never a directory.
+Result<std::unique_ptr<Location>> open(const std::string& url_or_dir, OpenMode mode);
 
 // Opens a local directory location; kCreate creates it (0700) if needed and
 // proves it is writable by writing and removing a probe file.
 Result<std::unique_ptr<Location>> open_local(const std::filesystem::path& dir, OpenMode mode = OpenMode::kCreate);
 
 // The default location: $KVBACKUP_LOCATION, else ./kvbackup-backups.
-std::filesystem::path default_location_dir();
+std::string default_location();
 
 Status validate_relative_path(const std::string& path);
 

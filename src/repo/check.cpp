@@ -7,7 +7,6 @@
 // --read-data, every blob is also authenticated, decompressed and checked
 // against its id. Packs no index names are reported as garbage, not
 // problems: an interrupted put or prune leaves them, and prune removes them.
-#include "common/atomic_file.h"
 #include "repo/blob.h"
 #include "repo/layout.h"
 #include "repo/repository.h"
@@ -18,7 +17,7 @@ namespace kvb::repo {
 
 CheckReport Repository::check(bool read_data) {
   CheckReport r;
-  auto files = list_pack_files(dir_);
+  auto files = list_pack_files(*loc_);
   if (!files) {
     r.problems.push_back(files.error().message);
     return r;
@@ -27,7 +26,7 @@ CheckReport Repository::check(bool read_data) {
   std::unordered_map<std::string, std::unordered_map<BlobId, std::pair<uint64_t, uint32_t>, BlobIdHash>> held;
   for (const auto& f : *files) {
     ++r.packs;
-    auto text = read_file(f.path);
+    auto text = loc_->get(f.path);
     if (!text) {
       r.problems.push_back("pack " + f.name + ": " + text.error().message);
       continue;
@@ -64,7 +63,7 @@ CheckReport Repository::check(bool read_data) {
     }
   }
   for (const auto& f : *files) r.unindexed_packs += indexed.count(f.name) ? 0 : 1;
-  auto snaps = list_snapshots(dir_, key_.encryption, true);
+  auto snaps = list_snapshots(*loc_, key_.encryption, true);
   if (!snaps) {
     r.problems.push_back(snaps.error().message);
     return r;

@@ -59,39 +59,28 @@ Status write_zeros(int fd, uint64_t offset, uint64_t length, bool block_device, 
   return ok();
 }
 
-// Reads one blob from its pack and returns its verified plaintext.
-class BlobReader {
- public:
-  BlobReader(const fs::path& repo, const Index& index, const MasterKey& key) : repo_(repo), index_(index), key_(key) {}
-  ~BlobReader() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Result<std::vector<uint8_t>> read(const BlobId& id) {
-    const auto* loc = index_.find(id);
-    if (!loc) return Error(Errc::kNotFound, "blob " + to_hex(id) + " is in no pack (run kvbackup repo check)");
-    const auto& pack = index_.pack_name(loc->pack);
-    if (loc->pack != open_pack_ || fd_ < 0) {
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = ::open(pack_path(repo_, pack).c_str(), O_RDONLY | O_CLOEXEC);
-      open_pack_ = loc->pack;
-      if (fd_ < 0) return Error(Errc::kNotFound, "pack " + pack + " is missing (" + std::strerror(errno) + ")");
-    }
-    stored_.resize(loc->length);
-    ssize_t n = ::pread(fd_, stored_.data(), stored_.size(), static_cast<off_t>(loc->offset));
-    if (n != static_cast<ssize_t>(stored_.size())) return Error(Errc::kDamaged, "pack " + pack + " is truncated (blob " + to_hex(id) + ")");
-    auto plain = decode_blob(key_, id, stored_);
-    if (!plain) return Error(plain.error().code, "pack " + pack + ": " + plain.error().message);
-    return plain;
-  }
-
- private:
-  const fs::path& repo_;
-  const Index& index_;
-  const MasterKey& key_;
-  int fd_ = -1;
-  uint32_t open_pack_ = 0;
-  std::vector<uint8_t> stored_;
+// The blobs of one pack that lie close together: read with one request.
+struct Run {
+  uint32_t pack = 0;
+  uint64_t offset = 0, length = 0;
+  size_t first = 0, count = 0;  // into the sorted work list
 };
+
+// A stored blob, authenticated, decompressed and checked against its id.
+Result<std::vector<uint8_t>> open_blob(const Index& index, const MasterKey& key, const BlobId& id, std::span<const uint8_t> stored) {
+  const auto* loc = index.find(id);
+  auto plain = decode_blob(key, id, stored);
+  if (!plain) return Error(plain.error().code, "pack " + index.pack_name(loc->pack) + ": " + plain.error().message);
+  return plain;
+}
+
+Result<std::vector<uint8_t>> read_blob(const location::Location& where, const Index& index, const MasterKey& key, const BlobId& id) {
+  const auto* loc = index.find(id);
+  if (!loc) return Error(Errc::kNotFound, "blob " + to_hex(id) + " is in no pack (run kvbackup repo check)");
+  auto stored = where.read_range(pack_path(index.pack_name(loc->pack)), loc->offset, loc->length);
+  if (!stored) return Error(stored.error().code, "pack " + index.pack_name(loc->pack) + ": " + stored.error().message);
+  return open_blob(index, key, id, as_bytes(*stored));
+}
 
 // A blob that cannot be read: which snapshot and which bytes of its image are
 // lost, then why. Damage and a missing pack are data errors (exit 1), not bad input.
@@ -111,7 +100,7 @@ Error unreadable(const Snapshot& snap, const Error& why, uint64_t length, const 
 }  // namespace
 
 Status Repository::get(const std::string& snapshot, const fs::path& target, const GetOptions& options) {
-  KVB_TRY(auto snap, find_snapshot(dir_, key_.encryption, snapshot));
+  KVB_TRY(auto snap, find_snapshot(*loc_, key_.encryption, snapshot));
   for (const auto& e : snap.extents) {
     if (e.blob && !index_.find(*e.blob)) {
       return Error(Errc::kNotFound, "snapshot " + snap.id + " needs blob " + to_hex(*e.blob) + ", which is in no pack (run kvbackup repo check)");
@@ -125,12 +114,11 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
   uint64_t done_bytes = 0;
 
   if (stream) {
-    BlobReader reader(dir_, index_, key_);
     for (const auto& e : snap.extents) {
       if (!e.blob) {
         KVB_CHECK(write_zeros(fd, e.offset, e.length, false, true, tname));
       } else {
-        auto plain = reader.read(*e.blob);
+        auto plain = read_blob(*loc_, index_, key_, *e.blob);
         if (!plain) return unreadable(snap, plain.error(), e.length, {e.offset});
         KVB_CHECK(write_all(fd, plain->data(), plain->size(), -1, tname));
       }
@@ -168,6 +156,25 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
     return std::tie(la->pack, la->offset) < std::tie(lb->pack, lb->offset);
   });
 
+  // Runs: the blobs of a pack that lie close together, read with one request
+  // (one pread on a disk, one ranged GET on an object store). A gap of up to
+  // 256 KiB is read and dropped rather than paid for with another request.
+  constexpr uint64_t kMaxGap = 256 << 10, kMaxRun = 16 << 20;
+  std::vector<Run> runs;
+  for (size_t i = 0; i < work.size(); ++i) {
+    const auto* l = index_.find(*work[i].first);
+    if (!runs.empty()) {
+      Run& r = runs.back();
+      uint64_t end = r.offset + r.length;
+      if (r.pack == l->pack && l->offset >= end && l->offset - end <= kMaxGap && l->offset + l->length - r.offset <= kMaxRun) {
+        r.length = l->offset + l->length - r.offset;
+        ++r.count;
+        continue;
+      }
+    }
+    runs.push_back(Run{l->pack, l->offset, l->length, i, 1});
+  }
+
   // Workers read, authenticate and decompress; this thread writes (one
   // writer: ext4 serializes writers of a file on its inode lock anyway).
   struct Decoded {
@@ -184,19 +191,26 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
     if (first_error) first_error = st;
     failed = true;
   };
-  const unsigned workers = worker_count(options.workers);
+  // Reads wait on the network for an object store: more readers than cores.
+  const unsigned workers = std::max(worker_count(options.workers), loc_->parallelism());
   std::atomic<unsigned> live(workers);
   std::vector<std::thread> pool;
   for (unsigned w = 0; w < workers; ++w) {
     pool.emplace_back([&] {
-      BlobReader reader(dir_, index_, key_);
-      for (size_t i; !failed && (i = next.fetch_add(1)) < work.size();) {
-        auto plain = reader.read(*work[i].first);
-        if (!plain) {
-          fail(unreadable(snap, plain.error(), index_.find(*work[i].first)->plaintext_size, *work[i].second));
-          break;
+      for (size_t n; !failed && (n = next.fetch_add(1)) < runs.size();) {
+        const Run& run = runs[n];
+        auto bytes = loc_->read_range(pack_path(index_.pack_name(run.pack)), run.offset, run.length);
+        for (size_t i = run.first; !failed && i < run.first + run.count; ++i) {
+          const auto* l = index_.find(*work[i].first);
+          Result<std::vector<uint8_t>> plain = bytes ? open_blob(index_, key_, *work[i].first, as_bytes(*bytes).subspan(l->offset - run.offset, l->length))
+                                                     : Result<std::vector<uint8_t>>(Error(bytes.error().code, "pack " + index_.pack_name(run.pack) +
+                                                                                                                   ": " + bytes.error().message));
+          if (!plain) {
+            fail(unreadable(snap, plain.error(), l->plaintext_size, *work[i].second));
+            break;
+          }
+          if (!decoded.push(Decoded{std::move(*plain), work[i].second})) break;
         }
-        if (!decoded.push(Decoded{std::move(*plain), work[i].second})) break;
       }
       if (--live == 0) decoded.close();
     });

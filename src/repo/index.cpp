@@ -7,7 +7,6 @@
 #include <algorithm>
 
 namespace kvb::repo {
-namespace fs = std::filesystem;
 namespace json = boost::json;
 
 void Index::add(const PackListing& pack) {
@@ -18,19 +17,17 @@ void Index::add(const PackListing& pack) {
   }
 }
 
-Result<Index> Index::load(const fs::path& repo, const Key256& key) {
+Result<Index> Index::load(const location::Location& loc, const Key256& key) {
   Index index;
-  std::error_code ec;
-  if (!fs::exists(repo / "index", ec)) return index;
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(repo / "index", ec)) {
-    if (e.is_regular_file() && !is_temporary(e.path())) files.push_back(e.path());
+  KVB_TRY(auto listed, loc.walk("index"));
+  std::vector<std::string> files;
+  for (const auto& f : listed) {
+    if (!f.temporary) files.push_back(f.path);
   }
-  if (ec) return Error(Errc::kIo, "cannot list " + (repo / "index").string() + ": " + ec.message());
   std::sort(files.begin(), files.end());
   for (const auto& path : files) {
-    KVB_TRY(auto doc, read_sealed(path, key, SealedKind::kIndex));
-    auto bad = [&](const std::string& why) { return Error(Errc::kDamaged, path.string() + ": " + why); };
+    KVB_TRY(auto doc, read_sealed(loc, path, key, SealedKind::kIndex));
+    auto bad = [&](const std::string& why) { return Error(Errc::kDamaged, loc.describe() + "/" + path + ": " + why); };
     const auto* packs = doc.as_object().if_contains("packs");
     if (!packs || !packs->is_array()) return bad("no \"packs\" list");
     for (const auto& pk : packs->as_array()) {
@@ -55,12 +52,12 @@ Result<Index> Index::load(const fs::path& repo, const Key256& key) {
       }
       index.add(listing);
     }
-    index.files_.push_back(path.filename().string());
+    index.files_.push_back(path.substr(path.rfind('/') + 1));
   }
   return index;
 }
 
-Result<std::string> Index::write(const fs::path& repo, const Key256& key, const std::vector<PackListing>& packs) {
+Result<std::string> Index::write(location::Location& loc, const Key256& key, const std::vector<PackListing>& packs) {
   json::array list;
   for (const auto& [name, entries] : packs) {
     json::array blobs;
@@ -71,7 +68,7 @@ Result<std::string> Index::write(const fs::path& repo, const Key256& key, const 
     list.push_back(json::object{{"id", name}, {"blobs", std::move(blobs)}});
   }
   std::string file = random_hex(16);
-  KVB_CHECK(write_sealed(repo / "index" / file, key, SealedKind::kIndex, json::object{{"packs", std::move(list)}}));
+  KVB_CHECK(write_sealed(loc, "index/" + file, key, SealedKind::kIndex, json::object{{"packs", std::move(list)}}));
   return file;
 }
 

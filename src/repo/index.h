@@ -12,6 +12,7 @@
 #pragma once
 
 #include "common/error.h"
+#include "location/location.h"
 #include "repo/pack.h"
 
 #include <cstring>
@@ -44,9 +45,9 @@ using PackListing = std::pair<std::string, std::vector<PackEntry>>;  // pack nam
 class Index {
  public:
   // Every index file under <repo>/index; an unreadable one is an error naming it.
-  static Result<Index> load(const std::filesystem::path& repo, const Key256& key);
+  static Result<Index> load(const location::Location& loc, const Key256& key);
   // Writes one index file naming `packs`; returns the file's name.
-  static Result<std::string> write(const std::filesystem::path& repo, const Key256& key, const std::vector<PackListing>& packs);
+  static Result<std::string> write(location::Location& loc, const Key256& key, const std::vector<PackListing>& packs);
 
   const BlobLocation* find(const BlobId& id) const {
     auto it = blobs_.find(id);

@@ -1,20 +1,21 @@
-// The repository's directory layout and its sealed JSON files
+// The repository's layout in its location and its sealed JSON files
 // (docs/repository.md, "Layout"):
-//   config  keys/<id>.json  lock  data/<2 hex>/<pack id>  index/<id>  snapshots/<id>
+//   config  keys/<id>.json  data/<2 hex>/<pack id>  index/<id>  snapshots/<id>
 //
-// Invariants: every file is written under a temporary name, fsynced and
-// renamed (write_sealed), so a reader sees a whole file or none; a sealed
-// file opens only with the repository's key and its own kind's additional
-// data (an index file cannot pass for a snapshot).
+// Invariants: every file is written whole or not at all (the location's
+// put: temporary name and rename on a disk, one PutObject on S3), so a reader
+// sees a whole file or none; a sealed file opens only with the repository's
+// key and its own kind's additional data (an index file cannot pass for a
+// snapshot).
 #pragma once
 
 #include "common/error.h"
+#include "location/location.h"
 #include "repo/crypto.h"
 
 #include <boost/json/value.hpp>
 
 #include <chrono>
-#include <filesystem>
 #include <span>
 #include <string>
 #include <string_view>
@@ -24,35 +25,28 @@ namespace kvb::repo {
 
 enum class SealedKind { kIndex, kSnapshot };
 
-std::filesystem::path pack_path(const std::filesystem::path& repo, const std::string& pack);
+// "data/ab/ab12..." for pack "ab12...".
+std::string pack_path(const std::string& pack);
 std::string random_hex(size_t bytes);
 Result<BlobId> parse_blob_id(std::string_view hex);
 inline std::span<const uint8_t> as_bytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+inline std::string_view as_chars(std::span<const uint8_t> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
 
-Status write_sealed(const std::filesystem::path& path, const Key256& key, SealedKind kind, const boost::json::value& doc);
-Result<boost::json::value> read_sealed(const std::filesystem::path& path, const Key256& key, SealedKind kind);
-
-// Removes a file and makes the removal durable; a file already gone is fine.
-Status remove_durably(const std::filesystem::path& path);
+Status write_sealed(location::Location& loc, const std::string& path, const Key256& key, SealedKind kind, const boost::json::value& doc);
+Result<boost::json::value> read_sealed(const location::Location& loc, const std::string& path, const Key256& key, SealedKind kind);
 
 // Writes a pack under data/ by its name (the SHA-256 of its bytes) and returns
-// the name. Atomic but not fsynced: the caller syncs the file system once for
-// all its packs before an index names them.
-Result<std::string> write_pack_file(const std::filesystem::path& repo, std::span<const uint8_t> bytes);
+// the name. Whole or not at all, but not yet durable on a disk: the caller
+// syncs the location once for all its packs before an index names them.
+Result<std::string> write_pack_file(location::Location& loc, std::span<const uint8_t> bytes);
 
 struct PackFile {
   std::string name;
-  std::filesystem::path path;
+  std::string path;  // in the location
   uint64_t size = 0;
   std::chrono::system_clock::time_point mtime{};  // when it was written
 };
-// The pack files under data/, by name; temporary files a crash left there go to `temporaries`.
-Result<std::vector<PackFile>> list_pack_files(const std::filesystem::path& repo, std::vector<std::filesystem::path>* temporaries = nullptr);
-
-// The file's modification time (the epoch when it cannot be read).
-std::chrono::system_clock::time_point modification_time(const std::filesystem::path& path);
-
-// A temporary file a crash left behind ("<name>.tmp-*"): never part of the repository.
-bool is_temporary(const std::filesystem::path& path);
+// The pack files under data/, by name; what interrupted writes left there goes to `temporaries`.
+Result<std::vector<PackFile>> list_pack_files(const location::Location& loc, std::vector<location::FileInfo>* temporaries = nullptr);
 
 }  // namespace kvb::repo

@@ -10,7 +10,6 @@
 // packs that still exist, so every copy is valid. A crash during 4 leaves
 // unreferenced packs only. Packs younger than the grace period are kept
 // whole, with every index entry they have: a put still running may need them.
-#include "common/atomic_file.h"
 #include "repo/blob.h"
 #include "repo/layout.h"
 #include "repo/repository.h"
@@ -20,7 +19,6 @@
 #include <unordered_set>
 
 namespace kvb::repo {
-namespace fs = std::filesystem;
 
 namespace {
 // A pack's trailer (repo/pack.h): 49 bytes per blob, plus count, seal and length.
@@ -33,7 +31,7 @@ Result<PruneReport> Repository::prune(const PruneOptions& options) {
   if (options.max_unused < 0 || options.max_unused > 1) {
     return Error(Errc::kInvalidArgument, "--max-unused " + std::to_string(options.max_unused) + " is not a share between 0 and 1");
   }
-  KVB_TRY(auto snaps, list_snapshots(dir_, key_.encryption, true));
+  KVB_TRY(auto snaps, list_snapshots(*loc_, key_.encryption, true));
   std::unordered_set<BlobId, BlobIdHash> used;
   for (const auto& s : snaps) {
     for (const auto& e : s.extents) {
@@ -55,8 +53,8 @@ Result<PruneReport> Repository::prune(const PruneOptions& options) {
     use[loc->pack].used_bytes += loc->length;
     use[loc->pack].used.push_back(PackEntry{loc->type, id, loc->offset, loc->length, loc->plaintext_size});
   }
-  std::vector<fs::path> temporaries;
-  KVB_TRY(auto files, list_pack_files(dir_, &temporaries));
+  std::vector<location::FileInfo> temporaries;
+  KVB_TRY(auto files, list_pack_files(*loc_, &temporaries));
   std::unordered_map<std::string, uint32_t> number;
   for (uint32_t i = 0; i < index_.packs().size(); ++i) number[index_.pack_name(i)] = i;
   std::unordered_set<std::string> on_disk;
@@ -123,13 +121,13 @@ Result<PruneReport> Repository::prune(const PruneOptions& options) {
     if (writer.count() == 0) return ok();
     auto entries = writer.entries();
     auto bytes = writer.finish(key_);
-    KVB_TRY(auto name, write_pack_file(dir_, bytes));
+    KVB_TRY(auto name, write_pack_file(*loc_, bytes));
     report.bytes_after += bytes.size();
     written.emplace_back(name, std::move(entries));
     return ok();
   };
   for (const auto* f : repack) {
-    KVB_TRY(auto text, read_file(f->path));
+    KVB_TRY(auto text, loc_->get(f->path));
     auto bytes = as_bytes(text);
     auto& entries = use[number.at(f->name)].used;
     std::sort(entries.begin(), entries.end(), [](const PackEntry& a, const PackEntry& b) { return a.offset < b.offset; });
@@ -147,40 +145,44 @@ Result<PruneReport> Repository::prune(const PruneOptions& options) {
   }
   KVB_CHECK(flush());
   report.packs_written = written.size();
-  KVB_CHECK(sync_filesystem(dir_));
+  KVB_CHECK(loc_->sync());
 
   keep.insert(keep.end(), written.begin(), written.end());
-  KVB_TRY(auto new_index, Index::write(dir_, key_.encryption, keep));
+  KVB_TRY(auto new_index, Index::write(*loc_, key_.encryption, keep));
+  std::vector<std::string> old_index;
   for (const auto& file : index_.files()) {
-    if (file != new_index) KVB_CHECK(remove_durably(dir_ / "index" / file));
+    if (file != new_index) old_index.push_back("index/" + file);
   }
-  for (const auto* f : remove) KVB_CHECK(remove_durably(f->path));
-  for (const auto* f : repack) KVB_CHECK(remove_durably(f->path));
+  KVB_CHECK(loc_->remove_files(old_index));
+  std::vector<std::string> old_packs;
+  for (const auto* f : remove) old_packs.push_back(f->path);
+  for (const auto* f : repack) old_packs.push_back(f->path);
   for (const auto& t : temporaries) {
-    if (modification_time(t) <= young_since) KVB_CHECK(remove_durably(t));  // a young one may be a pack being written
+    if (t.mtime <= young_since) old_packs.push_back(t.path);  // a young one may be a pack being written
   }
-  KVB_TRY(index_, Index::load(dir_, key_.encryption));
+  KVB_CHECK(loc_->remove_files(old_packs));
+  KVB_TRY(index_, Index::load(*loc_, key_.encryption));
   return report;
 }
 
 Result<size_t> Repository::rebuild_index() {
   KVB_CHECK(need_exclusive("rebuild-index"));
-  KVB_TRY(auto files, list_pack_files(dir_));
+  KVB_TRY(auto files, list_pack_files(*loc_));
   std::vector<PackListing> packs;
   for (const auto& f : files) {
-    KVB_TRY(auto text, read_file(f.path));
+    KVB_TRY(auto text, loc_->get(f.path));
     auto entries = read_pack_trailer(key_, as_bytes(text), f.name);
     if (!entries) continue;  // a damaged pack stays out of the index; check names it
     packs.emplace_back(f.name, std::move(*entries));
   }
-  std::vector<std::string> old;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir_ / "index", ec)) old.push_back(e.path().filename().string());
-  KVB_TRY(auto file, Index::write(dir_, key_.encryption, packs));
+  KVB_TRY(auto old, loc_->list("index"));
+  KVB_TRY(auto file, Index::write(*loc_, key_.encryption, packs));
+  std::vector<std::string> stale;
   for (const auto& o : old) {
-    if (o != file) KVB_CHECK(remove_durably(dir_ / "index" / o));
+    if (o != file) stale.push_back("index/" + o);
   }
-  KVB_TRY(index_, Index::load(dir_, key_.encryption));
+  KVB_CHECK(loc_->remove_files(stale));
+  KVB_TRY(index_, Index::load(*loc_, key_.encryption));
   return packs.size();
 }
 

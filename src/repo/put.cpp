@@ -9,14 +9,14 @@
 //        | chunks: bounded queue
 //   calling thread  fill packs, collect the extents
 //        | finished packs: bounded queue
-//   pack writer     name (SHA-256) and write each pack
+//   pack writers    name (SHA-256) and write each pack: one for a disk,
+//                   location.parallelism() uploads at once for an object store
 //
 // Chunking restarts at every superblock boundary, which is what lets every
 // core chunk: a VM disk's blocks never shift, so boundaries that are
 // content-defined within a superblock lose nothing (an insertion in a stream
 // still moves only the chunks of its own superblock). Memory is bounded by the
 // queues and one pack in the making, whatever the image size.
-#include "common/atomic_file.h"
 #include "common/bounded_queue.h"
 #include "common/printable.h"
 #include "common/time.h"
@@ -165,28 +165,37 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
     });
   }
 
-  // Pack writer: finished packs -> named files (SHA-256 of the content), off this thread.
+  // Pack writers: finished packs -> named files (SHA-256 of the content), off this thread.
   struct FinishedPack {
     std::vector<uint8_t> bytes;
     std::vector<PackEntry> entries;
   };
-  BoundedQueue<FinishedPack> finished(1);
+  const unsigned uploaders = std::max(1u, loc_->parallelism());
+  BoundedQueue<FinishedPack> finished(1);  // with one pack per writer: uploaders + 1 packs in flight
   std::vector<PackListing> new_packs;
+  std::mutex packs_mu;
   Status pack_status = ok();
-  std::thread pack_writer([&] {
-    while (auto p = finished.pop()) {
-      if (!pack_status) continue;  // draining after a failure
-      // Not fsynced one by one: one syncfs() below makes them all durable before the index names them.
-      auto pack = write_pack_file(dir_, p->bytes);
-      if (!pack) {
-        pack_status = pack.error();
-        jobs.close();  // stop the reader; the workers and this thread's caller drain and stop
-        results.close();
-        continue;
+  std::vector<std::thread> pack_writers;
+  for (unsigned u = 0; u < uploaders; ++u) {
+    pack_writers.emplace_back([&] {
+      while (auto p = finished.pop()) {
+        {
+          std::lock_guard lk(packs_mu);
+          if (!pack_status) continue;  // draining after a failure
+        }
+        // Not durable one by one on a disk: one sync below makes them all durable before the index names them.
+        auto pack = write_pack_file(*loc_, p->bytes);
+        std::lock_guard lk(packs_mu);
+        if (!pack) {
+          if (pack_status) pack_status = pack.error();
+          jobs.close();  // stop the reader; the workers and this thread's caller drain and stop
+          results.close();
+          continue;
+        }
+        new_packs.emplace_back(std::move(*pack), std::move(p->entries));
       }
-      new_packs.emplace_back(std::move(*pack), std::move(p->entries));
-    }
-  });
+    });
+  }
 
   // This thread: results -> packs and extents.
   PutStats stats;
@@ -221,15 +230,15 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
   for (auto& t : pool) t.join();
   if (read_status) seal_pack();
   finished.close();
-  pack_writer.join();
+  for (auto& t : pack_writers) t.join();
   if (!pack_status) return pack_status.error();
   if (!read_status) return read_status.error();
 
   // Durable packs, then the index that names them, then the snapshot that needs it.
   std::string index_file;
   if (!new_packs.empty()) {
-    KVB_CHECK(sync_filesystem(dir_ / "data"));
-    KVB_TRY(index_file, Index::write(dir_, key_.encryption, new_packs));
+    KVB_CHECK(loc_->sync());
+    KVB_TRY(index_file, Index::write(*loc_, key_.encryption, new_packs));
     for (const auto& p : new_packs) index_.add(p);
   }
   std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
@@ -243,12 +252,12 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
   snap.id = "(new)";
   KVB_CHECK(validate_extents(snap));
   stats.bytes = snap.size;
-  KVB_TRY(stats.snapshot, save_snapshot(dir_, key_.encryption, snap));
+  KVB_TRY(stats.snapshot, save_snapshot(*loc_, key_.encryption, snap));
   // The lock may have been broken (its file deleted, an NFS server restarted)
   // and a prune run meanwhile: a snapshot is only reported once what it needs
   // is known to be there, else it is taken back.
   if (auto st = verify_stored(snap, index_file); !st) {
-    (void)remove_durably(dir_ / "snapshots" / stats.snapshot);
+    (void)loc_->remove_files({"snapshots/" + stats.snapshot});
     Error e = st.error();
     e.message = "put " + name + ": " + e.message + "; the snapshot was not kept (run kvbackup repo check)";
     return e;

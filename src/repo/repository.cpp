@@ -2,7 +2,6 @@
 // check and prune each have a file of their own.
 #include "repo/repository.h"
 
-#include "common/atomic_file.h"
 #include "common/base64.h"
 #include "repo/layout.h"
 
@@ -17,15 +16,25 @@ namespace kvb::repo {
 namespace json = boost::json;
 namespace fs = std::filesystem;
 
-Repository::Repository(fs::path dir, MasterKey key, ChunkerParams params, uint64_t pack_size, RepositoryLock lock, LockMode mode)
-    : dir_(std::move(dir)), key_(key), chunker_(params, key.chunker_seed()), pack_size_(pack_size), lock_(std::move(lock)), mode_(mode) {}
+Repository::Repository(std::shared_ptr<location::Location> loc, MasterKey key, ChunkerParams params, uint64_t pack_size,
+                       std::unique_ptr<location::Lock> lock, LockMode mode)
+    : loc_(std::move(loc)), key_(key), chunker_(params, key.chunker_seed()), pack_size_(pack_size), lock_(std::move(lock)), mode_(mode) {}
 
 Status Repository::init(const fs::path& dir, const Secret& password, const InitOptions& options) {
-  if (fs::exists(dir / "config")) return Error(Errc::kAlreadyExists, "a repository already exists in " + dir.string());
+  KVB_TRY(auto loc, location::open_local(dir, location::OpenMode::kCreate));
+  return init(*loc, password, options);
+}
+
+Result<std::unique_ptr<Repository>> Repository::open(const fs::path& dir, const Secret& password, const OpenOptions& options) {
+  KVB_TRY(auto loc, location::open_local(dir, location::OpenMode::kExisting));
+  return open(std::shared_ptr<location::Location>(std::move(loc)), password, options);
+}
+
+Status Repository::init(location::Location& loc, const Secret& password, const InitOptions& options) {
+  if (loc.exists("config")) return Error(Errc::kAlreadyExists, "a repository already exists in " + loc.describe());
   if (options.pack_size < (1 << 16) || options.pack_size > (uint64_t{1} << 30)) {
     return Error(Errc::kInvalidArgument, "pack size " + std::to_string(options.pack_size) + " is outside 64 KiB..1 GiB");
   }
-  KVB_CHECK(make_directories(dir / "keys"));
   ChunkerParams p;
   json::object config{{"version", 1},
                       {"id", random_hex(16)},
@@ -38,14 +47,19 @@ Status Repository::init(const fs::path& dir, const Secret& password, const InitO
   json::object keyfile{{"kdf", "scrypt"}, {"n", kdf.n}, {"r", kdf.r}, {"p", kdf.p},
                        {"salt", base64_encode(std::string_view(reinterpret_cast<const char*>(kdf.salt.data()), kdf.salt.size()))},
                        {"data", base64_encode(std::string_view(reinterpret_cast<const char*>(wrapped.data()), wrapped.size()))}};
-  KVB_CHECK(write_file_atomic(dir / "keys" / (random_hex(16) + ".json"), json::serialize(keyfile), 0600));
-  return write_file_atomic(dir / "config", json::serialize(config), 0600);
+  KVB_CHECK(loc.put("keys/" + random_hex(16) + ".json", json::serialize(keyfile)));
+  return loc.put("config", json::serialize(config));
 }
 
-Result<std::unique_ptr<Repository>> Repository::open(const fs::path& dir, const Secret& password, const OpenOptions& options) {
-  auto config_path = (dir / "config").string();
-  auto config_text = read_file(dir / "config");
-  if (!config_text) return Error(Errc::kNotFound, "no repository in " + dir.string() + " (" + config_text.error().message + ")");
+Result<std::unique_ptr<Repository>> Repository::open(std::shared_ptr<location::Location> loc, const Secret& password,
+                                                     const OpenOptions& options) {
+  const std::string where = loc->describe();
+  auto config_path = where + "/config";
+  auto config_text = loc->get("config");
+  if (!config_text) {
+    if (config_text.error().code != Errc::kNotFound) return config_text.error();
+    return Error(Errc::kNotFound, "no repository in " + where + " (" + config_text.error().message + ")");
+  }
   boost::system::error_code ec;
   auto config = json::parse(*config_text, ec);
   if (ec || !config.is_object()) return Error(Errc::kParse, config_path + ": not a repository config");
@@ -71,26 +85,32 @@ Result<std::unique_ptr<Repository>> Repository::open(const fs::path& dir, const 
     pack_size = v->to_number<uint64_t>(ec);
     if (ec || pack_size < (1 << 16) || pack_size > (uint64_t{1} << 30)) return Error(Errc::kParse, config_path + ": field \"packSize\" is out of range");
   }
-  KVB_TRY(auto lock, RepositoryLock::acquire(dir, options.mode, options.lock_wait));
-  std::error_code fec;
-  std::vector<fs::path> keyfiles;
-  for (const auto& e : fs::directory_iterator(dir / "keys", fec)) keyfiles.push_back(e.path());
-  std::sort(keyfiles.begin(), keyfiles.end());
+  auto lock = loc->lock(options.mode, options.lock_wait);
+  if (!lock) {
+    if (lock.error().code != Errc::kConflict) return lock.error();
+    return Error(Errc::kConflict, "repository " + where + " is in use: " +
+                                      (options.mode == LockMode::kExclusive ? "forget and prune need it to themselves, and another kvbackup holds it"
+                                                                            : "a forget or prune holds it") +
+                                      " (" + lock.error().message + "; try again when that finishes)");
+  }
+  KVB_TRY(auto key_names, loc->list("keys"));
+  std::vector<std::string> keyfiles;
+  for (const auto& n : key_names) keyfiles.push_back("keys/" + n);
   if (keyfiles.empty()) {
-    return Error(Errc::kDamaged, "the repository in " + dir.string() + " has no key files (" + (dir / "keys").string() +
-                                     " is empty or missing): it cannot be opened");
+    return Error(Errc::kDamaged, "the repository in " + where + " has no key files (" + where +
+                                     "/keys is empty or missing): it cannot be opened");
   }
   // A key file that cannot be parsed is damage, not a wrong password: say so, naming it.
   std::vector<std::string> damaged;
   for (const auto& path : keyfiles) {
-    auto text = read_file(path);
+    auto text = loc->get(path);
     if (!text) {
       damaged.push_back(text.error().message);
       continue;
     }
     auto kv = json::parse(*text, ec);
     if (ec || !kv.is_object()) {
-      damaged.push_back("key file " + path.string() + " is damaged: not a JSON object");
+      damaged.push_back("key file " + where + "/" + path + " is damaged: not a JSON object");
       continue;
     }
     const auto& k = kv.as_object();
@@ -98,7 +118,7 @@ Result<std::unique_ptr<Repository>> Repository::open(const fs::path& dir, const 
     const auto *n = k.if_contains("n"), *r = k.if_contains("r"), *pp = k.if_contains("p");
     const auto *salt_text = k.if_contains("salt"), *data_text = k.if_contains("data");
     if (!n || !r || !pp || !salt_text || !salt_text->is_string() || !data_text || !data_text->is_string()) {
-      damaged.push_back("key file " + path.string() + " is damaged: \"n\", \"r\", \"p\", \"salt\" or \"data\" is missing");
+      damaged.push_back("key file " + where + "/" + path + " is damaged: \"n\", \"r\", \"p\", \"salt\" or \"data\" is missing");
       continue;
     }
     kdf.n = n->to_number<uint64_t>(ec);
@@ -107,15 +127,15 @@ Result<std::unique_ptr<Repository>> Repository::open(const fs::path& dir, const 
     auto salt = base64_decode(salt_text->as_string());
     auto data = base64_decode(data_text->as_string());
     if (ec || !salt || !data || salt->size() != kdf.salt.size()) {
-      damaged.push_back("key file " + path.string() + " is damaged: malformed scrypt parameters, salt or data");
+      damaged.push_back("key file " + where + "/" + path + " is damaged: malformed scrypt parameters, salt or data");
       continue;
     }
     std::memcpy(kdf.salt.data(), salt->data(), kdf.salt.size());
     auto master = unwrap_master_key(as_bytes(*data), password, kdf);
     if (!master) continue;
-    std::unique_ptr<Repository> repo(new Repository(dir, *master, p, pack_size, std::move(lock), options.mode));
+    std::unique_ptr<Repository> repo(new Repository(loc, *master, p, pack_size, std::move(*lock), options.mode));
     if (options.load_index) {
-      KVB_TRY(repo->index_, Index::load(dir, master->encryption));
+      KVB_TRY(repo->index_, Index::load(*loc, master->encryption));
     }
     return repo;
   }
@@ -125,7 +145,7 @@ Result<std::unique_ptr<Repository>> Repository::open(const fs::path& dir, const 
     if (damaged.size() < keyfiles.size()) msg += "; no intact key file opens with this password either";
     return Error(Errc::kDamaged, msg + ": restore the key file from a copy of the repository");
   }
-  return Error(Errc::kInvalidArgument, "wrong password for the repository in " + dir.string() + " (no key file opens with it)");
+  return Error(Errc::kInvalidArgument, "wrong password for the repository in " + where + " (no key file opens with it)");
 }
 
 unsigned Repository::worker_count(unsigned asked) {
@@ -138,11 +158,11 @@ Status Repository::need_exclusive(const char* what) const {
 }
 
 Status Repository::verify_stored(const Snapshot& snap, const std::string& index_file) const {
-  KVB_CHECK(lock_.still_held());
-  if (!index_file.empty() && !fs::exists(dir_ / "index" / index_file)) {
+  KVB_CHECK(lock_->still_held());
+  if (!index_file.empty() && !loc_->exists("index/" + index_file)) {
     return Error(Errc::kNotFound, "index file " + index_file + " it wrote vanished while it ran");
   }
-  KVB_TRY(auto files, list_pack_files(dir_));
+  KVB_TRY(auto files, list_pack_files(*loc_));
   std::unordered_set<std::string> present;
   for (const auto& f : files) present.insert(f.name);
   std::vector<std::string> missing;
@@ -161,7 +181,7 @@ Status Repository::verify_stored(const Snapshot& snap, const std::string& index_
                                     "): was the repository pruned while its lock was broken?");
 }
 
-Result<std::vector<Snapshot>> Repository::snapshots() { return list_snapshots(dir_, key_.encryption, false); }
+Result<std::vector<Snapshot>> Repository::snapshots() { return list_snapshots(*loc_, key_.encryption, false); }
 
 Result<RepoStats> Repository::stats() {
   RepoStats s;
@@ -170,11 +190,10 @@ Result<RepoStats> Repository::stats() {
   for (const auto& sn : snaps) s.logical_bytes += sn.size;
   s.blobs = index_.size();
   for (const auto& [id, loc] : index_.blobs()) s.unique_bytes += loc.plaintext_size;
-  std::error_code ec;
-  for (const auto& e : fs::recursive_directory_iterator(dir_ / "data", ec)) {
-    if (!e.is_regular_file() || is_temporary(e.path())) continue;
+  KVB_TRY(auto packs, list_pack_files(*loc_));
+  for (const auto& p : packs) {
     ++s.packs;
-    s.stored_bytes += e.file_size();
+    s.stored_bytes += p.size;
   }
   return s;
 }
@@ -187,7 +206,9 @@ Result<ForgetReport> Repository::forget(const RetentionPolicy& policy, bool dry_
   ForgetReport r;
   for (size_t i = 0; i < snaps.size(); ++i) (reasons[i].empty() ? r.removed : r.kept).push_back(snaps[i]);
   if (!dry_run) {
-    for (const auto& s : r.removed) KVB_CHECK(remove_durably(dir_ / "snapshots" / s.id));
+    std::vector<std::string> paths;
+    for (const auto& s : r.removed) paths.push_back("snapshots/" + s.id);
+    KVB_CHECK(loc_->remove_files(paths));
   }
   return r;
 }
@@ -198,12 +219,14 @@ Result<ForgetReport> Repository::forget_ids(const std::vector<std::string>& ids,
   ForgetReport r;
   for (const auto& id : ids) {
     if (std::none_of(snaps.begin(), snaps.end(), [&](const Snapshot& s) { return s.id == id; })) {
-      return Error(Errc::kNotFound, "no snapshot with id \"" + id + "\" in " + dir_.string());
+      return Error(Errc::kNotFound, "no snapshot with id \"" + id + "\" in " + loc_->describe());
     }
   }
   for (const auto& s : snaps) (std::find(ids.begin(), ids.end(), s.id) != ids.end() ? r.removed : r.kept).push_back(s);
   if (!dry_run) {
-    for (const auto& s : r.removed) KVB_CHECK(remove_durably(dir_ / "snapshots" / s.id));
+    std::vector<std::string> paths;
+    for (const auto& s : r.removed) paths.push_back("snapshots/" + s.id);
+    KVB_CHECK(loc_->remove_files(paths));
   }
   return r;
 }

@@ -1,16 +1,18 @@
-// Repository: a local directory holding deduplicated, compressed, encrypted
-// snapshots of files, block devices and streams (docs/repository.md).
+// Repository: deduplicated, compressed, encrypted snapshots of files, block
+// devices and streams, in a location: a local directory or an S3 bucket
+// (docs/repository.md). It talks to location::Location only and does not
+// know which it has.
 //
 // What it guarantees:
-// - Crash safety: every file is written under a temporary name, fsynced and
-//   renamed, in the order packs -> index -> snapshot (put) and new packs ->
-//   new index -> old index removed -> old packs removed (prune). A crash at
-//   any point leaves a repository check accepts; the leftovers are
+// - Crash safety: every file is written whole or not at all (the location's
+//   put), in the order packs -> sync -> index -> snapshot (put) and new packs
+//   -> sync -> new index -> old index removed -> old packs removed (prune). A
+//   crash at any point leaves a repository check accepts; the leftovers are
 //   unreferenced packs, which prune removes.
 // - Integrity: every blob read is authenticated (AES-256-GCM, bound to its
 //   id) and checked against its keyed id before its bytes are used.
-// - Concurrency: a Repository holds the repository lock for its lifetime
-//   (repo/lock.h); forget and prune need it exclusive.
+// - Concurrency: a Repository holds its location's lock for its lifetime
+//   (flock on a disk, lock objects on S3); forget and prune need it exclusive.
 // - Bounded memory: put and get hold a fixed number of chunks in flight
 //   (bounded queues), whatever the size of the image; the index costs one
 //   hash-map slot per distinct blob, and a snapshot's extent list ~40 bytes
@@ -22,8 +24,8 @@
 #include "repo/blob.h"
 #include "repo/chunker.h"
 #include "repo/crypto.h"
+#include "location/location.h"
 #include "repo/index.h"
-#include "repo/lock.h"
 #include "repo/retention.h"
 #include "repo/snapshot.h"
 
@@ -35,6 +37,8 @@
 #include <vector>
 
 namespace kvb::repo {
+
+using LockMode = location::LockMode;
 
 // Called now and then with the bytes done and the total (0 when unknown: a stream).
 using Progress = std::function<void(uint64_t done, uint64_t total)>;
@@ -115,6 +119,10 @@ struct RepoStats {
 
 class Repository {
  public:
+  static Status init(location::Location& loc, const Secret& password, const InitOptions& options = {});
+  static Result<std::unique_ptr<Repository>> open(std::shared_ptr<location::Location> loc, const Secret& password,
+                                                   const OpenOptions& options = {});
+  // The same for a local directory.
   static Status init(const std::filesystem::path& dir, const Secret& password, const InitOptions& options = {});
   static Result<std::unique_ptr<Repository>> open(const std::filesystem::path& dir, const Secret& password, const OpenOptions& options = {});
 
@@ -134,21 +142,22 @@ class Repository {
   // Replaces the index with one read from the packs' trailers (needs the exclusive lock); returns the packs indexed.
   Result<size_t> rebuild_index();
 
-  const std::filesystem::path& dir() const { return dir_; }
+  location::Location& location() const { return *loc_; }
 
  private:
-  Repository(std::filesystem::path dir, MasterKey key, ChunkerParams params, uint64_t pack_size, RepositoryLock lock, LockMode mode);
+  Repository(std::shared_ptr<location::Location> loc, MasterKey key, ChunkerParams params, uint64_t pack_size,
+             std::unique_ptr<location::Lock> lock, LockMode mode);
   Status need_exclusive(const char* what) const;
   // After a put: the lock is still ours, and every pack the snapshot needs and
   // the put's index file are still there.
   Status verify_stored(const Snapshot& snap, const std::string& index_file) const;
   static unsigned worker_count(unsigned asked);  // asked, or one per core
 
-  std::filesystem::path dir_;
+  std::shared_ptr<location::Location> loc_;
   MasterKey key_;
   Chunker chunker_;
   uint64_t pack_size_;
-  RepositoryLock lock_;
+  std::unique_ptr<location::Lock> lock_;
   LockMode mode_;
   Index index_;
 };

@@ -8,7 +8,6 @@
 #include <algorithm>
 
 namespace kvb::repo {
-namespace fs = std::filesystem;
 namespace json = boost::json;
 
 void append_extent(std::vector<Extent>& extents, Extent e) {
@@ -36,7 +35,7 @@ Status validate_extents(const Snapshot& s) {
   return ok();
 }
 
-Result<std::string> save_snapshot(const fs::path& repo, const Key256& key, const Snapshot& s) {
+Result<std::string> save_snapshot(location::Location& loc, const Key256& key, const Snapshot& s) {
   json::array extents;
   extents.reserve(s.extents.size());
   for (const auto& e : s.extents) {
@@ -47,15 +46,15 @@ Result<std::string> save_snapshot(const fs::path& repo, const Key256& key, const
   json::object doc{{"name", s.name}, {"source", s.source}, {"time", s.time}, {"size", s.size},
                    {"tags", std::move(tags)}, {"extents", std::move(extents)}};
   std::string id = random_hex(16);
-  KVB_CHECK(write_sealed(repo / "snapshots" / id, key, SealedKind::kSnapshot, doc));
+  KVB_CHECK(write_sealed(loc, "snapshots/" + id, key, SealedKind::kSnapshot, doc));
   return id;
 }
 
-Result<Snapshot> load_snapshot(const fs::path& repo, const Key256& key, const std::string& id, bool with_extents) {
-  auto path = repo / "snapshots" / id;
-  KVB_TRY(auto doc, read_sealed(path, key, SealedKind::kSnapshot));
+Result<Snapshot> load_snapshot(const location::Location& loc, const Key256& key, const std::string& id, bool with_extents) {
+  auto path = "snapshots/" + id;
+  KVB_TRY(auto doc, read_sealed(loc, path, key, SealedKind::kSnapshot));
   const auto& o = doc.as_object();
-  auto bad = [&](const std::string& why) { return Error(Errc::kDamaged, path.string() + ": " + why); };
+  auto bad = [&](const std::string& why) { return Error(Errc::kDamaged, loc.describe() + "/" + path + ": " + why); };
   Snapshot s;
   s.id = id;
   const auto* name = o.if_contains("name");
@@ -97,28 +96,25 @@ Result<Snapshot> load_snapshot(const fs::path& repo, const Key256& key, const st
   return s;
 }
 
-Result<std::vector<Snapshot>> list_snapshots(const fs::path& repo, const Key256& key, bool with_extents) {
+Result<std::vector<Snapshot>> list_snapshots(const location::Location& loc, const Key256& key, bool with_extents) {
   std::vector<Snapshot> out;
-  std::error_code ec;
-  if (!fs::exists(repo / "snapshots", ec)) return out;
-  for (const auto& e : fs::directory_iterator(repo / "snapshots", ec)) {
-    if (!e.is_regular_file() || is_temporary(e.path())) continue;
-    KVB_TRY(auto s, load_snapshot(repo, key, e.path().filename().string(), with_extents));
+  KVB_TRY(auto names, loc.list("snapshots"));
+  for (const auto& name : names) {
+    KVB_TRY(auto s, load_snapshot(loc, key, name, with_extents));
     out.push_back(std::move(s));
   }
-  if (ec) return Error(Errc::kIo, "cannot list " + (repo / "snapshots").string() + ": " + ec.message());
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.time != b.time ? a.time < b.time : a.id < b.id; });
   return out;
 }
 
-Result<Snapshot> find_snapshot(const fs::path& repo, const Key256& key, const std::string& id_or_name) {
-  KVB_TRY(auto all, list_snapshots(repo, key, false));
+Result<Snapshot> find_snapshot(const location::Location& loc, const Key256& key, const std::string& id_or_name) {
+  KVB_TRY(auto all, list_snapshots(loc, key, false));
   std::string id;
   for (const auto& s : all) {
     if (s.id == id_or_name || s.name == id_or_name) id = s.id;  // oldest first: the newest of a name wins
   }
-  if (id.empty()) return Error(Errc::kNotFound, "no snapshot \"" + id_or_name + "\" in " + repo.string());
-  return load_snapshot(repo, key, id, true);
+  if (id.empty()) return Error(Errc::kNotFound, "no snapshot \"" + id_or_name + "\" in " + loc.describe());
+  return load_snapshot(loc, key, id, true);
 }
 
 }  // namespace kvb::repo

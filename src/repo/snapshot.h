@@ -8,6 +8,7 @@
 #pragma once
 
 #include "common/error.h"
+#include "location/location.h"
 #include "repo/crypto.h"
 
 #include <filesystem>
@@ -38,11 +39,11 @@ void append_extent(std::vector<Extent>& extents, Extent e);
 // Checks the invariants above; the error names the snapshot and the extent.
 Status validate_extents(const Snapshot& s);
 
-Result<std::string> save_snapshot(const std::filesystem::path& repo, const Key256& key, const Snapshot& s);
-Result<Snapshot> load_snapshot(const std::filesystem::path& repo, const Key256& key, const std::string& id, bool with_extents = true);
+Result<std::string> save_snapshot(location::Location& loc, const Key256& key, const Snapshot& s);
+Result<Snapshot> load_snapshot(const location::Location& loc, const Key256& key, const std::string& id, bool with_extents = true);
 // Every snapshot, oldest first.
-Result<std::vector<Snapshot>> list_snapshots(const std::filesystem::path& repo, const Key256& key, bool with_extents = false);
+Result<std::vector<Snapshot>> list_snapshots(const location::Location& loc, const Key256& key, bool with_extents = false);
 // By id, or the newest of that name.
-Result<Snapshot> find_snapshot(const std::filesystem::path& repo, const Key256& key, const std::string& id_or_name);
+Result<Snapshot> find_snapshot(const location::Location& loc, const Key256& key, const std::string& id_or_name);
 
 }  // namespace kvb::repo

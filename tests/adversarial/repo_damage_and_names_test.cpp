@@ -57,6 +57,16 @@ repo::MasterKey master_key(const fs::path& repo_dir) {
   return *repo::unwrap_master_key(repo::as_bytes(data), Secret(kPassword), kdf);
 }
 
+// The packs of a local repository, with their paths on disk.
+std::vector<repo::PackFile> packs_on_disk(const std::filesystem::path& repo_dir) {
+  auto loc = location::open_local(repo_dir, location::OpenMode::kExisting);
+  if (!loc) return {};
+  auto packs = repo::list_pack_files(**loc);
+  if (!packs) return {};
+  for (auto& p : *packs) p.path = (repo_dir / p.path).string();
+  return *packs;
+}
+
 std::string image(size_t n) {
   std::string s(n, '\0');
   for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 2654435761u) >> 11);
@@ -92,7 +102,7 @@ TEST(RepoNames, ControlCharactersAreRefusedAtPutAndPrintedEscaped) {
   repo::BlobId missing{};
   missing[0] = 1;
   evil.extents.push_back(repo::Extent{0, 4096, missing});
-  ASSERT_TRUE(repo::save_snapshot(r, key.encryption, evil));
+  ASSERT_TRUE(repo::save_snapshot(**location::open_local(r, location::OpenMode::kExisting), key.encryption, evil));
   auto list = kvb({"list", "--repo", r});
   EXPECT_EQ(list.exit_code, 0) << list.err;
   EXPECT_THAT(list.out, HasSubstr("evil\\n\\x1b[31mred"));
@@ -115,10 +125,10 @@ TEST(RepoDamage, ACorruptBlobIsDataDamageNamingSnapshotAndByteRange) {
   auto put = kvb({"put", "--repo", r, "vm", (dir / "img").string()});
   ASSERT_EQ(put.exit_code, 0) << put.err;
   std::string id = put.out.substr(put.out.find("snapshot ") + 9, 32);
-  auto packs = repo::list_pack_files(r);
-  ASSERT_TRUE(packs && !packs->empty());
+  auto packs = packs_on_disk(r);
+  ASSERT_FALSE(packs.empty());
   {
-    int fd = ::open(packs->front().path.c_str(), O_WRONLY);
+    int fd = ::open(packs.front().path.c_str(), O_WRONLY);
     ASSERT_GE(fd, 0);
     ASSERT_EQ(::pwrite(fd, "\xff\xff\xff\xff", 4, 64), 4);  // inside the first blob
     ::close(fd);
@@ -128,7 +138,7 @@ TEST(RepoDamage, ACorruptBlobIsDataDamageNamingSnapshotAndByteRange) {
     EXPECT_EQ(get.exit_code, 1) << "damage is not bad input: " << get.err;
     EXPECT_THAT(get.err, HasSubstr("snapshot " + id + " (vm)"));
     EXPECT_THAT(get.err, ::testing::ContainsRegex("bytes [0-9]+\\.\\.[0-9]+.* of the image"));
-    EXPECT_THAT(get.err, HasSubstr(packs->front().name));
+    EXPECT_THAT(get.err, HasSubstr(packs.front().name));
   }
   EXPECT_FALSE(fs::exists(dir / "out")) << "nothing is left where the restore was going";
 }

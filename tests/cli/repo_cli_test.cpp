@@ -2,7 +2,7 @@
 // argv, never printed), put/get bit-identical, dedup on the second put, check.
 #include "common/atomic_file.h"
 #include "common/subprocess.h"
-#include "repo/lock.h"
+#include "location/location.h"
 #include "tests/support/test_cluster.h"
 
 #include <gmock/gmock.h>
@@ -82,7 +82,7 @@ TEST(RepoCli, StreamsRetentionPruneStatsAndTheLock) {
 
   // A forget or prune cannot start while another kvbackup holds the repository, and says why.
   {
-    auto held = repo::RepositoryLock::acquire(r, repo::LockMode::kShared);
+    auto held = (*location::open_local(r, location::OpenMode::kExisting))->lock(location::LockMode::kShared, {});
     ASSERT_TRUE(held);
     auto busy = repo({"forget", "--repo", r, "--keep-last", "1"}, pw);
     EXPECT_NE(busy.exit_code, 0);

@@ -1,0 +1,67 @@
+// HttpTransport: blocking HTTP/1.1 exchanges with one S3 endpoint over
+// Boost.Beast (TCP, or TLS with OpenSSL), with a keep-alive connection pool.
+//
+// Each call blocks its thread; many threads may call at once (each takes its
+// own connection from the pool). Every network operation has a deadline: a
+// connection runs its own io_context, so a call is "start the async
+// operation, run until it completes or its timer fires".
+//
+// Invariants: a connection is used by one call at a time; one that failed,
+// timed out or was told "Connection: close" is never pooled again; TLS
+// certificates are verified (the CA bundle given, else the system's) against
+// the endpoint's host name; header and body sizes are capped.
+//
+// This header is free of Beast and Asio (they stay in http.cpp).
+#pragma once
+
+#include "common/error.h"
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace kvb::location::s3 {
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string method;
+  std::string target;  // encoded path and query
+  HeaderList headers;  // Host is added by the transport
+  std::string_view body;
+  bool head = false;   // a HEAD request: the response has no body whatever its Content-Length
+};
+
+struct HttpResponse {
+  int status = 0;
+  HeaderList headers;
+  std::string body;
+  std::string header(std::string_view name) const;  // case-insensitive; empty when absent
+};
+
+struct TransportOptions {
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds request_timeout{60'000};  // plus 1 s per MiB of body either way
+  std::string ca_bundle_file;  // PEM; empty: the system's trust store
+  size_t max_idle = 32;
+  uint64_t body_limit = uint64_t{2} << 30;
+};
+
+class HttpTransport {
+ public:
+  // endpoint: http://host[:port] or https://host[:port]
+  static Result<std::unique_ptr<HttpTransport>> create(const std::string& endpoint, TransportOptions options);
+  virtual ~HttpTransport() = default;
+
+  // One exchange. Non-2xx statuses are responses, not errors. *sent tells
+  // whether the request may have reached the server (retry safety). A pooled
+  // connection the server had closed is retried once on a fresh one.
+  virtual Result<HttpResponse> exchange(const HttpRequest& req, bool* sent) = 0;
+  virtual const std::string& host_header() const = 0;  // host[:port] as sent
+  virtual const std::string& display() const = 0;      // "https://host:port" for messages
+};
+
+}  // namespace kvb::location::s3
