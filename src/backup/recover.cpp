@@ -1,5 +1,6 @@
 #include "backup/recover.h"
 
+#include "backup/data_copy.h"
 #include "backup/freeze_lease.h"
 #include "backup/freezer.h"
 #include "backup/journal.h"
@@ -100,6 +101,16 @@ RecoveryReport recover(std::shared_ptr<kube::Client> client, location::Location&
       if (auto st = release_lease_of_run(*client, v.ns, v.name, entry->uid); !st) {
         report.problems.push_back("could not give back the freeze lease of " + v.ns + "/" + v.name + ": " + st.error().message);
       }
+    }
+    for (const auto& ns : entry->copy_namespaces) {
+      auto removed = remove_copy_leftovers(*client, ns, entry->uid);
+      if (!removed) {
+        all_ok = false;
+        report.problems.push_back("could not remove the temporary copy objects of backup " + backup + " in " + ns + ": " +
+                                  sanitize_foreign(removed.error().message));
+        continue;
+      }
+      for (const auto& r : *removed) report.lines.push_back("removed " + r + " (left by backup " + backup + ")");
     }
     if (all_ok) {
       mark_record_failed(loc, backup, report);

@@ -1,5 +1,6 @@
 #include "backup/runner.h"
 
+#include "backup/data_copy.h"
 #include "backup/group_backup.h"
 #include "backup/journal.h"
 #include "backup/plan.h"
@@ -113,6 +114,7 @@ record::JournalEntry journal_entry(const record::BackupRecord& rec, const Plan& 
   ::gethostname(host, sizeof host - 1);
   e.host = host;
   e.started = rec.started;
+  if (rec.options.copy_data) e.copy_namespaces = plan.namespaces;
   for (const auto& p : plan.vms) {
     if (!p.freezes()) continue;
     e.vms.push_back({p.vm.ns, p.vm.name,
@@ -125,7 +127,8 @@ record::BackupPhase tally(const std::vector<record::VmRecord>& vms, bool interru
   size_t failed = 0, done = 0;
   for (const auto& v : vms) {
     failed += v.phase == record::VmPhase::kFailed;
-    done += v.phase == record::VmPhase::kCompleted;
+    failed += v.phase == record::VmPhase::kPartiallyFailed;
+    done += v.phase == record::VmPhase::kCompleted || v.phase == record::VmPhase::kPartiallyFailed;
   }
   if (failed == 0 && !interrupted) return record::BackupPhase::kCompleted;
   return done > 0 ? record::BackupPhase::kPartiallyFailed : record::BackupPhase::kFailed;
@@ -133,11 +136,14 @@ record::BackupPhase tally(const std::vector<record::VmRecord>& vms, bool interru
 
 }  // namespace
 
-BackupRunner::BackupRunner(std::shared_ptr<kube::Client> client, location::Location& location, BackupSpec spec, ProgressFn progress)
-    : client_(std::move(client)), location_(location), spec_(std::move(spec)), progress_(std::move(progress)) {}
+BackupRunner::BackupRunner(std::shared_ptr<kube::Client> client, location::Location& location, BackupSpec spec, ProgressFn progress,
+                           repo::Repository* data_repository)
+    : client_(std::move(client)), location_(location), spec_(std::move(spec)), progress_(std::move(progress)),
+      data_repository_(data_repository) {}
 
 Result<record::BackupRecord> BackupRunner::run(std::stop_token stop) {
   KVB_CHECK(record::validate_backup_name(spec_.name));
+  if (spec_.copy_data && !data_repository_) return Error(Errc::kInvalidArgument, "--copy-data needs a repository");
   if (location_.exists(record::backup_record_path(spec_.name))) {
     return Error(Errc::kInvalidArgument, "backup \"" + spec_.name + "\" already exists in " + location_.describe());
   }
@@ -223,6 +229,16 @@ Result<record::BackupRecord> BackupRunner::run(std::stop_token stop) {
     auto run = app_exec.run(r, plan.namespaces, lister, {});
     for (const auto& w : run.warnings) rec.warnings.push_back(sanitize_foreign(w));
     if (!run.ok()) rec.warnings.push_back("post-exec rule " + r.name + " failed: " + sanitize_foreign(run.status.error().message));
+  }
+  if (spec_.copy_data && !stop.stop_requested()) {
+    // Every VM is thawed (or its thaw is being retried by recover): copying never holds a freeze.
+    DataCopyContext dc{client_, *data_repository_, cluster_id(*client_), spec_.name, rec.uid, spec_.ready_timeout, 4,
+                       [&say](const std::string& line) { say(line); }};
+    copy_backup_data(dc, rec.vms, spec_.data_concurrency, stop);
+    for (const auto& ns : plan.namespaces) {
+      auto left = remove_copy_leftovers(*client_, ns, rec.uid);  // none, unless a delete failed above
+      if (!left) rec.warnings.push_back("temporary copy objects in " + ns + " may be left: " + sanitize_foreign(left.error().message));
+    }
   }
   bool interrupted = stop.stop_requested();
   return finish_record(tally(rec.vms, interrupted), interrupted ? "interrupted: every frozen VM was thawed before stopping" : "");

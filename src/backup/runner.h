@@ -5,7 +5,9 @@
 //  3. application pre rules; then per VM (backup/vm_backup.h, bounded by
 //     --concurrency), or for all at once with --consistency-group all
 //     (backup/group_backup.h); application post rules;
-//  4. write the final record atomically; only then, and only if every thaw was
+//  4. with --copy-data, copy every ready snapshot's data into the repository
+//     (backup/data_copy.h): after every thaw, never inside a freeze window;
+//  5. write the final record atomically; only then, and only if every thaw was
 //     confirmed, remove the journal entry.
 //
 // Safety: the thaw runs for every VM whose pre rule started, on every path
@@ -20,6 +22,7 @@
 #include "kube/client.h"
 #include "location/location.h"
 #include "record/backup_record.h"
+#include "repo/repository.h"
 
 #include <memory>
 #include <stop_token>
@@ -28,7 +31,10 @@ namespace kvb::backup {
 
 class BackupRunner {
  public:
-  BackupRunner(std::shared_ptr<kube::Client> client, location::Location& location, BackupSpec spec, ProgressFn progress = {});
+  // `data_repository`: where --copy-data copies to (required with it; opened
+  // by the caller before anything is frozen, so a wrong password costs nothing).
+  BackupRunner(std::shared_ptr<kube::Client> client, location::Location& location, BackupSpec spec, ProgressFn progress = {},
+               repo::Repository* data_repository = nullptr);
   // The record of the backup, also when it failed; an error only when no
   // record could be made at all (bad input found before anything happened),
   // or when the location refused the record.
@@ -39,6 +45,7 @@ class BackupRunner {
   location::Location& location_;
   BackupSpec spec_;
   ProgressFn progress_;
+  repo::Repository* data_repository_;
 };
 
 }  // namespace kvb::backup

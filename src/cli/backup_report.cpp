@@ -44,7 +44,7 @@ std::string problems(const record::VmRecord& v) {
 }  // namespace
 
 bool ended_as_promised(const record::VmRecord& vm) {
-  if (vm.phase == VmPhase::kFailed) return false;
+  if (vm.phase == VmPhase::kFailed || vm.phase == VmPhase::kPartiallyFailed) return false;
   if (vm.phase == VmPhase::kSkipped) return vm.promised == Consistency::kNone;  // planned skip (--on-no-agent skip)
   return vm.consistency == vm.promised ||
          (vm.promised == Consistency::kCrashConsistent && vm.consistency == Consistency::kFileSystemConsistent);
@@ -125,6 +125,14 @@ std::string describe_backup(const record::BackupRecord& rec, const std::string& 
                          offset_ms(f.frozen_at, vol.cut_at), clock_time(vol.ready_at),
                          vol.restore_size.empty() ? "" : ", restore size " + vol.restore_size);
       if (!vol.error.empty()) out += "      error: " + vol.error + "\n";
+      if (const auto& c = vol.copy) {
+        if (c->ok()) {
+          out += fmt::format("      copied to repository snapshot {} ({}): {} bytes, {} new, {} stored, sha256 {}\n",
+                             c->repository_snapshot.substr(0, 12), c->series, c->bytes, c->new_bytes, c->stored_bytes, c->sha256);
+        } else {
+          out += "      copy failed: " + c->error + "\n";
+        }
+      }
     }
     if (!v.executions.empty()) out += "  Rule executions:\n";
     for (const auto& e : v.executions) {

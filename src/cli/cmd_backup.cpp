@@ -9,7 +9,9 @@
 #include "common/sanitize.h"
 #include "kube/object.h"
 #include "kube/resource.h"
+#include "cli/repo_password.h"
 #include "location/location.h"
+#include "repo/repository.h"
 #include "record/naming.h"
 #include "restore/recover.h"
 
@@ -40,6 +42,10 @@ struct BackupOptions {
   std::string output = "table";
   std::string vm;  // describe: one VM
   bool keep_snapshots = false;
+  bool copy_data = false;
+  bool keep_data = false, prune = false;
+  int data_concurrency = 0;
+  std::string password_file;
 
   BackupOptions() {
     backup::BackupSpec d;
@@ -51,6 +57,7 @@ struct BackupOptions {
     freeze_deadline = format_duration(d.freeze_deadline);
     ready_timeout = format_duration(d.ready_timeout);
     freeze_wait = format_duration(d.freeze_wait);
+    data_concurrency = d.data_concurrency;
   }
 };
 
@@ -102,7 +109,27 @@ Result<backup::BackupSpec> make_spec(const GlobalOptions& g, const BackupOptions
     }
     s.snapshot_class_map[m.substr(0, eq)] = m.substr(eq + 1);
   }
+  if (o.data_concurrency < 1 || o.data_concurrency > 64) {
+    return Error(Errc::kInvalidArgument, "--data-concurrency " + std::to_string(o.data_concurrency) + ": must be 1..64");
+  }
+  if (!o.copy_data && !o.password_file.empty()) return Error(Errc::kInvalidArgument, "--password-file is for --copy-data");
+  s.copy_data = o.copy_data;
+  s.data_concurrency = o.data_concurrency;
   return s;
+}
+
+// <location>/repository, created on first use (docs/backup.md "Copying the data").
+Result<std::unique_ptr<repo::Repository>> open_data_repository(const BackupOptions& o) {
+  KVB_TRY(auto pw, repository_password(o.password_file));
+  std::string where = location::child_location(o.location.empty() ? location::default_location() : o.location, "repository");
+  KVB_TRY(auto loc, location::open(where, location::OpenMode::kCreate));
+  std::shared_ptr<location::Location> shared(std::move(loc));
+  if (!shared->exists("config")) {
+    KVB_CHECK(repo::Repository::init(*shared, pw));
+  }
+  auto r = repo::Repository::open(shared, pw);
+  if (!r) return Error(r.error().code, "repository " + where + ": " + r.error().message);
+  return r;
 }
 
 int create(const GlobalOptions& g, const BackupOptions& o) {
@@ -113,11 +140,18 @@ int create(const GlobalOptions& g, const BackupOptions& o) {
   if (!client) return report_error(client.error());
   auto spec = make_spec(g, o, (*client)->default_namespace());
   if (!spec) return report_error(spec.error());
+  // The repository before anything is frozen: a wrong password costs nothing.
+  std::unique_ptr<repo::Repository> data_repo;
+  if (spec->copy_data) {
+    auto r = open_data_repository(o);
+    if (!r) return report_error(r.error());
+    data_repo = std::move(*r);
+  }
   bool tty = ::isatty(STDERR_FILENO) != 0;
   backup::ProgressFn progress = [tty](const std::string& line) {
     std::fprintf(stderr, tty ? "\033[2m%s\033[0m\n" : "%s\n", line.c_str());
   };
-  backup::BackupRunner runner(*client, **loc, *spec, progress);
+  backup::BackupRunner runner(*client, **loc, *spec, progress, data_repo.get());
   auto rec = runner.run(signals.token());
   if (!rec) return report_error(rec.error());
   if (o.output == "json") {
@@ -153,7 +187,7 @@ int list(const BackupOptions& o) {
     int fsc = 0, crash = 0, failed = 0;
     for (const auto& v : rec->vms) {
       failed += v.phase == record::VmPhase::kFailed;
-      if (v.phase != record::VmPhase::kCompleted) continue;
+      if (v.phase != record::VmPhase::kCompleted && v.phase != record::VmPhase::kPartiallyFailed) continue;
       fsc += v.consistency == record::Consistency::kFileSystemConsistent;
       crash += v.consistency == record::Consistency::kCrashConsistent;
     }
@@ -206,6 +240,36 @@ Result<std::set<std::pair<std::string, std::string>>> snapshots_of(kube::Client&
   return out;
 }
 
+// The repository snapshots a backup's --copy-data made are forgotten with it
+// (unless --keep-data); their data goes at the next prune (--prune: now).
+Status forget_copies(const BackupOptions& o, const record::BackupRecord& rec) {
+  std::vector<std::string> ids;
+  for (const auto& vm : rec.vms) {
+    for (const auto& v : vm.volumes) {
+      if (v.copy && !v.copy->repository_snapshot.empty()) ids.push_back(v.copy->repository_snapshot);
+    }
+  }
+  if (ids.empty() || o.keep_data) return ok();
+  KVB_TRY(auto pw, repository_password(o.password_file));
+  std::string where = location::child_location(o.location.empty() ? location::default_location() : o.location, "repository");
+  KVB_TRY(auto loc, location::open(where, location::OpenMode::kExisting));
+  repo::OpenOptions opts;
+  opts.mode = repo::LockMode::kExclusive;
+  opts.lock_wait = std::chrono::seconds(60);
+  KVB_TRY(auto repo, repo::Repository::open(std::shared_ptr<location::Location>(std::move(loc)), pw, opts));
+  KVB_TRY(auto existing, repo->snapshots());
+  std::set<std::string> there;
+  for (const auto& s : existing) there.insert(s.id);
+  std::erase_if(ids, [&](const std::string& id) { return !there.count(id); });  // forgotten already: fine
+  KVB_TRY(auto forgotten, repo->forget_ids(ids, false));
+  std::fprintf(stderr, "forgot %zu repository snapshots\n", forgotten.removed.size());
+  if (o.prune) {
+    KVB_TRY(auto pr, repo->prune());
+    std::fprintf(stderr, "pruned the repository: %zu packs removed, %zu repacked\n", pr.packs_removed, pr.packs_repacked);
+  }
+  return ok();
+}
+
 int remove(const GlobalOptions& g, const BackupOptions& o) {
   auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
@@ -231,6 +295,9 @@ int remove(const GlobalOptions& g, const BackupOptions& o) {
       deleted += st ? 1 : 0;
     }
     std::fprintf(stderr, "deleted %d VolumeSnapshots\n", deleted);
+  }
+  if (auto st = forget_copies(o, *rec); !st) {
+    return report_error(Error(st.error().code, st.error().message + " (the backup was kept; --keep-data deletes it without its copies)"));
   }
   if (auto st = (*loc)->remove(record::backup_dir(o.name)); !st) return report_error(st.error());
   if (lock) {
@@ -301,6 +368,9 @@ void register_backup(CLI::App& app, GlobalOptions& g, CommandAction& run) {
       ->capture_default_str();
   c->add_option("--snapshot-class", o->snapshot_class, "One VolumeSnapshotClass for every volume");
   c->add_option("--snapshot-class-map", o->snapshot_class_map, "STORAGECLASS=VOLUMESNAPSHOTCLASS (repeatable)")->delimiter(',');
+  c->add_flag("--copy-data", o->copy_data, "After the thaw, copy every snapshot's data into <location>/repository (VirtualMachineExport)");
+  c->add_option("--data-concurrency", o->data_concurrency, "Volumes copied at once with --copy-data")->capture_default_str();
+  c->add_option("--password-file", o->password_file, "Repository password for --copy-data (else $KVBACKUP_REPO_PASSWORD, else a prompt)");
   c->add_flag("--wait,!--no-wait", o->wait, "Wait for readyToUse before saving (the default; --no-wait is not supported yet)");
   c->add_option("-o,--output", o->output, "table or json")->check(CLI::IsMember({"table", "json"}));
   c->callback([&run, &g, o] {
@@ -326,6 +396,9 @@ void register_backup(CLI::App& app, GlobalOptions& g, CommandAction& run) {
   del->add_option("name", o->name, "Backup name")->required();
   add_location(del, *o);
   del->add_flag("--keep-snapshots", o->keep_snapshots, "Delete only the files; leave the VolumeSnapshots");
+  del->add_flag("--keep-data", o->keep_data, "Leave the backup's copies in the repository (else they are forgotten)");
+  del->add_flag("--prune", o->prune, "Prune the repository after forgetting the backup's copies");
+  del->add_option("--password-file", o->password_file, "Repository password (else $KVBACKUP_REPO_PASSWORD, else a prompt)");
   del->callback([&run, &g, o] { run = [&g, o] { return remove(g, *o); }; });
 
   auto* r = app.add_subcommand("recover",

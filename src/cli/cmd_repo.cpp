@@ -6,6 +6,7 @@
 // s3:// location (docs/location.md).
 #include "cli/options.h"
 #include "cli/progress.h"
+#include "cli/repo_password.h"
 #include "common/atomic_file.h"
 #include "common/bounded_read.h"
 #include "common/duration.h"
@@ -39,29 +40,6 @@ struct RepoOptions {
   double max_unused = 0.2;
 };
 
-// Reads a line from the terminal with echo off; only when standard input is
-// a terminal too (a put from a pipe, a script, a test never waits on a prompt).
-Result<Secret> prompt(const char* question) {
-  int tty = ::isatty(STDIN_FILENO) == 1 ? ::open("/dev/tty", O_RDWR | O_CLOEXEC) : -1;
-  if (tty < 0) return Error(Errc::kInvalidArgument, "no repository password: set KVBACKUP_REPO_PASSWORD or pass --password-file FILE");
-  termios old{};
-  bool restore = ::tcgetattr(tty, &old) == 0;
-  if (restore) {
-    termios quiet = old;
-    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    ::tcsetattr(tty, TCSAFLUSH, &quiet);
-  }
-  (void)!::write(tty, question, std::strlen(question));
-  std::string line;
-  char c;
-  while (line.size() < 4096 && ::read(tty, &c, 1) == 1 && c != '\n') line.push_back(c);
-  if (restore) ::tcsetattr(tty, TCSAFLUSH, &old);
-  (void)!::write(tty, "\n", 1);
-  ::close(tty);
-  if (line.empty()) return Error(Errc::kInvalidArgument, "no repository password given");
-  return Secret(line);
-}
-
 // Every message of a repo command goes out escaped (common/printable.h): it
 // may hold snapshot names, tags and file names a hostile repository chose.
 int report(const Error& e) {
@@ -70,33 +48,8 @@ int report(const Error& e) {
   return report_error(shown);
 }
 
-// The password file's path and mode, never its content.
-void warn_if_readable_by_others(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 044) == 0) return;
-  std::fprintf(stderr, "kvbackup: warning: password file %s can be read by %s (mode %04o); chmod 600 it\n", printable(path).c_str(),
-               (st.st_mode & 004) ? "every user" : "its group", static_cast<unsigned>(st.st_mode & 07777));
-}
-
-Result<Secret> password(const RepoOptions& o, bool confirm = false) {
-  if (!o.password_file.empty()) {
-    KVB_TRY(auto text, read_file_bounded(o.password_file, "password file"));
-    warn_if_readable_by_others(o.password_file);
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    if (text.empty()) return Error(Errc::kInvalidArgument, "--password-file " + o.password_file + ": the file is empty");
-    return Secret(text);
-  }
-  if (const char* env = std::getenv("KVBACKUP_REPO_PASSWORD"); env && *env) return Secret(env);
-  KVB_TRY(auto first, prompt("repository password: "));
-  if (confirm) {
-    KVB_TRY(auto again, prompt("the same password again: "));
-    if (again.reveal() != first.reveal()) return Error(Errc::kInvalidArgument, "the two passwords differ");
-  }
-  return first;
-}
-
 Result<std::unique_ptr<repo::Repository>> open_repo(const RepoOptions& o, repo::LockMode mode, bool load_index = true) {
-  KVB_TRY(auto pw, password(o));
+  KVB_TRY(auto pw, repository_password(o.password_file));
   repo::OpenOptions opts;
   opts.mode = mode;
   opts.lock_wait = std::chrono::milliseconds(static_cast<int64_t>(o.lock_wait_s * 1000));
@@ -115,7 +68,7 @@ Result<std::unique_ptr<repo::Repository>> open_repo(const RepoOptions& o, repo::
   auto& var = *var##_r
 
 int init(const RepoOptions& o) {
-  auto pw = password(o, true);
+  auto pw = repository_password(o.password_file, true);
   if (!pw) return report(pw.error());
   repo::InitOptions opts;
   opts.pack_size = o.pack_size_mib << 20;

@@ -6,6 +6,7 @@ const kube::ResourceRef kVirtualMachines{"kubevirt.io", "v1", "virtualmachines",
 const kube::ResourceRef kVirtualMachineInstances{"kubevirt.io", "v1", "virtualmachineinstances", "VirtualMachineInstance", true};
 const kube::ResourceRef kVmiSubresources{"subresources.kubevirt.io", "v1", "virtualmachineinstances", "VirtualMachineInstance", true};
 const kube::ResourceRef kDataVolumes{"cdi.kubevirt.io", "v1beta1", "datavolumes", "DataVolume", true};
+const kube::ResourceRef kVirtualMachineExports{"export.kubevirt.io", "v1beta1", "virtualmachineexports", "VirtualMachineExport", true};
 const kube::ResourceRef kInstancetypes{"instancetype.kubevirt.io", "v1beta1", "virtualmachineinstancetypes",
                                        "VirtualMachineInstancetype", true};
 const kube::ResourceRef kClusterInstancetypes{"instancetype.kubevirt.io", "v1beta1", "virtualmachineclusterinstancetypes",

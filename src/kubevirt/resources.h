@@ -9,6 +9,7 @@ extern const kube::ResourceRef kVirtualMachines;
 extern const kube::ResourceRef kVirtualMachineInstances;
 extern const kube::ResourceRef kVmiSubresources;  // subresources.kubevirt.io: freeze, unfreeze, guestosinfo
 extern const kube::ResourceRef kDataVolumes;
+extern const kube::ResourceRef kVirtualMachineExports;  // export.kubevirt.io/v1beta1
 extern const kube::ResourceRef kInstancetypes;
 extern const kube::ResourceRef kClusterInstancetypes;
 extern const kube::ResourceRef kPreferences;

@@ -19,6 +19,16 @@ Status validate_relative_path(const std::string& path) {
   return ok();
 }
 
+std::string child_location(const std::string& url_or_dir, const std::string& child) {
+  if (url_or_dir.rfind("s3://", 0) == 0) {
+    auto q = url_or_dir.find('?');
+    std::string base = url_or_dir.substr(0, q), query = q == std::string::npos ? "" : url_or_dir.substr(q);
+    while (base.size() > 5 && base.back() == '/') base.pop_back();
+    return base + "/" + child + query;
+  }
+  return (std::filesystem::path(url_or_dir) / child).string();
+}
+
 std::string default_location() {
   if (const char* env = std::getenv("KVBACKUP_LOCATION"); env && *env) return env;
   return (fs::current_path() / "kvbackup-backups").string();

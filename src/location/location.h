@@ -96,6 +96,11 @@ Result<std::unique_ptr<Location>> open(const std::string& url_or_dir, OpenMode m
 // proves it is writable by writing and removing a probe file.
 Result<std::unique_ptr<Location>> open_local(const std::filesystem::path& dir, OpenMode mode = OpenMode::kCreate);
 
+// A location inside another: "<dir>/<child>" for a directory,
+// "s3://BUCKET/PREFIX/<child>?options" for S3 (the repository of a backup
+// location is child_location(location, "repository")).
+std::string child_location(const std::string& url_or_dir, const std::string& child);
+
 // The default location: $KVBACKUP_LOCATION, else ./kvbackup-backups.
 std::string default_location();
 

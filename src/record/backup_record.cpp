@@ -25,6 +25,7 @@ std::string_view to_string(VmPhase p) {
     case VmPhase::kCompleted: return "Completed";
     case VmPhase::kFailed: return "Failed";
     case VmPhase::kSkipped: return "Skipped";
+    case VmPhase::kPartiallyFailed: return "PartiallyFailed";
   }
   return "Failed";
 }
@@ -154,7 +155,39 @@ json::object volume_json(const VolumeRecord& v) {
                  {"size", v.size},
                  {"restoreSize", v.restore_size}};
   if (!v.error.empty()) o["error"] = v.error;
+  if (v.copy) {
+    const auto& c = *v.copy;
+    json::object co{{"series", c.series},
+                    {"repositorySnapshot", c.repository_snapshot},
+                    {"volumeMode", c.volume_mode},
+                    {"bytes", c.bytes},
+                    {"newBytes", c.new_bytes},
+                    {"storedBytes", c.stored_bytes},
+                    {"sha256", c.sha256},
+                    {"retriedRanges", c.retried_ranges}};
+    if (!c.error.empty()) co["error"] = c.error;
+    o["copy"] = std::move(co);
+  }
   return o;
+}
+
+Result<DataCopyRecord> copy_from(DocReader& r) {
+  DataCopyRecord c;
+  KVB_TRY(c.series, r.str("series"));
+  KVB_TRY(c.repository_snapshot, r.str("repositorySnapshot"));
+  KVB_TRY(c.volume_mode, r.str("volumeMode"));
+  KVB_TRY(auto bytes, r.integer("bytes", 0));
+  KVB_TRY(auto new_bytes, r.integer("newBytes", 0));
+  KVB_TRY(auto stored, r.integer("storedBytes", 0));
+  KVB_TRY(auto retried, r.integer("retriedRanges", 0));
+  if (bytes < 0 || new_bytes < 0 || stored < 0 || retried < 0) return r.error("bytes", "sizes cannot be negative");
+  c.bytes = static_cast<uint64_t>(bytes);
+  c.new_bytes = static_cast<uint64_t>(new_bytes);
+  c.stored_bytes = static_cast<uint64_t>(stored);
+  c.retried_ranges = static_cast<unsigned>(retried);
+  KVB_TRY(c.sha256, r.str("sha256"));
+  KVB_TRY(c.error, r.str("error"));
+  return c;
 }
 
 Result<VolumeRecord> volume_from(DocReader& vo) {
@@ -172,6 +205,10 @@ Result<VolumeRecord> volume_from(DocReader& vo) {
   KVB_TRY(vol.error, vo.str("error"));
   KVB_TRY(vol.cut_at, time_from(vo, "cutAt"));
   KVB_TRY(vol.ready_at, time_from(vo, "readyAt"));
+  if (vo.has("copy")) {
+    KVB_TRY(auto copy, vo.object("copy"));
+    KVB_TRY(vol.copy, copy_from(copy));
+  }
   return vol;
 }
 
@@ -247,7 +284,7 @@ std::optional<Consistency> parse_consistency(std::string_view s) {
                                      Consistency::kNone});
 }
 std::optional<VmPhase> parse_vm_phase(std::string_view s) {
-  return parse_enum<VmPhase>(s, {VmPhase::kCompleted, VmPhase::kFailed, VmPhase::kSkipped});
+  return parse_enum<VmPhase>(s, {VmPhase::kCompleted, VmPhase::kFailed, VmPhase::kSkipped, VmPhase::kPartiallyFailed});
 }
 std::optional<BackupPhase> parse_backup_phase(std::string_view s) {
   return parse_enum<BackupPhase>(s, {BackupPhase::kInProgress, BackupPhase::kCompleted, BackupPhase::kPartiallyFailed,

@@ -25,7 +25,9 @@
 namespace kvb::record {
 
 enum class Consistency { kFileSystemConsistent, kCrashConsistent, kOffline, kNone };
-enum class VmPhase { kCompleted, kFailed, kSkipped };
+// PartiallyFailed: the snapshots are there and as consistent as the record
+// says, but a copy of their data into the repository (--copy-data) failed.
+enum class VmPhase { kCompleted, kFailed, kSkipped, kPartiallyFailed };
 enum class BackupPhase { kInProgress, kCompleted, kPartiallyFailed, kFailed };
 // How a VM is frozen: not at all, by virt-freezer through the built-in or the
 // custom rules (pods/exec), or by KubeVirt's freeze API.
@@ -54,6 +56,22 @@ struct FreezeRecord {
   double window_ms() const;  // frozen_at (or requested_at) .. thawed_at (or thaw_requested_at)
 };
 
+// A volume's data copied into the repository at the backup location
+// (`backup create --copy-data`): which repository snapshot holds it, and the
+// SHA-256 of the image as it was read from the cluster.
+struct DataCopyRecord {
+  std::string series;               // the repository snapshot name: cluster/namespace/VM/volume
+  std::string repository_snapshot;  // its id; empty when the copy failed
+  std::string volume_mode;          // Filesystem or Block, of the source claim
+  uint64_t bytes = 0;               // the image's size
+  uint64_t new_bytes = 0;           // plaintext the repository did not have yet
+  uint64_t stored_bytes = 0;        // what those took (compressed, sealed)
+  std::string sha256;               // of every byte of the image, as downloaded
+  unsigned retried_ranges = 0;      // ranges fetched again (exporter restarts, resets)
+  std::string error;
+  bool ok() const { return error.empty() && !repository_snapshot.empty(); }
+};
+
 struct VolumeRecord {
   std::string name;            // the volume's name in the VM spec
   std::string pvc;
@@ -68,6 +86,7 @@ struct VolumeRecord {
   std::string restore_size;
   std::string size;            // the claim's requested size
   std::string error;
+  std::optional<DataCopyRecord> copy;  // with --copy-data
 };
 
 struct ExecutionRecord {

@@ -12,13 +12,16 @@ json::object JournalEntry::to_json() const {
   for (const auto& v : vms) {
     arr.push_back(json::object{{"namespace", v.ns}, {"name", v.name}, {"method", to_string(v.method)}});
   }
+  json::array copy_ns;
+  for (const auto& n : copy_namespaces) copy_ns.push_back(json::string(n));
   return json::object{{"kind", "FreezeJournalEntry"},
                       {"backup", backup},
                       {"uid", uid},
                       {"pid", pid},
                       {"host", host},
                       {"startedAt", format_rfc3339(started, TimePrecision::kNanos)},
-                      {"vms", arr}};
+                      {"vms", arr},
+                      {"copyNamespaces", copy_ns}};
 }
 
 Result<JournalEntry> JournalEntry::from_json(const json::value& v, const std::string& origin) {
@@ -50,6 +53,7 @@ Result<JournalEntry> JournalEntry::from_json(const json::value& v, const std::st
     for (const char* old : {"pod", "container", "thawCommand"}) (void)vr.raw(old);
     e.vms.push_back(std::move(jv));
   }
+  KVB_TRY(e.copy_namespaces, r.string_list("copyNamespaces"));
   return e;
 }
 

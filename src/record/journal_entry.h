@@ -30,6 +30,9 @@ struct JournalEntry {
   std::string host;
   WallTime started{};
   std::vector<JournalVm> vms;
+  // Namespaces where --copy-data makes temporary claims, exports and token
+  // Secrets (labelled with the run's uid): recover deletes what is left there.
+  std::vector<std::string> copy_namespaces;
 
   boost::json::object to_json() const;
   static Result<JournalEntry> from_json(const boost::json::value& v, const std::string& origin);

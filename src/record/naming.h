@@ -16,6 +16,8 @@ inline constexpr const char* kBackupUidLabel = "kvbackup.io/backup-uid";  // the
 inline constexpr const char* kVmLabel = "kvbackup.io/vm";                 // the VM's name (cut to 63 characters)
 inline constexpr const char* kVmAnnotation = "kvbackup.io/vm";
 inline constexpr const char* kVolumeAnnotation = "kvbackup.io/volume";
+inline constexpr const char* kRoleLabel = "kvbackup.io/role";            // "data-copy" on the temporary claims and exports of --copy-data
+inline constexpr const char* kDataCopyRole = "data-copy";
 
 // Backup and restore names become parts of object names and labels: DNS-1123 labels.
 Status validate_backup_name(const std::string& name);

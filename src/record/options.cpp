@@ -83,7 +83,9 @@ json::object BackupOptions::options_json() const {
                       {"freezeWait", millis_text(freeze_wait)},
                       {"consistencyGroup", to_string(consistency_group)},
                       {"snapshotClass", snapshot_class},
-                      {"snapshotClassMap", map}};
+                      {"snapshotClassMap", map},
+                      {"copyData", copy_data},
+                      {"dataConcurrency", data_concurrency}};
 }
 
 Result<BackupOptions> BackupOptions::from_json(DocReader& scope, DocReader& o) {
@@ -111,6 +113,9 @@ Result<BackupOptions> BackupOptions::from_json(DocReader& scope, DocReader& o) {
   KVB_TRY(b.consistency_group, field("consistencyGroup", b.consistency_group, parse_consistency_group));
   KVB_TRY(b.snapshot_class, o.str("snapshotClass"));
   KVB_TRY(b.snapshot_class_map, o.string_map("snapshotClassMap"));
+  KVB_TRY(b.copy_data, o.boolean("copyData", b.copy_data));
+  KVB_TRY(auto dc, o.integer("dataConcurrency", b.data_concurrency));
+  b.data_concurrency = static_cast<int>(dc);
   return b;
 }
 

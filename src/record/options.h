@@ -57,6 +57,8 @@ struct BackupOptions {
   ConsistencyGroup consistency_group = ConsistencyGroup::kNone;
   std::string snapshot_class;                              // one class for every volume
   std::map<std::string, std::string> snapshot_class_map;  // storage class -> snapshot class
+  bool copy_data = false;     // copy every snapshot's data into <location>/repository after the thaw
+  int data_concurrency = 2;   // volumes copied at once (each over several connections)
 
   boost::json::object scope_json() const;
   boost::json::object options_json() const;

@@ -64,11 +64,21 @@ struct ChunkResult {
 
 Result<PutStats> Repository::put(const std::string& name, const fs::path& source_path, const PutOptions& options) {
   KVB_CHECK(check_name(name, "snapshot name"));
+  KVB_TRY(auto source, ImageSource::open(source_path));
+  return put_source(name, source, source_path == "-" ? "-" : fs::absolute(source_path).lexically_normal().string(), options);
+}
+
+Result<PutStats> Repository::put(const std::string& name, ImageSource source, const PutOptions& options) {
+  std::string label = source.name();
+  return put_source(name, source, label, options);
+}
+
+Result<PutStats> Repository::put_source(const std::string& name, ImageSource& source, const std::string& label, const PutOptions& options) {
+  KVB_CHECK(check_name(name, "snapshot name"));
   for (const auto& t : options.tags) KVB_CHECK(check_name(t, "tag"));
   if (options.compression_level < 0 || options.compression_level > 19) {
     return Error(Errc::kInvalidArgument, "compression level " + std::to_string(options.compression_level) + " is outside 0..19");
   }
-  KVB_TRY(auto source, ImageSource::open(source_path));
   const unsigned workers = worker_count(options.workers);
   const uint64_t total = source.size();  // 0 for a stream, whose size the reader learns at its end
   BoundedQueue<Superblock> jobs(1);
@@ -244,7 +254,7 @@ Result<PutStats> Repository::put(const std::string& name, const fs::path& source
   std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) { return a.offset < b.offset; });
   Snapshot snap;
   snap.name = name;
-  snap.source = source_path == "-" ? "-" : fs::absolute(source_path).lexically_normal().string();
+  snap.source = label;
   snap.time = format_rfc3339(WallClock::now(), TimePrecision::kNanos);
   snap.size = source.size();
   snap.tags = options.tags;

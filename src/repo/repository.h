@@ -28,6 +28,7 @@
 #include "repo/index.h"
 #include "repo/retention.h"
 #include "repo/snapshot.h"
+#include "repo/source.h"
 
 #include <chrono>
 #include <filesystem>
@@ -128,6 +129,9 @@ class Repository {
 
   // Stores a file, block device or "-" (standard input) as a snapshot named `name`.
   Result<PutStats> put(const std::string& name, const std::filesystem::path& source, const PutOptions& options = {});
+  // Stores a source the caller opened (ImageSource::stream: a download fed
+  // through a socket, no temporary file); the snapshot's source is its name().
+  Result<PutStats> put(const std::string& name, ImageSource source, const PutOptions& options = {});
   // Restores a snapshot (by id, or the newest of a name) to a file (sparse
   // where zero), a block device, or "-" (standard output).
   Status get(const std::string& snapshot, const std::filesystem::path& target, const GetOptions& options = {});
@@ -152,6 +156,7 @@ class Repository {
   // the put's index file are still there.
   Status verify_stored(const Snapshot& snap, const std::string& index_file) const;
   static unsigned worker_count(unsigned asked);  // asked, or one per core
+  Result<PutStats> put_source(const std::string& name, ImageSource& source, const std::string& label, const PutOptions& options);
 
   std::shared_ptr<location::Location> loc_;
   MasterKey key_;

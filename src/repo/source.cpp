@@ -63,7 +63,7 @@ Status ImageSource::scan(size_t piece, const std::function<bool(uint64_t, std::s
     at += got;
     if (stream && got < want) {  // end of the stream
       size_ = at;
-      return ok();
+      return at_end_ ? at_end_() : ok();
     }
   }
   return ok();

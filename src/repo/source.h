@@ -39,8 +39,19 @@ class MappedBytes {
 class ImageSource {
  public:
   static Result<ImageSource> open(const std::filesystem::path& path);
+  // A stream the caller feeds through `fd` (a socket or pipe; read to its end,
+  // not closed here), named `name` in the snapshot (e.g. where it was
+  // downloaded from). At the end of the stream `at_end` says whether it is
+  // complete: an error (the download failed) fails the put, so that a
+  // truncated image never becomes a snapshot.
+  static ImageSource stream(int fd, std::string name, std::function<Status()> at_end = {}) {
+    ImageSource s(fd, false, false, 0, std::move(name));
+    s.at_end_ = std::move(at_end);
+    return s;
+  }
   ImageSource(ImageSource&& o) noexcept
-      : fd_(o.fd_), owned_(o.owned_), regular_(o.regular_), size_(o.size_), name_(std::move(o.name_)), buf_(std::move(o.buf_)) {
+      : fd_(o.fd_), owned_(o.owned_), regular_(o.regular_), size_(o.size_), name_(std::move(o.name_)), buf_(std::move(o.buf_)),
+        at_end_(std::move(o.at_end_)) {
     o.fd_ = -1;
   }
   ImageSource(const ImageSource&) = delete;
@@ -74,6 +85,7 @@ class ImageSource {
   uint64_t size_ = 0;
   std::string name_;
   std::vector<uint8_t> buf_;  // one read buffer for all ranges
+  std::function<Status()> at_end_;  // a fed stream: is it complete?
 };
 
 }  // namespace kvb::repo

@@ -105,7 +105,7 @@ Result<RestorePlan> plan_restore(const RestoreSpec& spec, PlanSources& src) {
     if (!filter.empty() && !named) continue;
     unmatched.erase(v.name);
     unmatched.erase(v.ns + "/" + v.name);
-    if (v.phase != record::VmPhase::kCompleted) {
+    if (v.phase != record::VmPhase::kCompleted && v.phase != record::VmPhase::kPartiallyFailed) {  // PartiallyFailed: its snapshots are fine
       if (named) {
         return Error(Errc::kInvalidArgument, "VM " + v.ns + "/" + v.name + " is " + std::string(to_string(v.phase)) +
                                                  " in backup " + b.name + ": not restorable (" + v.reason + ")");

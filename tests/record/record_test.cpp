@@ -35,6 +35,8 @@ record::BackupRecord full_backup_record() {
   o.consistency_group = record::ConsistencyGroup::kAll;
   o.snapshot_class = "";
   o.snapshot_class_map = {{"fast", "csi-snap"}, {"slow", "csi-slow"}};
+  o.copy_data = true;
+  o.data_concurrency = 3;
   r.started = kT0;
   r.finished = kT0 + 3s;
   r.phase = record::BackupPhase::kPartiallyFailed;
@@ -43,7 +45,7 @@ record::BackupRecord full_backup_record() {
   record::VmRecord vm;
   vm.ns = "prod";
   vm.name = "db";
-  vm.phase = record::VmPhase::kCompleted;
+  vm.phase = record::VmPhase::kPartiallyFailed;
   vm.promised = record::Consistency::kFileSystemConsistent;
   vm.consistency = record::Consistency::kCrashConsistent;
   vm.reason = "the guest was no longer frozen";
@@ -73,7 +75,22 @@ record::BackupRecord full_backup_record() {
   vol.restore_size = "10Gi";
   vol.size = "10Gi";
   vol.error = "none really";
-  vm.volumes = {vol};
+  record::DataCopyRecord copy;
+  copy.series = "cluster-1/prod/db/root";
+  copy.repository_snapshot = "ab12";
+  copy.volume_mode = "Block";
+  copy.bytes = uint64_t{5} << 32;  // beyond 32 bits
+  copy.new_bytes = 1234;
+  copy.stored_bytes = 567;
+  copy.sha256 = "e3b0";
+  copy.retried_ranges = 2;
+  copy.error = "";
+  vol.copy = copy;
+  record::VolumeRecord failed_copy = vol;
+  failed_copy.name = "data";
+  failed_copy.copy->repository_snapshot = "";
+  failed_copy.copy->error = "copy of VM prod/db volume data: 401";
+  vm.volumes = {vol, failed_copy};
   record::ExecutionRecord e;
   e.phase = "pre";
   e.rule = "pre";
@@ -130,6 +147,7 @@ TEST(RecordRoundTrip, JournalEntryKeepsEveryField) {
   e.host = "node-1";
   e.started = kT0;
   e.vms = {{"prod", "db", record::FreezeMethod::kExec}, {"prod", "web", record::FreezeMethod::kSubresource}};
+  e.copy_namespaces = {"prod", "dev"};
   auto first = json::serialize(e.to_json());
   auto back = record::JournalEntry::from_json(json::parse(first), "journal.json");
   ASSERT_TRUE(back) << back.error().message;

@@ -43,6 +43,7 @@ Client::Client(Settings s, ClientOptions o, std::unique_ptr<HttpTransport> t)
 Result<std::unique_ptr<Client>> Client::create(const Settings& settings, ClientOptions options) {
   TransportOptions t = options.transport;
   if (t.ca_bundle_file.empty()) t.ca_bundle_file = settings.ca_bundle;
+  t.trust_hint = ", AWS_CA_BUNDLE or ?ca_bundle=";
   auto transport = HttpTransport::create(settings.endpoint, t);
   if (!transport) return Error(transport.error().code, settings.display + ": " + transport.error().message);
   return std::unique_ptr<Client>(new Client(settings, std::move(options), std::move(*transport)));

@@ -21,7 +21,7 @@
 
 #include "common/error.h"
 #include "location/s3/aws_config.h"
-#include "location/s3/http.h"
+#include "net/http_transport.h"
 #include "location/s3/xml.h"
 
 #include <chrono>
@@ -32,6 +32,13 @@
 #include <vector>
 
 namespace kvb::location::s3 {
+
+using net::HeaderList;
+using net::HttpRequest;
+using net::HttpResponse;
+using net::HttpTransport;
+using net::TransportOptions;
+
 
 struct ClientOptions {
   int max_attempts = 10;

@@ -1,4 +1,5 @@
-// HttpTransport: blocking HTTP/1.1 exchanges with one S3 endpoint over
+// HttpTransport: blocking HTTP/1.1 exchanges with one endpoint (an S3 server,
+// KubeVirt's export server) over
 // Boost.Beast (TCP, or TLS with OpenSSL), with a keep-alive connection pool.
 //
 // Each call blocks its thread; many threads may call at once (each takes its
@@ -11,7 +12,7 @@
 // certificates are verified (the CA bundle given, else the system's) against
 // the endpoint's host name; header and body sizes are capped.
 //
-// This header is free of Beast and Asio (they stay in http.cpp).
+// This header is free of Beast and Asio (they stay in http_transport.cpp).
 #pragma once
 
 #include "common/error.h"
@@ -23,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-namespace kvb::location::s3 {
+namespace kvb::net {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
@@ -46,6 +47,8 @@ struct TransportOptions {
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds request_timeout{60'000};  // plus 1 s per MiB of body either way
   std::string ca_bundle_file;  // PEM; empty: the system's trust store
+  std::string trust_hint;      // appended to an untrusted-certificate error: where the user sets the CA
+  std::string ca_pem;          // PEM certificates to trust instead (a VirtualMachineExport's links.*.cert)
   size_t max_idle = 32;
   uint64_t body_limit = uint64_t{2} << 30;
 };
@@ -64,4 +67,4 @@ class HttpTransport {
   virtual const std::string& display() const = 0;      // "https://host:port" for messages
 };
 
-}  // namespace kvb::location::s3
+}  // namespace kvb::net

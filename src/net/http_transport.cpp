@@ -1,4 +1,6 @@
-#include "location/s3/http.h"
+#include "net/http_transport.h"
+
+#include <boost/asio/buffer.hpp>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -19,7 +21,7 @@
 #include <optional>
 #include <strings.h>
 
-namespace kvb::location::s3 {
+namespace kvb::net {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -124,7 +126,7 @@ class BeastTransport : public HttpTransport {
         std::string why = vr != X509_V_OK ? std::string("certificate not trusted: ") + X509_verify_cert_error_string(vr) : ec.message();
         return Error(ec == beast::error::timeout ? Errc::kTimeout : Errc::kTls,
                      "TLS handshake with " + display_ + " failed: " + why +
-                         (vr != X509_V_OK ? " (check the endpoint's host name, AWS_CA_BUNDLE or ?ca_bundle=)" : ""));
+                         (vr != X509_V_OK ? " (check the endpoint's host name" + options_.trust_hint + ")" : ""));
       }
     }
     return c;
@@ -218,7 +220,10 @@ Result<std::unique_ptr<HttpTransport>> HttpTransport::create(const std::string& 
                      ssl::context::no_tlsv1_1);
     ctx->set_verify_mode(ssl::verify_peer);
     boost::system::error_code ec;
-    if (!options.ca_bundle_file.empty()) {
+    if (!options.ca_pem.empty()) {
+      ctx->add_certificate_authority(boost::asio::buffer(options.ca_pem), ec);
+      if (ec) return Error(Errc::kConfig, "the CA certificate given for " + endpoint + " cannot be loaded: " + ec.message());
+    } else if (!options.ca_bundle_file.empty()) {
       ctx->load_verify_file(options.ca_bundle_file, ec);
       if (ec) return Error(Errc::kConfig, "CA bundle " + options.ca_bundle_file + " cannot be loaded: " + ec.message());
     } else {
@@ -229,4 +234,4 @@ Result<std::unique_ptr<HttpTransport>> HttpTransport::create(const std::string& 
       new BeastTransport(tls, host, port, host_header, scheme + "://" + shown_host + ":" + port, ctx, std::move(options)));
 }
 
-}  // namespace kvb::location::s3
+}  // namespace kvb::net

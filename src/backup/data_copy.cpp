@@ -1,0 +1,250 @@
+#include "backup/data_copy.h"
+
+#include "common/parallel.h"
+#include "common/random.h"
+#include "common/sanitize.h"
+#include "kube/object.h"
+#include "kube/resource.h"
+#include "kubevirt/resources.h"
+#include "kubevirt/volume_export.h"
+#include "net/ranged_download.h"
+#include "record/naming.h"
+
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+
+#include <future>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace kvb::backup {
+namespace json = boost::json;
+
+namespace {
+
+constexpr const char* kContentTypeAnnotation = "cdi.kubevirt.io/storage.contentType";
+
+// Closes a socket pair's ends once.
+struct SocketPair {
+  int fd[2] = {-1, -1};
+  ~SocketPair() {
+    for (int f : fd) {
+      if (f >= 0) ::close(f);
+    }
+  }
+};
+
+std::map<std::string, std::string> copy_labels(const DataCopyContext& ctx, const record::VmRecord& vm) {
+  return {{record::kBackupLabel, record::label_value(ctx.backup)},
+          {record::kBackupUidLabel, ctx.run_uid},
+          {record::kVmLabel, record::label_value(vm.name)},
+          {record::kRoleLabel, record::kDataCopyRole}};
+}
+
+// The claim the export reads: the snapshot's data, shaped like the source claim.
+json::object claim_from_snapshot(const std::string& name, const std::map<std::string, std::string>& labels,
+                                 const json::object& source, const record::VolumeRecord& vol) {
+  json::object lab;
+  for (const auto& [k, v] : labels) lab[k] = v;
+  std::string size = !vol.restore_size.empty() ? vol.restore_size : vol.size;
+  json::object spec{{"storageClassName", vol.storage_class},
+                    {"resources", {{"requests", {{"storage", size}}}}},
+                    {"dataSource", {{"apiGroup", "snapshot.storage.k8s.io"}, {"kind", "VolumeSnapshot"}, {"name", vol.volume_snapshot}}}};
+  if (const auto* modes = kube::array_at(source, {"spec", "accessModes"})) {
+    spec["accessModes"] = *modes;
+  } else {
+    spec["accessModes"] = json::array{"ReadWriteOnce"};
+  }
+  std::string mode(kube::str_at(source, {"spec", "volumeMode"}));
+  spec["volumeMode"] = mode.empty() ? "Filesystem" : mode;
+  return json::object{{"apiVersion", "v1"},
+                      {"kind", "PersistentVolumeClaim"},
+                      {"metadata",
+                       {{"name", name},
+                        {"labels", lab},
+                        // A VM's file-system claim holds disk.img: the export offers it raw.
+                        {"annotations", {{kContentTypeAnnotation, "kubevirt"}}}}},
+                      {"spec", spec}};
+}
+
+// Deletes the export, its Secret and the claim when the copy ends, however it ends.
+class Temporaries {
+ public:
+  Temporaries(kube::Client& c, std::string ns) : c_(c), ns_(std::move(ns)) {}
+  ~Temporaries() {
+    if (!export_.empty()) (void)kubevirt::remove_volume_export(c_, ns_, export_);
+    if (!claim_.empty()) (void)c_.remove(kube::resources::kPersistentVolumeClaims, ns_, claim_);
+  }
+  void claim(std::string n) { claim_ = std::move(n); }
+  void exported(std::string n) { export_ = std::move(n); }
+
+ private:
+  kube::Client& c_;
+  std::string ns_, claim_, export_;
+};
+
+Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::VolumeRecord& vol, record::DataCopyRecord& out,
+            std::stop_token stop) {
+  kube::Client& c = *ctx.client;
+  auto source = c.get(kube::resources::kPersistentVolumeClaims, vm.ns, vol.pvc);
+  if (!source) return Error(source.error().code, "cannot read the source claim " + vol.pvc + ": " + source.error().message);
+  std::string mode(kube::str_at(*source, {"spec", "volumeMode"}));
+  out.volume_mode = mode.empty() ? "Filesystem" : mode;
+
+  const std::string name = "kvbackup-copy-" + random_hex(12);
+  const auto labels = copy_labels(ctx, vm);
+  Temporaries temps(c, vm.ns);
+  if (auto r = c.create(kube::resources::kPersistentVolumeClaims, vm.ns, claim_from_snapshot(name, labels, *source, vol)); !r) {
+    return Error(r.error().code, "cannot create a claim from snapshot " + vol.volume_snapshot + ": " + r.error().message);
+  }
+  temps.claim(name);
+  kubevirt::ExportRequest req{vm.ns, name, name, labels, "2h"};
+  KVB_TRY(auto token, kubevirt::create_volume_export(c, req));
+  temps.exported(name);
+  auto cancelled = [&stop] { return stop.stop_requested(); };
+  KVB_TRY(auto link, kubevirt::wait_raw_link(c, req, token, ctx.export_timeout, cancelled));
+
+  SocketPair sp;
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp.fd) != 0) {
+    return Error(Errc::kIo, std::string("socketpair: ") + std::strerror(errno));
+  }
+  net::DownloadOptions dopt;
+  dopt.connections = ctx.connections;
+  dopt.headers = {{kubevirt::kExportTokenHeader, link.token}};
+  dopt.transport.ca_pem = link.ca_pem;
+  dopt.transport.trust_hint = " and the export's links.external.cert";
+  dopt.cancelled = cancelled;
+  const int write_end = sp.fd[0];
+  std::shared_future<Result<net::DownloadResult>> download = std::async(std::launch::async, [url = link.url, write_end, dopt] {
+    auto r = net::download(url, write_end, dopt);
+    ::shutdown(write_end, SHUT_WR);  // the put sees the end of the stream
+    return r;
+  }).share();
+  auto at_end = [download]() -> Status {
+    const auto& r = download.get();
+    if (!r) return r.error();
+    return ok();
+  };
+  std::string shown = "export://" + vm.ns + "/" + vol.pvc + "@" + vol.volume_snapshot;
+  repo::PutOptions popt;
+  popt.tags = {"backup=" + ctx.backup, "snapshot=" + vol.volume_snapshot};
+  auto put = ctx.repo.put(out.series, repo::ImageSource::stream(sp.fd[1], shown, at_end), popt);
+  ::shutdown(sp.fd[1], SHUT_RDWR);  // a put that stopped early: the download's writes fail and it ends
+  const auto& got = download.get();
+  // A put that failed first makes the download fail with kIo (its reader went away): report the put's error then.
+  if (!got && (put || got.error().code != Errc::kIo)) {
+    return Error(got.error().code, "download of " + vol.pvc + "'s snapshot failed: " + got.error().message);
+  }
+  if (!put) return Error(put.error().code, "repository put failed: " + put.error().message);
+  if (put->bytes != got->bytes) {
+    return Error(Errc::kDamaged, "the repository stored " + std::to_string(put->bytes) + " bytes of a " + std::to_string(got->bytes) +
+                                     "-byte image");
+  }
+  out.repository_snapshot = put->snapshot;
+  out.bytes = put->bytes;
+  out.new_bytes = put->new_bytes;
+  out.stored_bytes = put->stored_bytes;
+  out.sha256 = got->sha256;
+  out.retried_ranges = got->retried_ranges;
+  return ok();
+}
+
+}  // namespace
+
+std::string data_series(const std::string& cluster_id, const std::string& ns, const std::string& vm, const std::string& volume) {
+  return cluster_id + "/" + ns + "/" + vm + "/" + volume;
+}
+
+std::string cluster_id(kube::Client& client) {
+  if (auto ns = client.get(kube::resources::kNamespaces, "", "kube-system")) {
+    std::string uid(kube::uid_of(*ns));
+    if (!uid.empty()) return "cluster-" + uid;
+  }
+  auto u = boost::urls::parse_uri(client.config().cluster.server);
+  if (u) return std::string(u->encoded_host()) + (u->has_port() ? "-" + std::string(u->port()) : "");
+  return "cluster";
+}
+
+void copy_volume(const DataCopyContext& ctx, const record::VmRecord& vm, record::VolumeRecord& vol, std::stop_token stop) {
+  record::DataCopyRecord out;
+  out.series = data_series(ctx.cluster_id, vm.ns, vm.name, vol.name);
+  auto t0 = std::chrono::steady_clock::now();
+  if (auto st = copy(ctx, vm, vol, out, stop); !st) {
+    out.repository_snapshot.clear();
+    out.error = sanitize_foreign("copy of VM " + vm.key() + " volume " + vol.name + ": " + st.error().message);
+    if (ctx.say) ctx.say(out.error);
+  } else if (ctx.say) {
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    char line[256];
+    std::snprintf(line, sizeof line, "%.1f MiB in %.1f s (%.0f MiB/s), %.1f MiB new", out.bytes / 1048576.0, s,
+                  s > 0 ? out.bytes / 1048576.0 / s : 0.0, out.new_bytes / 1048576.0);
+    ctx.say("copied VM " + vm.key() + " volume " + vol.name + " to repository snapshot " + out.repository_snapshot.substr(0, 12) + ": " +
+            line);
+  }
+  vol.copy = std::move(out);
+}
+
+void copy_backup_data(const DataCopyContext& ctx, std::vector<record::VmRecord>& vms, int concurrency, std::stop_token stop) {
+  std::vector<std::pair<size_t, size_t>> work;  // (vm, volume)
+  for (size_t i = 0; i < vms.size(); ++i) {
+    const auto& vm = vms[i];
+    if (vm.phase != record::VmPhase::kCompleted) continue;
+    for (size_t j = 0; j < vm.volumes.size(); ++j) {
+      const auto& v = vm.volumes[j];
+      if (!v.volume_snapshot.empty() && !v.deleted && v.ready_at) work.emplace_back(i, j);
+    }
+  }
+  if (work.empty()) return;
+  if (ctx.say) ctx.say("copying " + std::to_string(work.size()) + " volumes into the repository, " + std::to_string(concurrency) + " at once");
+  parallel_for(work.size(), std::max(1, concurrency), [&](size_t k) {
+    auto [i, j] = work[k];
+    if (stop.stop_requested()) {
+      record::DataCopyRecord out;
+      out.series = data_series(ctx.cluster_id, vms[i].ns, vms[i].name, vms[i].volumes[j].name);
+      out.error = "copy of VM " + vms[i].key() + " volume " + vms[i].volumes[j].name + ": interrupted before it started";
+      vms[i].volumes[j].copy = std::move(out);
+      return;
+    }
+    copy_volume(ctx, vms[i], vms[i].volumes[j], stop);  // each worker writes only its own volume
+  });
+  for (auto& vm : vms) {
+    std::string failed;
+    for (const auto& v : vm.volumes) {
+      if (!v.copy || v.copy->ok()) continue;
+      vm.problems.push_back(v.copy->error);
+      failed += (failed.empty() ? "" : ", ") + v.name;
+    }
+    if (failed.empty()) continue;
+    vm.phase = record::VmPhase::kPartiallyFailed;
+    vm.reason = (vm.reason.empty() ? "" : vm.reason + "; ") + "the data of volume(s) " + failed + " was not copied into the repository";
+  }
+}
+
+Result<std::vector<std::string>> remove_copy_leftovers(kube::Client& client, const std::string& ns, const std::string& run_uid) {
+  kube::ListOptions lo;
+  lo.label_selector = std::string(record::kBackupUidLabel) + "=" + run_uid + "," + record::kRoleLabel + "=" + record::kDataCopyRole;
+  std::vector<std::string> removed;
+  auto each = [&](const kube::ResourceRef& ref, const char* what, auto remove) -> Status {
+    KVB_TRY(auto list, client.list(ref, ns, lo));
+    for (const auto& item : list.items) {
+      std::string name(kube::name_of(item.as_object()));
+      if (auto st = remove(name); !st) return st;
+      removed.push_back(std::string(what) + " " + ns + "/" + name);
+    }
+    return ok();
+  };
+  KVB_CHECK(each(kubevirt::kVirtualMachineExports, "VirtualMachineExport",
+                 [&](const std::string& n) { return kubevirt::remove_volume_export(client, ns, n); }));
+  auto remove_plain = [&](const kube::ResourceRef& ref) {
+    return [&client, &ns, &ref](const std::string& n) -> Status {
+      auto r = client.remove(ref, ns, n);
+      if (!r && r.error().code != Errc::kNotFound) return r.error();
+      return ok();
+    };
+  };
+  KVB_CHECK(each(kube::resources::kSecrets, "Secret", remove_plain(kube::resources::kSecrets)));
+  KVB_CHECK(each(kube::resources::kPersistentVolumeClaims, "PersistentVolumeClaim", remove_plain(kube::resources::kPersistentVolumeClaims)));
+  return removed;
+}
+
+}  // namespace kvb::backup

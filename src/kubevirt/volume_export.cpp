@@ -1,0 +1,123 @@
+#include "kubevirt/volume_export.h"
+
+#include "common/base64.h"
+#include "common/random.h"
+#include "kube/object.h"
+#include "kube/resource.h"
+#include "kubevirt/resources.h"
+
+#include <boost/json.hpp>
+
+#include <thread>
+
+namespace kvb::kubevirt {
+namespace json = boost::json;
+
+namespace {
+
+std::string secret_name(const std::string& export_name) { return export_name + "-token"; }
+
+json::object labels_json(const std::map<std::string, std::string>& labels) {
+  json::object o;
+  for (const auto& [k, v] : labels) o[k] = v;
+  return o;
+}
+
+// "Pending (InUse: pvc in use by pod x)" from the export's Ready condition.
+std::string describe_status(const json::object& vme) {
+  std::string phase(kube::str_at(vme, {"status", "phase"}));
+  std::string s = phase.empty() ? "no status yet" : "phase " + phase;
+  if (const auto* conds = kube::array_at(vme, {"status", "conditions"})) {
+    for (const auto& c : *conds) {
+      if (!c.is_object() || kube::str_at(c, {"type"}) != "Ready") continue;
+      std::string reason(kube::str_at(c, {"reason"})), message(kube::str_at(c, {"message"}));
+      if (!reason.empty() || !message.empty()) s += " (" + reason + (message.empty() ? "" : ": " + message) + ")";
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+Result<std::string> create_volume_export(kube::Client& c, const ExportRequest& req) {
+  std::string token = random_hex(32);
+  json::object secret{{"apiVersion", "v1"},
+                      {"kind", "Secret"},
+                      {"metadata", {{"name", secret_name(req.name)}, {"namespace", req.ns}, {"labels", labels_json(req.labels)}}},
+                      {"type", "Opaque"},
+                      {"data", {{"token", base64_encode(token)}}}};
+  if (auto r = c.create(kube::resources::kSecrets, req.ns, secret); !r) {
+    return Error(r.error().code, "cannot create the export token Secret " + req.ns + "/" + secret_name(req.name) + ": " + r.error().message);
+  }
+  json::object vme{{"apiVersion", kVirtualMachineExports.api_version()},
+                   {"kind", kVirtualMachineExports.kind},
+                   {"metadata", {{"name", req.name}, {"namespace", req.ns}, {"labels", labels_json(req.labels)}}},
+                   {"spec",
+                    {{"source", {{"apiGroup", ""}, {"kind", "PersistentVolumeClaim"}, {"name", req.claim}}},
+                     {"tokenSecretRef", secret_name(req.name)},
+                     {"ttlDuration", req.ttl}}}};
+  if (auto r = c.create(kVirtualMachineExports, req.ns, vme); !r) {
+    (void)c.remove(kube::resources::kSecrets, req.ns, secret_name(req.name));
+    return Error(r.error().code, "cannot create the VirtualMachineExport " + req.ns + "/" + req.name + ": " + r.error().message);
+  }
+  return token;
+}
+
+Result<RawLink> wait_raw_link(kube::Client& c, const ExportRequest& req, const std::string& token,
+                              std::chrono::milliseconds timeout, const std::function<bool()>& cancelled) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto delay = std::chrono::milliseconds(100);
+  std::string last = "not seen yet";
+  for (;;) {
+    auto vme = c.get(kVirtualMachineExports, req.ns, req.name);
+    if (!vme) {
+      if (vme.error().code != Errc::kNotFound) return vme.error();
+      last = "not found";
+    } else {
+      last = describe_status(*vme);
+      std::string phase(kube::str_at(*vme, {"status", "phase"}));
+      if (phase == "Skipped") return Error(Errc::kInvalid, "export " + req.ns + "/" + req.name + " was skipped: " + last);
+      if (phase == "Ready") {
+        const auto* vols = kube::array_at(*vme, {"status", "links", "external", "volumes"});
+        if (!vols) {
+          return Error(Errc::kNotFound, "export " + req.ns + "/" + req.name +
+                                            " is Ready but has no external link (no Ingress or Route to virt-exportproxy)");
+        }
+        for (const auto& v : *vols) {
+          if (kube::str_at(v, {"name"}) != req.claim) continue;
+          if (const auto* formats = kube::array_at(v, {"formats"})) {
+            for (const auto& f : *formats) {
+              if (kube::str_at(f, {"format"}) != "raw") continue;
+              RawLink link;
+              link.url = std::string(kube::str_at(f, {"url"}));
+              link.ca_pem = std::string(kube::str_at(*vme, {"status", "links", "external", "cert"}));
+              link.token = token;
+              return link;
+            }
+          }
+          return Error(Errc::kInvalid, "export " + req.ns + "/" + req.name + " offers no raw format for claim " + req.claim +
+                                           " (only Block claims and claims with CDI's kubevirt content type have one)");
+        }
+        return Error(Errc::kNotFound, "export " + req.ns + "/" + req.name + " has no link for claim " + req.claim);
+      }
+    }
+    if (cancelled && cancelled()) return Error(Errc::kCancelled, "cancelled while waiting for export " + req.ns + "/" + req.name);
+    if (std::chrono::steady_clock::now() + delay > deadline) {
+      return Error(Errc::kTimeout, "export " + req.ns + "/" + req.name + " of claim " + req.claim + " was not Ready within " +
+                                       std::to_string(timeout.count() / 1000) + " s: " + last);
+    }
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(1000));
+  }
+}
+
+Status remove_volume_export(kube::Client& c, const std::string& ns, const std::string& name) {
+  Status result = ok();
+  if (auto r = c.remove(kVirtualMachineExports, ns, name); !r && r.error().code != Errc::kNotFound) result = r.error();
+  if (auto r = c.remove(kube::resources::kSecrets, ns, secret_name(name)); !r && r.error().code != Errc::kNotFound && result) {
+    result = r.error();
+  }
+  return result;
+}
+
+}  // namespace kvb::kubevirt

@@ -1,0 +1,58 @@
+// VolumeExport: one claim exported with KubeVirt's VirtualMachineExport
+// (export.kubevirt.io/v1beta1), the way a real cluster offers a volume's bytes
+// to a client outside it: kvbackup creates the token Secret (key `token`) and
+// the export naming it, waits for phase Ready, and reads the raw link
+// (disk.img: HTTP ranges) of the claim from status.links.external.
+//
+// Facts it relies on (upstream pkg/storage/export): a claim mounted by a pod
+// keeps the export Pending; raw is offered for Block claims and claims with
+// CDI's kubevirt content type; the exporter answers the token in the header
+// x-kubevirt-export-token; links.external exists only where an Ingress or
+// Route reaches virt-exportproxy.
+//
+// Invariant: the token never appears in errors; remove() deletes both objects
+// and treats "already gone" as success.
+//
+// Threads: free functions; any thread.
+#pragma once
+
+#include "common/error.h"
+#include "kube/client.h"
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+
+namespace kvb::kubevirt {
+
+struct ExportRequest {
+  std::string ns;
+  std::string name;   // of the VirtualMachineExport; the Secret is <name>-token
+  std::string claim;  // the PersistentVolumeClaim exported
+  std::map<std::string, std::string> labels;
+  std::string ttl = "2h";
+};
+
+struct RawLink {
+  std::string url;     // https://.../volumes/<claim>/disk.img
+  std::string ca_pem;  // links.external.cert: the CA to trust for url
+  std::string token;   // for the x-kubevirt-export-token header
+};
+
+inline constexpr const char* kExportTokenHeader = "x-kubevirt-export-token";
+
+// Creates the token Secret and the export (an existing one of the same name
+// is an error: the caller names them uniquely). Returns the token.
+Result<std::string> create_volume_export(kube::Client& c, const ExportRequest& req);
+
+// Waits until the export is Ready and offers the raw format of the claim on
+// links.external; a timeout or an export that says why it cannot be Ready
+// (Skipped, a missing claim) is an error naming the export and its last status.
+Result<RawLink> wait_raw_link(kube::Client& c, const ExportRequest& req, const std::string& token,
+                              std::chrono::milliseconds timeout, const std::function<bool()>& cancelled);
+
+// Deletes the export and its token Secret (absent is fine).
+Status remove_volume_export(kube::Client& c, const std::string& ns, const std::string& name);
+
+}  // namespace kvb::kubevirt

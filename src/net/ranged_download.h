@@ -1,0 +1,49 @@
+// RangedDownload: one HTTP(S) object downloaded as parallel Range requests and
+// written, in order, into a file descriptor (a socket whose other end a
+// repository put reads: no temporary file of the image anywhere).
+//
+// How it behaves:
+// - HEAD gives the size; ranges of `range_size` bytes are fetched by
+//   `connections` threads, at most `connections + 1` ranges held in memory.
+// - A range that fails (connection reset, truncated body, 5xx, the server
+//   restarting) is fetched again, with backoff, up to `retry_budget` of wall
+//   time per range: a transfer resumes at the range it lost, never from byte 0.
+// - 401/403/404 and a size that changes (Content-Range) are errors at once.
+// - The bytes written are hashed (SHA-256) in order: the digest is that of the
+//   object as read, which callers compare with what they were promised.
+//
+// Threads: download() blocks its caller and runs its own worker threads;
+// `cancelled` and `progress` are called from the caller's thread.
+#pragma once
+
+#include "common/error.h"
+#include "net/http_transport.h"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace kvb::net {
+
+struct DownloadOptions {
+  unsigned connections = 4;
+  uint64_t range_size = uint64_t{16} << 20;
+  std::chrono::milliseconds retry_budget{60'000};  // per range, from its first failure
+  HeaderList headers;                              // e.g. the token header
+  TransportOptions transport;
+  std::function<bool()> cancelled;                               // polled; true stops the download
+  std::function<void(uint64_t done, uint64_t total)> progress;  // after each range written
+};
+
+struct DownloadResult {
+  uint64_t bytes = 0;
+  std::string sha256;        // hex digest of every byte written
+  unsigned retried_ranges = 0;  // ranges fetched more than once
+};
+
+// Downloads `url` into `fd` (written with send(MSG_NOSIGNAL) when fd is a
+// socket, write() otherwise). The url's query is kept on every request.
+Result<DownloadResult> download(const std::string& url, int fd, const DownloadOptions& options);
+
+}  // namespace kvb::net
