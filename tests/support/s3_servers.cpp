@@ -1,7 +1,7 @@
 #include "tests/support/s3_servers.h"
 
 #include "location/s3/client.h"
-#include "location/s3/http.h"
+#include "net/http_transport.h"
 
 #include <gtest/gtest.h>
 
