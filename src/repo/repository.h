@@ -16,7 +16,11 @@
 // - Bounded memory: put and get hold a fixed number of chunks in flight
 //   (bounded queues), whatever the size of the image; the index costs one
 //   hash-map slot per distinct blob, and a snapshot's extent list ~40 bytes
-//   per 256 KiB of image.
+//   per 256 KiB of image (a put holds its parent's too) and its image map 24
+//   bytes per MiB.
+// - Incremental puts: a put reuses the parent's chunks only where the image
+//   map's fingerprints say the bytes are unchanged, and then stores exactly
+//   the chunks a full put would (docs/repository.md, "Incremental puts").
 #pragma once
 
 #include "common/error.h"
