@@ -31,7 +31,7 @@ namespace {
 struct RepoOptions {
   std::string repo, password_file, name, path, snapshot;
   std::vector<std::string> tags, ids;
-  bool read_data = false, dry_run = false, prune = false, overwrite = false;
+  bool read_data = false, dry_run = false, prune = false, overwrite = false, no_parent = false, rehash = false;
   std::string grace = "1h";
   double lock_wait_s = 0;
   uint64_t pack_size_mib = 16;
@@ -92,6 +92,7 @@ int put(const RepoOptions& o) {
   repo::PutOptions opts;
   opts.tags = o.tags;
   opts.compression_level = o.compression_level;
+  opts.parent = o.rehash ? repo::ParentMode::kRehash : o.no_parent ? repo::ParentMode::kNone : repo::ParentMode::kAuto;
   opts.progress = [&](uint64_t done, uint64_t total) { line.update(done, total); };
   auto s = r->put(o.name, o.path, opts);
   line.finish();
@@ -99,6 +100,25 @@ int put(const RepoOptions& o) {
   std::printf("snapshot %s (%s): %s, %zu chunks, %zu new (%s new, %s stored), %s of zeros and holes not stored, %zu packs\n",
               s->snapshot.c_str(), printable(o.name).c_str(), human_bytes(s->bytes).c_str(), s->chunks, s->new_chunks, human_bytes(s->new_bytes).c_str(),
               human_bytes(s->stored_bytes).c_str(), human_bytes(s->zero_bytes + s->hole_bytes).c_str(), s->packs);
+  if (!s->full_reason.empty()) {
+    std::printf("%s\n", s->full_reason.c_str());
+  } else if (!s->parent.empty()) {
+    std::printf("parent %s: %s reused unread by the chunker, %s chunked and hashed (%zu of %zu regions changed)\n", s->parent.c_str(),
+                human_bytes(s->reused_bytes).c_str(), human_bytes(s->chunked_bytes).c_str(), s->changed_regions, s->regions);
+  }
+  if (!s->map_mismatches.empty()) {
+    std::string at;
+    for (size_t i = 0; i < s->map_mismatches.size() && i < 5; ++i) at += (i ? ", " : "") + std::to_string(s->map_mismatches[i]);
+    if (s->map_mismatches.size() > 5) at += " and " + std::to_string(s->map_mismatches.size() - 5) + " more";
+    std::fprintf(stderr,
+                 "error: %zu regions (at offsets %s) fingerprinted like parent %s but hold other bytes%s: a fingerprint collision or a "
+                 "damaged image map. This snapshot (%s) was stored from every byte and is right; parent %s and the incremental "
+                 "snapshots before it may restore wrong bytes there (run kvbackup repo check --read-data)\n",
+                 s->map_mismatches.size(), at.c_str(), s->parent.c_str(),
+                 s->map_unverified.empty() ? "" : (" or could not be compared (" + s->map_unverified + ")").c_str(), s->snapshot.c_str(),
+                 s->parent.c_str());
+    return kExitFailed;
+  }
   return kExitOk;
 }
 
@@ -229,6 +249,13 @@ void register_repo(CLI::App& app, CommandAction& run) {
   p->add_option("--tag", o->tags, "A tag to record with the snapshot (repeatable)");
   p->add_option("--compression-level", o->compression_level, "zstd level, 0 (none) to 19 (default 2, see docs/repository.md)")
       ->check(CLI::Range(0, 19));
+  auto* no_parent = p->add_flag("--no-parent", o->no_parent,
+                                "Read, chunk and hash every byte instead of reusing the previous snapshot of this name where its image map "
+                                "says a region is unchanged");
+  p->add_flag("--rehash", o->rehash,
+              "Read, chunk and hash every byte, and compare each region the previous snapshot's map calls unchanged with its bytes "
+              "(catches a fingerprint collision; run now and then)")
+      ->excludes(no_parent);
   auto* g = add("get", "Restore a snapshot (by id, or the newest of a name) to a file (sparse), a block device or - (standard output)", get);
   g->add_option("snapshot", o->snapshot, "Snapshot id or name")->required();
   g->add_option("target", o->path, "File, block device, or - for standard output")->required();

@@ -1,11 +1,13 @@
 // Repository::put: the backup pipeline (docs/repository.md, "Put pipeline").
 //
-//   reader thread   data ranges of the image in superblocks (16 MiB windows at
-//                   absolute offsets; a regular file is mapped, not copied);
-//                   holes are passed on, never read
-//        | superblocks: bounded queue
-//   N workers       FastCDC chunks within the superblock; per chunk: zero
-//                   test, keyed id, dedup claim, compress + seal
+//   reader thread   the image in windows (16 MiB at absolute offsets) of
+//                   data ranges and holes; a regular file is mapped, not
+//                   copied; holes are never read
+//        | windows: bounded queue
+//   N workers       fingerprint the window's regions (the image map); cut
+//                   FastCDC chunks, or reuse the parent's where the regions
+//                   are unchanged (repo/put_window.h); per new cut chunk:
+//                   zero test, keyed id, dedup claim, compress + seal
 //        | chunks: bounded queue
 //   calling thread  fill packs, collect the extents
 //        | finished packs: bounded queue
@@ -22,6 +24,7 @@
 #include "common/time.h"
 #include "repo/blob.h"
 #include "repo/layout.h"
+#include "repo/put_window.h"
 #include "repo/repository.h"
 #include "repo/source.h"
 
@@ -35,32 +38,58 @@
 namespace kvb::repo {
 namespace fs = std::filesystem;
 
+using put_detail::ChunkOut;
+using put_detail::kWindow;
+using put_detail::Piece;
+using put_detail::Window;
+using put_detail::WindowReport;
+
 namespace {
 
-constexpr uint64_t kSuperblock = 16 << 20;
-
-
-// A superblock, or a hole.
-struct Superblock {
-  uint64_t offset = 0;
-  uint64_t length = 0;
-  bool hole = false;
-  std::shared_ptr<const MappedBytes> mapped;  // a regular file's bytes, mapped
-  std::vector<uint8_t> owned;                 // a stream's or device's bytes, read
-  std::span<const uint8_t> data() const { return mapped ? mapped->bytes() : std::span<const uint8_t>(owned); }
-};
-
-struct ChunkResult {
-  uint64_t offset = 0;
-  uint64_t length = 0;
-  bool hole = false;
-  bool zero = false;
-  BlobId id{};
-  bool is_new = false;  // the one worker that claimed this id first sealed it into `blob`
-  EncodedBlob blob;
+// A window's chunk, or (prints set) its report once every chunk is out.
+struct WorkerResult {
+  ChunkOut chunk;
+  std::unique_ptr<WindowReport> report;
 };
 
 }  // namespace
+
+Result<Snapshot> Repository::find_parent(const std::string& name, std::string& why_not) const {
+  auto names = loc_->list("snapshots");
+  if (!names) {
+    why_not = "the snapshots cannot be listed (" + names.error().message + "): a full put";
+    return names.error();
+  }
+  // The newest snapshot of this name; one that cannot be read is passed over (check reports it).
+  std::optional<Snapshot> newest;
+  size_t unreadable = 0;
+  for (const auto& id : *names) {
+    auto s = load_snapshot(*loc_, key_.encryption, id, false);
+    if (!s) {
+      ++unreadable;
+      continue;
+    }
+    if (s->name != name) continue;
+    if (!newest || s->time > newest->time || (s->time == newest->time && s->id > newest->id)) newest = std::move(*s);
+  }
+  const std::string skipped = unreadable ? " (" + std::to_string(unreadable) + " unreadable snapshots passed over: run kvbackup repo check)" : "";
+  if (!newest) {
+    why_not = "no earlier snapshot named " + printable(name) + skipped + ": a full put";
+    return Error(Errc::kNotFound, why_not);
+  }
+  auto full = load_snapshot(*loc_, key_.encryption, newest->id, true);
+  if (!full) {
+    why_not = "the previous snapshot " + newest->id + " cannot be read (" + full.error().message + "): a full put";
+    return full.error();
+  }
+  if (!full->map) {
+    why_not = full->map_problem.empty()
+                  ? "the previous snapshot " + full->id + " has no image map (written by an older kvbackup): a full put"
+                  : "the previous snapshot " + full->id + " has an unusable image map (" + full->map_problem + "): a full put";
+    return Error(Errc::kNotFound, why_not);
+  }
+  return std::move(*full);
+}
 
 Result<PutStats> Repository::put(const std::string& name, const fs::path& source_path, const PutOptions& options) {
   KVB_CHECK(check_name(name, "snapshot name"));
@@ -81,95 +110,101 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
   }
   const unsigned workers = worker_count(options.workers);
   const uint64_t total = source.size();  // 0 for a stream, whose size the reader learns at its end
-  BoundedQueue<Superblock> jobs(1);
-  BoundedQueue<ChunkResult> results(4 * workers);
+  PutStats stats;
 
-  // Reader: the image -> superblocks and holes.
+  // The parent: the previous snapshot of this name, with its image map.
+  std::optional<Snapshot> parent;
+  if (options.parent == ParentMode::kNone) {
+    stats.full_reason = "--no-parent: every byte read, chunked and hashed";
+  } else {
+    auto p = find_parent(name, stats.full_reason);
+    if (p) {
+      parent = std::move(*p);
+      stats.parent = parent->id;
+      if (options.parent == ParentMode::kRehash) {
+        stats.full_reason = "--rehash: every byte read, chunked and hashed, and compared with parent " + parent->id;
+      }
+    }
+  }
+
+  put_detail::PutContext ctx{key_, chunker_, index_, *loc_, 0, {}, nullptr, false, false, kDefaultCompressionLevel, nullptr, nullptr};
+  ctx.seed = map_seed(key_);
+  ctx.hole_region = put_detail::hole_region_print(ctx.seed);
+  ctx.parent = parent ? &*parent : nullptr;
+  ctx.reuse = options.parent == ParentMode::kAuto;
+  ctx.verify = options.parent == ParentMode::kRehash;
+  ctx.level = options.compression_level;
+  std::mutex claimed_mu;
+  std::unordered_set<BlobId, BlobIdHash> claimed;  // new ids some worker is storing in this put
+  ctx.claimed_mu = &claimed_mu;
+  ctx.claimed = &claimed;
+
+  BoundedQueue<Window> jobs(1);
+  BoundedQueue<WorkerResult> results(4 * workers);
+
+  // Reader: the image -> windows of data ranges and holes.
   Status read_status = ok();
   std::thread reader([&] {
-    auto hole = [&](uint64_t off, uint64_t len) {
-      Superblock b;
-      b.offset = off;
-      b.length = len;
-      b.hole = true;
-      return jobs.push(std::move(b));
-    };
     Status st = ok();
     if (source.mappable()) {
+      Window w;
+      auto flush = [&] {
+        if (w.pieces.empty()) return true;
+        bool pushed = jobs.push(std::move(w));
+        w = Window{};
+        return pushed;
+      };
       st = source.ranges([&](uint64_t off, uint64_t len, bool is_hole) {
-        if (is_hole) return hole(off, len);
         for (uint64_t at = off, end = off + len; at < end;) {
-          uint64_t next = std::min(end, (at / kSuperblock + 1) * kSuperblock);
-          auto mapped = source.map(at, next - at);
-          if (!mapped) {
-            read_status = mapped.error();
-            return false;
+          const uint64_t window = at / kWindow * kWindow;
+          const uint64_t next = std::min(end, window + kWindow);
+          if (!w.pieces.empty() && w.offset != window && !flush()) return false;
+          if (w.pieces.empty()) w.offset = window;
+          Piece piece;
+          piece.offset = at;
+          piece.length = next - at;
+          piece.hole = is_hole;
+          if (!is_hole) {
+            auto mapped = source.map(at, next - at);
+            if (!mapped) {
+              read_status = mapped.error();
+              return false;
+            }
+            piece.mapped = std::move(*mapped);
           }
-          Superblock b;
-          b.offset = at;
-          b.length = next - at;
-          b.mapped = std::move(*mapped);
-          if (!jobs.push(std::move(b))) return false;
+          w.pieces.push_back(std::move(piece));
+          w.length = next - w.offset;
           at = next;
         }
         return true;
       });
+      if (read_status) flush();
     } else {
-      // Pieces of kSuperblock bytes from offset 0: the same superblocks as a file's.
-      st = source.scan(kSuperblock, [&](uint64_t off, std::span<const uint8_t> bytes) {
-        Superblock b;
-        b.offset = off;
-        b.length = bytes.size();
-        b.owned.assign(bytes.begin(), bytes.end());
-        return jobs.push(std::move(b));
+      // Pieces of kWindow bytes from offset 0: the same windows as a file's.
+      st = source.scan(kWindow, [&](uint64_t off, std::span<const uint8_t> bytes) {
+        Window w;
+        w.offset = off;
+        w.length = bytes.size();
+        w.owned.assign(bytes.begin(), bytes.end());
+        w.pieces.push_back(Piece{off, bytes.size(), false, nullptr, 0});
+        return jobs.push(std::move(w));
       });
     }
     if (!st && read_status) read_status = st;
     jobs.close();
   });
 
-  // Workers: superblock -> chunks -> ids, and the sealed blob of each new one.
-  std::mutex claimed_mu;
-  std::unordered_set<BlobId, BlobIdHash> claimed;  // new ids some worker is storing in this put
+  // Workers: window -> prints, and chunks (reused, or cut, hashed and sealed when new).
   std::atomic<unsigned> live(workers);
   std::vector<std::thread> pool;
   for (unsigned w = 0; w < workers; ++w) {
     pool.emplace_back([&] {
       bool open = true;
       while (open) {
-        auto block = jobs.pop();
-        if (!block) break;
-        if (block->hole) {
-          ChunkResult r;
-          r.offset = block->offset;
-          r.length = block->length;
-          r.hole = true;
-          open = results.push(std::move(r));
-          continue;
-        }
-        auto bytes = block->data();
-        for (size_t pos = 0; open && pos < bytes.size();) {
-          auto data = bytes.subspan(pos, chunker_.cut(bytes.subspan(pos), true));
-          ChunkResult r;
-          r.offset = block->offset + pos;
-          r.length = data.size();
-          pos += data.size();
-          if (all_zero(data)) {
-            r.zero = true;
-          } else {
-            r.id = blob_id(key_, data);
-            bool mine = false;
-            if (!index_.find(r.id)) {
-              std::lock_guard lk(claimed_mu);
-              mine = claimed.insert(r.id).second;
-            }
-            if (mine) {
-              r.is_new = true;
-              r.blob = encode_blob(key_, r.id, data, options.compression_level);
-            }
-          }
-          open = results.push(std::move(r));
-        }
+        auto window = jobs.pop();
+        if (!window) break;
+        auto report = put_detail::process_window(ctx, *window, [&](ChunkOut&& c) { return open = results.push(WorkerResult{std::move(c), nullptr}); });
+        if (open) open = results.push(WorkerResult{{}, std::make_unique<WindowReport>(std::move(report))});
       }
       if (--live == 0) results.close();
     });
@@ -207,9 +242,9 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
     });
   }
 
-  // This thread: results -> packs and extents.
-  PutStats stats;
+  // This thread: results -> packs, extents and the image map.
   std::vector<Extent> extents;
+  ImageMap map;
   PackWriter writer(pack_size_);
   auto seal_pack = [&] {
     if (writer.count() == 0) return;
@@ -218,11 +253,23 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
     ++stats.packs;
   };
   uint64_t done = 0;
-  while (auto r = results.pop()) {
+  while (auto res = results.pop()) {
+    if (res->report) {
+      auto& rep = *res->report;
+      if (map.regions.size() < rep.first_region + rep.prints.size()) map.regions.resize(rep.first_region + rep.prints.size());
+      std::copy(rep.prints.begin(), rep.prints.end(), map.regions.begin() + static_cast<std::ptrdiff_t>(rep.first_region));
+      stats.reused_bytes += rep.reused_bytes;
+      stats.chunked_bytes += rep.chunked_bytes;
+      stats.changed_regions += rep.changed_regions;
+      stats.map_mismatches.insert(stats.map_mismatches.end(), rep.mismatches.begin(), rep.mismatches.end());
+      if (stats.map_unverified.empty()) stats.map_unverified = rep.unverified;
+      continue;
+    }
+    auto* r = &res->chunk;
     ++stats.chunks;
     done += r->length;
     if (r->hole || r->zero) {
-      (r->hole ? stats.hole_bytes : stats.zero_bytes) += r->length;
+      if (!r->reused) (r->hole ? stats.hole_bytes : stats.zero_bytes) += r->length;
       extents.push_back(Extent{r->offset, r->length, std::nullopt});
     } else {
       extents.push_back(Extent{r->offset, r->length, r->id});
@@ -261,6 +308,14 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
   for (auto& e : extents) append_extent(snap.extents, e);
   snap.id = "(new)";
   KVB_CHECK(validate_extents(snap));
+  std::sort(stats.map_mismatches.begin(), stats.map_mismatches.end());
+  stats.regions = map.regions.size();
+  if (map.regions.size() != (snap.size + kRegionSize - 1) / kRegionSize) {
+    return Error(Errc::kInternal, "put " + name + ": the image map has " + std::to_string(map.regions.size()) + " regions for " +
+                                      std::to_string(snap.size) + " bytes");
+  }
+  snap.map = std::move(map);
+  if (parent && stats.reused_bytes > 0) stats.full_reason.clear();
   stats.bytes = snap.size;
   KVB_TRY(stats.snapshot, save_snapshot(*loc_, key_.encryption, snap));
   // The lock may have been broken (its file deleted, an NFS server restarted)

@@ -16,7 +16,11 @@
 // - Bounded memory: put and get hold a fixed number of chunks in flight
 //   (bounded queues), whatever the size of the image; the index costs one
 //   hash-map slot per distinct blob, and a snapshot's extent list ~40 bytes
-//   per 256 KiB of image.
+//   per 256 KiB of image (a put holds its parent's too) and its image map 24
+//   bytes per MiB.
+// - Incremental puts: a put reuses the parent's chunks only where the image
+//   map's fingerprints say the bytes are unchanged, and then stores exactly
+//   the chunks a full put would (docs/repository.md, "Incremental puts").
 #pragma once
 
 #include "common/error.h"
@@ -55,8 +59,16 @@ struct OpenOptions {
   bool load_index = true;                   // false only to rebuild a damaged index
 };
 
+// Which earlier snapshot a put builds on (docs/repository.md, "Incremental puts").
+enum class ParentMode {
+  kAuto,    // the newest snapshot of the same name: its chunks are reused where the image map says a region is unchanged
+  kNone,    // read, chunk and hash every byte (as before image maps existed)
+  kRehash,  // the same, and compare every region the map calls unchanged with the parent's bytes
+};
+
 struct PutOptions {
   std::vector<std::string> tags;
+  ParentMode parent = ParentMode::kAuto;
   Progress progress;
   unsigned workers = 0;  // hashing and encoding threads; 0: one per core
   int compression_level = kDefaultCompressionLevel;  // zstd level; 0: no compression
@@ -72,6 +84,16 @@ struct PutStats {
   size_t chunks = 0;
   size_t new_chunks = 0;
   size_t packs = 0;
+  std::string parent;          // the snapshot whose map and chunks this put used ("" when none)
+  std::string full_reason;     // why no chunks were reused, for the user (empty when some could be)
+  uint64_t reused_bytes = 0;   // taken from the parent's chunks: fingerprinted, not chunked or hashed
+  uint64_t chunked_bytes = 0;  // data that went through FastCDC and HMAC-SHA-256
+  size_t regions = 0, changed_regions = 0;  // the image map's regions; those unlike the parent's
+  // --rehash: regions whose fingerprint matched the parent's while their bytes
+  // differ (a fingerprint collision or a damaged map); the parent restores
+  // wrong bytes there, this snapshot does not. Offsets in the image.
+  std::vector<uint64_t> map_mismatches;
+  std::string map_unverified;  // --rehash: why a region could not be compared (the parent unreadable)
 };
 
 struct GetOptions {
@@ -157,6 +179,10 @@ class Repository {
   Status verify_stored(const Snapshot& snap, const std::string& index_file) const;
   static unsigned worker_count(unsigned asked);  // asked, or one per core
   Result<PutStats> put_source(const std::string& name, ImageSource& source, const std::string& label, const PutOptions& options);
+  // The newest snapshot named `name`, with its map, or why there is none to build on.
+  Result<Snapshot> find_parent(const std::string& name, std::string& why_not) const;
+  // check --read-data: every region of every map against the bytes its chunks restore.
+  void check_maps(const std::vector<Snapshot>& snaps, CheckReport& r);
 
   std::shared_ptr<location::Location> loc_;
   MasterKey key_;

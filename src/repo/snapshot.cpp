@@ -45,6 +45,7 @@ Result<std::string> save_snapshot(location::Location& loc, const Key256& key, co
   json::array tags(s.tags.begin(), s.tags.end());
   json::object doc{{"name", s.name}, {"source", s.source}, {"time", s.time}, {"size", s.size},
                    {"tags", std::move(tags)}, {"extents", std::move(extents)}};
+  if (s.map) doc["map"] = map_to_json(*s.map);
   std::string id = random_hex(16);
   KVB_CHECK(write_sealed(loc, "snapshots/" + id, key, SealedKind::kSnapshot, doc));
   return id;
@@ -93,6 +94,14 @@ Result<Snapshot> load_snapshot(const location::Location& loc, const Key256& key,
     s.extents.push_back(e);
   }
   KVB_CHECK(validate_extents(s));
+  if (const auto* m = o.if_contains("map")) {
+    auto map = map_from_json(*m, s.size);
+    if (map) {
+      s.map = std::move(*map);
+    } else {
+      s.map_problem = loc.describe() + "/" + path + ": " + map.error().message;
+    }
+  }
   return s;
 }
 

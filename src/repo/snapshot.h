@@ -4,12 +4,14 @@
 // Invariants: extents are sorted by offset, do not overlap and cover
 // [0, size) exactly; an extent without a blob is zeros (a sparse hole or an
 // all-zero chunk: the sparse map), and adjacent zero extents are merged.
-// A manifest is written only after the index names every blob it uses.
+// A manifest is written only after the index names every blob it uses. Its
+// optional image map covers [0, size) in regions (repo/image_map.h).
 #pragma once
 
 #include "common/error.h"
 #include "location/location.h"
 #include "repo/crypto.h"
+#include "repo/image_map.h"
 
 #include <filesystem>
 #include <optional>
@@ -22,6 +24,7 @@ struct Extent {
   uint64_t offset = 0;
   uint64_t length = 0;
   std::optional<BlobId> blob;  // nullopt: zeros
+  bool operator==(const Extent&) const = default;
 };
 
 struct Snapshot {
@@ -32,6 +35,12 @@ struct Snapshot {
   uint64_t size = 0;
   std::vector<std::string> tags;
   std::vector<Extent> extents;  // empty when listed without them
+  // The image map (repo/image_map.h), loaded with the extents; absent in
+  // snapshots written before maps existed. A map that is present but cannot
+  // be used leaves `map` empty and says why in `map_problem`: the snapshot
+  // itself stays readable.
+  std::optional<ImageMap> map;
+  std::string map_problem;
 };
 
 // Appends an extent, merging it into the previous one when both are zeros.
