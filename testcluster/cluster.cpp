@@ -6,6 +6,7 @@
 #include "testcluster/csi.h"
 #include "testcluster/exec_service.h"
 #include "testcluster/kubevirt.h"
+#include "testcluster/qemu_vms.h"
 
 #include <boost/json.hpp>
 
@@ -24,6 +25,7 @@ void Cluster::stop() {
   loop_.run_sync([this] {
     api_.reset();
     exec_.reset();
+    qemu_.reset();  // thaws and quits every real guest, joins their threads
   });
   loop_.stop();
 }
@@ -156,6 +158,9 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
   Cluster* cp = c.get();
   c->loop_.run_sync([cp, &populated] {
     cp->store_ = std::make_unique<Store>(cp->registry_);
+    std::filesystem::path image_dir = cp->options_.guest_image_dir;
+    if (image_dir.empty()) image_dir = guest::GuestImage::default_dir();
+    cp->qemu_ = std::make_unique<QemuVms>(cp->loop_, image_dir, cp->options_.state_dir);
     cp->kubevirt_ = std::make_unique<KubeVirt>(*cp);
     cp->csi_ = std::make_unique<Csi>(*cp);
     cp->exec_ = std::make_unique<ExecService>(*cp);

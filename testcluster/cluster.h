@@ -25,11 +25,13 @@ class KubeVirt;
 class Csi;
 class ExecService;
 class Api;
+class QemuVms;
 
 struct ClusterOptions {
   std::string listen = "127.0.0.1:0";
   std::filesystem::path state_dir;  // per-container working directories for real shell execs
   std::string admin_token;          // empty: a random one
+  std::filesystem::path guest_image_dir;  // scripts/guest-image's cache; empty: $KVB_GUEST_CACHE or the build's
 };
 
 class Cluster {
@@ -56,6 +58,7 @@ class Cluster {
   KubeVirt& kubevirt() { return *kubevirt_; }
   Csi& csi() { return *csi_; }
   ExecService& exec() { return *exec_; }
+  QemuVms& qemu() { return *qemu_; }
   const ResourceInfo& resource(const kube::ResourceRef& ref) const;
 
   // Records a Kubernetes Event about an object (reason, message, type Normal/Warning).
@@ -76,6 +79,7 @@ class Cluster {
   std::unique_ptr<Csi> csi_;
   std::unique_ptr<ExecService> exec_;
   std::unique_ptr<Api> api_;
+  std::unique_ptr<QemuVms> qemu_;  // real guests; closed (thawed, quit) at stop()
   KeyPair ca_;
   std::string admin_token_;
   std::unique_ptr<HttpServer> server_;

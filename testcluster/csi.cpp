@@ -2,6 +2,7 @@
 
 #include "kube/object.h"
 #include "testcluster/kubevirt.h"
+#include "testcluster/qemu_vms.h"
 
 #include <boost/json.hpp>
 
@@ -85,6 +86,20 @@ json::object Csi::volumes_json() const {
       o["restoredFromGeneration"] = v.restored_from;
       o["restoredFromSnapshot"] = v.restored_snapshot;
     }
+    json::array guest_snaps;
+    for (const auto& [gk, gc] : guest_cuts_) {
+      if (gc.claim != claim || gk.substr(0, gk.find('/')) != ns) continue;
+      json::object s{{"snapshot", gc.snapshot}, {"file", gc.file.string()}, {"state", gc.state},
+                     {"frozenAtCut", gc.frozen_at_cut}};
+      if (gc.state == "Checked") {
+        s["fsClean"] = gc.fs_clean;
+        s["needsRecovery"] = gc.needs_recovery;
+        s["e2fsckExit"] = gc.fsck_exit;
+      }
+      if (!gc.error.empty()) s["error"] = gc.error;
+      guest_snaps.push_back(std::move(s));
+    }
+    if (!guest_snaps.empty()) o["guestSnapshots"] = std::move(guest_snaps);
     arr.push_back(std::move(o));
   }
   return json::object{{"volumes", arr}};
@@ -115,6 +130,12 @@ void Csi::on_change(const StoreEvent& e) {
     if (e.type == "DELETED") {
       for (auto& t : timers_[vkey(ns, name)]) t->cancel();
       timers_.erase(vkey(ns, name));
+      if (auto gc = guest_cuts_.find(vkey(ns, name)); gc != guest_cuts_.end()) {
+        // The copy goes with the snapshot; a job still writing it keeps its open file.
+        std::error_code ec;
+        std::filesystem::remove(gc->second.file, ec);
+        guest_cuts_.erase(gc);
+      }
       std::string content(kube::str_at(obj, {"status", "boundVolumeSnapshotContentName"}));
       const Object* vsc = content.empty() ? nullptr : c_.store().find(c_.resource(kVolumeSnapshotContents), "", content);
       if (vsc && kube::str_at(*vsc, {"spec", "deletionPolicy"}) == "Delete") {
@@ -360,7 +381,7 @@ void Csi::cut(const std::string& ns, const std::string& name, const std::string&
     o["status"].as_object()["creationTime"] = format_rfc3339(now);
   });
   c_.timeline().record(TimelineEvent{now, "SnapshotCut", ns, vm, name, claim, frozen, "generation=" + std::to_string(gen)});
-  timers_[vkey(ns, name)].push_back(c_.loop().after(ready_latency, [this, ns, name, content, claim, vm, gen, cut_ns] {
+  auto ready = [this, ns, name, content, claim, vm, gen, cut_ns] {
     const Object* pvc = c_.store().find(c_.resource(kPersistentVolumeClaims), ns, claim);
     std::string size = pvc ? std::string(kube::str_at(*pvc, {"spec", "resources", "requests", "storage"})) : "0";
     handles_["snap-" + content] = StorageSnapshot{gen, size, cut_ns};
@@ -373,7 +394,54 @@ void Csi::cut(const std::string& ns, const std::string& name, const std::string&
       o["status"].as_object()["restoreSize"] = size;
     });
     c_.timeline().record(TimelineEvent{WallClock::now(), "SnapshotReady", ns, vm, name, claim, false, ""});
-  }));
+  };
+  auto ready_later = [this, ns, name, ready_latency, ready] {
+    timers_[vkey(ns, name)].push_back(c_.loop().after(ready_latency, ready));
+  };
+  if (cut_guest_disk(ns, name, content, claim, vm, frozen, ready_later)) return;
+  ready_later();
+}
+
+bool Csi::cut_guest_disk(const std::string& ns, const std::string& name, const std::string& content,
+                         const std::string& claim, const std::string& vm, bool frozen, std::function<void()> ready) {
+  const Guest* g = vm.empty() ? nullptr : c_.kubevirt().guest(ns, vm);
+  if (!g || !g->qemu || g->pvcs.empty() || g->pvcs.front() != claim) return false;
+  GuestCut gc;
+  gc.claim = claim;
+  gc.snapshot = name;
+  gc.frozen_at_cut = frozen;
+  std::filesystem::path dir = std::filesystem::absolute(c_.options().state_dir / "qemu-snapshots" / ns);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  gc.file = dir / (content + ".raw");
+  guest_cuts_[vkey(ns, name)] = gc;
+  // The copy is point-in-time as of the job's start: queued on the guest's own
+  // thread ahead of any thaw asked for after this instant.
+  c_.qemu().cut(
+      ns + "/" + vm, gc.file,
+      [this, ns, vm, name, claim] {
+        c_.timeline().record(TimelineEvent{WallClock::now(), "GuestCopyStarted", ns, vm, name, claim, false, "QMP drive-backup"});
+      },
+      [this, ns, vm, name, claim, ready](Result<guest::Ext4Check> r) {
+        auto it = guest_cuts_.find(vkey(ns, name));
+        if (it == guest_cuts_.end()) return;  // the snapshot was deleted meanwhile
+        GuestCut& c = it->second;
+        if (!r) {
+          c.state = "Failed";
+          c.error = r.error().message;
+          c_.timeline().record(TimelineEvent{WallClock::now(), "SnapshotFailed", ns, vm, name, claim, false, c.error});
+          return snapshot_error(ns, name, "Failed to create snapshot: copy of the guest's disk failed: " + c.error);
+        }
+        c.state = "Checked";
+        c.fs_clean = r->clean();
+        c.needs_recovery = r->needs_recovery;
+        c.fsck_exit = r->fsck_exit;
+        c_.timeline().record(TimelineEvent{WallClock::now(), "GuestCopyChecked", ns, vm, name, claim, false,
+                                           std::string("fsClean=") + (c.fs_clean ? "true" : "false") +
+                                               " needsRecovery=" + (c.needs_recovery ? "true" : "false")});
+        ready();
+      });
+  return true;
 }
 
 void Csi::provision_static_content(const std::string& name) {

@@ -10,6 +10,8 @@
 
 #include "testcluster/cluster.h"
 
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -66,6 +68,22 @@ class Csi {
     int64_t cut_ns = 0;
   };
   std::map<std::string, StorageSnapshot> handles_;  // snapshotHandle -> the storage's snapshot
+  // Snapshots of a real guest's disk (guest: qemu): a QMP drive-backup started at
+  // the cut, and the ext4 oracle on the copy.
+  struct GuestCut {
+    std::string claim;
+    std::string snapshot;
+    std::filesystem::path file;
+    bool frozen_at_cut = false;  // the model's view at the cut instant
+    std::string state = "Copying";  // Copying | Checked | Failed
+    bool fs_clean = false;
+    bool needs_recovery = false;
+    int fsck_exit = -1;
+    std::string error;
+  };
+  std::map<std::string, GuestCut> guest_cuts_;  // "ns/snapshot"
+  bool cut_guest_disk(const std::string& ns, const std::string& name, const std::string& content,
+                      const std::string& claim, const std::string& vm, bool frozen, std::function<void()> ready);
 };
 
 // Parses a Kubernetes quantity ("10Gi", "500M", "1073741824") into bytes.

@@ -3,6 +3,7 @@
 // model in kubevirt.h.
 #include "kube/object.h"
 #include "testcluster/kubevirt.h"
+#include "testcluster/qemu_vms.h"
 
 #include <boost/json.hpp>
 
@@ -135,6 +136,7 @@ void KubeVirt::freeze(Guest& g, int64_t unfreeze_timeout_s, std::function<void(F
   if (g.agent == AgentMode::kUnresponsive) {
     return fail("guest agent did not answer guest-fsfreeze-freeze: context deadline exceeded", launcher_freeze_deadline());
   }
+  if (g.qemu) return freeze_qemu(g, unfreeze_timeout_s, std::move(done));
   c_.loop().after(g.freeze_latency, [this, ns, vm, unfreeze_timeout_s, done] {
     Guest* gp = guest(ns, vm);
     if (!gp || !gp->agent_connected) {
@@ -187,6 +189,7 @@ void KubeVirt::thaw(Guest& g, std::string why, std::function<void(FreezeOutcome)
     return o;
   };
   if (!g.agent_connected) return done(fail("QEMU guest agent is not connected"));
+  if (g.qemu) return thaw_qemu(g, "Thaw", why, std::move(done));  // always asks the real agent
   if (g.vss_expired) {
     g.vss_expired = false;
     return done(fail("fsfreeze is limited up to 10 seconds: the guest thawed itself before the unfreeze; "
@@ -302,6 +305,99 @@ void KubeVirt::unfreeze_subresource(const std::string& ns, const std::string& vm
   thaw(*g, "unfreeze subresource", [done](FreezeOutcome r) {
     if (r.exit_code != 0) r.http_status = 500;
     done(r);
+  });
+}
+
+// --- The real guest (guest: qemu): the same outcomes, from the real agent. ---
+
+void KubeVirt::boot_qemu(Guest& g) {
+  std::string ns = g.ns, vm = g.vm, uid = g.vmi_uid;
+  auto fail = [this, ns, vm](const std::string& why) {
+    c_.timeline().record(TimelineEvent{WallClock::now(), "GuestBootFailed", ns, vm, "", "", false, why});
+    if (const Object* obj = c_.store().find(c_.resource(res::kVirtualMachineInstances), ns, vm)) {
+      c_.record_event(*obj, "Warning", "GuestBootFailed", why);
+    }
+  };
+  if (g.pvcs.empty()) return fail("a qemu guest needs a claim for its disk");
+  auto disk = c_.qemu().disk_for(ns, g.pvcs.front());
+  if (!disk) return fail(disk.error().describe());
+  c_.qemu().start(ns + "/" + vm, *disk, [this, ns, vm, uid, fail](Result<std::chrono::milliseconds> up) {
+    Guest* gp = guest(ns, vm);
+    if (!gp || gp->vmi_uid != uid) return;  // stopped meanwhile
+    if (!up) return fail(up.error().describe());
+    gp->agent_connected = true;
+    update_vmi_conditions(*gp);
+    c_.timeline().record(TimelineEvent{WallClock::now(), "AgentConnected", ns, vm, "", "", gp->frozen,
+                                       "real guest agent answered " + std::to_string(up->count()) + " ms after QEMU started"});
+  });
+}
+
+void KubeVirt::freeze_qemu(Guest& g, int64_t unfreeze_timeout_s, std::function<void(FreezeOutcome)> done) {
+  std::string ns = g.ns, vm = g.vm, uid = g.vmi_uid;
+  c_.qemu().freeze(ns + "/" + vm, [this, ns, vm, uid, unfreeze_timeout_s, done](Result<guest::FreezeOutcome> r) {
+    Guest* gp = guest(ns, vm);
+    if (!r || !gp || gp->vmi_uid != uid) {
+      // A refused or failed freeze (the client thawed if the outcome was unknown),
+      // or the VMI went away (its guest is thawed before QEMU quits).
+      std::string reason = r ? std::string("the VMI stopped during the freeze") : r.error().message;
+      c_.timeline().record(TimelineEvent{WallClock::now(), "FreezeFailed", ns, vm, "", "", gp && gp->frozen, reason});
+      FreezeOutcome o;
+      o.exit_code = 1;
+      o.log = {reason, kFreezeFailed};
+      o.http_status = 500;
+      o.http_message = reason;
+      return done(o);
+    }
+    Guest& gg = *gp;
+    if (!gg.frozen) {
+      set_frozen(gg, true, "Freeze",
+                 "unfreezeTimeoutSeconds=" + std::to_string(unfreeze_timeout_s) + " agent froze " +
+                     std::to_string(r->filesystems) + " file system(s) in " + std::to_string(r->took.count()) + " ms");
+    }
+    if (gg.auto_thaw) gg.auto_thaw->cancel();
+    if (unfreeze_timeout_s > 0) {
+      gg.auto_thaw = c_.loop().after(std::chrono::seconds(unfreeze_timeout_s), [this, ns, vm] {
+        if (Guest* w = guest(ns, vm); w && w->frozen) thaw_qemu(*w, "AutoThaw", "unfreeze timeout expired", [](FreezeOutcome) {});
+      });
+    }
+    FreezeOutcome o;
+    o.froze = true;
+    o.log = {"Operation completed successfully"};
+    done(o);
+  });
+}
+
+void KubeVirt::thaw_qemu(Guest& g, const std::string& event_type, const std::string& why,
+                         std::function<void(FreezeOutcome)> done) {
+  std::string ns = g.ns, vm = g.vm, uid = g.vmi_uid;
+  c_.qemu().thaw(ns + "/" + vm, [this, ns, vm, uid, event_type, why, done](Result<int> r) {
+    Guest* gp = guest(ns, vm);
+    FreezeOutcome o;
+    if (!r) {
+      c_.timeline().record(TimelineEvent{WallClock::now(), "ThawFailed", ns, vm, "", "", gp && gp->frozen, r.error().message});
+      o.exit_code = 1;
+      o.log = {r.error().message, kUnfreezeFailed};
+      o.http_status = 500;
+      o.http_message = r.error().message;
+      return done(o);
+    }
+    if (gp && gp->vmi_uid == uid && gp->frozen) set_frozen(*gp, false, event_type, why);
+    o.log = {"Operation completed successfully"};
+    done(o);
+  });
+}
+
+void KubeVirt::poll_qemu(Guest& g) {
+  if (!g.agent_connected) return;
+  std::string ns = g.ns, vm = g.vm, uid = g.vmi_uid;
+  c_.qemu().freeze_status(ns + "/" + vm, [this, ns, vm, uid](Result<std::string> r) {
+    Guest* gp = guest(ns, vm);
+    if (!r || !gp || gp->vmi_uid != uid) return;
+    (void)c_.store().mutate(c_.resource(res::kVirtualMachineInstances), ns, vm, [&](Object& o) {
+      auto& st = o["status"].as_object();
+      if (*r == "frozen") st["fsFreezeStatus"] = "frozen";
+      else st.erase("fsFreezeStatus");
+    });
   });
 }
 

@@ -2,6 +2,7 @@
 
 #include "kube/object.h"
 #include "testcluster/csi.h"
+#include "testcluster/qemu_vms.h"
 
 #include <boost/json.hpp>
 
@@ -212,11 +213,12 @@ void KubeVirt::start_vmi(const Object& vm) {
     g->freeze_latency = s.freeze_latency;
     g->thaw_latency = s.thaw_latency;
     g->scripts = s.exec;
+    g->qemu = s.qemu_guest;
   } else {
     g->freeze_latency = 20ms;
     g->thaw_latency = 10ms;
   }
-  g->agent_connected = g->agent != AgentMode::kNone;
+  g->agent_connected = g->agent != AgentMode::kNone && !g->qemu;  // a real agent connects when it answers
   g->pvcs = claims;
   auto vmi = c_.store().create(c_.resource(res::kVirtualMachineInstances), ns, make_vmi(vm, *g));
   if (!vmi) return;
@@ -245,6 +247,7 @@ void KubeVirt::start_vmi(const Object& vm) {
   c_.timeline().vm_known(ns, name);
   for (const auto& claim : claims) c_.csi().attach(ns, claim, &gr);
   set_active(gr, !gr.paused);
+  if (gr.qemu) boot_qemu(gr);
 }
 
 Object KubeVirt::make_vmi(const Object& vm, const Guest& g) {
@@ -330,6 +333,7 @@ void KubeVirt::stop_vmi(const std::string& ns, const std::string& name, const st
   auto it = guests_.find(key(ns, name));
   if (it == guests_.end()) return;
   Guest& g = *it->second;
+  if (g.qemu) c_.qemu().stop(key(ns, name));  // the guest is thawed before QEMU quits
   if (g.frozen) set_frozen(g, false, "Thaw", why);
   set_active(g, false);
   if (g.auto_thaw) g.auto_thaw->cancel();
@@ -414,6 +418,10 @@ void KubeVirt::set_active(Guest& g, bool active) {
 
 void KubeVirt::poll_fs_freeze() {
   for (auto& [k, g] : guests_) {
+    if (g->qemu) {
+      poll_qemu(*g);
+      continue;
+    }
     bool frozen = g->frozen;
     (void)c_.store().mutate(c_.resource(res::kVirtualMachineInstances), g->ns, g->vm, [&](Object& o) {
       auto& st = o["status"].as_object();

@@ -25,6 +25,7 @@ struct Guest {
   std::string pod;     // launcher pod name
   AgentMode agent = AgentMode::kConnected;
   bool agent_connected = true;  // AgentConnected condition present
+  bool qemu = false;            // a real guest (QemuVms): freeze/thaw/status go to its agent
   bool paused = false;
   bool migrating = false;
   Duration freeze_latency{0};
@@ -89,6 +90,12 @@ class KubeVirt {
   void thaw(Guest& g, std::string why, std::function<void(FreezeOutcome)> done);
   void set_frozen(Guest& g, bool frozen, const std::string& event_type, const std::string& detail);
   void disconnect_agent(Guest& g, Duration how_long);
+  // The real-guest paths (guest_freeze.cpp): boot, freeze/thaw through the
+  // agent, fsFreezeStatus from the agent.
+  void boot_qemu(Guest& g);
+  void freeze_qemu(Guest& g, int64_t unfreeze_timeout_s, std::function<void(FreezeOutcome)> done);
+  void thaw_qemu(Guest& g, const std::string& event_type, const std::string& why, std::function<void(FreezeOutcome)> done);
+  void poll_qemu(Guest& g);
   void update_vmi_conditions(Guest& g);
   Duration launcher_freeze_deadline() const;
 

@@ -11,12 +11,14 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"kvbackup-testcluster: a simulated Kubernetes cluster with KubeVirt and CSI snapshots"};
-  std::string scenario_file, listen = "127.0.0.1:0", kubeconfig_out, state_dir, token;
+  std::string scenario_file, listen = "127.0.0.1:0", kubeconfig_out, state_dir, token, guest_image;
   app.add_option("--scenario", scenario_file, "Scenario YAML file")->required();
   app.add_option("--listen", listen, "Address to listen on (host:port; port 0 picks a free one)");
   app.add_option("--kubeconfig-out", kubeconfig_out, "Write a kubeconfig for this cluster here once it is ready");
   app.add_option("--state-dir", state_dir, "Directory for container working directories (default: a new one in /tmp)");
   app.add_option("--token", token, "Admin bearer token (default: random)");
+  app.add_option("--guest-image", guest_image,
+                 "scripts/guest-image's cache, for VMs with guest: qemu (default: $KVB_GUEST_CACHE, else the build's)");
   CLI11_PARSE(app, argc, argv);
 
   // Block the stop signals in every thread; the main thread waits for them.
@@ -35,6 +37,7 @@ int main(int argc, char** argv) {
   options.listen = listen;
   options.state_dir = state_dir;
   options.admin_token = token;
+  options.guest_image_dir = guest_image;
   auto cluster = kvb::testcluster::Cluster::start(std::move(*scenario), options);
   if (!cluster) {
     std::fprintf(stderr, "kvbackup-testcluster: %s\n", cluster.error().describe().c_str());

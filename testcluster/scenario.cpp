@@ -88,6 +88,7 @@ Result<VmSpec> read_vm(DocReader& r) {
   KVB_TRY(auto migrating, r.boolean("migrating", false));
   KVB_TRY(auto hostname, r.str("hostname"));
   KVB_TRY(auto agent, r.str("agent", "connected"));
+  KVB_TRY(auto guest, r.str("guest", "simulated"));
   KVB_TRY(auto freeze_latency, r.duration("freezeLatency", vm.freeze_latency));
   KVB_TRY(auto thaw_latency, r.duration("thawLatency", vm.thaw_latency));
   KVB_TRY(auto labels, r.string_map("labels"));
@@ -101,6 +102,12 @@ Result<VmSpec> read_vm(DocReader& r) {
   else if (agent == "unresponsive") vm.agent = AgentMode::kUnresponsive;
   else if (agent == "vss10s") vm.agent = AgentMode::kVss10s;
   else return r.error("agent", "\"" + agent + "\" is not one of connected, none, unresponsive, vss10s");
+  if (guest != "simulated" && guest != "qemu") return r.error("guest", "\"" + guest + "\" is not one of simulated, qemu");
+  vm.qemu_guest = guest == "qemu";
+  if (vm.qemu_guest && count != 1) return r.error("guest", "a qemu guest is one real VM: count must be 1");
+  if (vm.qemu_guest && agent != "connected") {
+    return r.error("guest", "a qemu guest runs the real agent: agent must be connected (the default)");
+  }
   if (auto st = check_labels(r, "labels", labels); !st) return st.error();
   vm.name = name;
   vm.count = static_cast<int>(count);
@@ -130,6 +137,11 @@ Result<VmSpec> read_vm(DocReader& r) {
     vs.storage_class = sc;
     vs.hotplug = hotplug;
     vm.volumes.push_back(std::move(vs));
+  }
+  if (vm.qemu_guest) {
+    bool has_disk = false;
+    for (const auto& v : vm.volumes) has_disk |= v.type == "dataVolume" || v.type == "persistentVolumeClaim";
+    if (!has_disk) return r.error("guest", "a qemu guest needs a dataVolume or persistentVolumeClaim volume for its disk");
   }
   if (auto st = r.finish(); !st) return st.error();
   return vm;

@@ -65,6 +65,9 @@ struct VmSpec {
   bool migrating = false;
   std::string hostname;
   AgentMode agent = AgentMode::kConnected;
+  // guest: qemu — a real Linux guest under QEMU with the real agent; its first
+  // dataVolume/persistentVolumeClaim volume is the guest's ext4 data disk.
+  bool qemu_guest = false;
   Duration freeze_latency = std::chrono::milliseconds(20);
   Duration thaw_latency = std::chrono::milliseconds(10);
   std::map<std::string, std::string> labels;

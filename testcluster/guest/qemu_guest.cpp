@@ -81,9 +81,9 @@ std::string tail_of(const fs::path& p, size_t bytes) {
 
 }  // namespace
 
-fs::path GuestImage::default_dir(const fs::path& fallback) {
+fs::path GuestImage::default_dir() {
   const char* env = std::getenv("KVB_GUEST_CACHE");
-  return env && *env ? fs::path(env) : fallback;
+  return env && *env ? fs::path(env) : fs::path(KVB_GUEST_IMAGE_DIR);
 }
 
 Result<GuestImage> GuestImage::locate(const fs::path& dir) {
@@ -156,7 +156,14 @@ Result<std::unique_ptr<QemuGuest>> QemuGuest::launch(const QemuGuestSpec& spec) 
     if (a < 0 || b < 0 || c < 0 || d < 0) ::_exit(126);
     if (::dup2(a, 0) < 0 || ::dup2(b, 1) < 0 || ::dup2(b, 2) < 0 || ::dup2(c, 3) < 0 || ::dup2(d, 4) < 0) ::_exit(126);
     ::syscall(SYS_close_range, 5u, ~0u, 0u);
+    // The parent may block or ignore signals (kvbackup-testcluster blocks SIGTERM
+    // and SIGINT in every thread; child_process ignores SIGPIPE): QEMU gets defaults.
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::signal(SIGPIPE, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    ::signal(SIGINT, SIG_DFL);
     ::execv(cargv[0], cargv.data());
     ::_exit(127);
   }

@@ -44,8 +44,8 @@ struct GuestImage {
   static constexpr const char* kSeedFile = "/kvb-seed.txt";
   static constexpr const char* kSeedContent = "kvbackup test guest seed disk v1\n";
 
-  // $KVB_GUEST_CACHE, else fallback.
-  static std::filesystem::path default_dir(const std::filesystem::path& fallback);
+  // $KVB_GUEST_CACHE, else the cache this build was configured with.
+  static std::filesystem::path default_dir();
   // Checks that the files are there; the error says to run scripts/guest-image.
   static Result<GuestImage> locate(const std::filesystem::path& dir);
   // A sparse copy of the seed disk at path (a fresh ext4 data disk).

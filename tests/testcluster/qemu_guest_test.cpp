@@ -31,7 +31,7 @@ class QemuGuestTest : public ::testing::Test {
     char tmpl[] = "/tmp/kvbqt-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    auto image = GuestImage::locate(GuestImage::default_dir(KVB_GUEST_IMAGE_DIR));
+    auto image = GuestImage::locate(GuestImage::default_dir());
     if (!image) {
       boot_error_ = image.error().describe();
       return;

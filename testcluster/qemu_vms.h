@@ -1,0 +1,73 @@
+// QemuVms: the real guests of the test cluster. A VM marked `guest: qemu` in the
+// scenario boots a real Linux guest (testcluster/guest) when its VMI starts;
+// freeze, thaw, fsFreezeStatus and snapshot cuts of its volume go to the real
+// agent and to QMP.
+//
+// The loop thread never blocks on a guest: each guest has its own worker thread
+// that launches QEMU, owns the QemuGuest and runs the calls in order; results
+// come back to the loop thread through EventLoop::post.
+//
+// Invariants:
+// - A worker thread outlives its QEMU (PR_SET_PDEATHSIG fires when the thread
+//   that launched QEMU exits): the worker closes the guest, thawing it first if
+//   it may be frozen, before it ends.
+// - Callbacks run on the loop thread, and never after the QemuVms is destroyed.
+// - stop() and the destructor never leave a QEMU running or a guest frozen by us.
+#pragma once
+
+#include "common/error.h"
+#include "testcluster/guest/fs_oracle.h"
+#include "testcluster/guest/qemu_guest.h"
+#include "testcluster/net/event_loop.h"
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace kvb::testcluster {
+
+class QemuVms {
+ public:
+  QemuVms(EventLoop& loop, std::filesystem::path image_dir, std::filesystem::path state_dir);
+  ~QemuVms();
+  QemuVms(const QemuVms&) = delete;
+  QemuVms& operator=(const QemuVms&) = delete;
+
+  // The data disk of a qemu VM's claim: <state>/qemu-disks/<ns>/<claim>.raw,
+  // made from the seed disk the first time.
+  Result<std::filesystem::path> disk_for(const std::string& ns, const std::string& claim);
+
+  // Boots a guest under `key` ("ns/vm") on disk; on_agent gets the time from
+  // launch to the agent answering, or why the guest did not come up.
+  void start(const std::string& key, const std::filesystem::path& disk,
+             std::function<void(Result<std::chrono::milliseconds>)> on_agent);
+  // Closes the guest (thawing it first) in the background; returns at once.
+  void stop(const std::string& key);
+  bool has(const std::string& key) const { return workers_.count(key) > 0; }
+
+  void freeze(const std::string& key, std::function<void(Result<guest::FreezeOutcome>)> done);
+  void thaw(const std::string& key, std::function<void(Result<int>)> done);
+  void freeze_status(const std::string& key, std::function<void(Result<std::string>)> done);
+  // A point-in-time copy of the guest's disk into target, started as soon as the
+  // worker is free (at once unless a freeze/thaw is in flight), then the oracle
+  // on the copy. started() runs (on the loop) when the job has started.
+  void cut(const std::string& key, const std::filesystem::path& target, std::function<void()> started,
+           std::function<void(Result<guest::Ext4Check>)> done);
+
+ private:
+  class Worker;
+  void run(const std::string& key, std::function<void(guest::QemuGuest*)> task);
+  void reap();
+
+  EventLoop& loop_;
+  std::filesystem::path image_dir_;
+  std::filesystem::path state_dir_;
+  std::shared_ptr<bool> alive_;
+  std::map<std::string, std::shared_ptr<Worker>> workers_;
+  std::vector<std::shared_ptr<Worker>> stopping_;
+};
+
+}  // namespace kvb::testcluster
