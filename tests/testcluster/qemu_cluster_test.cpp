@@ -6,6 +6,7 @@
 // for the whole binary (~10-15 s under TCG).
 #include "kube/object.h"
 #include "kube/watch.h"
+#include "testcluster/scenario.h"
 #include "tests/support/test_cluster.h"
 
 #include <boost/json.hpp>
@@ -153,6 +154,29 @@ TEST(QemuCluster, RealGuestFreezesThroughVirtFreezerAndSnapshotsTellCleanFromDir
     ASSERT_EQ(fr2.exit_code, 0) << fr2.err;
   }
   EXPECT_EQ(qemu_children(), 0) << "a QEMU outlived the test cluster";
+}
+
+// The scenario field is checked like every other (no boot needed).
+TEST(QemuScenario, GuestFieldIsValidated) {
+  auto parse = [](const std::string& vm) {
+    return testcluster::parse_scenario("namespaces:\n  - name: prod\n    vms:\n" + vm, "s.yaml");
+  };
+  auto bad_kind = parse("      - {name: a, guest: vmware, volumes: [{name: d, type: persistentVolumeClaim}]}\n");
+  ASSERT_FALSE(bad_kind);
+  EXPECT_NE(bad_kind.error().message.find("namespaces[0].vms[0].guest: \"vmware\" is not one of simulated, qemu"), std::string::npos)
+      << bad_kind.error().message;
+  auto two = parse("      - {name: a, count: 2, guest: qemu, volumes: [{name: d, type: persistentVolumeClaim}]}\n");
+  ASSERT_FALSE(two);
+  EXPECT_NE(two.error().message.find("count must be 1"), std::string::npos) << two.error().message;
+  auto no_disk = parse("      - {name: a, guest: qemu, volumes: [{name: c, type: cloudInitNoCloud}]}\n");
+  ASSERT_FALSE(no_disk);
+  EXPECT_NE(no_disk.error().message.find("needs a dataVolume or persistentVolumeClaim"), std::string::npos)
+      << no_disk.error().message;
+  auto no_agent = parse("      - {name: a, guest: qemu, agent: none, volumes: [{name: d, type: persistentVolumeClaim}]}\n");
+  ASSERT_FALSE(no_agent);
+  auto good = parse("      - {name: a, guest: qemu, volumes: [{name: d, type: persistentVolumeClaim}]}\n");
+  ASSERT_TRUE(good) << good.error().message;
+  EXPECT_TRUE(good->namespaces[0].vms[0].qemu_guest);
 }
 
 }  // namespace
