@@ -26,6 +26,7 @@ class Csi;
 class ExecService;
 class Api;
 class QemuVms;
+class ExportController;
 
 struct ClusterOptions {
   std::string listen = "127.0.0.1:0";
@@ -59,6 +60,7 @@ class Cluster {
   Csi& csi() { return *csi_; }
   ExecService& exec() { return *exec_; }
   QemuVms& qemu() { return *qemu_; }
+  ExportController& exports() { return *exports_; }
   const ResourceInfo& resource(const kube::ResourceRef& ref) const;
 
   // Records a Kubernetes Event about an object (reason, message, type Normal/Warning).
@@ -78,6 +80,7 @@ class Cluster {
   std::unique_ptr<KubeVirt> kubevirt_;
   std::unique_ptr<Csi> csi_;
   std::unique_ptr<ExecService> exec_;
+  std::unique_ptr<ExportController> exports_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<QemuVms> qemu_;  // real guests; closed (thawed, quit) at stop()
   KeyPair ca_;

@@ -2,6 +2,7 @@
 // container and the freeze/unfreeze/guestosinfo subresources, over the guest
 // model in kubevirt.h.
 #include "kube/object.h"
+#include "testcluster/csi.h"
 #include "testcluster/kubevirt.h"
 #include "testcluster/qemu_vms.h"
 
@@ -318,10 +319,11 @@ void KubeVirt::boot_qemu(Guest& g) {
       c_.record_event(*obj, "Warning", "GuestBootFailed", why);
     }
   };
-  if (g.pvcs.empty()) return fail("a qemu guest needs a claim for its disk");
-  auto disk = c_.qemu().disk_for(ns, g.pvcs.front());
-  if (!disk) return fail(disk.error().describe());
-  c_.qemu().start(ns + "/" + vm, *disk, [this, ns, vm, uid, fail](Result<std::chrono::milliseconds> up) {
+  if (g.pvcs.empty() || !c_.csi().volume_store().has_claim(ns, g.pvcs.front())) {
+    return fail("a qemu guest needs a bound claim for its disk");
+  }
+  auto disk = std::filesystem::absolute(c_.csi().volume_store().claim_path(ns, g.pvcs.front()));
+  c_.qemu().start(ns + "/" + vm, disk, [this, ns, vm, uid, fail](Result<std::chrono::milliseconds> up) {
     Guest* gp = guest(ns, vm);
     if (!gp || gp->vmi_uid != uid) return;  // stopped meanwhile
     if (!up) return fail(up.error().describe());

@@ -95,8 +95,8 @@ class QemuVms::Worker {
   std::thread thread_;
 };
 
-QemuVms::QemuVms(EventLoop& loop, fs::path image_dir, fs::path state_dir)
-    : loop_(loop), image_dir_(std::move(image_dir)), state_dir_(std::move(state_dir)), alive_(std::make_shared<bool>(true)) {}
+QemuVms::QemuVms(EventLoop& loop, fs::path image_dir)
+    : loop_(loop), image_dir_(std::move(image_dir)), alive_(std::make_shared<bool>(true)) {}
 
 QemuVms::~QemuVms() {
   alive_.reset();  // callbacks already posted are dropped
@@ -104,18 +104,6 @@ QemuVms::~QemuVms() {
   for (auto& w : stopping_) w->request_stop();
   workers_.clear();   // joins: each worker closes its guest first
   stopping_.clear();
-}
-
-Result<fs::path> QemuVms::disk_for(const std::string& ns, const std::string& claim) {
-  fs::path dir = state_dir_ / "qemu-disks" / ns;
-  fs::path disk = dir / (claim + ".raw");
-  std::error_code ec;
-  if (fs::exists(disk, ec)) return fs::absolute(disk);
-  fs::create_directories(dir, ec);
-  if (ec) return Error(Errc::kIo, "create " + dir.string() + ": " + ec.message());
-  KVB_TRY(guest::GuestImage image, guest::GuestImage::locate(image_dir_));
-  KVB_CHECK(image.copy_seed_disk(disk));
-  return fs::absolute(disk);
 }
 
 void QemuVms::run(const std::string& key, std::function<void(guest::QemuGuest*)> task) {
@@ -143,6 +131,15 @@ void QemuVms::start(const std::string& key, const fs::path& disk,
     auto image = guest::GuestImage::locate(image_dir);
     if (!image) {
       post_if_alive(loop, alive, [on_agent, e = image.error()] { on_agent(e); });
+      return;
+    }
+    // A disk without a file system (a new claim) gets the seed content; one that
+    // has one (a restored claim) boots as it is.
+    auto formatted = guest::has_ext4(disk);
+    Status prepared = formatted ? ok() : Status(formatted.error());
+    if (formatted && !*formatted) prepared = image->format_disk(disk);
+    if (!prepared) {
+      post_if_alive(loop, alive, [on_agent, e = prepared.error()] { on_agent(e.with_context("preparing the guest disk")); });
       return;
     }
     auto g = guest::QemuGuest::launch(guest::QemuGuestSpec{*image, disk});

@@ -31,17 +31,14 @@ namespace kvb::testcluster {
 
 class QemuVms {
  public:
-  QemuVms(EventLoop& loop, std::filesystem::path image_dir, std::filesystem::path state_dir);
+  explicit QemuVms(EventLoop& loop, std::filesystem::path image_dir);
   ~QemuVms();
   QemuVms(const QemuVms&) = delete;
   QemuVms& operator=(const QemuVms&) = delete;
 
-  // The data disk of a qemu VM's claim: <state>/qemu-disks/<ns>/<claim>.raw,
-  // made from the seed disk the first time.
-  Result<std::filesystem::path> disk_for(const std::string& ns, const std::string& claim);
-
-  // Boots a guest under `key` ("ns/vm") on disk; on_agent gets the time from
-  // launch to the agent answering, or why the guest did not come up.
+  // Boots a guest under `key` ("ns/vm") on disk (the claim's file in the volume
+  // store; formatted with the seed content first when it holds no file system);
+  // on_agent gets the time from launch to the agent answering, or why not.
   void start(const std::string& key, const std::filesystem::path& disk,
              std::function<void(Result<std::chrono::milliseconds>)> on_agent);
   // Closes the guest (thawing it first) in the background; returns at once.
@@ -64,7 +61,6 @@ class QemuVms {
 
   EventLoop& loop_;
   std::filesystem::path image_dir_;
-  std::filesystem::path state_dir_;
   std::shared_ptr<bool> alive_;
   std::map<std::string, std::shared_ptr<Worker>> workers_;
   std::vector<std::shared_ptr<Worker>> stopping_;

@@ -32,6 +32,11 @@ Result<ProcessResult> run(std::vector<std::string> argv) {
 
 }  // namespace
 
+Result<bool> has_ext4(const fs::path& image) {
+  KVB_TRY(ProcessResult dump, run({"dumpe2fs", "-h", image.string()}));
+  return dump.exit_code == 0;
+}
+
 Result<Ext4Check> inspect_ext4(const fs::path& image) {
   KVB_TRY(ProcessResult dump, run({"dumpe2fs", "-h", image.string()}));
   if (dump.exit_code != 0) {

@@ -28,6 +28,9 @@ struct Ext4Check {
   bool clean() const { return has_journal && !needs_recovery && fsck_exit == 0; }
 };
 
+// Whether the file holds an ext2/3/4 superblock (dumpe2fs -h succeeds).
+Result<bool> has_ext4(const std::filesystem::path& image);
+
 // dumpe2fs -h and e2fsck -fn on a raw ext4 image (read-only).
 Result<Ext4Check> inspect_ext4(const std::filesystem::path& image);
 

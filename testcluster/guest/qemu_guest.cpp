@@ -87,7 +87,7 @@ fs::path GuestImage::default_dir() {
 }
 
 Result<GuestImage> GuestImage::locate(const fs::path& dir) {
-  GuestImage img{dir, dir / "vmlinuz", dir / "initrd.cpio", dir / "seed-disk.raw"};
+  GuestImage img{dir, dir / "vmlinuz", dir / "initrd.cpio", dir / "seed-disk.raw", dir / "seed"};
   for (const auto& p : {img.vmlinuz, img.initrd, img.seed_disk}) {
     std::error_code ec;
     if (!fs::is_regular_file(p, ec) || fs::file_size(p, ec) == 0) {
@@ -102,6 +102,16 @@ Status GuestImage::copy_seed_disk(const fs::path& path) const {
   spec.argv = {"cp", "--sparse=always", "--", seed_disk.string(), path.string()};
   KVB_TRY(auto r, run_process(spec));
   if (r.exit_code != 0) return Error(Errc::kIo, "copy of the seed disk to " + path.string() + " failed: " + r.err);
+  return ok();
+}
+
+Status GuestImage::format_disk(const fs::path& path) const {
+  ProcessSpec spec;
+  spec.argv = {fs::exists("/usr/sbin/mke2fs") ? "/usr/sbin/mke2fs" : "/sbin/mke2fs",
+               "-q", "-t", "ext4", "-L", "kvb-guest", "-d", seed_dir.string(), "-F", path.string()};
+  spec.timeout = std::chrono::seconds(120);
+  KVB_TRY(auto r, run_process(spec));
+  if (r.exit_code != 0) return Error(Errc::kIo, "mke2fs on " + path.string() + " failed: " + r.out + r.err);
   return ok();
 }
 

@@ -39,7 +39,7 @@ class QmpClient;
 // The files scripts/guest-image builds.
 struct GuestImage {
   std::filesystem::path dir;
-  std::filesystem::path vmlinuz, initrd, seed_disk;
+  std::filesystem::path vmlinuz, initrd, seed_disk, seed_dir;
   // The known file in the seed disk and its content.
   static constexpr const char* kSeedFile = "/kvb-seed.txt";
   static constexpr const char* kSeedContent = "kvbackup test guest seed disk v1\n";
@@ -50,6 +50,9 @@ struct GuestImage {
   static Result<GuestImage> locate(const std::filesystem::path& dir);
   // A sparse copy of the seed disk at path (a fresh ext4 data disk).
   Status copy_seed_disk(const std::filesystem::path& path) const;
+  // Makes the existing file at path (of any size >= 8 MiB) an ext4 disk with the
+  // seed content (mke2fs -d: no mount); its size is kept.
+  Status format_disk(const std::filesystem::path& path) const;
 };
 
 struct QemuGuestSpec {
