@@ -6,6 +6,9 @@
 // for the whole binary (~10-15 s under TCG).
 #include "kube/object.h"
 #include "kube/watch.h"
+#include "testcluster/csi.h"
+#include "testcluster/guest/fs_oracle.h"
+#include "testcluster/guest/qemu_guest.h"
 #include "testcluster/scenario.h"
 #include "tests/support/test_cluster.h"
 
@@ -127,6 +130,41 @@ TEST(QemuCluster, RealGuestFreezesThroughVirtFreezerAndSnapshotsTellCleanFromDir
     EXPECT_EQ(kube::bool_at(fs1, {"frozenAtCut"}), true) << json::serialize(fs1);
     EXPECT_EQ(kube::bool_at(fs1, {"fsClean"}), true) << json::serialize(fs1);
     EXPECT_EQ(kube::bool_at(fs1, {"needsRecovery"}), false) << json::serialize(fs1);
+    // A claim restored from the frozen snapshot holds the guest's files as cut
+    // (the QMP copy became the storage snapshot): clean, the seed file intact,
+    // the writer's last renamed file whole. (Booting it would cost a third boot.)
+    json::object restore{{"metadata", json::object{{"name", "real-data-restored"}}},
+                         {"spec", json::object{{"storageClassName", "fast"},
+                                               {"resources", json::object{{"requests", json::object{{"storage", "64Mi"}}}}},
+                                               {"dataSource", json::object{{"apiGroup", "snapshot.storage.k8s.io"},
+                                                                           {"kind", "VolumeSnapshot"},
+                                                                           {"name", "frozen-1"}}}}}};
+    ASSERT_TRUE(c->create(kube::resources::kPersistentVolumeClaims, "prod", restore));
+    auto bound = kube::wait_for_object(
+        c, kube::resources::kPersistentVolumeClaims, "prod", "real-data-restored",
+        [](const json::object* o) { return o && kube::str_at(*o, {"status", "phase"}) == "Bound"; }, 20s);
+    ASSERT_TRUE(bound) << bound.error().describe();
+    std::filesystem::path restored;
+    tc.cluster().loop().run_sync(
+        [&] { restored = tc.cluster().csi().volume_store().claim_path("prod", "real-data-restored"); });
+    auto check = testcluster::guest::inspect_ext4(restored);
+    ASSERT_TRUE(check) << check.error().describe();
+    EXPECT_TRUE(check->clean()) << check->fsck_output;
+    auto seed = testcluster::guest::read_ext4_file(restored, testcluster::guest::GuestImage::kSeedFile);
+    ASSERT_TRUE(seed) << seed.error().describe();
+    EXPECT_EQ(*seed, testcluster::guest::GuestImage::kSeedContent);
+    auto state = testcluster::guest::read_ext4_file(restored, "/state.txt");
+    ASSERT_TRUE(state) << state.error().describe();
+    EXPECT_EQ(state->rfind("generation ", 0), 0u) << "state.txt: '" << *state << "'";
+    bool listed = false;
+    json::object all = tc.volumes();
+    for (const auto& sn : all["snapshots"].as_array()) {
+      if (kube::str_at(sn, {"volumeSnapshot"}) != "frozen-1") continue;
+      listed = true;
+      EXPECT_EQ(kube::bool_at(sn, {"fsClean"}), true) << json::serialize(sn);
+    }
+    EXPECT_TRUE(listed) << "the frozen snapshot is not among the store's snapshots";
+
     auto thawed = kube::wait_for_object(
         c, kVmi, "prod", "real", [](const json::object* o) { return o && kube::str_at(*o, {"status", "fsFreezeStatus"}).empty(); },
         20s);
