@@ -302,6 +302,7 @@ void Csi::bind_claim(const std::string& ns, const std::string& name) {
   data.vm = slot.vm;
   data.attach_ms = slot.attach_ms;
   data.writer = slot.writer;
+  data.real_guest = slot.real_guest;
   slot = data;
   (void)c_.store().mutate(c_.resource(kPersistentVolumeClaims), ns, name, [&](Object& o) {
     o["spec"].as_object()["volumeName"] = pv_name;

@@ -319,8 +319,14 @@ void KubeVirt::boot_qemu(Guest& g) {
       c_.record_event(*obj, "Warning", "GuestBootFailed", why);
     }
   };
-  if (g.pvcs.empty() || !c_.csi().volume_store().has_claim(ns, g.pvcs.front())) {
-    return fail("a qemu guest needs a bound claim for its disk");
+  if (g.pvcs.empty()) return fail("a qemu guest needs a claim for its disk");
+  if (!c_.csi().volume_store().has_claim(ns, g.pvcs.front())) {
+    // A DataVolume's claim is bound after the VM started: boot once it is.
+    if (++g.boot_waits > 600) return fail("the claim " + g.pvcs.front() + " of the guest's disk was not bound within 60 s");
+    c_.loop().after(100ms, [this, ns, vm, uid] {
+      if (Guest* gp = guest(ns, vm); gp && gp->vmi_uid == uid) boot_qemu(*gp);
+    });
+    return;
   }
   auto disk = std::filesystem::absolute(c_.csi().volume_store().claim_path(ns, g.pvcs.front()));
   c_.qemu().start(ns + "/" + vm, disk, [this, ns, vm, uid, fail](Result<std::chrono::milliseconds> up) {

@@ -26,6 +26,7 @@ struct Guest {
   AgentMode agent = AgentMode::kConnected;
   bool agent_connected = true;  // AgentConnected condition present
   bool qemu = false;            // a real guest (QemuVms): freeze/thaw/status go to its agent
+  int boot_waits = 0;           // real guest: 100 ms waits for its disk's claim to be bound
   bool paused = false;
   bool migrating = false;
   Duration freeze_latency{0};

@@ -36,7 +36,7 @@ namespaces:
     vms:
       - name: real
         guest: qemu
-        volumes: [{name: data, type: persistentVolumeClaim, size: 64Mi, storageClass: fast}]
+        volumes: [{name: data, type: dataVolume, size: 64Mi, storageClass: fast}]
 )";
 
 json::object snapshot_object(const std::string& name, const std::string& pvc) {
