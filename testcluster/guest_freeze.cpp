@@ -395,6 +395,17 @@ void KubeVirt::thaw_qemu(Guest& g, const std::string& event_type, const std::str
   });
 }
 
+void KubeVirt::stop_qemu(Guest& g) {
+  std::string ns = g.ns, vm = g.vm;
+  c_.qemu().stop(ns + "/" + vm, [this, ns, vm](guest::CloseReport r) {
+    auto yes = [](bool b) { return b ? std::string("true") : std::string("false"); };
+    c_.timeline().record(TimelineEvent{WallClock::now(), "GuestStopped", ns, vm, "", "", false,
+                                       "possiblyFrozen=" + yes(r.was_possibly_frozen) + " thawed=" + yes(r.thawed) +
+                                           " statusAfterThaw=" + r.status_after_thaw + " quitCleanly=" + yes(r.quit_cleanly) +
+                                           " killed=" + yes(r.killed)});
+  });
+}
+
 void KubeVirt::poll_qemu(Guest& g) {
   if (!g.agent_connected) return;
   std::string ns = g.ns, vm = g.vm, uid = g.vmi_uid;

@@ -333,7 +333,7 @@ void KubeVirt::stop_vmi(const std::string& ns, const std::string& name, const st
   auto it = guests_.find(key(ns, name));
   if (it == guests_.end()) return;
   Guest& g = *it->second;
-  if (g.qemu) c_.qemu().stop(key(ns, name));  // the guest is thawed before QEMU quits
+  if (g.qemu) stop_qemu(g);  // the guest is thawed before QEMU quits
   if (g.frozen) set_frozen(g, false, "Thaw", why);
   set_active(g, false);
   if (g.auto_thaw) g.auto_thaw->cancel();

@@ -97,6 +97,7 @@ class KubeVirt {
   void freeze_qemu(Guest& g, int64_t unfreeze_timeout_s, std::function<void(FreezeOutcome)> done);
   void thaw_qemu(Guest& g, const std::string& event_type, const std::string& why, std::function<void(FreezeOutcome)> done);
   void poll_qemu(Guest& g);
+  void stop_qemu(Guest& g);
   void update_vmi_conditions(Guest& g);
   Duration launcher_freeze_deadline() const;
 

@@ -64,6 +64,9 @@ class QemuVms::Worker {
   }
   void set_guest(std::unique_ptr<guest::QemuGuest> g) { guest_ = std::move(g); }
   bool finished() const { return finished_; }
+  // After finished(): what closing the guest did (default when it never booted).
+  const guest::CloseReport& report() const { return report_; }
+  std::function<void(guest::CloseReport)> on_closed;  // loop thread only
 
  private:
   void main() {
@@ -78,7 +81,7 @@ class QemuVms::Worker {
       }
       t(guest_.get());
     }
-    if (guest_) guest_->close();  // thaws a possibly frozen guest, quits, reaps
+    if (guest_) report_ = guest_->close();  // thaws a possibly frozen guest, quits, reaps
     guest_.reset();
     finished_ = true;
     if (on_exit_) on_exit_();
@@ -90,6 +93,7 @@ class QemuVms::Worker {
   bool stopping_ = false;
   pid_t booting_pid_ = 0;
   std::unique_ptr<guest::QemuGuest> guest_;
+  guest::CloseReport report_;
   std::function<void()> on_exit_;
   std::atomic<bool> finished_{false};
   std::thread thread_;
@@ -159,16 +163,20 @@ void QemuVms::reap() {
   for (auto it = stopping_.begin(); it != stopping_.end();) {
     if ((*it)->finished()) {
       (*it)->join();
+      auto done = std::move((*it)->on_closed);
+      guest::CloseReport rep = (*it)->report();
       it = stopping_.erase(it);
+      if (done) done(rep);
     } else {
       ++it;
     }
   }
 }
 
-void QemuVms::stop(const std::string& key) {
+void QemuVms::stop(const std::string& key, std::function<void(guest::CloseReport)> on_closed) {
   auto it = workers_.find(key);
   if (it == workers_.end()) return;
+  it->second->on_closed = std::move(on_closed);
   it->second->request_stop();
   stopping_.push_back(it->second);
   workers_.erase(it);

@@ -42,7 +42,8 @@ class QemuVms {
   void start(const std::string& key, const std::filesystem::path& disk,
              std::function<void(Result<std::chrono::milliseconds>)> on_agent);
   // Closes the guest (thawing it first) in the background; returns at once.
-  void stop(const std::string& key);
+  // on_closed (loop thread) gets what closing did, unless the QemuVms goes first.
+  void stop(const std::string& key, std::function<void(guest::CloseReport)> on_closed = {});
   bool has(const std::string& key) const { return workers_.count(key) > 0; }
 
   void freeze(const std::string& key, std::function<void(Result<guest::FreezeOutcome>)> done);

@@ -17,6 +17,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <thread>
 #include <unistd.h>
 
 namespace kvb::testing {
@@ -187,9 +188,24 @@ TEST(QemuCluster, RealGuestFreezesThroughVirtFreezerAndSnapshotsTellCleanFromDir
     }
     EXPECT_GE(dirty, 1) << "no unfrozen snapshot of the real guest needed recovery";
 
-    // Left frozen when the cluster stops: the guest is thawed before QEMU quits.
+    // Stopped while frozen: the guest is thawed before QEMU quits.
     ProcessResult fr2 = kubectl("freeze");
     ASSERT_EQ(fr2.exit_code, 0) << fr2.err;
+    const kube::ResourceRef vm_ref{"kubevirt.io", "v1", "virtualmachines", "VirtualMachine", true};
+    ASSERT_TRUE(c->patch(vm_ref, "prod", "real", kube::PatchType::kMerge, json::parse(R"({"spec":{"runStrategy":"Halted"}})")));
+    std::vector<json::object> stopped;
+    auto gone = kube::wait_for_object(c, kVmi, "prod", "real", [](const json::object* o) { return o == nullptr; }, 30s);
+    EXPECT_TRUE(gone) << gone.error().describe();
+    // The close report arrives once the worker has thawed and quit (within the grace period).
+    for (int i = 0; i < 300 && stopped.empty(); ++i) {
+      stopped = tc.events("GuestStopped", "real");
+      if (stopped.empty()) std::this_thread::sleep_for(50ms);  // polling the simulator's record, not timing it
+    }
+    ASSERT_EQ(stopped.size(), 1u) << json::serialize(tc.timeline());
+    std::string detail(kube::str_at(stopped[0], {"detail"}));
+    EXPECT_NE(detail.find("possiblyFrozen=true thawed=true statusAfterThaw=thawed quitCleanly=true"), std::string::npos)
+        << detail;
+    EXPECT_EQ(qemu_children(), 0) << "QEMU still runs after its VM stopped";
   }
   EXPECT_EQ(qemu_children(), 0) << "a QEMU outlived the test cluster";
 }
