@@ -378,10 +378,17 @@ void KubeVirt::freeze_qemu(Guest& g, int64_t unfreeze_timeout_s, std::function<v
 void KubeVirt::thaw_qemu(Guest& g, const std::string& event_type, const std::string& why,
                          std::function<void(FreezeOutcome)> done) {
   std::string ns = g.ns, vm = g.vm, uid = g.vmi_uid;
-  c_.qemu().thaw(ns + "/" + vm, [this, ns, vm, uid, event_type, why, done](Result<int> r) {
+  // The model counts the guest thawed from the moment the thaw is asked for: a
+  // cut queued behind the thaw may run after it, so it must not be taken for a
+  // frozen cut (the oracle errs towards "not frozen", never the other way).
+  const bool was_frozen = g.frozen;
+  if (was_frozen) set_frozen(g, false, event_type, why);
+  c_.qemu().thaw(ns + "/" + vm, [this, ns, vm, uid, was_frozen, done](Result<int> r) {
     Guest* gp = guest(ns, vm);
     FreezeOutcome o;
     if (!r) {
+      // Still frozen as far as anyone knows.
+      if (gp && gp->vmi_uid == uid && was_frozen && !gp->frozen) set_frozen(*gp, true, "Freeze", "the thaw failed: " + r.error().message);
       c_.timeline().record(TimelineEvent{WallClock::now(), "ThawFailed", ns, vm, "", "", gp && gp->frozen, r.error().message});
       o.exit_code = 1;
       o.log = {r.error().message, kUnfreezeFailed};
@@ -389,7 +396,6 @@ void KubeVirt::thaw_qemu(Guest& g, const std::string& event_type, const std::str
       o.http_message = r.error().message;
       return done(o);
     }
-    if (gp && gp->vmi_uid == uid && gp->frozen) set_frozen(*gp, false, event_type, why);
     o.log = {"Operation completed successfully"};
     done(o);
   });
