@@ -2,7 +2,9 @@
 
 #include "common/base64.h"
 #include "kube/object.h"
+#include "testcluster/controller_admission.h"
 #include "testcluster/api.h"
+#include "testcluster/cdi.h"
 #include "testcluster/csi.h"
 #include "testcluster/exec_service.h"
 #include "testcluster/kubevirt.h"
@@ -158,6 +160,8 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
     cp->store_ = std::make_unique<Store>(cp->registry_);
     cp->kubevirt_ = std::make_unique<KubeVirt>(*cp);
     cp->csi_ = std::make_unique<Csi>(*cp);
+    cp->cdi_ = std::make_unique<Cdi>(*cp);
+    cp->store_->set_admission(admit_controller_kinds);
     cp->exec_ = std::make_unique<ExecService>(*cp);
     cp->api_ = std::make_unique<Api>(*cp);
     // Controllers react to every change; nested changes queue up and are drained
@@ -173,6 +177,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
         pending->pop_front();
         cp->kubevirt_->on_change(ev);
         cp->csi_->on_change(ev);
+        cp->cdi_->on_change(ev);
       }
       *draining = false;
     });

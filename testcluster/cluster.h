@@ -23,6 +23,7 @@ namespace kvb::testcluster {
 
 class KubeVirt;
 class Csi;
+class Cdi;
 class ExecService;
 class Api;
 
@@ -55,6 +56,7 @@ class Cluster {
   const ClusterOptions& options() const { return options_; }
   KubeVirt& kubevirt() { return *kubevirt_; }
   Csi& csi() { return *csi_; }
+  Cdi& cdi() { return *cdi_; }
   ExecService& exec() { return *exec_; }
   const ResourceInfo& resource(const kube::ResourceRef& ref) const;
 
@@ -74,6 +76,7 @@ class Cluster {
   Faults faults_;
   std::unique_ptr<KubeVirt> kubevirt_;
   std::unique_ptr<Csi> csi_;
+  std::unique_ptr<Cdi> cdi_;
   std::unique_ptr<ExecService> exec_;
   std::unique_ptr<Api> api_;
   KeyPair ca_;
