@@ -86,7 +86,7 @@ class KubeVirt {
   void sync_vmi(const std::string& ns, const std::string& name);
   void sync_vmi_volumes(const std::string& ns, const std::string& name);
   void launch(const std::string& ns, const std::string& name, const std::string& pod, const std::vector<std::string>& claims);
-  void launcher_pod_gone(const std::string& ns, const std::string& pod, const std::string& vmi_uid);
+  void launcher_pod_gone(const std::string& ns, const std::string& pod, const std::string& vmi, const std::string& vmi_uid);
   void volumes_changed(const std::string& ns);
   void teardown(const std::string& ns, const std::string& name, const std::string& why);
   void stop_vmi(const std::string& ns, const std::string& name, const std::string& why);

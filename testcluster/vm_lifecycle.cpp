@@ -121,7 +121,10 @@ void KubeVirt::on_change(const StoreEvent& e) {
       if (controller_kind(e.object, &owner) == "VirtualMachine") reconcile_vm(ns, owner);
     }
   } else if (ref.resource == "pods" && ref.group.empty() && e.type == "DELETED") {
-    if (kube::label_of(obj, "kubevirt.io") == "virt-launcher") launcher_pod_gone(ns, name, std::string(kube::label_of(obj, "kubevirt.io/created-by")));
+    std::string vmi_name;
+    if (kube::label_of(obj, "kubevirt.io") == "virt-launcher" && controller_kind(e.object, &vmi_name) == "VirtualMachineInstance") {
+      launcher_pod_gone(ns, name, vmi_name, std::string(kube::label_of(obj, "kubevirt.io/created-by")));
+    }
   } else if ((ref.resource == "persistentvolumeclaims" && ref.group.empty()) ||
              (ref.resource == "datavolumes" && ref.group == "cdi.kubevirt.io" && e.type != "ADDED")) {
     volumes_changed(ns);
@@ -198,17 +201,14 @@ void KubeVirt::reconcile_vm(const std::string& ns, const std::string& name) {
       if (guest(ns, name)) stop_vmi(ns, name, want ? "VM restarting" : "VM stopped");
       else (void)c_.store().remove(c_.resource(res::kVirtualMachineInstances), ns, name);
     }
-  } else if (!vmi && want) {
-    if (dvs_ready) {
-      waiting_vms_.erase(key(ns, name));
-      Object copy = *vm;
-      (void)c_.store().create(c_.resource(res::kVirtualMachineInstances), ns, make_vmi(copy, name));
-    } else {
-      waiting_vms_.insert(key(ns, name));  // "Waiting on DataVolumes to be ready"
-    }
-  } else if (!want) {
-    waiting_vms_.erase(key(ns, name));
+  } else if (!vmi && want && dvs_ready) {
+    Object copy = *vm;
+    (void)c_.store().create(c_.resource(res::kVirtualMachineInstances), ns, make_vmi(copy, name));
   }
+  // "Waiting on DataVolumes to be ready": back here when they change (the
+  // status of a stopped VM follows them too).
+  if (dvs_ready) waiting_vms_.erase(key(ns, name));
+  else waiting_vms_.insert(key(ns, name));
   update_vm_status(ns, name);
 }
 
@@ -409,13 +409,10 @@ void KubeVirt::launch(const std::string& ns, const std::string& name, const std:
 
 // The launcher pod is gone: the domain with it. The VMI fails; the VM
 // controller restarts it for runStrategy Always and RerunOnFailure.
-void KubeVirt::launcher_pod_gone(const std::string& ns, const std::string& pod, const std::string& vmi_uid) {
-  const Object* vmi = nullptr;
-  for (const Object* o : c_.store().all(c_.resource(res::kVirtualMachineInstances), ns)) {
-    if (kube::uid_of(*o) == vmi_uid) vmi = o;
-  }
-  if (!vmi) return;
-  std::string name(kube::name_of(*vmi));
+void KubeVirt::launcher_pod_gone(const std::string& ns, const std::string& pod, const std::string& name,
+                                 const std::string& vmi_uid) {
+  const Object* vmi = c_.store().find(c_.resource(res::kVirtualMachineInstances), ns, name);
+  if (!vmi || kube::uid_of(*vmi) != vmi_uid) return;  // its VMI is gone already
   if (Guest* g = guest(ns, name); g && g->pod != pod) return;  // not the pod of the running domain
   teardown(ns, name, "launcher pod deleted");
   pending_vmis_.erase(key(ns, name));

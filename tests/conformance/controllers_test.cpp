@@ -23,7 +23,7 @@ kubevirtVersion: "1.8"
 fsFreezePollInterval: 200ms
 snapshotClasses:
   - {name: fast, driver: csi.testcluster.kvbackup.io, cutLatency: 50ms, readyLatency: 50ms}
-  - {name: slow, driver: csi.testcluster.kvbackup.io, cutLatency: 10s, readyLatency: 50ms, default: false}
+  - {name: slow, driver: csi.testcluster.kvbackup.io, cutLatency: 15s, readyLatency: 50ms, default: false}
 namespaces:
   - name: prod
     vms:
@@ -54,7 +54,7 @@ class Controllers : public ::testing::Test {
   }
   // kubectl wait on a jsonpath value (watches; no sleeping here).
   void wait_for(const std::string& what, const std::string& jsonpath, const std::string& value, const std::string& ns = "prod") {
-    auto r = kubectl({"wait", "-n", ns, what, "--for=jsonpath=" + jsonpath + "=" + value, "--timeout=20s"});
+    auto r = kubectl({"wait", "-n", ns, what, "--for=jsonpath=" + jsonpath + "=" + value, "--timeout=40s"});
     ASSERT_EQ(r.exit_code, 0) << what << " " << jsonpath << " never became " << value << ": " << r.err << "\nnow: "
                               << get(what, jsonpath, ns);
   }
@@ -346,7 +346,7 @@ TEST_F(Controllers, SnapshotsCarryFinalizersAndContentsTheSourceVolumeMode) {
   EXPECT_NE(get("volumesnapshot/s2", "{.metadata.deletionTimestamp}"), "") << "held by volumesnapshot-as-source-protection";
   EXPECT_THAT(get("events", "{range .items[?(@.involvedObject.name==\"s2\")]}{.reason} {end}"), HasSubstr("SnapshotDeletePending"));
   ASSERT_EQ(kubectl({"delete", "-n", "prod", "pvc/fs"}).exit_code, 0);
-  auto gone = kubectl({"wait", "-n", "prod", "volumesnapshot/s2", "--for=delete", "--timeout=20s"});
+  auto gone = kubectl({"wait", "-n", "prod", "volumesnapshot/s2", "--for=delete", "--timeout=40s"});
   EXPECT_EQ(gone.exit_code, 0) << gone.err;
   EXPECT_NE(kubectl({"get", "volumesnapshotcontent/" + content}).exit_code, 0) << "its content went with it";
 }
@@ -361,7 +361,7 @@ TEST_F(Controllers, SnapshotDeletedMidCutStaysUntilTheCutIsDone) {
   EXPECT_NE(get("volumesnapshot/mid", "{.metadata.deletionTimestamp}"), "") << "still there, being deleted";
   EXPECT_NE(get("volumesnapshotcontent/" + content, "{.metadata.deletionTimestamp}", ""), "");
   EXPECT_EQ(get("volumesnapshotcontent/" + content, "{.status.snapshotHandle}", ""), "") << "not cut yet";
-  auto gone = kubectl({"wait", "-n", "prod", "volumesnapshot/mid", "--for=delete", "--timeout=20s"});
+  auto gone = kubectl({"wait", "-n", "prod", "volumesnapshot/mid", "--for=delete", "--timeout=40s"});
   EXPECT_EQ(gone.exit_code, 0) << gone.err;
   EXPECT_EQ(tc_->events("SnapshotCut").size(), 1u) << "the cut in flight finished before the snapshot went";
 }
@@ -394,7 +394,7 @@ TEST_F(Controllers, DeletingTheLauncherPodFailsTheVmiAndTheVmStartsANewOne) {
   }
   EXPECT_TRUE(failed) << "the VMI of a deleted launcher pod fails";
   // runStrategy Always: a new VMI, with a new launcher pod.
-  auto r = kubectl({"wait", "-n", "prod", "vmi/db", "--for=jsonpath={.status.phase}=Running", "--timeout=20s"});
+  auto r = kubectl({"wait", "-n", "prod", "vmi/db", "--for=jsonpath={.status.phase}=Running", "--timeout=40s"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(get("vmi/db", "{.metadata.uid}"), uid);
   EXPECT_NE(tc_->launcher_pod("prod", "db"), pod);
