@@ -1,7 +1,8 @@
 // BackupRunner: one backup, start to finish (docs/backup.md).
 //
 //  1. recover what dead backups left frozen; load rules; inventory; plan;
-//  2. write the in-progress record (with the run's uid) and the journal entry;
+//  2. take the backup's run lock, write the journal entry (created whole, only
+//     if absent) and the in-progress record (with the run's uid);
 //  3. application pre rules; then per VM (backup/vm_backup.h, bounded by
 //     --concurrency), or for all at once with --consistency-group all
 //     (backup/group_backup.h); application post rules;

@@ -280,6 +280,7 @@ int remove(const GlobalOptions& g, const BackupOptions& o) {
   if (!lock && lock.error().code == Errc::kConflict) {
     return report_error(Error(Errc::kConflict, "backup " + o.name + " is still running; wait for it or stop it first"));
   }
+  if (!lock) return report_error(lock.error());
   if (!o.keep_snapshots) {
     auto client = connect(g);
     if (!client) return report_error(client.error());
@@ -300,10 +301,8 @@ int remove(const GlobalOptions& g, const BackupOptions& o) {
     return report_error(Error(st.error().code, st.error().message + " (the backup was kept; --keep-data deletes it without its copies)"));
   }
   if (auto st = (*loc)->remove(record::backup_dir(o.name)); !st) return report_error(st.error());
-  if (lock) {
-    (void)backup::remove_journal_entry(**loc, o.name);  // a dead run's entry goes with its backup
-    ::close(*lock);
-  }
+  (void)backup::remove_journal_entry(**loc, o.name);  // a dead run's entry goes with its backup
+  lock->reset();
   std::printf("backup %s deleted\n", o.name.c_str());
   return kExitOk;
 }
