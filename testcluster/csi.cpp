@@ -440,7 +440,7 @@ void Csi::cut(const std::string& ns, const std::string& name, const std::string&
   int64_t gen = generation(ns, claim);
   int64_t cut_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
   Status copied = sync_bytes(ns, claim);
-  if (copied) copied = bytes_->cut(ns, claim, "snap-" + content);
+  if (copied) copied = bytes_->cut(ns, claim, "snap-" + content, copier_for_ ? copier_for_(ns, claim) : VolumeStore::Copier());
   if (!copied) {
     snapshot_error(ns, name, "Failed to create snapshot: rpc error: code = Internal desc = " + copied.error().message);
     return;

@@ -13,6 +13,7 @@
 #include "testcluster/cluster.h"
 #include "testcluster/storage/volume_store.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -46,6 +47,11 @@ class Csi {
   // The claim's file brought up to its current generation (before reading it).
   Status sync_bytes(const std::string& ns, const std::string& claim);
   VolumeStore& volume_store() { return *bytes_; }
+  // Who cuts a claim's snapshots (a real guest: QMP blockdev-backup); an
+  // empty Copier means the default reflink/extent copy.
+  void set_cut_copier(std::function<VolumeStore::Copier(const std::string& ns, const std::string& claim)> f) {
+    copier_for_ = std::move(f);
+  }
 
  private:
   struct VolumeData {
@@ -78,6 +84,7 @@ class Csi {
 
   Cluster& c_;
   std::unique_ptr<VolumeStore> bytes_;
+  std::function<VolumeStore::Copier(const std::string&, const std::string&)> copier_for_;
   std::map<std::string, VolumeData> volumes_;                       // "ns/claim"
   std::map<std::string, std::vector<std::shared_ptr<Timer>>> timers_;  // "ns/snapshot"
   struct StorageSnapshot {
