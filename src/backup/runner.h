@@ -19,6 +19,7 @@
 #pragma once
 
 #include "backup/context.h"
+#include "backup/data_copy.h"
 #include "backup/spec.h"
 #include "kube/client.h"
 #include "location/location.h"
@@ -40,6 +41,8 @@ class BackupRunner {
   // record could be made at all (bad input found before anything happened),
   // or when the location refused the record.
   Result<record::BackupRecord> run(std::stop_token stop);
+  // Where --copy-data reports each volume's bytes (a progress board); set before run().
+  void on_transfer(TransferFn fn) { transfer_ = std::move(fn); }
 
  private:
   std::shared_ptr<kube::Client> client_;
@@ -47,6 +50,7 @@ class BackupRunner {
   BackupSpec spec_;
   ProgressFn progress_;
   repo::Repository* data_repository_;
+  TransferFn transfer_;
 };
 
 }  // namespace kvb::backup
