@@ -81,10 +81,22 @@ void Cdi::create_claim(const Object& dv) {
     spec["dataSource"] = json::object{{"apiGroup", "snapshot.storage.k8s.io"}, {"kind", "VolumeSnapshot"},
                                       {"name", kube::str_at(*snap, {"name"})}};
   }
+  // CDI's own annotations on the claim: a clone (source.pvc) and an import
+  // (source.http / source.registry) fill it with the right bytes at binding.
+  json::object annotations{{"cdi.kubevirt.io/storage.contentType", "kubevirt"}};
+  if (const auto* src = kube::object_at(v, {"spec", "source", "pvc"})) {
+    std::string src_ns(kube::str_at(*src, {"namespace"}));
+    annotations["k8s.io/CloneRequest"] = (src_ns.empty() ? ns : src_ns) + "/" + std::string(kube::str_at(*src, {"name"}));
+  }
+  for (const char* kind : {"http", "registry", "s3", "gcs"}) {
+    std::string url(kube::str_at(v, {"spec", "source", kind, "url"}));
+    if (!url.empty()) annotations["cdi.kubevirt.io/storage.import.endpoint"] = url;
+  }
   Object pvc{{"apiVersion", "v1"},
              {"kind", "PersistentVolumeClaim"},
              {"metadata", json::object{{"name", name},
                                        {"namespace", ns},
+                                       {"annotations", annotations},
                                        {"labels", json::object{{"app", "containerized-data-importer"},
                                                                {"app.kubernetes.io/component", "storage"},
                                                                {"app.kubernetes.io/managed-by", "cdi-controller"}}},
@@ -190,7 +202,7 @@ void Cdi::reconcile(const std::string& ns, const std::string& name) {
     }
     set_status(ns, name, "CloneInProgress", "0.00%", &claim, "Pod is running");
     c_.record_event(dv_copy, "Normal", "CloneInProgress", what + " in progress");
-    c_.csi().copy_volume(src_ns, src, ns, name);
+    // The claim's bytes were cloned when it bound (its k8s.io/CloneRequest annotation).
     set_status(ns, name, "Succeeded", "100.0%", &claim, "Completed");
     c_.record_event(dv_copy, "Normal", "CloneSucceeded", "Successfully cloned from " + src_ns + "/" + src + " into " + ns + "/" + name);
     return;

@@ -7,6 +7,7 @@
 #include "testcluster/cdi.h"
 #include "testcluster/csi.h"
 #include "testcluster/exec_service.h"
+#include "testcluster/export/export_controller.h"
 #include "testcluster/kubevirt.h"
 
 #include <boost/json.hpp>
@@ -26,6 +27,7 @@ void Cluster::stop() {
   loop_.run_sync([this] {
     api_.reset();
     exec_.reset();
+    exports_.reset();
   });
   loop_.stop();
 }
@@ -128,7 +130,11 @@ Status Cluster::populate() {
                                     {"status", json::object{{"phase", p.phase}}}}));
     }
   }
-  for (const auto& f : scenario_.faults) KVB_CHECK(faults_.add(f, "scenario faults"));
+  for (const auto& f : scenario_.faults) {
+    auto added = faults_.add(f, "scenario faults");
+    if (!added) return added.error();
+    if (added->type == "export-restart") exports_->arm_restart(added->after_bytes, added->count);
+  }
   return ok();
 }
 
@@ -163,6 +169,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
     cp->cdi_ = std::make_unique<Cdi>(*cp);
     cp->store_->set_admission(admit_controller_kinds);
     cp->exec_ = std::make_unique<ExecService>(*cp);
+    cp->exports_ = std::make_unique<ExportController>(*cp);
     cp->api_ = std::make_unique<Api>(*cp);
     // Controllers react to every change; nested changes queue up and are drained
     // in order, so each API write returns with the cluster already settled.
@@ -178,6 +185,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
         cp->kubevirt_->on_change(ev);
         cp->csi_->on_change(ev);
         cp->cdi_->on_change(ev);
+        if (cp->exports_) cp->exports_->on_change(ev);
       }
       *draining = false;
     });

@@ -20,12 +20,6 @@ std::string vkey(const std::string& ns, const std::string& name) { return ns + "
 bool being_deleted(const Object* o) { return o && kube::value_at(*o, {"metadata", "deletionTimestamp"}); }
 }  // namespace
 
-void Csi::copy_volume(const std::string& from_ns, const std::string& from, const std::string& to_ns, const std::string& to) {
-  VolumeData data;
-  data.base = generation(from_ns, from);
-  volumes_[vkey(to_ns, to)] = data;
-}
-
 bool Csi::waits_for_consumer(const Object& pvc) const {
   std::string sc(kube::str_at(pvc, {"spec", "storageClassName"}));
   if (sc.empty()) {
@@ -121,8 +115,11 @@ void Csi::content_deleting(const std::string& name) {
   const Object* vsc = c_.store().find(c_.resource(kVolumeSnapshotContents), "", name);
   if (!being_deleted(vsc) || cutting_.count(name)) return;
   if (kube::str_at(*vsc, {"spec", "deletionPolicy"}) == "Delete") {
-    handles_.erase(std::string(kube::str_at(*vsc, {"status", "snapshotHandle"})));
+    std::string handle(kube::str_at(*vsc, {"status", "snapshotHandle"}));
+    handles_.erase(handle);
     handles_.erase("snap-" + name);
+    bytes_->remove_snapshot(handle);  // the storage deletes its snapshot
+    bytes_->remove_snapshot("snap-" + name);
   }
   remove_finalizer(c_.resource(kVolumeSnapshotContents), "", name, kContentFinalizer);
 }

@@ -42,6 +42,7 @@ extern const kube::ResourceRef kVirtualMachines;
 extern const kube::ResourceRef kVirtualMachineInstances;
 extern const kube::ResourceRef kDataVolumes;
 extern const kube::ResourceRef kStorkRules;
+extern const kube::ResourceRef kVirtualMachineExports;
 }  // namespace res
 
 }  // namespace kvb::testcluster
