@@ -2,7 +2,9 @@
 
 #include "common/base64.h"
 #include "kube/object.h"
+#include "testcluster/controller_admission.h"
 #include "testcluster/api.h"
+#include "testcluster/cdi.h"
 #include "testcluster/csi.h"
 #include "testcluster/exec_service.h"
 #include "testcluster/export/export_controller.h"
@@ -169,6 +171,8 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
     cp->qemu_ = std::make_unique<QemuVms>(cp->loop_, image_dir);
     cp->kubevirt_ = std::make_unique<KubeVirt>(*cp);
     cp->csi_ = std::make_unique<Csi>(*cp);
+    cp->cdi_ = std::make_unique<Cdi>(*cp);
+    cp->store_->set_admission(admit_controller_kinds);
     cp->exec_ = std::make_unique<ExecService>(*cp);
     cp->exports_ = std::make_unique<ExportController>(*cp);
     cp->api_ = std::make_unique<Api>(*cp);
@@ -185,6 +189,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
         pending->pop_front();
         cp->kubevirt_->on_change(ev);
         cp->csi_->on_change(ev);
+        cp->cdi_->on_change(ev);
         if (cp->exports_) cp->exports_->on_change(ev);
       }
       *draining = false;

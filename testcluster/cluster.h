@@ -23,6 +23,7 @@ namespace kvb::testcluster {
 
 class KubeVirt;
 class Csi;
+class Cdi;
 class ExecService;
 class Api;
 class QemuVms;
@@ -58,6 +59,7 @@ class Cluster {
   const ClusterOptions& options() const { return options_; }
   KubeVirt& kubevirt() { return *kubevirt_; }
   Csi& csi() { return *csi_; }
+  Cdi& cdi() { return *cdi_; }
   ExecService& exec() { return *exec_; }
   QemuVms& qemu() { return *qemu_; }
   ExportController& exports() { return *exports_; }
@@ -79,6 +81,7 @@ class Cluster {
   Faults faults_;
   std::unique_ptr<KubeVirt> kubevirt_;
   std::unique_ptr<Csi> csi_;
+  std::unique_ptr<Cdi> cdi_;
   std::unique_ptr<ExecService> exec_;
   std::unique_ptr<ExportController> exports_;
   std::unique_ptr<Api> api_;

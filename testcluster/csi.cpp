@@ -6,6 +6,8 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+
 namespace kvb::testcluster {
 namespace json = boost::json;
 namespace fs = std::filesystem;
@@ -183,25 +185,37 @@ void Csi::on_change(const StoreEvent& e) {
   std::string ns(kube::namespace_of(obj)), name(kube::name_of(obj));
   if (ref.resource == "persistentvolumeclaims") {
     if (e.type == "ADDED") bind_claim(ns, name);
+    // A consumer was chosen for a claim of a WaitForFirstConsumer class.
+    if (e.type == "MODIFIED" && kube::str_at(obj, {"status", "phase"}) != "Bound" &&
+        !kube::annotation_of(obj, "volume.kubernetes.io/selected-node").empty() &&
+        kube::annotation_of(e.old, "volume.kubernetes.io/selected-node").empty()) {
+      bind_claim(ns, name);
+    }
     if (e.type == "DELETED") {
       volumes_.erase(vkey(ns, name));
       bytes_->remove_claim(ns, name);
       std::string pv(kube::str_at(obj, {"spec", "volumeName"}));
       if (!pv.empty()) (void)c_.store().remove(c_.resource(kPersistentVolumes), "", pv);
     }
-  } else if (ref.resource == "datavolumes" && e.type == "ADDED") {
-    reconcile_datavolume(ns, name);
+    if (e.type != "ADDED") recheck_deleting_snapshots(ns);
+  } else if (ref.resource == "volumesnapshotcontents" && e.type == "MODIFIED" &&
+             kube::value_at(obj, {"metadata", "deletionTimestamp"})) {
+    content_deleting(name);
+  } else if (ref.resource == "volumesnapshotcontents" && e.type == "DELETED") {
+    if (kube::str_at(obj, {"spec", "deletionPolicy"}) == "Delete") {
+      handles_.erase(std::string(kube::str_at(obj, {"status", "snapshotHandle"})));  // the storage deletes its snapshot
+    }
+    content_gone(e.object);
   } else if (ref.resource == "volumesnapshotcontents" && e.type == "ADDED" &&
              !kube::str_at(obj, {"spec", "source", "snapshotHandle"}).empty()) {
     provision_static_content(name);
-  } else if (ref.resource == "volumesnapshotcontents" && e.type == "DELETED" &&
-             kube::str_at(obj, {"spec", "deletionPolicy"}) == "Delete") {
-    std::string handle(kube::str_at(obj, {"status", "snapshotHandle"}));
-    handles_.erase(handle);  // the storage deletes its snapshot
-    bytes_->remove_snapshot(handle);
   } else if (ref.resource == "volumesnapshots") {
     if (e.type == "ADDED") start_snapshot(ns, name);
-    if (e.type == "MODIFIED" && kube::bool_at(obj, {"status", "readyToUse"}).value_or(false)) retry_pending_claims(ns);
+    if (e.type == "MODIFIED" && kube::bool_at(obj, {"status", "readyToUse"}).value_or(false) &&
+        !kube::bool_at(e.old, {"status", "readyToUse"}).value_or(false)) {
+      retry_pending_claims(ns);
+    }
+    if (e.type == "MODIFIED" && kube::value_at(obj, {"metadata", "deletionTimestamp"})) snapshot_deleting(ns, name);
     if (e.type == "DELETED") {
       for (auto& t : timers_[vkey(ns, name)]) t->cancel();
       timers_.erase(vkey(ns, name));
@@ -212,6 +226,8 @@ void Csi::on_change(const StoreEvent& e) {
         if (gc->second.state != "Checked") std::filesystem::remove(gc->second.file, ec);
         guest_cuts_.erase(gc);
       }
+      backoff_.erase(vkey(ns, name));
+      deleting_.erase(vkey(ns, name));
       std::string content(kube::str_at(obj, {"status", "boundVolumeSnapshotContentName"}));
       const Object* vsc = content.empty() ? nullptr : c_.store().find(c_.resource(kVolumeSnapshotContents), "", content);
       if (vsc && kube::str_at(*vsc, {"spec", "deletionPolicy"}) == "Delete") {
@@ -261,10 +277,21 @@ void Csi::bind_claim(const std::string& ns, const std::string& name) {
     c_.record_event(*pvc, "Warning", reason, msg);
   };
   if (!cls) return pending("ProvisioningFailed", "storageclass.storage.k8s.io \"" + sc + "\" not found");
+  if (kube::str_at(*cls, {"volumeBindingMode"}) == "WaitForFirstConsumer" &&
+      kube::annotation_of(v, "volume.kubernetes.io/selected-node").empty()) {
+    // kube-controller-manager's PV controller leaves such claims to the scheduler.
+    (void)c_.store().mutate(c_.resource(kPersistentVolumeClaims), ns, name, [&](Object& o) {
+      o["status"] = json::object{{"phase", "Pending"}};
+    });
+    c_.record_event(*pvc, "Normal", "WaitForFirstConsumer", "waiting for first consumer to be created before binding");
+    return;
+  }
   std::string size(kube::str_at(v, {"spec", "resources", "requests", "storage"}));
   VolumeData data;
-  const char* source_field = kube::str_at(v, {"spec", "dataSource", "kind"}).empty() ? "dataSourceRef" : "dataSource";
-  if (kube::str_at(v, {"spec", source_field, "kind"}) == "VolumeSnapshot") {
+  // dataSourceRef alone (the API server mirrors it into dataSource when it can) restores alike.
+  const char* source_field = kube::object_at(v, {"spec", "dataSource"}) ? "dataSource" : "dataSourceRef";
+  if (kube::str_at(v, {"spec", source_field, "kind"}) == "VolumeSnapshot" &&
+      kube::str_at(v, {"spec", source_field, "apiGroup"}) == "snapshot.storage.k8s.io") {
     std::string snap_name(kube::str_at(v, {"spec", source_field, "name"}));
     const Object* snap = c_.store().find(c_.resource(kVolumeSnapshots), ns, snap_name);
     if (!snap) return pending("ProvisioningFailed", "volumesnapshot \"" + snap_name + "\" not found");
@@ -275,6 +302,23 @@ void Csi::bind_claim(const std::string& ns, const std::string& name) {
     std::string restore_size(kube::str_at(sv, {"status", "restoreSize"}));
     if (parse_quantity(size) < parse_quantity(restore_size)) {
       return pending("ProvisioningFailed", "requested PVC size " + size + " is smaller than the snapshot's restoreSize " + restore_size);
+    }
+    // external-provisioner: a restore may not change the volume mode unless the
+    // content carries snapshot.storage.kubernetes.io/allow-volume-mode-change=true.
+    std::string content_name(kube::str_at(sv, {"status", "boundVolumeSnapshotContentName"}));
+    if (const Object* vsc = content_name.empty() ? nullptr : c_.store().find(c_.resource(kVolumeSnapshotContents), "", content_name)) {
+      std::string source_mode(kube::str_at(*vsc, {"spec", "sourceVolumeMode"}));
+      std::string mode(kube::str_at(v, {"spec", "volumeMode"}));
+      if (mode.empty()) mode = "Filesystem";
+      if (!source_mode.empty() && source_mode != mode &&
+          kube::annotation_of(*vsc, "snapshot.storage.kubernetes.io/allow-volume-mode-change") != "true") {
+        return pending("ProvisioningFailed",
+                       "failed to provision volume with StorageClass \"" + sc + "\": error getting handle for DataSource Type "
+                       "VolumeSnapshot by Name " + snap_name + ": requested volume " + ns + "/" + name +
+                       " modifies the mode of the source volume but does not have permission to do so. "
+                       "snapshot.storage.kubernetes.io/allow-volume-mode-change annotation is not present on snapshotcontent " +
+                       content_name);
+      }
     }
     data.base = std::atoll(std::string(kube::annotation_of(sv, kGenerationAnnotation)).c_str());
     data.restored_from = data.base;
@@ -313,48 +357,6 @@ void Csi::bind_claim(const std::string& ns, const std::string& name) {
     o["status"] = json::object{{"phase", "Bound"},
                                {"accessModes", json::array{"ReadWriteOnce"}},
                                {"capacity", json::object{{"storage", size}}}};
-  });
-}
-
-void Csi::reconcile_datavolume(const std::string& ns, const std::string& name) {
-  const Object* dv = c_.store().find(c_.resource(res::kDataVolumes), ns, name);
-  if (!dv) return;
-  json::value v(*dv);
-  const json::object* storage = kube::object_at(v, {"spec", "storage"});
-  if (!storage) storage = kube::object_at(v, {"spec", "pvc"});
-  json::object spec = storage ? *storage : json::object();
-  if (!spec.contains("accessModes")) spec["accessModes"] = json::array{"ReadWriteOnce"};
-  if (const auto* snap = kube::object_at(v, {"spec", "source", "snapshot"})) {
-    spec["dataSource"] = json::object{{"apiGroup", "snapshot.storage.k8s.io"}, {"kind", "VolumeSnapshot"},
-                                      {"name", kube::str_at(*snap, {"name"})}};
-  }
-  // CDI's own annotations on the claim: a clone (source.pvc) and an import
-  // (source.http / source.registry) fill it with the right bytes at binding.
-  json::object annotations{{"cdi.kubevirt.io/storage.contentType", "kubevirt"}};
-  if (const auto* src = kube::object_at(v, {"spec", "source", "pvc"})) {
-    std::string src_ns(kube::str_at(*src, {"namespace"}));
-    annotations["k8s.io/CloneRequest"] = (src_ns.empty() ? ns : src_ns) + "/" + std::string(kube::str_at(*src, {"name"}));
-  }
-  for (const char* kind : {"http", "registry", "s3", "gcs"}) {
-    std::string url(kube::str_at(v, {"spec", "source", kind, "url"}));
-    if (!url.empty()) annotations["cdi.kubevirt.io/storage.import.endpoint"] = url;
-  }
-  json::value owner_v(*dv);
-  Object pvc{{"apiVersion", "v1"},
-             {"kind", "PersistentVolumeClaim"},
-             {"metadata", json::object{{"name", name},
-                                       {"namespace", ns},
-                                       {"annotations", annotations},
-                                       {"ownerReferences", json::array{json::object{{"apiVersion", "cdi.kubevirt.io/v1beta1"},
-                                                                                   {"kind", "DataVolume"},
-                                                                                   {"name", name},
-                                                                                   {"uid", kube::uid_of(owner_v)},
-                                                                                   {"controller", true},
-                                                                                   {"blockOwnerDeletion", true}}}}}},
-             {"spec", spec}};
-  (void)c_.store().create(c_.resource(kPersistentVolumeClaims), ns, pvc);
-  (void)c_.store().mutate(c_.resource(res::kDataVolumes), ns, name, [&](Object& o) {
-    o["status"] = json::object{{"phase", "Succeeded"}, {"progress", "100.0%"}, {"claimName", name}};
   });
 }
 
@@ -399,9 +401,23 @@ void Csi::start_snapshot(const std::string& ns, const std::string& name) {
   const Object* snap = c_.store().find(c_.resource(kVolumeSnapshots), ns, name);
   if (!snap) return;
   json::value sv(*snap);
+  if (kube::value_at(sv, {"metadata", "deletionTimestamp"})) return;
   if (auto content = kube::str_at(sv, {"spec", "source", "volumeSnapshotContentName"}); !content.empty()) {
     return bind_static_snapshot(ns, name, std::string(content));
   }
+  // The snapshot controller retries a snapshot it cannot start yet (claim
+  // missing or not bound, no class), with the sidecar's backoff.
+  auto snapshot_error = [this, ns, name](const std::string& ns_, const std::string& name_, const std::string& message) {
+    Csi::snapshot_error(ns_, name_, message);
+    Duration& next = backoff_[vkey(ns, name)];
+    if (next == Duration(0)) next = std::chrono::seconds(1);
+    Duration delay = next;
+    next = std::min<Duration>(next * 2, std::chrono::minutes(5));
+    timers_[vkey(ns, name)].push_back(c_.loop().after(delay, [this, ns, name] {
+      const Object* s = c_.store().find(c_.resource(kVolumeSnapshots), ns, name);
+      if (s && kube::str_at(*s, {"status", "boundVolumeSnapshotContentName"}).empty()) start_snapshot(ns, name);
+    }));
+  };
   std::string claim(kube::str_at(sv, {"spec", "source", "persistentVolumeClaimName"}));
   if (claim.empty()) return snapshot_error(ns, name, "spec.source.persistentVolumeClaimName is required");
   const Object* pvc = c_.store().find(c_.resource(kPersistentVolumeClaims), ns, claim);
@@ -432,17 +448,27 @@ void Csi::start_snapshot(const std::string& ns, const std::string& name) {
                                    {"driver", driver},
                                    {"volumeSnapshotClassName", kube::name_of(cv)},
                                    {"source", json::object{{"volumeHandle", kube::str_at(*pvc, {"spec", "volumeName"})}}},
+                                   {"sourceVolumeMode", kube::str_at(*pvc, {"spec", "volumeMode"}).empty()
+                                                            ? std::string("Filesystem")
+                                                            : std::string(kube::str_at(*pvc, {"spec", "volumeMode"}))},
                                    {"volumeSnapshotRef", json::object{{"apiVersion", "snapshot.storage.k8s.io/v1"},
                                                                       {"kind", "VolumeSnapshot"},
                                                                       {"name", name},
                                                                       {"namespace", ns},
                                                                       {"uid", kube::uid_of(sv)}}}}}};
+  vsc["metadata"].as_object()["finalizers"] = json::array{kContentFinalizer};
   (void)c_.store().create(c_.resource(kVolumeSnapshotContents), "", vsc);
   std::string resolved_class(kube::name_of(cv));
+  bool delete_policy = kube::str_at(cv, {"deletionPolicy"}) == "Delete";
   (void)c_.store().mutate(c_.resource(kVolumeSnapshots), ns, name, [&](Object& o) {
     o["spec"].as_object()["volumeSnapshotClassName"] = resolved_class;
     o["status"] = json::object{{"boundVolumeSnapshotContentName", content}, {"readyToUse", false}};
   });
+  backoff_.erase(vkey(ns, name));
+  std::vector<std::string> finalizers{kSnapshotAsSourceFinalizer};
+  if (delete_policy) finalizers.emplace_back(kSnapshotBoundFinalizer);
+  add_finalizers(c_.resource(kVolumeSnapshots), ns, name, finalizers);
+  cutting_.insert(content);
   // Class latencies are in the scenario; classes created through the API get defaults.
   Duration cut_latency = std::chrono::milliseconds(200), ready_latency = std::chrono::seconds(1);
   for (const auto& sc : c_.scenario().snapshot_classes) {
@@ -464,10 +490,24 @@ void Csi::cut(const std::string& ns, const std::string& name, const std::string&
   if (const Fault* f = c_.faults().snapshot_failure(ns, vm, claim)) {
     std::string msg = f->message.empty() ? "Failed to create snapshot: rpc error: code = Internal desc = simulated CSI failure"
                                          : f->message;
+    const Object* snap = c_.store().find(c_.resource(kVolumeSnapshots), ns, name);
+    bool first = !snap || !kube::value_at(*snap, {"status", "error"});
+    (void)c_.store().mutate(c_.resource(kVolumeSnapshotContents), "", content, [&](Object& o) {
+      json::object st = o.contains("status") && o["status"].is_object() ? o["status"].as_object() : json::object();
+      st["readyToUse"] = false;
+      st["error"] = json::object{{"message", msg}, {"time", format_rfc3339(now)}};
+      o["status"] = st;
+    });
     snapshot_error(ns, name, msg);
-    c_.timeline().record(TimelineEvent{now, "SnapshotFailed", ns, vm, name, claim, false, msg});
-    return;
+    if (first) c_.timeline().record(TimelineEvent{now, "SnapshotFailed", ns, vm, name, claim, false, msg});
+    cutting_.erase(content);  // CreateSnapshot returned: no longer being created
+    if (const Object* vsc = c_.store().find(c_.resource(kVolumeSnapshotContents), "", content);
+        vsc && kube::value_at(*vsc, {"metadata", "deletionTimestamp"})) {
+      return content_deleting(content);
+    }
+    return retry_cut(ns, name, content, claim, vm, ready_latency);
   }
+  backoff_.erase(vkey(ns, name));
   const Guest* g = vm.empty() ? nullptr : c_.kubevirt().guest(ns, vm);
   bool frozen = g && g->frozen;
   int64_t gen = generation(ns, claim);
@@ -479,7 +519,8 @@ void Csi::cut(const std::string& ns, const std::string& name, const std::string&
     if (copied) copied = bytes_->cut(ns, claim, "snap-" + content);
     if (!copied) {
       snapshot_error(ns, name, "Failed to create snapshot: rpc error: code = Internal desc = " + copied.error().message);
-      return;
+      cutting_.erase(content);
+      return retry_cut(ns, name, content, claim, vm, ready_latency);
     }
   }
   (void)c_.store().mutate(c_.resource(kVolumeSnapshotContents), "", content, [&](Object& o) {
@@ -487,10 +528,19 @@ void Csi::cut(const std::string& ns, const std::string& name, const std::string&
   });
   (void)c_.store().mutate(c_.resource(kVolumeSnapshots), ns, name, [&](Object& o) {
     ensure_object(o["metadata"].as_object()["annotations"])[kGenerationAnnotation] = std::to_string(gen);
+    ensure_object(o["status"]).erase("error");  // a retry that worked clears the error
     o["status"].as_object()["creationTime"] = format_rfc3339(now);
   });
   c_.timeline().record(TimelineEvent{now, "SnapshotCut", ns, vm, name, claim, frozen, "generation=" + std::to_string(gen)});
+  // A content deleted while its snapshot was being created goes once the cut is done.
+  cutting_.erase(content);
+  if (const Object* vsc = c_.store().find(c_.resource(kVolumeSnapshotContents), "", content);
+      vsc && kube::value_at(*vsc, {"metadata", "deletionTimestamp"})) {
+    handles_["snap-" + content] = StorageSnapshot{gen, "0", cut_ns};
+    return content_deleting(content);
+  }
   auto ready = [this, ns, name, content, claim, vm, gen, cut_ns] {
+    if (!c_.store().find(c_.resource(kVolumeSnapshotContents), "", content)) return;  // deleted meanwhile
     const Object* pvc = c_.store().find(c_.resource(kPersistentVolumeClaims), ns, claim);
     std::string size = pvc ? std::string(kube::str_at(*pvc, {"spec", "resources", "requests", "storage"})) : "0";
     handles_["snap-" + content] = StorageSnapshot{gen, size, cut_ns};
@@ -541,6 +591,9 @@ void Csi::bind_static_snapshot(const std::string& ns, const std::string& name, c
   auto it = handles_.find(std::string(kube::str_at(cv, {"spec", "source", "snapshotHandle"})));
   if (it == handles_.end()) return snapshot_error(ns, name, "the storage snapshot of " + content + " does not exist");
   StorageSnapshot s = it->second;
+  std::vector<std::string> finalizers{kSnapshotAsSourceFinalizer};
+  if (kube::str_at(cv, {"spec", "deletionPolicy"}) == "Delete") finalizers.emplace_back(kSnapshotBoundFinalizer);
+  add_finalizers(c_.resource(kVolumeSnapshots), ns, name, finalizers);
   (void)c_.store().mutate(c_.resource(kVolumeSnapshots), ns, name, [&](Object& o) {
     ensure_object(o["metadata"].as_object()["annotations"])[kGenerationAnnotation] = std::to_string(s.generation);
     auto cut = WallTime(std::chrono::duration_cast<WallClock::duration>(std::chrono::nanoseconds(s.cut_ns)));

@@ -5,9 +5,22 @@
 // from a VolumeSnapshot dataSource), CDI DataVolumes, and the guest data model:
 // every claim has a content generation that advances while its VM runs
 // unfrozen, is captured by a snapshot at its cut, and is inherited by claims
-// restored from that snapshot. The bytes behind claims and snapshots live in
-// the VolumeStore (storage/volume_store.h): the generation is written into
-// the claim's file lazily (sync_bytes) before a cut and before any read.
+// restored from that snapshot (dataSource or dataSourceRef) or cloned from it.
+//
+// As external-snapshotter does: a failed cut sets status.error on the content
+// and the snapshot and is retried with exponential backoff (1 s doubling to
+// 5 min); a later success clears the error. Snapshots carry the
+// volumesnapshot-as-source-protection and volumesnapshot-bound-protection
+// finalizers, contents volumesnapshotcontent-bound-protection: a deleted
+// snapshot stays (deletionTimestamp) while a Pending claim restores from it,
+// and while its content's cut is in flight. Contents record sourceVolumeMode;
+// a claim whose volumeMode differs stays Pending with ProvisioningFailed, as
+// external-provisioner refuses it. Claims of a WaitForFirstConsumer class bind
+// once a consumer is chosen (volume.kubernetes.io/selected-node).
+//
+// The bytes behind claims and snapshots live in the VolumeStore
+// (storage/volume_store.h): the generation is written into the claim's file
+// lazily (sync_bytes) before a cut and before any read.
 #pragma once
 
 #include "testcluster/cluster.h"
@@ -17,6 +30,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +56,8 @@ class Csi {
   void attach(const std::string& ns, const std::string& claim, const Guest* g);
   void detach(const std::string& ns, const std::string& claim);
   int64_t generation(const std::string& ns, const std::string& claim) const;
+  // The claim's storage class binds on first consumer and none is chosen yet.
+  bool waits_for_consumer(const Object& pvc) const;
   // /testcluster/v1/volumes. The oracle's SHA-256 digests (which read every
   // data extent of a file) are added only for the entries `hash` selects.
   boost::json::object volumes_json(const VolumeHashFilter& hash = VolumeHashFilter());
@@ -62,8 +78,17 @@ class Csi {
 
   void bind_claim(const std::string& ns, const std::string& name);
   void retry_pending_claims(const std::string& ns);
-  void reconcile_datavolume(const std::string& ns, const std::string& name);
   void start_snapshot(const std::string& ns, const std::string& name);
+  // Deletion with finalizers (csi_deletion.cpp).
+  void snapshot_deleting(const std::string& ns, const std::string& name);
+  void content_deleting(const std::string& name);
+  void content_gone(const Object& content);
+  void recheck_deleting_snapshots(const std::string& ns);
+  bool restoring_from(const std::string& ns, const std::string& snapshot) const;
+  void remove_finalizer(const ResourceInfo& r, const std::string& ns, const std::string& name, const std::string& finalizer);
+  void add_finalizers(const ResourceInfo& r, const std::string& ns, const std::string& name, const std::vector<std::string>& fs);
+  void retry_cut(const std::string& ns, const std::string& name, const std::string& content, const std::string& claim,
+                 const std::string& vm, Duration ready_latency);
   // Pre-provisioned snapshots (restores into another namespace): a content
   // naming an existing storage snapshot by spec.source.snapshotHandle, and a
   // VolumeSnapshot bound to it by spec.source.volumeSnapshotContentName.
@@ -105,7 +130,15 @@ class Csi {
   std::map<std::string, GuestCut> guest_cuts_;  // "ns/snapshot"
   void cut_guest_disk(const std::string& ns, const std::string& name, const std::string& content,
                       const std::string& claim, const std::string& vm, bool frozen, std::function<void()> ready);
+  std::map<std::string, Duration> backoff_;         // "ns/snapshot": next retry delay after a failed cut
+  std::set<std::string> cutting_;                   // contents whose cut is in flight (being created)
+  std::set<std::string> deleting_;                  // "ns/snapshot": deleted, held by finalizers
 };
+
+// external-snapshotter's finalizers (pkg/utils/util.go).
+inline constexpr const char* kSnapshotAsSourceFinalizer = "snapshot.storage.kubernetes.io/volumesnapshot-as-source-protection";
+inline constexpr const char* kSnapshotBoundFinalizer = "snapshot.storage.kubernetes.io/volumesnapshot-bound-protection";
+inline constexpr const char* kContentFinalizer = "snapshot.storage.kubernetes.io/volumesnapshotcontent-bound-protection";
 
 // Parses a Kubernetes quantity ("10Gi", "500M", "1073741824") into bytes.
 int64_t parse_quantity(const std::string& q);

@@ -261,8 +261,8 @@ void KubeVirt::freeze_subresource(const std::string& ns, const std::string& vmi,
     return done(o);
   }
   if (!g) {
-    o.http_status = 409;
-    o.http_message = "VMI is not running";
+    o.http_status = 409;  // virt-api lifecycle.go FreezeVMIRequestHandler: Conflict, vmNotRunning
+    o.http_message = "Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io \"" + vmi + "\": VM is not running";
     return done(o);
   }
   if (g->agent == AgentMode::kNone || !g->agent_connected) {

@@ -16,16 +16,6 @@ constexpr const char* kNode = "node01";
 
 std::string key(const std::string& ns, const std::string& name) { return ns + "/" + name; }
 
-json::object owner_ref(const Object& owner) {
-  json::value v(owner);
-  return json::object{{"apiVersion", kube::str_at(v, {"apiVersion"})},
-                      {"kind", kube::str_at(v, {"kind"})},
-                      {"name", kube::name_of(v)},
-                      {"uid", kube::uid_of(v)},
-                      {"controller", true},
-                      {"blockOwnerDeletion", true}};
-}
-
 std::string quoted_argv(const std::vector<std::string>& argv) {
   std::string s = "[";
   for (size_t i = 0; i < argv.size(); ++i) s += (i ? ", " : "") + json::serialize(json::string(argv[i]));
@@ -35,6 +25,16 @@ std::string quoted_argv(const std::vector<std::string>& argv) {
 bool truthy(std::string_view v) { return v == "true" || v == "True" || v == "1"; }
 
 }  // namespace
+
+json::object controller_ref(const Object& owner) {
+  json::value v(owner);
+  return json::object{{"apiVersion", kube::str_at(v, {"apiVersion"})},
+                      {"kind", kube::str_at(v, {"kind"})},
+                      {"name", kube::name_of(v)},
+                      {"uid", kube::uid_of(v)},
+                      {"controller", true},
+                      {"blockOwnerDeletion", true}};
+}
 
 std::string launcher_hostname(const std::string& vmi_name, const std::string& spec_hostname) {
   std::string h = spec_hostname.empty() ? vmi_name : spec_hostname;
@@ -130,150 +130,23 @@ Status KubeVirt::create_vm(const std::string& ns, const VmSpec& spec, const std:
   return ok();
 }
 
-void KubeVirt::on_change(const StoreEvent& e) {
-  const auto& ref = e.resource->ref;
-  json::value obj(e.object);
-  std::string ns(kube::namespace_of(obj)), name(kube::name_of(obj));
-  if (ref.resource == "virtualmachines" && ref.group == "kubevirt.io") {
-    if (e.type == "DELETED") {
-      if (guest(ns, name)) stop_vmi(ns, name, "VM deleted");
-      specs_.erase(key(ns, name));
-    } else {
-      reconcile_vm(ns, name);
-    }
-  } else if (ref.resource == "virtualmachineinstances" && e.type == "DELETED") {
-    if (Guest* g = guest(ns, name); g && g->vmi_uid == kube::uid_of(obj)) {
-      stop_vmi(ns, name, "VMI deleted");
-      reconcile_vm(ns, name);  // runStrategy Always restarts it
-    }
-  }
-}
-
-void KubeVirt::reconcile_vm(const std::string& ns, const std::string& name) {
-  const Object* vm = c_.store().find(c_.resource(res::kVirtualMachines), ns, name);
-  if (!vm) return;
-  json::value v(*vm);
-  std::string strategy(kube::str_at(v, {"spec", "runStrategy"}));
-  bool want;
-  if (strategy.empty()) want = kube::bool_at(v, {"spec", "running"}).value_or(false);
-  else want = strategy == "Always" || strategy == "RerunOnFailure" || strategy == "Once";
-  ensure_datavolumes(*vm);
-  vm = c_.store().find(c_.resource(res::kVirtualMachines), ns, name);  // creating DataVolumes may move it
-  if (!vm) return;
-  Guest* g = guest(ns, name);
-  if (want && !g) start_vmi(*vm);
-  else if (!want && g) stop_vmi(ns, name, "VM stopped");
-  update_vm_status(ns, name);
-}
-
-void KubeVirt::ensure_datavolumes(const Object& vm) {
-  std::string ns(kube::namespace_of(vm));
-  // DataVolumes from the templates, owned by the VM, whether it runs or not.
-  if (const auto* dvts = kube::array_at(vm, {"spec", "dataVolumeTemplates"})) {
-    for (const auto& t : *dvts) {
-      std::string dv_name(kube::str_at(t, {"metadata", "name"}));
-      if (c_.store().find(c_.resource(res::kDataVolumes), ns, dv_name)) continue;
-      Object dv{{"apiVersion", "cdi.kubevirt.io/v1beta1"},
-                {"kind", "DataVolume"},
-                {"metadata", json::object{{"name", dv_name}, {"namespace", ns}, {"ownerReferences", json::array{owner_ref(vm)}}}},
-                {"spec", t.as_object().contains("spec") ? t.at("spec") : json::object()}};
-      (void)c_.store().create(c_.resource(res::kDataVolumes), ns, dv);
-    }
-  }
-}
-
-void KubeVirt::start_vmi(const Object& vm) {
-  json::value v(vm);
-  std::string ns(kube::namespace_of(v)), name(kube::name_of(v));
-  // Every claim must exist before the VMI can start.
-  std::vector<std::string> claims;
-  if (const auto* vols = kube::array_at(v, {"spec", "template", "spec", "volumes"})) {
-    for (const auto& vol : *vols) {
-      std::string claim(kube::str_at(vol, {"dataVolume", "name"}));
-      if (claim.empty()) claim = std::string(kube::str_at(vol, {"persistentVolumeClaim", "claimName"}));
-      if (claim.empty()) continue;
-      if (!c_.store().find(c_.resource(kube::resources::kPersistentVolumeClaims), ns, claim)) {
-        (void)c_.store().mutate(c_.resource(res::kVirtualMachines), ns, name, [&](Object& o) {
-          o["status"] = json::object{{"printableStatus", "ErrorPvcNotFound"}, {"ready", false}, {"created", false}};
-        });
-        return;
-      }
-      claims.push_back(claim);
-    }
-  }
-  auto g = std::make_unique<Guest>();
-  g->ns = ns;
-  g->vm = name;
-  auto spec_it = specs_.find(key(ns, name));
-  if (spec_it != specs_.end()) {
-    const VmSpec& s = spec_it->second;
-    g->agent = s.agent;
-    g->paused = s.paused;
-    g->migrating = s.migrating;
-    g->freeze_latency = s.freeze_latency;
-    g->thaw_latency = s.thaw_latency;
-    g->scripts = s.exec;
-    g->qemu = s.qemu_guest;
-  } else {
-    g->freeze_latency = 20ms;
-    g->thaw_latency = 10ms;
-  }
-  g->agent_connected = g->agent != AgentMode::kNone && !g->qemu;  // a real agent connects when it answers
-  g->pvcs = claims;
-  auto vmi = c_.store().create(c_.resource(res::kVirtualMachineInstances), ns, make_vmi(vm, *g));
-  if (!vmi) return;
-  g->vmi_uid = std::string(kube::uid_of(*vmi));
-  std::string hostname = launcher_hostname(name, std::string(kube::str_at(v, {"spec", "template", "spec", "hostname"})));
-  Object pod = make_pod(*vmi, *g, hostname);
-  auto created = c_.store().create(c_.resource(kube::resources::kPods), ns, pod);
-  if (created) g->pod = std::string(kube::name_of(*created));
-  // Hotplugged volumes are attached through a separate pod without hooks.
-  if (const auto* vols = kube::array_at(v, {"spec", "template", "spec", "volumes"})) {
-    for (const auto& vol : *vols) {
-      if (!kube::bool_at(vol, {"persistentVolumeClaim", "hotpluggable"}).value_or(false)) continue;
-      Object hp{{"metadata", json::object{{"generateName", "hp-volume-"},
-                                          {"namespace", ns},
-                                          {"labels", json::object{{"kubevirt.io", "hotplug-disk"}}},
-                                          {"ownerReferences", json::array{owner_ref(*vmi)}}}},
-                {"spec", json::object{{"containers", json::array{json::object{{"name", "hotplug-disk"},
-                                                                              {"image", "quay.io/kubevirt/virt-launcher:v1.8.0"}}}},
-                                      {"nodeName", kNode}}},
-                {"status", json::object{{"phase", "Running"}}}};
-      (void)c_.store().create(c_.resource(kube::resources::kPods), ns, hp);
-    }
-  }
-  Guest& gr = *g;
-  guests_[key(ns, name)] = std::move(g);
-  c_.timeline().vm_known(ns, name);
-  for (const auto& claim : claims) c_.csi().attach(ns, claim, &gr);
-  set_active(gr, !gr.paused);
-  if (gr.qemu) boot_qemu(gr);
-}
-
-Object KubeVirt::make_vmi(const Object& vm, const Guest& g) {
+Object KubeVirt::make_vmi(const Object& vm, const std::string& name) {
   json::value v(vm);
   json::object labels, annotations;
   if (auto* l = kube::object_at(v, {"spec", "template", "metadata", "labels"})) labels = *l;
   if (auto* a = kube::object_at(v, {"spec", "template", "metadata", "annotations"})) annotations = *a;
-  labels["kubevirt.io/nodeName"] = kNode;
+  std::string ns(kube::namespace_of(v));
   json::object spec;
   if (auto* s = kube::object_at(v, {"spec", "template", "spec"})) spec = *s;
-  Object vmi{{"apiVersion", "kubevirt.io/v1"},
-             {"kind", "VirtualMachineInstance"},
-             {"metadata", json::object{{"name", g.vm},
-                                       {"namespace", g.ns},
-                                       {"labels", labels},
-                                       {"annotations", annotations},
-                                       {"ownerReferences", json::array{owner_ref(vm)}}}},
-             {"spec", spec},
-             {"status", json::object{{"phase", "Running"},
-                                     {"nodeName", kNode},
-                                     {"launcherContainerImageVersion", "quay.io/kubevirt/virt-launcher:v" +
-                                                                           std::to_string(version_.first) + "." +
-                                                                           std::to_string(version_.second) + ".0"},
-                                     {"interfaces", json::array{json::object{{"name", "default"},
-                                                                             {"ipAddress", "10.244.0.10"}}}}}}};
-  return vmi;
+  return Object{{"apiVersion", "kubevirt.io/v1"},
+                {"kind", "VirtualMachineInstance"},
+                {"metadata", json::object{{"name", name},
+                                          {"namespace", ns},
+                                          {"labels", labels},
+                                          {"annotations", annotations},
+                                          {"ownerReferences", json::array{controller_ref(vm)}}}},
+                {"spec", spec},
+                {"status", json::object{{"phase", "Pending"}}}};
 }
 
 Object KubeVirt::make_pod(const Object& vmi, const Guest& g, const std::string& hostname) {
@@ -318,7 +191,7 @@ Object KubeVirt::make_pod(const Object& vmi, const Guest& g, const std::string& 
                                 {"namespace", g.ns},
                                 {"labels", labels},
                                 {"annotations", annotations},
-                                {"ownerReferences", json::array{owner_ref(vmi)}}}},
+                                {"ownerReferences", json::array{controller_ref(vmi)}}}},
       {"spec", json::object{{"containers", json::array{json::object{{"name", "compute"},
                                                                     {"image", image},
                                                                     {"command", json::array{"/usr/bin/virt-launcher-monitor"}}},
@@ -327,44 +200,6 @@ Object KubeVirt::make_pod(const Object& vmi, const Guest& g, const std::string& 
                             {"nodeName", kNode},
                             {"volumes", pod_volumes}}},
       {"status", json::object{{"phase", "Running"}, {"podIP", "10.244.0.10"}, {"containerStatuses", statuses}}}};
-}
-
-void KubeVirt::stop_vmi(const std::string& ns, const std::string& name, const std::string& why) {
-  auto it = guests_.find(key(ns, name));
-  if (it == guests_.end()) return;
-  Guest& g = *it->second;
-  if (g.qemu) stop_qemu(g);  // the guest is thawed before QEMU quits
-  if (g.frozen) set_frozen(g, false, "Thaw", why);
-  set_active(g, false);
-  if (g.auto_thaw) g.auto_thaw->cancel();
-  if (g.vss_timer) g.vss_timer->cancel();
-  for (const auto& claim : g.pvcs) c_.csi().detach(ns, claim);
-  std::string uid = g.vmi_uid;
-  guests_.erase(it);
-  const Object* vmi = c_.store().find(c_.resource(res::kVirtualMachineInstances), ns, name);
-  if (vmi && kube::uid_of(*vmi) == uid) {
-    (void)c_.store().remove(c_.resource(res::kVirtualMachineInstances), ns, name);
-  }
-  update_vm_status(ns, name);
-}
-
-void KubeVirt::update_vm_status(const std::string& ns, const std::string& name) {
-  Guest* g = guest(ns, name);
-  (void)c_.store().mutate(c_.resource(res::kVirtualMachines), ns, name, [&](Object& o) {
-    json::object st;
-    if (o.contains("status") && o["status"].is_object()) st = o["status"].as_object();
-    if (g) {
-      st["printableStatus"] = g->paused ? "Paused" : g->migrating ? "Migrating" : "Running";
-      st["ready"] = !g->paused;
-      st["created"] = true;
-    } else if (st["printableStatus"] != "ErrorPvcNotFound") {
-      st["printableStatus"] = "Stopped";
-      st["ready"] = false;
-      st["created"] = false;
-    }
-    o["status"] = st;
-  });
-  if (g) update_vmi_conditions(*g);
 }
 
 void KubeVirt::update_vmi_conditions(Guest& g) {

@@ -1,6 +1,7 @@
-// KubeVirt, as the test cluster simulates it: the VM controller (VM -> VMI ->
-// virt-launcher pod with the real names, labels, owner references and Velero
-// hook annotations), the guest (agent modes, freeze/thaw with latencies, the
+// KubeVirt, as the test cluster simulates it: the VM and VMI controllers (VM
+// -> DataVolumes -> VMI -> virt-launcher pod with the real names, labels, owner
+// references and Velero hook annotations, scheduled once its claims are bound;
+// restarts and printableStatus as upstream, see vm_lifecycle.cpp), the guest (agent modes, freeze/thaw with latencies, the
 // auto-thaw timer, the Windows 10-second VSS limit, pause and migration), the
 // fsFreezeStatus poll, the freeze/unfreeze/guestosinfo subresources and
 // /usr/bin/virt-freezer in the compute container, following
@@ -10,14 +11,17 @@
 
 #include "testcluster/cluster.h"
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 namespace kvb::testcluster {
 
+// A running VMI (phase Running, launcher pod scheduled and running).
 struct Guest {
   std::string ns;
   std::string vm;      // the VM (and VMI) name
@@ -78,12 +82,20 @@ class KubeVirt {
   std::pair<int, int> version() const { return version_; }
 
  private:
+  // vm_lifecycle.cpp
   void reconcile_vm(const std::string& ns, const std::string& name);
-  void ensure_datavolumes(const Object& vm);
-  void start_vmi(const Object& vm);
+  bool ensure_datavolumes(const Object& vm);
+  void sync_vmi(const std::string& ns, const std::string& name);
+  void sync_vmi_volumes(const std::string& ns, const std::string& name);
+  void launch(const std::string& ns, const std::string& name, const std::string& pod, const std::vector<std::string>& claims);
+  void launcher_pod_gone(const std::string& ns, const std::string& pod, const std::string& vmi, const std::string& vmi_uid);
+  void volumes_changed(const std::string& ns);
+  void teardown(const std::string& ns, const std::string& name, const std::string& why);
   void stop_vmi(const std::string& ns, const std::string& name, const std::string& why);
   void update_vm_status(const std::string& ns, const std::string& name);
-  Object make_vmi(const Object& vm, const Guest& g);
+  std::string printable_status(const Object& vm, const Object* vmi) const;
+  // kubevirt.cpp
+  Object make_vmi(const Object& vm, const std::string& name);
   Object make_pod(const Object& vmi, const Guest& g, const std::string& hostname);
   void set_active(Guest& g, bool active);
   void poll_fs_freeze();
@@ -105,9 +117,15 @@ class KubeVirt {
   std::pair<int, int> version_;
   std::map<std::string, std::unique_ptr<Guest>> guests_;  // "ns/vm"
   std::map<std::string, VmSpec> specs_;                   // "ns/vm": scenario settings of each VM
+  std::set<std::string> pending_vmis_;                    // "ns/vmi": not running yet (Pending, Scheduling)
+  std::map<std::string, std::string> launcher_pods_;      // "ns/vmi" -> pod of a VMI not running yet
+  std::set<std::string> waiting_vms_;                     // "ns/vm": waiting on DataVolumes for a VMI
+  std::map<std::string, std::chrono::steady_clock::time_point> restart_at_;  // "ns/vm": failed VMI, restart not before
   std::shared_ptr<Timer> poll_timer_;
 };
 
 std::string launcher_hostname(const std::string& vmi_name, const std::string& spec_hostname);
+// An ownerReference to `owner` with controller and blockOwnerDeletion set.
+boost::json::object controller_ref(const Object& owner);
 
 }  // namespace kvb::testcluster

@@ -32,6 +32,11 @@ std::string str(const Object& o, std::initializer_list<std::string_view> path) {
 
 kube::Labels labels(const Object& o) { return kube::labels_of(o); }
 
+bool has_finalizers(const Object& o) {
+  const auto* f = kube::array_at(o, {"metadata", "finalizers"});
+  return f && !f->empty();
+}
+
 Error conflict(const ResourceInfo& r, const std::string& name) {
   Error e(Errc::kConflict, "Operation cannot be fulfilled on " + r.ref.qualified_name() + " \"" + name +
                                "\": the object has been modified; please apply your changes to the latest version "
@@ -131,6 +136,7 @@ Result<Object> Store::create(const ResourceInfo& r, const std::string& ns_in, Ob
   }
   Bucket& b = bucket(r);
   std::string key = object_key(ns, name);
+  if (admission_) KVB_CHECK(admission_(r, nullptr, obj));
   if (b.count(key)) {
     Error e(Errc::kAlreadyExists, r.ref.qualified_name() + " \"" + name + "\" already exists");
     e.http_status = 409;
@@ -147,8 +153,9 @@ Result<Object> Store::create(const ResourceInfo& r, const std::string& ns_in, Ob
   m2["generation"] = 1;
   m2.erase("deletionTimestamp");
   auto& stored = b[key] = std::move(obj);
+  Object result = stored;  // listeners may change or delete it before we return
   emit(r, "ADDED", stored, {});
-  return *find(r, ns, name);
+  return result;
 }
 
 Result<Object> Store::update(const ResourceInfo& r, const std::string& ns_in, Object obj, UpdateMode mode) {
@@ -160,6 +167,7 @@ Result<Object> Store::update(const ResourceInfo& r, const std::string& ns_in, Ob
   Object& cur = it->second;
   std::string want_rv = str(obj, {"metadata", "resourceVersion"});
   if (!want_rv.empty() && want_rv != str(cur, {"metadata", "resourceVersion"})) return conflict(r, name);
+  if (mode != UpdateMode::kAll && admission_) KVB_CHECK(admission_(r, &cur, obj));
   Object old = cur;
   Object next;
   if (mode == UpdateMode::kStatus) {
@@ -194,10 +202,16 @@ Result<Object> Store::update(const ResourceInfo& r, const std::string& ns_in, Ob
     meta(c).erase("resourceVersion");
     if (a == c) return cur;
   }
+  // The last finalizer of an object being deleted is gone: the object goes.
+  if (kube::value_at(next, {"metadata", "deletionTimestamp"}) && !has_finalizers(next)) {
+    cur = std::move(next);
+    return erase_now(r, ns, name, {});
+  }
   meta(next)["resourceVersion"] = std::to_string(++rv_);
   cur = std::move(next);
+  Object result = cur;  // listeners may change or delete it before we return
   emit(r, "MODIFIED", cur, old);
-  return *find(r, ns, name);
+  return result;
 }
 
 Result<Object> Store::mutate(const ResourceInfo& r, const std::string& ns, const std::string& name,
@@ -219,11 +233,30 @@ Result<Object> Store::remove(const ResourceInfo& r, const std::string& ns_in, co
   if (!precondition_rv.empty() && precondition_rv != str(it->second, {"metadata", "resourceVersion"})) {
     return conflict(r, name);
   }
+  if (has_finalizers(it->second)) {
+    // Finalizers hold the object: it only gets a deletionTimestamp (once).
+    if (kube::value_at(it->second, {"metadata", "deletionTimestamp"})) return it->second;
+    Object old = it->second;
+    meta(it->second)["deletionTimestamp"] = format_rfc3339(WallClock::now());
+    meta(it->second)["deletionGracePeriodSeconds"] = 0;
+    meta(it->second)["resourceVersion"] = std::to_string(++rv_);
+    Object marked = it->second;
+    emit(r, "MODIFIED", marked, old);
+    return marked;
+  }
+  return erase_now(r, ns, name, propagation);
+}
+
+Result<Object> Store::erase_now(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                                const std::string& propagation) {
+  Bucket& b = bucket(r);
+  auto it = b.find(object_key(ns, name));
+  if (it == b.end()) return not_found(r, name);
   Object gone = std::move(it->second);
   b.erase(it);
   Object old = gone;
   meta(gone)["resourceVersion"] = std::to_string(++rv_);
-  meta(gone)["deletionTimestamp"] = format_rfc3339(WallClock::now());
+  if (!meta(gone).contains("deletionTimestamp")) meta(gone)["deletionTimestamp"] = format_rfc3339(WallClock::now());
   std::string uid = str(gone, {"metadata", "uid"});
   emit(r, "DELETED", gone, old);
   if (r.ref.resource == "namespaces" && r.ref.group.empty()) {

@@ -8,7 +8,10 @@
 // selectors and limit/continue pagination; and keeps a bounded event history
 // so that watches can start from a resourceVersion (410 Expired when it is
 // older than the history). Listeners (the simulated controllers) see every
-// change.
+// change. Deleting an object with metadata.finalizers only sets its
+// deletionTimestamp (MODIFIED); the update that empties the finalizers of such
+// an object deletes it (DELETED), as the generic registry does. An admission
+// hook (testcluster/controller_admission.cpp) defaults and validates API writes.
 //
 // Invariant: single-threaded; every method runs on the cluster's loop thread.
 #pragma once
@@ -80,6 +83,11 @@ class Store {
   size_t watch_count() const { return watches_.size(); }
 
   void subscribe(std::function<void(const StoreEvent&)> listener) { listeners_.push_back(std::move(listener)); }
+  // Admission: runs on every create (old == nullptr) and on every update that is
+  // not a controller write (UpdateMode::kAll); may default fields of `next` or
+  // refuse the write (the error is the API's answer).
+  using Admission = std::function<Status(const ResourceInfo&, const Object* old, Object& next)>;
+  void set_admission(Admission a) { admission_ = std::move(a); }
   int64_t resource_version() const { return rv_; }
   const Registry& registry() const { return registry_; }
   size_t object_count() const;
@@ -97,6 +105,8 @@ class Store {
   bool matches(const Watch& w, const Object& obj) const;
   void collect_garbage(const std::string& owner_uid, const std::string& propagation);
   Error not_found(const ResourceInfo& r, const std::string& name) const;
+  Result<Object> erase_now(const ResourceInfo& r, const std::string& ns, const std::string& name,
+                           const std::string& propagation);
 
   const Registry& registry_;
   std::map<std::string, Bucket> objects_;
@@ -107,6 +117,7 @@ class Store {
   std::map<uint64_t, Watch> watches_;
   uint64_t next_watch_ = 1;
   std::vector<std::function<void(const StoreEvent&)>> listeners_;
+  Admission admission_;
 };
 
 std::string object_key(const std::string& ns, const std::string& name);

@@ -62,6 +62,9 @@ class VolumeStore {
                      const std::string& src_claim, int64_t size, int64_t generation);
   // Someone else (a real guest) wrote the claim's file: forget the cached hash.
   void claim_written(const std::string& ns, const std::string& claim);
+  // A claim whose bytes another writer owns (a real QEMU guest's disk):
+  // write_generation() leaves it alone.
+  void set_external_writer(const std::string& ns, const std::string& claim, bool external);
   void remove_claim(const std::string& ns, const std::string& claim);
   bool has_claim(const std::string& ns, const std::string& claim) const;
 
@@ -90,6 +93,7 @@ class VolumeStore {
     int64_t size = 0;
     std::optional<int64_t> written_generation;
     std::optional<std::string> sha256;  // cached until the next write
+    bool external = false;              // written by someone else: no synthetic writes
   };
   static std::string key(const std::string& ns, const std::string& claim) { return ns + "/" + claim; }
   Result<std::string> hash(const std::filesystem::path& p, FileState& st);

@@ -29,8 +29,11 @@ class BackupFixture {
   void expect_nothing_frozen();
 
   const record::VmRecord& vm(const record::BackupRecord& rec, const std::string& name) const;
-  // VolumeSnapshots of a backup still in the cluster (label kvbackup.io/backup).
+  // VolumeSnapshots of a backup still in the cluster (label kvbackup.io/backup)
+  // and not being deleted.
   size_t snapshots_left(const std::string& backup, const std::string& vm = {});
+  // Those deleted but held by their finalizers (deletionTimestamp set).
+  std::vector<std::string> snapshots_being_deleted(const std::string& backup, const std::string& vm = {});
 
   TestCluster tc;
   std::filesystem::path location_dir;

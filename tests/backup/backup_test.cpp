@@ -7,6 +7,7 @@
 
 #include "common/time.h"
 #include "kube/object.h"
+#include "kube/watch.h"
 
 #include <boost/json.hpp>
 #include <gmock/gmock.h>
@@ -183,6 +184,12 @@ TEST(Backup, SnapshotsNotCutWithinTheFreezeDeadlineThawFirstThenFail) {
   EXPECT_LT(f.tc.vm_state("prod", "db-0").at("maxFrozenMs").to_number<double>(), 600 + 1000)
       << "the guest was thawed at the deadline, not when the snapshot was finally cut";
   EXPECT_EQ(f.snapshots_left("slow", "db-0"), 0u);
+  // Deleted mid-cut, they stay until the cut in flight is done, then go.
+  for (const auto& name : f.snapshots_being_deleted("slow", "db-0")) {
+    auto gone = kube::wait_for_object(f.tc.client(), kube::resources::kVolumeSnapshots, "prod", name,
+                                      [](const boost::json::object* o) { return o == nullptr; }, 20s);
+    EXPECT_TRUE(gone) << name << " was never deleted";
+  }
 }
 
 TEST(Backup, ApiErrorsInTheFreezeWindowAreRetriedAndNeverLeaveAGuestFrozen) {

@@ -239,6 +239,10 @@ TEST(SimBytes, SparseCopiesAndHashesReadOnlyTheData) {
   }));
   EXPECT_TRUE(called);
   EXPECT_EQ(*vs.snapshot_sha256("h2"), *a8);
+  // A claim another writer owns gets no synthetic writes.
+  vs.set_external_writer("ns", "a", true);
+  ASSERT_TRUE(vs.write_generation("ns", "a", "vm", 9));
+  EXPECT_EQ(*vs.claim_sha256("ns", "a"), *a8);
   vs.remove_snapshot("h1");
   EXPECT_FALSE(std::filesystem::exists(vs.snapshot_path("h1")));
 }

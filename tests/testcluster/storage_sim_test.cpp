@@ -117,6 +117,7 @@ TEST(SimStorage, GenerationsStandStillWhileFrozenAndRestoresCarryThem) {
                        {"metadata", json::object{{"name", "db-data-restored"}}},
                        {"spec", json::object{{"storageClassName", "slow"},
                                              {"accessModes", json::array{"ReadWriteOnce"}},
+                                             {"volumeMode", "Block"},  // as the source claim's
                                              {"resources", json::object{{"requests", json::object{{"storage", "50Gi"}}}}},
                                              {"dataSource", json::object{{"apiGroup", "snapshot.storage.k8s.io"},
                                                                          {"kind", "VolumeSnapshot"},
