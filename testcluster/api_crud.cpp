@@ -5,6 +5,7 @@
 #include "kube/api_status.h"
 #include "kube/object.h"
 #include "testcluster/api.h"
+#include "testcluster/cdi_upload.h"
 #include "testcluster/responses.h"
 #include "testcluster/csi.h"
 #include "testcluster/json_patch.h"
@@ -57,6 +58,11 @@ void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Ta
     if (!body->is_object()) return r->respond(status_response(400, "the request body must be a JSON object"));
     json::object obj = body->as_object();
     if (dry_run) return r->respond(json_response(201, obj));
+    // CDI's aggregated API: answered with a token, stored nowhere.
+    if (res.ref.group == testcluster::res::kUploadTokenRequests.group &&
+        res.ref.resource == testcluster::res::kUploadTokenRequests.resource) {
+      return r->respond(c_.cdi_upload().token_request(t.ns, obj));
+    }
     // Plain pods and namespaces created through the API start running / active.
     if (res.ref.resource == "pods" && !kube::value_at(obj, {"status", "phase"})) {
       obj["status"] = json::object{{"phase", "Running"}};

@@ -3,6 +3,7 @@
 #include "common/base64.h"
 #include "kube/object.h"
 #include "testcluster/api.h"
+#include "testcluster/cdi_upload.h"
 #include "testcluster/csi.h"
 #include "testcluster/exec_service.h"
 #include "testcluster/kubevirt.h"
@@ -21,6 +22,7 @@ Cluster::~Cluster() { stop(); }
 
 void Cluster::stop() {
   if (server_) server_->stop();
+  if (cdi_upload_) cdi_upload_->stop();
   loop_.run_sync([this] {
     api_.reset();
     exec_.reset();
@@ -159,6 +161,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
     cp->kubevirt_ = std::make_unique<KubeVirt>(*cp);
     cp->csi_ = std::make_unique<Csi>(*cp);
     cp->exec_ = std::make_unique<ExecService>(*cp);
+    cp->cdi_upload_ = std::make_unique<CdiUpload>(*cp, plain_upload_files(cp->options_.state_dir));
     cp->api_ = std::make_unique<Api>(*cp);
     // Controllers react to every change; nested changes queue up and are drained
     // in order, so each API write returns with the cluster already settled.
@@ -173,6 +176,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
         pending->pop_front();
         cp->kubevirt_->on_change(ev);
         cp->csi_->on_change(ev);
+        cp->cdi_upload_->on_change(ev);
       }
       *draining = false;
     });
@@ -189,6 +193,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
   auto server = HttpServer::start(c->loop_, so);
   if (!server) return server.error();
   c->server_ = std::move(*server);
+  KVB_CHECK(c->cdi_upload_->start(c->ca_));
   return c;
 }
 

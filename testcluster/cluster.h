@@ -25,6 +25,7 @@ class KubeVirt;
 class Csi;
 class ExecService;
 class Api;
+class CdiUpload;
 
 struct ClusterOptions {
   std::string listen = "127.0.0.1:0";
@@ -56,6 +57,7 @@ class Cluster {
   KubeVirt& kubevirt() { return *kubevirt_; }
   Csi& csi() { return *csi_; }
   ExecService& exec() { return *exec_; }
+  CdiUpload& cdi_upload() { return *cdi_upload_; }  // any thread for its thread-safe parts
   const ResourceInfo& resource(const kube::ResourceRef& ref) const;
 
   // Records a Kubernetes Event about an object (reason, message, type Normal/Warning).
@@ -75,6 +77,7 @@ class Cluster {
   std::unique_ptr<KubeVirt> kubevirt_;
   std::unique_ptr<Csi> csi_;
   std::unique_ptr<ExecService> exec_;
+  std::unique_ptr<CdiUpload> cdi_upload_;
   std::unique_ptr<Api> api_;
   KeyPair ca_;
   std::string admin_token_;

@@ -212,6 +212,7 @@ void Csi::reconcile_datavolume(const std::string& ns, const std::string& name) {
   const Object* dv = c_.store().find(c_.resource(res::kDataVolumes), ns, name);
   if (!dv) return;
   json::value v(*dv);
+  if (kube::object_at(v, {"spec", "source", "upload"})) return;  // CDI upload (cdi_upload.h)
   const json::object* storage = kube::object_at(v, {"spec", "storage"});
   if (!storage) storage = kube::object_at(v, {"spec", "pvc"});
   json::object spec = storage ? *storage : json::object();

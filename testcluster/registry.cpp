@@ -8,6 +8,8 @@ const kube::ResourceRef kVirtualMachineInstances{"kubevirt.io", "v1", "virtualma
                                                  "VirtualMachineInstance", true};
 const kube::ResourceRef kDataVolumes{"cdi.kubevirt.io", "v1beta1", "datavolumes", "DataVolume", true};
 const kube::ResourceRef kStorkRules{"stork.libopenstorage.org", "v1alpha1", "rules", "Rule", true};
+const kube::ResourceRef kCdiConfigs{"cdi.kubevirt.io", "v1beta1", "cdiconfigs", "CDIConfig", false};
+const kube::ResourceRef kUploadTokenRequests{"upload.cdi.kubevirt.io", "v1beta1", "uploadtokenrequests", "UploadTokenRequest", true};
 }  // namespace res
 
 Registry::Registry() {
@@ -32,6 +34,8 @@ Registry::Registry() {
   add(kube::resources::kVolumeSnapshotContents, "volumesnapshotcontent", {"vsc", "vscs"}, {"status"}, true);
   add(kube::resources::kVolumeSnapshotClasses, "volumesnapshotclass", {"vsclass", "vsclasses"}, {}, false);
   add(res::kStorkRules, "rule", {}, {}, false);
+  add(res::kCdiConfigs, "cdiconfig", {}, {"status"}, true);
+  add(res::kUploadTokenRequests, "uploadtokenrequest", {"utr"}, {}, false);
   add(kube::resources::kLeases, "lease", {}, {}, false);
 }
 
