@@ -5,6 +5,7 @@
 #include "kube/object.h"
 #include "testcluster/csi.h"
 #include "testcluster/responses.h"
+#include "testcluster/storage/volume_store.h"
 
 #include <boost/json.hpp>
 
@@ -86,21 +87,14 @@ class ImageWriter {
 
 }  // namespace
 
-UploadVolumes plain_upload_files(const std::filesystem::path& state_dir) {
+UploadVolumes store_upload_files(Cluster& c) {
   UploadVolumes v;
-  v.file = [state_dir](const std::string& ns, const std::string& claim, int64_t size) -> Result<std::filesystem::path> {
-    auto dir = state_dir / "cdi-upload" / ns;
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    auto p = dir / (claim + ".img");
-    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return Error(Errc::kIo, "cannot create " + p.string() + ": " + std::strerror(errno));
-    int rc = ::ftruncate(fd, size);
-    ::close(fd);
-    if (rc != 0) return Error(Errc::kIo, "cannot size " + p.string());
-    return p;
+  v.file = [&c](const std::string& ns, const std::string& claim, int64_t) -> Result<std::filesystem::path> {
+    auto& store = c.csi().volume_store();
+    if (!store.has_claim(ns, claim)) return Error(Errc::kNotFound, "claim " + ns + "/" + claim + " has no volume (not bound)");
+    return store.claim_path(ns, claim);
   };
-  v.written = [](const std::string&, const std::string&) {};
+  v.written = [&c](const std::string& ns, const std::string& claim) { c.csi().volume_store().claim_written(ns, claim); };
   return v;
 }
 
@@ -383,7 +377,7 @@ ServerResponse CdiUpload::handle(const StreamRequest& req, BodyReader& body) {
   std::vector<char> buf(1 << 20);
   std::vector<unsigned char> plainbuf(1 << 20);
   z_stream z{};
-  bool gzip = false, first = true, zinit = false;
+  bool gzip = false, first = true, zinit = false, zended = false;
   uint64_t received = 0;
   Status st = ok();
   int status = 200;
@@ -436,11 +430,16 @@ ServerResponse CdiUpload::handle(const StreamRequest& req, BodyReader& body) {
           status = w.error().code == Errc::kInvalidArgument ? 400 : 500;
         }
       }
+      zended = zr == Z_STREAM_END || (zended && produced == 0 && z.avail_in == 0);
       if (zr == Z_STREAM_END) inflateReset(&z);  // another gzip member may follow
       if (zr == Z_BUF_ERROR && produced == 0) break;
     }
   }
   if (zinit) inflateEnd(&z);
+  if (st && gzip && !zended) {
+    st = Error(Errc::kInvalidArgument, "gzip: the stream ends before its end marker");
+    status = 400;
+  }
   if (st && req.has_length && received != req.content_length) {
     st = Error(Errc::kTransport, "unexpected EOF after " + std::to_string(received) + " of " + std::to_string(req.content_length) + " bytes");
   }

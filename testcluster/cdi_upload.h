@@ -106,7 +106,7 @@ class CdiUpload {
   bool held_ = false, stopping_ = false;
 };
 
-// The default UploadVolumes: sparse files <state_dir>/cdi-upload/<ns>/<claim>.img.
-UploadVolumes plain_upload_files(const std::filesystem::path& state_dir);
+// The claims' files of the cluster's VolumeStore (storage/volume_store.h).
+UploadVolumes store_upload_files(Cluster& c);
 
 }  // namespace kvb::testcluster

@@ -6,6 +6,7 @@
 #include "testcluster/cdi_upload.h"
 #include "testcluster/csi.h"
 #include "testcluster/exec_service.h"
+#include "testcluster/export/export_controller.h"
 #include "testcluster/kubevirt.h"
 
 #include <boost/json.hpp>
@@ -26,6 +27,7 @@ void Cluster::stop() {
   loop_.run_sync([this] {
     api_.reset();
     exec_.reset();
+    exports_.reset();
   });
   loop_.stop();
 }
@@ -128,7 +130,11 @@ Status Cluster::populate() {
                                     {"status", json::object{{"phase", p.phase}}}}));
     }
   }
-  for (const auto& f : scenario_.faults) KVB_CHECK(faults_.add(f, "scenario faults"));
+  for (const auto& f : scenario_.faults) {
+    auto added = faults_.add(f, "scenario faults");
+    if (!added) return added.error();
+    if (added->type == "export-restart") exports_->arm_restart(added->after_bytes, added->count);
+  }
   return ok();
 }
 
@@ -161,7 +167,8 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
     cp->kubevirt_ = std::make_unique<KubeVirt>(*cp);
     cp->csi_ = std::make_unique<Csi>(*cp);
     cp->exec_ = std::make_unique<ExecService>(*cp);
-    cp->cdi_upload_ = std::make_unique<CdiUpload>(*cp, plain_upload_files(cp->options_.state_dir));
+    cp->cdi_upload_ = std::make_unique<CdiUpload>(*cp, store_upload_files(*cp));
+    cp->exports_ = std::make_unique<ExportController>(*cp);
     cp->api_ = std::make_unique<Api>(*cp);
     // Controllers react to every change; nested changes queue up and are drained
     // in order, so each API write returns with the cluster already settled.
@@ -177,6 +184,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
         cp->kubevirt_->on_change(ev);
         cp->csi_->on_change(ev);
         cp->cdi_upload_->on_change(ev);
+        if (cp->exports_) cp->exports_->on_change(ev);
       }
       *draining = false;
     });

@@ -26,6 +26,7 @@ class Csi;
 class ExecService;
 class Api;
 class CdiUpload;
+class ExportController;
 
 struct ClusterOptions {
   std::string listen = "127.0.0.1:0";
@@ -58,6 +59,7 @@ class Cluster {
   Csi& csi() { return *csi_; }
   ExecService& exec() { return *exec_; }
   CdiUpload& cdi_upload() { return *cdi_upload_; }  // any thread for its thread-safe parts
+  ExportController& exports() { return *exports_; }
   const ResourceInfo& resource(const kube::ResourceRef& ref) const;
 
   // Records a Kubernetes Event about an object (reason, message, type Normal/Warning).
@@ -78,6 +80,7 @@ class Cluster {
   std::unique_ptr<Csi> csi_;
   std::unique_ptr<ExecService> exec_;
   std::unique_ptr<CdiUpload> cdi_upload_;
+  std::unique_ptr<ExportController> exports_;
   std::unique_ptr<Api> api_;
   KeyPair ca_;
   std::string admin_token_;

@@ -10,6 +10,8 @@ const kube::ResourceRef kDataVolumes{"cdi.kubevirt.io", "v1beta1", "datavolumes"
 const kube::ResourceRef kStorkRules{"stork.libopenstorage.org", "v1alpha1", "rules", "Rule", true};
 const kube::ResourceRef kCdiConfigs{"cdi.kubevirt.io", "v1beta1", "cdiconfigs", "CDIConfig", false};
 const kube::ResourceRef kUploadTokenRequests{"upload.cdi.kubevirt.io", "v1beta1", "uploadtokenrequests", "UploadTokenRequest", true};
+const kube::ResourceRef kVirtualMachineExports{"export.kubevirt.io", "v1beta1", "virtualmachineexports",
+                                               "VirtualMachineExport", true};
 }  // namespace res
 
 Registry::Registry() {
@@ -36,6 +38,7 @@ Registry::Registry() {
   add(res::kStorkRules, "rule", {}, {}, false);
   add(res::kCdiConfigs, "cdiconfig", {}, {"status"}, true);
   add(res::kUploadTokenRequests, "uploadtokenrequest", {"utr"}, {}, false);
+  add(res::kVirtualMachineExports, "virtualmachineexport", {"vmexport", "vmexports"}, {"status"}, true);
   add(kube::resources::kLeases, "lease", {}, {}, false);
 }
 

@@ -44,6 +44,7 @@ extern const kube::ResourceRef kDataVolumes;
 extern const kube::ResourceRef kStorkRules;
 extern const kube::ResourceRef kCdiConfigs;
 extern const kube::ResourceRef kUploadTokenRequests;
+extern const kube::ResourceRef kVirtualMachineExports;
 }  // namespace res
 
 }  // namespace kvb::testcluster

@@ -1,19 +1,14 @@
-// Disaster recovery (docs/restore.md "Disaster recovery"): a backup made in
-// one test cluster, that cluster deleted, and the VMs restored into a second
-// cluster sharing only the backup location, their bytes coming from the
-// repository through CDI upload (`--data-source repository`, or auto when the
-// snapshots are not there).
-//
-// The backup side copies no bytes here: the test cluster's
-// VirtualMachineExport is not merged yet, so each volume's image is put into
-// <location>/repository directly and its DataCopyRecord written into the
-// backup record by hand, exactly as `backup create --copy-data` records it.
+// Disaster recovery (docs/restore.md "Disaster recovery"): a backup with
+// --copy-data made in one test cluster (its snapshots' bytes exported into
+// <location>/repository), that cluster deleted, and the VMs restored into a
+// second cluster sharing only the backup location, their bytes coming from
+// the repository through CDI upload (`--data-source repository`, or auto when
+// the snapshots are not there). The oracle: every restored claim's SHA-256
+// (the second cluster's /testcluster/v1/volumes) equals the backup's
+// DataCopyRecord.sha256, which the first cluster's oracle vouched for.
 #include "common/secret.h"
 #include "common/subprocess.h"
 #include "kube/object.h"
-#include "record/backup_record.h"
-#include "record/naming.h"
-#include "repo/repository.h"
 #include "testcluster/cdi_upload.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/volume_bytes.h"
@@ -40,7 +35,7 @@ snapshotClasses: [{name: csi-snap, driver: csi.example.com, cutLatency: 10ms, re
 namespaces:
   - name: prod
     vms:
-      - {name: db, volumes: [{name: root, type: dataVolume, size: 4Mi, storageClass: fast},
+      - {name: db, volumes: [{name: root, type: dataVolume, size: 8Mi, storageClass: fast},
                              {name: data, type: persistentVolumeClaim, size: 4Mi, storageClass: fast}]}
 )";
 
@@ -52,48 +47,29 @@ namespaces:
 )";
 
 const kube::ResourceRef kDataVolumes{"cdi.kubevirt.io", "v1beta1", "datavolumes", "DataVolume", true};
-constexpr size_t kImage = 4 << 20;
 constexpr const char* kPassword = "correct horse battery staple";
 
 struct Copied {
-  std::string volume, sha256;
+  std::string volume, sha256, volume_mode;
 };
 
-// Puts an image per volume of every VM into <loc>/repository and records it
-// as backup `name`'s copy (what --copy-data records).
-std::vector<Copied> copy_by_hand(const std::filesystem::path& loc, const std::string& name, const TempDir& scratch) {
-  auto repo_dir = loc / "repository";
-  repo::InitOptions io;
-  io.scrypt_n = 1 << 10;
-  EXPECT_TRUE(repo::Repository::init(repo_dir, Secret(kPassword), io));
-  auto repo = repo::Repository::open(repo_dir, Secret(kPassword));
-  EXPECT_TRUE(repo);
-  auto path = loc / record::backup_record_path(name);
-  auto rec = record::parse_backup_record(read_whole(path), path.string());
-  EXPECT_TRUE(rec) << rec.error().describe();
+// backup create --copy-data in `a`; the copies' SHA-256, each checked against a's oracle.
+std::vector<Copied> backup_with_copies(TestCluster& a, const std::filesystem::path& loc, const std::filesystem::path& pw,
+                                       const std::string& name) {
+  auto b = run_kvbackup(a, {"backup", "create", name, "-n", "prod", "--location", loc.string(), "--copy-data", "--password-file",
+                            pw.string(), "-o", "json"});
+  EXPECT_EQ(b.exit_code, 0) << b.out << b.err;
   std::vector<Copied> out;
-  uint32_t seed = 1;
-  for (auto& vm : rec->vms) {
-    for (auto& vol : vm.volumes) {
-      std::string image = disk_image(kImage, seed++);
-      std::string file = vol.name + ".img";
-      scratch.write(file, image);
-      std::string series = "cluster-a/" + vm.ns + "/" + vm.name + "/" + vol.name;
-      auto put = (*repo)->put(series, scratch / file);
-      EXPECT_TRUE(put) << put.error().describe();
-      record::DataCopyRecord c;
-      c.series = series;
-      c.repository_snapshot = put->snapshot;
-      c.volume_mode = "Block";
-      c.bytes = kImage;
-      c.new_bytes = put->new_bytes;
-      c.stored_bytes = put->stored_bytes;
-      c.sha256 = sha256_hex(image);
-      vol.copy = c;
-      out.push_back({vol.name, c.sha256});
-    }
+  if (b.exit_code != 0) return out;
+  auto rec = json::parse(b.out);
+  for (const auto& v : rec.at("vms").at(0).at("volumes").as_array()) {
+    const auto* copy = kube::object_at(v, {"copy"});
+    EXPECT_TRUE(copy);
+    if (!copy) continue;
+    std::string sha(kube::str_at(*copy, {"sha256"}));
+    EXPECT_EQ(sha, a.snapshot_sha256("prod", std::string(kube::str_at(v, {"volumeSnapshot"}))));
+    out.push_back({std::string(kube::str_at(v, {"name"})), sha, std::string(kube::str_at(*copy, {"volumeMode"}))});
   }
-  std::ofstream(path) << json::serialize(rec->to_json());
   return out;
 }
 
@@ -112,10 +88,9 @@ TEST(DisasterRecovery, RestoreIntoAnotherClusterFromTheRepositoryAfterTheFirstIs
     TestCluster a(kSource);
     auto plain = run_kvbackup(a, {"backup", "create", "plain", "-n", "prod", "--location", loc.string()});
     ASSERT_EQ(plain.exit_code, 0) << plain.err;
-    auto b = run_kvbackup(a, {"backup", "create", "nightly", "-n", "prod", "--location", loc.string()});
-    ASSERT_EQ(b.exit_code, 0) << b.err;
-    copied = copy_by_hand(loc, "nightly", scratch);
+    copied = backup_with_copies(a, loc, scratch / "pw", "nightly");
     ASSERT_EQ(copied.size(), 2u);
+    ASSERT_NE(copied[0].sha256, copied[1].sha256);
   }  // cluster A is gone: its API server, snapshots and volumes
 
   TestCluster b(kTarget);
@@ -144,7 +119,9 @@ TEST(DisasterRecovery, RestoreIntoAnotherClusterFromTheRepositoryAfterTheFirstIs
   // The restore: auto picks the repository (the snapshots are not in this cluster). One upload
   // pod restarts mid-body: that volume is sent again from byte 0.
   b.cluster().cdi_upload().break_uploads(1, 1 << 20);
-  auto r = with({"restore", "create", "r1", "--from-backup", "nightly", "--password-file", (scratch / "pw").string(), "-o", "json"});
+  // Halted: a running guest would write into the restored claims before the oracle reads them.
+  auto r = with({"restore", "create", "r1", "--from-backup", "nightly", "--password-file", (scratch / "pw").string(),
+                 "--run-strategy", "Halted", "-o", "json"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   auto rec = json::parse(r.out).as_object();
   EXPECT_EQ(rec.at("phase").as_string(), "Completed");
@@ -154,20 +131,22 @@ TEST(DisasterRecovery, RestoreIntoAnotherClusterFromTheRepositoryAfterTheFirstIs
     std::string volume(kube::str_at(c, {"volume"})), claim(kube::str_at(c, {"claim"}));
     EXPECT_EQ(kube::str_at(c, {"dataSource"}), "repository");
     attempts += static_cast<int>(c.at("uploadAttempts").as_int64());
-    std::string want;
+    std::string want, mode;
     for (const auto& cp : copied) {
-      if (cp.volume == volume) want = cp.sha256;
+      if (cp.volume != volume) continue;
+      want = cp.sha256;
+      mode = cp.volume_mode;
     }
     EXPECT_EQ(kube::str_at(c, {"sha256"}), want) << volume;
     // The oracle: the bytes in the restored claim.
-    EXPECT_EQ(sha256_hex(read_whole(upload_claim_file(b, "other", claim))), want) << volume;
+    EXPECT_EQ(b.claim_sha256("other", claim), want) << volume;
     auto dv = b.client()->get(kDataVolumes, "other", claim);
     ASSERT_TRUE(dv);
     EXPECT_EQ(kube::str_at(*dv, {"status", "phase"}), "Succeeded");
     auto pvc = b.client()->get(kube::resources::kPersistentVolumeClaims, "other", claim);
     ASSERT_TRUE(pvc);
     EXPECT_EQ(kube::str_at(*pvc, {"status", "phase"}), "Bound");
-    EXPECT_EQ(kube::str_at(*pvc, {"spec", "volumeMode"}), "Block");
+    if (!mode.empty()) EXPECT_EQ(kube::str_at(*pvc, {"spec", "volumeMode"}), mode) << volume;  // as recorded
   }
   EXPECT_EQ(attempts, 3);  // two volumes, one sent twice
   auto restored = b.client()->get(kube::ResourceRef{"kubevirt.io", "v1", "virtualmachines", "VirtualMachine", true}, "other", "db");
@@ -198,9 +177,7 @@ TEST(DisasterRecovery, KilledMidUploadRecoverRemovesTheHalfMadeDataVolumes) {
   scratch.write("pw", kPassword, 0600);
   {
     TestCluster a(kSource);
-    auto b = run_kvbackup(a, {"backup", "create", "nightly", "-n", "prod", "--location", loc.string()});
-    ASSERT_EQ(b.exit_code, 0) << b.err;
-    ASSERT_EQ(copy_by_hand(loc, "nightly", scratch).size(), 2u);
+    ASSERT_EQ(backup_with_copies(a, loc, scratch / "pw", "nightly").size(), 2u);
   }
   TestCluster b(kTarget);
   scratch.write("cdi-ca.pem", b.cluster().ca().cert_pem);

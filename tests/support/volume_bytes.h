@@ -1,5 +1,5 @@
 // Test helpers for volume bytes: deterministic image content, the SHA-256 of
-// a file or string, and where the test cluster keeps an uploaded claim's bytes.
+// a string or file.
 #pragma once
 
 #include "tests/support/test_cluster.h"
@@ -45,11 +45,6 @@ inline std::string disk_image(size_t size, uint32_t seed) {
     s[i] = static_cast<char>(x);
   }
   return s;
-}
-
-// The file behind an uploaded claim (testcluster/cdi_upload.h plain_upload_files).
-inline std::filesystem::path upload_claim_file(TestCluster& tc, const std::string& ns, const std::string& claim) {
-  return tc.dir().path() / "state" / "cdi-upload" / ns / (claim + ".img");
 }
 
 }  // namespace kvb::testing

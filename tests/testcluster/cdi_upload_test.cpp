@@ -41,8 +41,8 @@ class CdiUpload : public ::testing::Test {
   void make_upload_dv(const std::string& name) {
     std::string yaml = "apiVersion: cdi.kubevirt.io/v1beta1\nkind: DataVolume\nmetadata:\n  name: " + name +
                        "\n  namespace: dr\nspec:\n  source:\n    upload: {}\n  pvc:\n    accessModes: [ReadWriteOnce]\n"
-                       "    storageClassName: fast\n    resources:\n      requests:\n        storage: " +
-                       std::to_string(kSize) + "\n";
+                       "    storageClassName: fast\n    resources:\n      requests:\n        storage: \"" +
+                       std::to_string(kSize) + "\"\n";
     auto r = run_kubectl(tc.kubeconfig(), {"apply", "-f", "-"}, yaml);
     ASSERT_TRUE(r);
     ASSERT_EQ(r->exit_code, 0) << r->err;
@@ -103,7 +103,7 @@ TEST_F(CdiUpload, KubectlAndCurlUploadTheBytesThenTheDataVolumeSucceeds) {
   EXPECT_EQ(kube::str_at(*dv, {"status", "progress"}), "100.0%");
   auto pvc = tc.client()->get(kube::resources::kPersistentVolumeClaims, "dr", "disk");
   EXPECT_EQ(kube::str_at(*pvc, {"status", "phase"}), "Bound");
-  EXPECT_EQ(sha256_hex(read_whole(upload_claim_file(tc, "dr", "disk"))), sha256_hex(image));
+  EXPECT_EQ(tc.claim_sha256("dr", "disk"), sha256_hex(image));
   // Once done: 409, whatever the token.
   EXPECT_EQ(curl_upload(token_for("disk"), tc.dir() / "disk.img"), 409);
 }
@@ -124,7 +124,7 @@ TEST_F(CdiUpload, RefusalsBadTokenNoTokenTooLargeAndAGzipBody) {
   ASSERT_TRUE(g && g->exit_code == 0);
   EXPECT_EQ(curl_upload(token_for("disk"), tc.dir() / "disk.img.gz", "/v1beta1/upload"), 200);
   EXPECT_EQ(dv_phase("disk"), "Succeeded");
-  EXPECT_EQ(sha256_hex(read_whole(upload_claim_file(tc, "dr", "disk"))), sha256_hex(image));
+  EXPECT_EQ(tc.claim_sha256("dr", "disk"), sha256_hex(image));
 }
 
 TEST_F(CdiUpload, ASecondUploadWhileOneRunsGets503AndABrokenOneCanBeSentAgain) {
@@ -146,7 +146,7 @@ TEST_F(CdiUpload, ASecondUploadWhileOneRunsGets503AndABrokenOneCanBeSentAgain) {
   ASSERT_TRUE(res) << res.error().describe();
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(second, 503);
-  EXPECT_EQ(sha256_hex(read_whole(upload_claim_file(tc, "dr", "disk"))), sha256_hex(image));
+  EXPECT_EQ(tc.claim_sha256("dr", "disk"), sha256_hex(image));
 
   // An upload pod that restarts mid-body: the client sees the connection drop; the next upload starts from byte 0.
   make_upload_dv("disk2");
@@ -154,7 +154,7 @@ TEST_F(CdiUpload, ASecondUploadWhileOneRunsGets503AndABrokenOneCanBeSentAgain) {
   EXPECT_EQ(curl_upload(token_for("disk2"), tc.dir() / "disk.img"), 0);
   EXPECT_EQ(dv_phase("disk2"), "UploadReady");
   EXPECT_EQ(curl_upload(token_for("disk2"), tc.dir() / "disk.img"), 200);
-  EXPECT_EQ(sha256_hex(read_whole(upload_claim_file(tc, "dr", "disk2"))), sha256_hex(image));
+  EXPECT_EQ(tc.claim_sha256("dr", "disk2"), sha256_hex(image));
 }
 
 }  // namespace
