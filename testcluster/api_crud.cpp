@@ -62,7 +62,8 @@ void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Ta
     // CDI's aggregated API: answered with a token, stored nowhere.
     if (res.ref.group == testcluster::res::kUploadTokenRequests.group &&
         res.ref.resource == testcluster::res::kUploadTokenRequests.resource) {
-      return r->respond(c_.cdi_upload().token_request(t.ns, obj));
+      auto* cdi = find_cdi_upload(c_);
+      return r->respond(cdi ? cdi->token_request(t.ns, obj) : status_response(503, "the CDI apiserver is not running"));
     }
     // Plain pods and namespaces created through the API start running / active.
     if (res.ref.resource == "pods" && !kube::value_at(obj, {"status", "phase"})) {

@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <regex>
 #include <vector>
@@ -96,6 +97,43 @@ UploadVolumes store_upload_files(Cluster& c) {
   };
   v.written = [&c](const std::string& ns, const std::string& claim) { c.csi().volume_store().claim_written(ns, claim); };
   return v;
+}
+
+namespace {
+std::mutex g_installed_mu;
+std::map<const Cluster*, std::unique_ptr<CdiUpload>>& installed() {
+  static std::map<const Cluster*, std::unique_ptr<CdiUpload>> m;
+  return m;
+}
+}  // namespace
+
+void install_cdi_upload(Cluster& c) {
+  auto u = std::make_unique<CdiUpload>(c, store_upload_files(c));
+  std::lock_guard lk(g_installed_mu);
+  installed()[&c] = std::move(u);
+}
+
+void uninstall_cdi_upload(Cluster& c) {
+  CdiUpload* u = find_cdi_upload(c);
+  if (!u) return;
+  u->stop();  // joins the proxy's threads, which may wait for the loop: not called on it
+  // Destroyed on the loop thread: no on_change() or token_request() can be running.
+  c.loop().run_sync([&c] {
+    std::lock_guard lk(g_installed_mu);
+    installed().erase(&c);
+  });
+}
+
+CdiUpload* find_cdi_upload(Cluster& c) {
+  std::lock_guard lk(g_installed_mu);
+  auto it = installed().find(&c);
+  return it == installed().end() ? nullptr : it->second.get();
+}
+
+CdiUpload& cdi_upload(Cluster& c) {
+  CdiUpload* u = find_cdi_upload(c);
+  if (!u) std::abort();  // only between install and uninstall
+  return *u;
 }
 
 CdiUpload::CdiUpload(Cluster& c, UploadVolumes volumes) : c_(c), volumes_(std::move(volumes)) {}

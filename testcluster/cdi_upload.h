@@ -43,6 +43,11 @@
 
 namespace kvb::testcluster {
 
+namespace res {
+extern const kube::ResourceRef kCdiConfigs;           // cdi.kubevirt.io/v1beta1, cluster-scoped (defined in registry.cpp)
+extern const kube::ResourceRef kUploadTokenRequests;  // upload.cdi.kubevirt.io/v1beta1
+}  // namespace res
+
 // Where uploaded bytes go: the file behind a bound claim (loop thread).
 struct UploadVolumes {
   std::function<Result<std::filesystem::path>(const std::string& ns, const std::string& claim, int64_t size)> file;
@@ -108,5 +113,16 @@ class CdiUpload {
 
 // The claims' files of the cluster's VolumeStore (storage/volume_store.h).
 UploadVolumes store_upload_files(Cluster& c);
+
+// The cluster's CDI upload: made by install() when the cluster starts (loop
+// thread); uninstall() (not on the loop thread, before the loop stops) stops
+// its listener and destroys it on the loop thread. find() is nullptr outside
+// that span; cdi_upload() is for callers that know it is installed (tests).
+// Kept beside the Cluster rather than in it so that cluster.h stays as it is
+// (a member would do as well).
+void install_cdi_upload(Cluster& c);
+void uninstall_cdi_upload(Cluster& c);
+CdiUpload* find_cdi_upload(Cluster& c);
+CdiUpload& cdi_upload(Cluster& c);
 
 }  // namespace kvb::testcluster

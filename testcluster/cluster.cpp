@@ -23,7 +23,7 @@ Cluster::~Cluster() { stop(); }
 
 void Cluster::stop() {
   if (server_) server_->stop();
-  if (cdi_upload_) cdi_upload_->stop();
+  uninstall_cdi_upload(*this);  // its connection threads use the loop: before the loop stops
   loop_.run_sync([this] {
     api_.reset();
     exec_.reset();
@@ -167,7 +167,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
     cp->kubevirt_ = std::make_unique<KubeVirt>(*cp);
     cp->csi_ = std::make_unique<Csi>(*cp);
     cp->exec_ = std::make_unique<ExecService>(*cp);
-    cp->cdi_upload_ = std::make_unique<CdiUpload>(*cp, store_upload_files(*cp));
+    install_cdi_upload(*cp);
     cp->exports_ = std::make_unique<ExportController>(*cp);
     cp->api_ = std::make_unique<Api>(*cp);
     // Controllers react to every change; nested changes queue up and are drained
@@ -183,7 +183,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
         pending->pop_front();
         cp->kubevirt_->on_change(ev);
         cp->csi_->on_change(ev);
-        cp->cdi_upload_->on_change(ev);
+        if (auto* u = find_cdi_upload(*cp)) u->on_change(ev);
         if (cp->exports_) cp->exports_->on_change(ev);
       }
       *draining = false;
@@ -201,7 +201,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
   auto server = HttpServer::start(c->loop_, so);
   if (!server) return server.error();
   c->server_ = std::move(*server);
-  KVB_CHECK(c->cdi_upload_->start(c->ca_));
+  KVB_CHECK(cdi_upload(*c).start(c->ca_));
   return c;
 }
 

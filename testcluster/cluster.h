@@ -25,7 +25,6 @@ class KubeVirt;
 class Csi;
 class ExecService;
 class Api;
-class CdiUpload;
 class ExportController;
 
 struct ClusterOptions {
@@ -58,7 +57,6 @@ class Cluster {
   KubeVirt& kubevirt() { return *kubevirt_; }
   Csi& csi() { return *csi_; }
   ExecService& exec() { return *exec_; }
-  CdiUpload& cdi_upload() { return *cdi_upload_; }  // any thread for its thread-safe parts
   ExportController& exports() { return *exports_; }
   const ResourceInfo& resource(const kube::ResourceRef& ref) const;
 
@@ -79,7 +77,6 @@ class Cluster {
   std::unique_ptr<KubeVirt> kubevirt_;
   std::unique_ptr<Csi> csi_;
   std::unique_ptr<ExecService> exec_;
-  std::unique_ptr<CdiUpload> cdi_upload_;
   std::unique_ptr<ExportController> exports_;
   std::unique_ptr<Api> api_;
   KeyPair ca_;

@@ -42,8 +42,6 @@ extern const kube::ResourceRef kVirtualMachines;
 extern const kube::ResourceRef kVirtualMachineInstances;
 extern const kube::ResourceRef kDataVolumes;
 extern const kube::ResourceRef kStorkRules;
-extern const kube::ResourceRef kCdiConfigs;
-extern const kube::ResourceRef kUploadTokenRequests;
 extern const kube::ResourceRef kVirtualMachineExports;
 }  // namespace res
 

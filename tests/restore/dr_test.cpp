@@ -118,7 +118,7 @@ TEST(DisasterRecovery, RestoreIntoAnotherClusterFromTheRepositoryAfterTheFirstIs
 
   // The restore: auto picks the repository (the snapshots are not in this cluster). One upload
   // pod restarts mid-body: that volume is sent again from byte 0.
-  b.cluster().cdi_upload().break_uploads(1, 1 << 20);
+  testcluster::cdi_upload(b.cluster()).break_uploads(1, 1 << 20);
   // Halted: a running guest would write into the restored claims before the oracle reads them.
   auto r = with({"restore", "create", "r1", "--from-backup", "nightly", "--password-file", (scratch / "pw").string(),
                  "--run-strategy", "Halted", "-o", "json"});
@@ -156,7 +156,7 @@ TEST(DisasterRecovery, RestoreIntoAnotherClusterFromTheRepositoryAfterTheFirstIs
   EXPECT_THAT(vols, HasSubstr(std::string(kube::str_at(vm.at("claims").as_array().at(0), {"claim"}))));
 
   // Every upload of a volume failing twice: the VM fails, what was made for it is removed, no VM.
-  b.cluster().cdi_upload().break_uploads(2, 1 << 20);
+  testcluster::cdi_upload(b.cluster()).break_uploads(2, 1 << 20);
   auto f = with({"restore", "create", "r2", "--from-backup", "nightly", "--rename", "db:db2", "--parallel-uploads", "1",
                  "--password-file", (scratch / "pw").string()});
   EXPECT_EQ(f.exit_code, 1) << f.out << f.err;
@@ -181,7 +181,7 @@ TEST(DisasterRecovery, KilledMidUploadRecoverRemovesTheHalfMadeDataVolumes) {
   }
   TestCluster b(kTarget);
   scratch.write("cdi-ca.pem", b.cluster().ca().cert_pem);
-  b.cluster().cdi_upload().hold_uploads(true);
+  testcluster::cdi_upload(b.cluster()).hold_uploads(true);
   std::vector<std::string> argv{kvbackup_binary(), "--kubeconfig", b.kubeconfig().string(), "restore", "create", "r1",
                                 "--from-backup", "nightly", "--location", loc.string(), "--namespace-mapping", "prod:other",
                                 "--data-source", "repository", "--upload-proxy-ca", (scratch / "cdi-ca.pem").string(),
@@ -191,15 +191,15 @@ TEST(DisasterRecovery, KilledMidUploadRecoverRemovesTheHalfMadeDataVolumes) {
   ::close(child->stdin_fd);
   // The proxy counts an upload once it accepted it; then it holds it.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (b.cluster().cdi_upload().uploads_started() < 1 && std::chrono::steady_clock::now() < deadline) {
+  while (testcluster::cdi_upload(b.cluster()).uploads_started() < 1 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling a condition, with a deadline
   }
-  bool uploading = b.cluster().cdi_upload().uploads_started() >= 1;
+  bool uploading = testcluster::cdi_upload(b.cluster()).uploads_started() >= 1;
   ::kill(child->pid, SIGKILL);
   int status = 0;
   ::waitpid(child->pid, &status, 0);
   for (int fd : {child->stdout_fd, child->stderr_fd}) ::close(fd);
-  b.cluster().cdi_upload().hold_uploads(false);
+  testcluster::cdi_upload(b.cluster()).hold_uploads(false);
   ASSERT_TRUE(uploading) << "no upload began within 60 s";
   EXPECT_GT(datavolumes(b, "other"), 0u);
 

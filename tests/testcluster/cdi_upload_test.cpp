@@ -139,7 +139,7 @@ TEST_F(CdiUpload, ASecondUploadWhileOneRunsGets503AndABrokenOneCanBeSentAgain) {
     KVB_CHECK(write(std::string_view(image).substr(0, 1 << 20)));
     // The first upload has begun once the proxy counted it: then a second one is refused.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (tc.cluster().cdi_upload().uploads_started() < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    while (testcluster::cdi_upload(tc.cluster()).uploads_started() < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
     second = curl_upload(token_for("disk"), tc.dir() / "disk.img");
     return write(std::string_view(image).substr(1 << 20));
   });
@@ -150,7 +150,7 @@ TEST_F(CdiUpload, ASecondUploadWhileOneRunsGets503AndABrokenOneCanBeSentAgain) {
 
   // An upload pod that restarts mid-body: the client sees the connection drop; the next upload starts from byte 0.
   make_upload_dv("disk2");
-  tc.cluster().cdi_upload().break_uploads(1, 2 << 20);
+  testcluster::cdi_upload(tc.cluster()).break_uploads(1, 2 << 20);
   EXPECT_EQ(curl_upload(token_for("disk2"), tc.dir() / "disk.img"), 0);
   EXPECT_EQ(dv_phase("disk2"), "UploadReady");
   EXPECT_EQ(curl_upload(token_for("disk2"), tc.dir() / "disk.img"), 200);
