@@ -72,7 +72,8 @@ class CdiUpload : public ::testing::Test {
     return cfg ? "https://" + std::string(kube::str_at(*cfg, {"status", "uploadProxyURL"})) : std::string();
   }
 
-  // curl POST of a file; returns the HTTP status (0: curl failed).
+  // curl POST of a file; returns the HTTP status, 0 when the transfer failed
+  // (a dropped connection: curl may have seen only "100 Continue").
   int curl_upload(const std::string& token, const std::filesystem::path& file, const std::string& path = "/v1beta1/upload-async") {
     ProcessSpec spec;
     spec.argv = {"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", (tc.dir() / "ca.pem").string(),
@@ -80,7 +81,8 @@ class CdiUpload : public ::testing::Test {
     if (!token.empty()) spec.argv.insert(spec.argv.begin() + 1, {"-H", "Authorization: Bearer " + token});
     auto r = run_process(spec);
     EXPECT_TRUE(r);
-    return r ? std::atoi(r->out.c_str()) : -1;
+    if (!r) return -1;
+    return r->exit_code == 0 ? std::atoi(r->out.c_str()) : 0;
   }
 
   std::string dv_phase(const std::string& name) {
