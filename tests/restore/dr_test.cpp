@@ -146,7 +146,9 @@ TEST(DisasterRecovery, RestoreIntoAnotherClusterFromTheRepositoryAfterTheFirstIs
     auto pvc = b.client()->get(kube::resources::kPersistentVolumeClaims, "other", claim);
     ASSERT_TRUE(pvc);
     EXPECT_EQ(kube::str_at(*pvc, {"status", "phase"}), "Bound");
-    if (!mode.empty()) EXPECT_EQ(kube::str_at(*pvc, {"spec", "volumeMode"}), mode) << volume;  // as recorded
+    if (!mode.empty()) {
+      EXPECT_EQ(kube::str_at(*pvc, {"spec", "volumeMode"}), mode) << volume;  // as recorded
+    }
   }
   EXPECT_EQ(attempts, 3);  // two volumes, one sent twice
   auto restored = b.client()->get(kube::ResourceRef{"kubevirt.io", "v1", "virtualmachines", "VirtualMachine", true}, "other", "db");
