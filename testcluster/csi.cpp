@@ -264,7 +264,13 @@ void Csi::bind_claim(const std::string& ns, const std::string& name) {
                                   {"claimRef", json::object{{"namespace", ns}, {"name", name}, {"uid", kube::uid_of(v)}}}}},
             {"status", json::object{{"phase", "Bound"}}}};
   (void)c_.store().create(c_.resource(kPersistentVolumes), "", pv);
-  volumes_[vkey(ns, name)] = data;
+  // A guest may have attached before the claim was bound (a DataVolume's claim
+  // is created after the VM started): keep the attachment.
+  VolumeData& slot = volumes_[vkey(ns, name)];
+  data.vm = slot.vm;
+  data.attach_ms = slot.attach_ms;
+  data.writer = slot.writer;
+  slot = data;
   (void)c_.store().mutate(c_.resource(kPersistentVolumeClaims), ns, name, [&](Object& o) {
     o["spec"].as_object()["volumeName"] = pv_name;
     o["spec"].as_object()["storageClassName"] = sc;

@@ -40,7 +40,8 @@ namespaces:
 struct Fixture {
   explicit Fixture(const std::string& scenario) : tc(scenario) {}
   void expect_nothing_frozen() {
-    for (const auto& v : tc.vms().at("vms").as_array()) {
+    const boost::json::object vms = tc.vms();
+    for (const auto& v : vms.at("vms").as_array()) {
       EXPECT_FALSE(v.at("frozen").as_bool()) << "left frozen: " << kube::str_at(v, {"name"});
     }
   }

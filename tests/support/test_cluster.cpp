@@ -61,17 +61,16 @@ json::object TestCluster::volumes_with_sha256(const std::string& query) {
 }
 
 std::string TestCluster::claim_sha256(const std::string& ns, const std::string& claim) {
-  // Kept alive for the loop (a range-for over a member of a temporary dangles).
-  const json::object all = volumes_with_sha256("namespace=" + ns + "&pvc=" + claim);
-  for (const auto& v : all.at("volumes").as_array()) {
+  const json::object doc = volumes_with_sha256("namespace=" + ns + "&pvc=" + claim);
+  for (const auto& v : doc.at("volumes").as_array()) {
     if (kube::str_at(v, {"namespace"}) == ns && kube::str_at(v, {"pvc"}) == claim) return std::string(kube::str_at(v, {"sha256"}));
   }
   return {};
 }
 
 std::string TestCluster::snapshot_sha256(const std::string& ns, const std::string& volume_snapshot) {
-  const json::object all = volumes_with_sha256("namespace=" + ns + "&volumeSnapshot=" + volume_snapshot);
-  for (const auto& v : all.at("snapshots").as_array()) {
+  const json::object doc = volumes_with_sha256("namespace=" + ns + "&volumeSnapshot=" + volume_snapshot);
+  for (const auto& v : doc.at("snapshots").as_array()) {
     if (kube::str_at(v, {"namespace"}) == ns && kube::str_at(v, {"volumeSnapshot"}) == volume_snapshot) {
       return std::string(kube::str_at(v, {"sha256"}));
     }

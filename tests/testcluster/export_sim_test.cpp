@@ -218,7 +218,7 @@ TEST(SimExport, ExportsThatCannotBeReadyTellWhy) {
 TEST(SimBytes, SparseCopiesAndHashesReadOnlyTheData) {
   TempDir d;
   testcluster::VolumeStore vs(d.path());
-  ASSERT_TRUE(vs.create_claim("ns", "a", int64_t{256} << 20, 0));
+  ASSERT_TRUE(vs.create_claim("ns", "a", int64_t{64} << 20, 0));
   ASSERT_TRUE(vs.write_generation("ns", "a", "vm", 7));
   ASSERT_TRUE(vs.cut("ns", "a", "h1"));
   ASSERT_TRUE(vs.write_generation("ns", "a", "vm", 8));
@@ -226,7 +226,7 @@ TEST(SimBytes, SparseCopiesAndHashesReadOnlyTheData) {
   auto a8 = vs.claim_sha256("ns", "a");
   ASSERT_TRUE(h1 && a8);
   EXPECT_NE(*h1, *a8);
-  ASSERT_TRUE(vs.restore_claim("ns", "b", "h1", int64_t{256} << 20, 7));
+  ASSERT_TRUE(vs.restore_claim("ns", "b", "h1", int64_t{64} << 20, 7));
   EXPECT_EQ(*vs.claim_sha256("ns", "b"), *h1);
   struct stat st {};
   ASSERT_EQ(::stat(vs.snapshot_path("h1").c_str(), &st), 0);
