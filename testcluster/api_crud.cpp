@@ -5,6 +5,7 @@
 #include "kube/api_status.h"
 #include "kube/object.h"
 #include "testcluster/api.h"
+#include "testcluster/cdi_upload.h"
 #include "testcluster/responses.h"
 #include "testcluster/csi.h"
 #include "testcluster/export/export_controller.h"
@@ -58,6 +59,12 @@ void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Ta
     if (!body->is_object()) return r->respond(status_response(400, "the request body must be a JSON object"));
     json::object obj = body->as_object();
     if (dry_run) return r->respond(json_response(201, obj));
+    // CDI's aggregated API: answered with a token, stored nowhere.
+    if (res.ref.group == testcluster::res::kUploadTokenRequests.group &&
+        res.ref.resource == testcluster::res::kUploadTokenRequests.resource) {
+      auto* cdi = find_cdi_upload(c_);
+      return r->respond(cdi ? cdi->token_request(t.ns, obj) : status_response(503, "the CDI apiserver is not running"));
+    }
     // Plain pods and namespaces created through the API start running / active.
     if (res.ref.resource == "pods" && !kube::value_at(obj, {"status", "phase"})) {
       obj["status"] = json::object{{"phase", "Running"}};

@@ -129,6 +129,7 @@ void Cdi::set_status(const std::string& ns, const std::string& name, const std::
 void Cdi::reconcile(const std::string& ns, const std::string& name) {
   const Object* dv = c_.store().find(c_.resource(res::kDataVolumes), ns, name);
   if (!dv || kube::value_at(*dv, {"metadata", "deletionTimestamp"})) return;
+  if (kube::value_at(*dv, {"spec", "source", "upload"})) return;  // CDI upload's own (cdi_upload.h)
   std::string phase(kube::str_at(*dv, {"status", "phase"}));
   if (phase == "Succeeded" || phase == "Failed") return;
   std::string uid(kube::uid_of(*dv));

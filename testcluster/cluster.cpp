@@ -5,6 +5,7 @@
 #include "testcluster/controller_admission.h"
 #include "testcluster/api.h"
 #include "testcluster/cdi.h"
+#include "testcluster/cdi_upload.h"
 #include "testcluster/csi.h"
 #include "testcluster/exec_service.h"
 #include "testcluster/export/export_controller.h"
@@ -25,6 +26,7 @@ Cluster::~Cluster() { stop(); }
 
 void Cluster::stop() {
   if (server_) server_->stop();
+  uninstall_cdi_upload(*this);  // its connection threads use the loop: before the loop stops
   loop_.run_sync([this] {
     api_.reset();
     exec_.reset();
@@ -174,6 +176,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
     cp->cdi_ = std::make_unique<Cdi>(*cp);
     cp->store_->set_admission(admit_controller_kinds);
     cp->exec_ = std::make_unique<ExecService>(*cp);
+    install_cdi_upload(*cp);
     cp->exports_ = std::make_unique<ExportController>(*cp);
     cp->api_ = std::make_unique<Api>(*cp);
     // Controllers react to every change; nested changes queue up and are drained
@@ -190,6 +193,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
         cp->kubevirt_->on_change(ev);
         cp->csi_->on_change(ev);
         cp->cdi_->on_change(ev);
+        if (auto* u = find_cdi_upload(*cp)) u->on_change(ev);
         if (cp->exports_) cp->exports_->on_change(ev);
       }
       *draining = false;
@@ -207,6 +211,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
   auto server = HttpServer::start(c->loop_, so);
   if (!server) return server.error();
   c->server_ = std::move(*server);
+  KVB_CHECK(cdi_upload(*c).start(c->ca_));
   return c;
 }
 

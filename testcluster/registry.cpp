@@ -8,6 +8,9 @@ const kube::ResourceRef kVirtualMachineInstances{"kubevirt.io", "v1", "virtualma
                                                  "VirtualMachineInstance", true};
 const kube::ResourceRef kDataVolumes{"cdi.kubevirt.io", "v1beta1", "datavolumes", "DataVolume", true};
 const kube::ResourceRef kStorkRules{"stork.libopenstorage.org", "v1alpha1", "rules", "Rule", true};
+// Declared in cdi_upload.h (its only users besides this registry).
+extern const kube::ResourceRef kCdiConfigs{"cdi.kubevirt.io", "v1beta1", "cdiconfigs", "CDIConfig", false};
+extern const kube::ResourceRef kUploadTokenRequests{"upload.cdi.kubevirt.io", "v1beta1", "uploadtokenrequests", "UploadTokenRequest", true};
 const kube::ResourceRef kVirtualMachineExports{"export.kubevirt.io", "v1beta1", "virtualmachineexports",
                                                "VirtualMachineExport", true};
 }  // namespace res
@@ -34,6 +37,8 @@ Registry::Registry() {
   add(kube::resources::kVolumeSnapshotContents, "volumesnapshotcontent", {"vsc", "vscs"}, {"status"}, true);
   add(kube::resources::kVolumeSnapshotClasses, "volumesnapshotclass", {"vsclass", "vsclasses"}, {}, false);
   add(res::kStorkRules, "rule", {}, {}, false);
+  add(res::kCdiConfigs, "cdiconfig", {}, {"status"}, true);
+  add(res::kUploadTokenRequests, "uploadtokenrequest", {"utr"}, {}, false);
   add(res::kVirtualMachineExports, "virtualmachineexport", {"vmexport", "vmexports"}, {"status"}, true);
   add(kube::resources::kLeases, "lease", {}, {}, false);
 }

@@ -1,8 +1,10 @@
 // kvbackup restore create | list | describe
 #include "cli/options.h"
+#include "cli/repo_password.h"
 #include "cli/stop_signals.h"
 #include "location/location.h"
 #include "restore/plan.h"
+#include "repo/repository.h"
 #include "restore/runner.h"
 
 #include <boost/json.hpp>
@@ -24,7 +26,24 @@ struct RestoreOptions {
   bool create_namespace = false;
   bool wait = true;
   std::string output = "table";
+  std::string data_source = "auto";
+  std::string upload_proxy_url, upload_proxy_ca, password_file;
+  unsigned parallel_uploads = 4;
 };
+
+// <location>/repository, which `backup create --copy-data` filled; never created here.
+Result<std::shared_ptr<repo::Repository>> open_backup_repository(const RestoreOptions& o) {
+  std::string where = location::child_location(o.location.empty() ? location::default_location() : o.location, "repository");
+  KVB_TRY(auto loc, location::open(where, location::OpenMode::kExisting));
+  std::shared_ptr<location::Location> shared(std::move(loc));
+  if (!shared->exists("config")) {
+    return Error(Errc::kNotFound, "repository " + where + " does not exist: the backups in this location were made without --copy-data");
+  }
+  KVB_TRY(auto pw, repository_password(o.password_file));
+  auto r = repo::Repository::open(shared, pw);
+  if (!r) return Error(r.error().code, "repository " + where + ": " + r.error().message);
+  return std::shared_ptr<repo::Repository>(std::move(*r));
+}
 
 std::string table(const restore::RestoreRecord& rec) {
   std::string out = fmt::format("{:<28}  {:<28}  {:<9}  {:<7}  {}\n", "FROM", "TO", "PHASE", "CLAIMS", "NOTES");
@@ -49,6 +68,13 @@ std::string describe(const restore::RestoreRecord& rec) {
                        v.reason.empty() ? "" : " (" + v.reason + ")");
     out += fmt::format("  Run strategy: {}\n", v.run_strategy);
     for (const auto& c : v.claims) {
+      if (c.data_source == "repository") {
+        out += fmt::format("  Volume {}: claim {} ({}, {}, {}) from repository snapshot {} (backed up from claim {}): {} bytes uploaded "
+                           "in {} ms, {} attempt(s), SHA-256 {}\n",
+                           c.volume, c.claim, c.phase, c.storage_class, c.size, c.repository_snapshot, c.source_claim, c.uploaded_bytes,
+                           c.upload_ms, c.upload_attempts, c.sha256.empty() ? "-" : c.sha256);
+        continue;
+      }
       out += fmt::format("  Volume {}: claim {} ({}, {}, {}) from VolumeSnapshot {} (backed up from claim {})\n", c.volume, c.claim,
                          c.phase, c.storage_class, c.size, c.volume_snapshot, c.source_claim);
     }
@@ -79,11 +105,21 @@ int create(const GlobalOptions& g, const RestoreOptions& o) {
   spec.keep_mac = o.keep_mac;
   spec.create_namespaces = o.create_namespace;
   spec.wait = o.wait;
+  spec.data_source = o.data_source == "snapshot"     ? restore::DataSource::kSnapshot
+                     : o.data_source == "repository" ? restore::DataSource::kRepository
+                                                     : restore::DataSource::kAuto;
+  spec.upload_proxy_url = o.upload_proxy_url;
+  spec.upload_proxy_ca = o.upload_proxy_ca;
+  spec.parallel_uploads = o.parallel_uploads;
+  if (spec.data_source == restore::DataSource::kSnapshot && !(o.upload_proxy_url.empty() && o.password_file.empty())) {
+    return report_error(Error(Errc::kInvalidArgument, "--upload-proxy-url and --password-file are for a restore from the repository"));
+  }
   auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
   auto client = connect(g);
   if (!client) return report_error(client.error());
   restore::RestoreRunner runner(*client, **loc, spec, [](const std::string& l) { std::fprintf(stderr, "%s\n", l.c_str()); });
+  runner.set_repository_opener([&o] { return open_backup_repository(o); });
   auto rec = runner.run(signals.token());
   if (!rec) return report_error(rec.error());
   if (o.output == "json") {
@@ -147,6 +183,14 @@ void register_restore(CLI::App& app, GlobalOptions& g, CommandAction& run) {
   c->add_flag("--create-namespace", o->create_namespace, "Create target namespaces that do not exist");
   c->add_flag("--wait,!--no-wait", o->wait, "Wait until restored VMs that should run are Running (default)");
   c->add_option("-o,--output", o->output, "table or json")->check(CLI::IsMember({"table", "json"}));
+  c->add_option("--data-source", o->data_source,
+                "Where the bytes come from: snapshot (the backup's VolumeSnapshots), repository (the --copy-data copy, "
+                "through CDI upload), or auto: the snapshots when they exist and are ready, else the repository (default)")
+      ->check(CLI::IsMember({"auto", "snapshot", "repository"}));
+  c->add_option("--upload-proxy-url", o->upload_proxy_url, "CDI upload proxy (default: CDIConfig status.uploadProxyURL)");
+  c->add_option("--upload-proxy-ca", o->upload_proxy_ca, "PEM file with the CA of the CDI upload proxy (default: the system's)");
+  c->add_option("--parallel-uploads", o->parallel_uploads, "Volumes uploaded at once (default 4)")->check(CLI::Range(1, 64));
+  c->add_option("--password-file", o->password_file, "Repository password (else $KVBACKUP_REPO_PASSWORD, else a prompt)");
   c->callback([&run, &g, o] { run = [&g, o] { return create(g, *o); }; });
 
   auto* l = cmd->add_subcommand("list", "List the restores in a location");

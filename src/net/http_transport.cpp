@@ -4,6 +4,7 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
@@ -95,6 +96,68 @@ class BeastTransport : public HttpTransport {
       return res.error();
     }
     return Error(Errc::kTransport, display_ + ": connection lost");
+  }
+
+  Result<HttpResponse> exchange_streamed(const HttpRequest& r, uint64_t content_length, const BodyProducer& produce) override {
+    auto fresh = connect();
+    if (!fresh) return fresh.error();
+    Connection& c = **fresh;
+    http::request<http::empty_body> req;
+    req.method_string(r.method);
+    req.target(r.target);
+    req.version(11);
+    req.set(http::field::host, host_header_);
+    for (const auto& [k, v] : r.headers) req.set(k, v);
+    req.keep_alive(true);
+    req.content_length(content_length);
+    http::request_serializer<http::empty_body> sr(req);
+    auto ec = c.run(options_.request_timeout, [&](auto handler) {
+      if (c.tls) http::async_write_header(*c.tls, sr, handler);
+      else http::async_write_header(*c.plain, sr, handler);
+    });
+    if (ec) return transport_error(r, ec, false);
+    uint64_t sent = 0;
+    boost::system::error_code write_ec;
+    Status produced = produce([&](std::string_view piece) -> Status {
+      if (write_ec) return Error(Errc::kTransport, r.method + " " + display_ + ": " + write_ec.message());
+      if (sent + piece.size() > content_length) {
+        return Error(Errc::kInternal, r.method + " " + display_ + ": the body is longer than its Content-Length " +
+                                          std::to_string(content_length));
+      }
+      write_ec = c.run(options_.request_timeout, [&](auto handler) {
+        if (c.tls) asio::async_write(*c.tls, asio::buffer(piece.data(), piece.size()), handler);
+        else asio::async_write(*c.plain, asio::buffer(piece.data(), piece.size()), handler);
+      });
+      if (write_ec) {
+        return Error(write_ec == beast::error::timeout ? Errc::kTimeout : Errc::kTransport,
+                     r.method + " " + display_ + ": sending the body failed after " + std::to_string(sent) + " bytes: " +
+                         write_ec.message());
+      }
+      sent += piece.size();
+      return ok();
+    });
+    // The server may have answered early (a refusal) and closed: its answer says more than the broken pipe.
+    if (!produced && !write_ec) return produced.error();
+    if (produced && sent != content_length) {
+      return Error(Errc::kInternal, r.method + " " + display_ + ": the body ended after " + std::to_string(sent) + " of " +
+                                        std::to_string(content_length) + " bytes");
+    }
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(1 << 20);
+    parser.header_limit(1 << 20);
+    auto read_timeout = write_ec ? std::chrono::milliseconds(2000) : options_.request_timeout;
+    ec = c.run(read_timeout, [&](auto handler) {
+      if (c.tls) http::async_read(*c.tls, c.buffer, parser, handler);
+      else http::async_read(*c.plain, c.buffer, parser, handler);
+    });
+    if (ec) return write_ec ? produced.error() : transport_error(r, ec, parser.got_some());
+    auto msg = parser.release();
+    HttpResponse out;
+    out.status = static_cast<int>(msg.result_int());
+    for (const auto& f : msg) out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    out.body = std::move(msg.body());
+    if (msg.keep_alive() && !write_ec) put_idle(std::move(*fresh));
+    return out;
   }
 
  private:

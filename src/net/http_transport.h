@@ -18,6 +18,7 @@
 #include "common/error.h"
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,6 +44,12 @@ struct HttpResponse {
   std::string header(std::string_view name) const;  // case-insensitive; empty when absent
 };
 
+// The body of a streamed request (HttpTransport::exchange_streamed): the
+// producer is called once and calls `write` with each piece, in order; a
+// piece is on the wire (or failed) when write returns.
+using BodyWriter = std::function<Status(std::string_view piece)>;
+using BodyProducer = std::function<Status(const BodyWriter& write)>;
+
 struct TransportOptions {
   std::chrono::milliseconds connect_timeout{10'000};
   std::chrono::milliseconds request_timeout{60'000};  // plus 1 s per MiB of body either way
@@ -63,6 +70,13 @@ class HttpTransport {
   // whether the request may have reached the server (retry safety). A pooled
   // connection the server had closed is retried once on a fresh one.
   virtual Result<HttpResponse> exchange(const HttpRequest& req, bool* sent) = 0;
+  // One exchange whose body, exactly `content_length` bytes, is produced
+  // while it is sent (a disk image, never held whole in memory), on a fresh
+  // connection: a producer cannot run twice, so no retry on a stale pooled
+  // one. The producer's own error is returned as is; a server that answered
+  // before the body was complete (and stopped reading) gives its response.
+  // Each piece has request_timeout to be written.
+  virtual Result<HttpResponse> exchange_streamed(const HttpRequest& req, uint64_t content_length, const BodyProducer& produce) = 0;
   virtual const std::string& host_header() const = 0;  // host[:port] as sent
   virtual const std::string& display() const = 0;      // "https://host:port" for messages
 };

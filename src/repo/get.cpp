@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
+#include <future>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -232,6 +234,67 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
   for (auto& t : pool) t.join();
   if (!first_error) return first_error;
   return out.commit();
+}
+
+}  // namespace kvb::repo
+
+namespace kvb::repo {
+
+Result<Snapshot> Repository::find(const std::string& snapshot) {
+  KVB_TRY(auto snap, find_snapshot(*loc_, key_.encryption, snapshot));
+  for (const auto& e : snap.extents) {
+    if (e.blob && !index_.find(*e.blob)) {
+      return Error(Errc::kNotFound, "snapshot " + snap.id + " needs blob " + to_hex(*e.blob) + ", which is in no pack (run kvbackup repo check)");
+    }
+  }
+  return snap;
+}
+
+Status Repository::read(const Snapshot& snap, const Sink& sink, const GetOptions& options) {
+  static const std::vector<uint8_t> zeros(1 << 20);
+  const size_t window = std::max<size_t>(2, 2 * (options.workers == 0 ? 4 : options.workers));
+  std::deque<std::future<Result<std::vector<uint8_t>>>> ahead;
+  size_t next = 0;  // the next extent whose blob is not asked for yet
+  auto ask = [&] {
+    while (ahead.size() < window && next < snap.extents.size()) {
+      const Extent& e = snap.extents[next++];
+      if (!e.blob) continue;
+      BlobId id = *e.blob;
+      ahead.push_back(std::async(std::launch::async, [this, id] { return read_blob(*loc_, index_, key_, id); }));
+    }
+  };
+  // Every future is waited for before returning (a std::async future blocks in its destructor anyway).
+  struct Drain {
+    std::deque<std::future<Result<std::vector<uint8_t>>>>& q;
+    ~Drain() {
+      for (auto& f : q) f.wait();
+    }
+  } drain{ahead};
+  uint64_t done = 0;
+  for (const auto& e : snap.extents) {
+    ask();
+    if (!e.blob) {
+      uint64_t left = e.length;
+      while (left > 0) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(left, zeros.size()));
+        KVB_CHECK(sink(std::span<const uint8_t>(zeros.data(), n)));
+        left -= n;
+      }
+    } else {
+      auto plain = ahead.front().get();
+      ahead.pop_front();
+      if (!plain) return unreadable(snap, plain.error(), e.length, {e.offset});
+      if (plain->size() != e.length) {
+        return unreadable(snap, Error(Errc::kDamaged, "blob holds " + std::to_string(plain->size()) + " bytes, the extent " +
+                                                          std::to_string(e.length)),
+                          e.length, {e.offset});
+      }
+      KVB_CHECK(sink(std::span<const uint8_t>(plain->data(), plain->size())));
+    }
+    done += e.length;
+    if (options.progress) options.progress(done, snap.size);
+  }
+  return ok();
 }
 
 }  // namespace kvb::repo

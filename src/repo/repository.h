@@ -38,6 +38,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -157,6 +158,15 @@ class Repository {
   // Restores a snapshot (by id, or the newest of a name) to a file (sparse
   // where zero), a block device, or "-" (standard output).
   Status get(const std::string& snapshot, const std::filesystem::path& target, const GetOptions& options = {});
+  // A snapshot (by id, or the newest of a name) with its extents.
+  Result<Snapshot> find(const std::string& snapshot);
+  // Streams a snapshot's whole image, in order and zeros included, into
+  // `sink` (a consumer that is not a file: an HTTP upload), no temporary
+  // file; blobs are read and authenticated ahead on `options.workers`
+  // threads (default 4). The first error of the sink or of a blob stops it;
+  // a blob that cannot be read names the snapshot and the byte range.
+  using Sink = std::function<Status(std::span<const uint8_t> bytes)>;
+  Status read(const Snapshot& snap, const Sink& sink, const GetOptions& options = {});
   Result<std::vector<Snapshot>> snapshots();
   CheckReport check(bool read_data);
   // Removes the snapshots `policy` does not keep (needs the exclusive lock).

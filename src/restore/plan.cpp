@@ -69,6 +69,15 @@ std::string mapped(const std::map<std::string, std::string>& m, const std::strin
 
 }  // namespace
 
+bool RestorePlan::uses_repository() const {
+  for (const auto& vm : vms) {
+    for (const auto& v : vm.volumes) {
+      if (v.from_repository) return true;
+    }
+  }
+  return false;
+}
+
 std::unique_ptr<PlanSources> cluster_sources(kube::Client& client, location::Location& loc) {
   return std::make_unique<ClusterSources>(client, loc);
 }
@@ -164,16 +173,47 @@ Result<RestorePlan> plan_restore(const RestoreSpec& spec, PlanSources& src) {
         if (!sc) return Error(Errc::kNotFound, vwhere + ": StorageClass \"" + v.storage_class + "\" not found");
         v.wait_for_first_consumer = kube::str_at(*sc, {"volumeBindingMode"}) == "WaitForFirstConsumer";
       }
-      if (vol.volume_snapshot.empty() || vol.deleted) {
-        return Error(Errc::kInvalidArgument, vwhere + ": the backup has no snapshot of it");
+      // Where the bytes come from: the snapshot when it is there and ready (unless told otherwise), else the repository copy.
+      const bool have_copy = vol.copy && vol.copy->ok();
+      std::optional<Error> no_snapshot;
+      std::optional<json::object> snap;
+      if (spec.data_source != DataSource::kRepository) {
+        if (vol.volume_snapshot.empty() || vol.deleted) {
+          no_snapshot = Error(Errc::kInvalidArgument, vwhere + ": the backup has no snapshot of it");
+        } else {
+          KVB_TRY(snap, src.live(res::kVolumeSnapshots, from->ns, vol.volume_snapshot));
+          if (!snap) {
+            no_snapshot = Error(Errc::kNotFound, vwhere + ": VolumeSnapshot " + from->ns + "/" + vol.volume_snapshot + " of backup " +
+                                                     b.name + " no longer exists");
+          } else if (!kube::bool_at(*snap, {"status", "readyToUse"}).value_or(false)) {
+            no_snapshot = Error(Errc::kInvalidArgument, vwhere + ": VolumeSnapshot " + from->ns + "/" + vol.volume_snapshot +
+                                                            " is not readyToUse");
+          }
+        }
       }
-      KVB_TRY(auto snap, src.live(res::kVolumeSnapshots, from->ns, vol.volume_snapshot));
-      if (!snap) {
-        return Error(Errc::kNotFound, vwhere + ": VolumeSnapshot " + from->ns + "/" + vol.volume_snapshot + " of backup " + b.name +
-                                          " no longer exists");
+      if (spec.data_source == DataSource::kRepository || (spec.data_source == DataSource::kAuto && no_snapshot && have_copy)) {
+        if (!have_copy) {
+          std::string why = !vol.copy ? "the backup was made without --copy-data"
+                                      : "its copy failed: " + (vol.copy->error.empty() ? std::string("no repository snapshot") : vol.copy->error);
+          return Error(Errc::kInvalidArgument, vwhere + ": --data-source repository, but backup " + b.name +
+                                                   " has no copy of this volume in the repository (" + why + ")");
+        }
+        v.from_repository = true;
+        v.copy = *vol.copy;
+        std::string recorded = vol.size.empty() ? vol.restore_size : vol.size;
+        v.size = larger_quantity(recorded, std::to_string(vol.copy->bytes));
+        if (v.size.empty()) return Error(Errc::kInvalidArgument, vwhere + ": the backup records no size for it");
+        KVB_TRY(auto dv_taken, in_the_way(src, kubevirt::kDataVolumes, vm.ns, v.claim, spec.name));
+        if (dv_taken) return Error(Errc::kAlreadyExists, vwhere + ": DataVolume " + vm.ns + "/" + v.claim + " exists");
+        KVB_TRY(auto taken, in_the_way(src, res::kPersistentVolumeClaims, vm.ns, v.claim, spec.name));
+        if (taken) return Error(Errc::kAlreadyExists, vwhere + ": PersistentVolumeClaim " + vm.ns + "/" + v.claim + " exists");
+        vm.volumes.push_back(std::move(v));
+        continue;
       }
-      if (!kube::bool_at(*snap, {"status", "readyToUse"}).value_or(false)) {
-        return Error(Errc::kInvalidArgument, vwhere + ": VolumeSnapshot " + from->ns + "/" + vol.volume_snapshot + " is not readyToUse");
+      if (no_snapshot) {
+        Error e = *no_snapshot;
+        if (spec.data_source == DataSource::kAuto && !have_copy && vol.copy) e.message += " (and its repository copy failed)";
+        return e;
       }
       std::string restore_size(kube::str_at(*snap, {"status", "restoreSize"}));
       v.size = larger_quantity(vol.size.empty() ? vol.restore_size : vol.size, restore_size.empty() ? vol.restore_size : restore_size);

@@ -33,6 +33,10 @@ struct VolumeToRestore {
   std::string storage_class;
   bool wait_for_first_consumer = false;  // the claim binds only once the VM runs
   std::string size;
+  // The bytes come from the repository copy (--copy-data) through a CDI
+  // upload DataVolume named `claim`, not from `snapshot`.
+  bool from_repository = false;
+  record::DataCopyRecord copy;
 };
 
 struct ConfigToRestore {
@@ -58,6 +62,7 @@ struct RestorePlan {
   std::vector<VmToRestore> vms;
   std::vector<std::string> create_namespaces;
   std::vector<std::string> notes;  // e.g. failed VMs of the backup left out
+  bool uses_repository() const;
 };
 
 // Where the plan reads what it decides from: the backup location (the record

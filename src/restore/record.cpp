@@ -54,7 +54,13 @@ json::object RestoreRecord::to_json() const {
                                     {"volumeSnapshot", c.volume_snapshot},
                                     {"storageClass", c.storage_class},
                                     {"size", c.size},
-                                    {"phase", c.phase}});
+                                    {"phase", c.phase},
+                                    {"dataSource", c.data_source},
+                                    {"repositorySnapshot", c.repository_snapshot},
+                                    {"sha256", c.sha256},
+                                    {"uploadedBytes", c.uploaded_bytes},
+                                    {"uploadAttempts", c.upload_attempts},
+                                    {"uploadMillis", c.upload_ms}});
     }
     for (const auto& c : vm.created) {
       created.push_back(json::object{{"resource", c.resource}, {"namespace", c.ns}, {"name", c.name}, {"removed", c.removed}});
@@ -149,6 +155,14 @@ Result<RestoreRecord> RestoreRecord::from_json(const json::value& v, const std::
       KVB_TRY(cr.storage_class, c.str("storageClass"));
       KVB_TRY(cr.size, c.str("size"));
       KVB_TRY(cr.phase, c.str("phase"));
+      KVB_TRY(cr.data_source, c.str("dataSource", "snapshot"));
+      KVB_TRY(cr.repository_snapshot, c.str("repositorySnapshot", ""));
+      KVB_TRY(cr.sha256, c.str("sha256", ""));
+      KVB_TRY(auto uploaded, c.integer("uploadedBytes", 0));
+      cr.uploaded_bytes = static_cast<uint64_t>(uploaded);
+      KVB_TRY(auto attempts, c.integer("uploadAttempts", 0));
+      cr.upload_attempts = static_cast<int>(attempts);
+      KVB_TRY(cr.upload_ms, c.integer("uploadMillis", 0));
       vm.claims.push_back(std::move(cr));
     }
     KVB_TRY(auto created, vr.list("created"));

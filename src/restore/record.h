@@ -37,6 +37,14 @@ struct ClaimRecord {
   std::string storage_class;
   std::string size;
   std::string phase;           // Bound, Pending, ...
+  // Where the bytes came from: "snapshot" (volume_snapshot) or "repository"
+  // (a DataVolume with source.upload fed from repository_snapshot).
+  std::string data_source = "snapshot";
+  std::string repository_snapshot;
+  std::string sha256;          // repository: of the bytes uploaded (equal to the backup's)
+  uint64_t uploaded_bytes = 0;
+  int upload_attempts = 0;
+  int64_t upload_ms = 0;       // the successful attempt, POST start to response
 };
 
 struct CreatedObject {

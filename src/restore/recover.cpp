@@ -20,7 +20,8 @@ namespace {
 
 const kube::ResourceRef* ref_of(const std::string& resource) {
   for (const auto* r : {&res::kSecrets, &res::kConfigMaps, &res::kVolumeSnapshots, &res::kVolumeSnapshotContents,
-                        &res::kPersistentVolumeClaims, &kubevirt::kVirtualMachines}) {
+                        &res::kPersistentVolumeClaims, &kubevirt::kDataVolumes,
+                          &kubevirt::kVirtualMachines}) {
     if (r->resource == resource) return r;
   }
   return nullptr;

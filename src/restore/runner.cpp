@@ -3,7 +3,9 @@
 #include "common/sanitize.h"
 #include "kube/object.h"
 #include "kube/resource.h"
+#include "repo/repository.h"
 #include "restore/plan.h"
+#include "restore/upload.h"
 #include "restore/vm_restore.h"
 #include "version.h"
 
@@ -25,8 +27,29 @@ RestoreRunner::RestoreRunner(std::shared_ptr<kube::Client> client, location::Loc
                              ProgressFn progress)
     : client_(std::move(client)), loc_(loc), spec_(std::move(spec)), progress_(std::move(progress)) {}
 
+RestoreRunner::~RestoreRunner() = default;
+
+Status RestoreRunner::prepare_uploads(const RestorePlan& plan, bool required) {
+  if (!plan.uses_repository()) return ok();
+  if (!open_repository_ && !required) return ok();  // resume: uploads that are done need no repository
+  if (!open_repository_) return Error(Errc::kInvalidArgument, "volumes from the repository, but no repository to read them from");
+  auto repository = open_repository_();
+  if (!repository) return repository.error();
+  std::vector<std::pair<std::string, std::string>> ids;
+  for (const auto& vm : plan.vms) {
+    for (const auto& v : vm.volumes) {
+      if (v.from_repository) ids.emplace_back(v.copy.repository_snapshot, "VM " + vm.source.ns + "/" + vm.source.name + ", volume " + v.source.name);
+    }
+  }
+  KVB_CHECK(check_repository_snapshots(**repository, ids));
+  KVB_TRY(uploader_, make_volume_uploader(client_, *repository, spec_));
+  say("restoring " + std::to_string(ids.size()) + " volume(s) from the repository through CDI upload");
+  return ok();
+}
+
 Result<RestoreRecord> RestoreRunner::run(std::stop_token stop) {
   KVB_TRY(auto plan, make_restore_plan(*client_, loc_, spec_));
+  KVB_CHECK(prepare_uploads(plan, true));
   KVB_TRY(auto lock, lock_restore(loc_, spec_.name, location::kRunLockContention));
   // Under the lock, again: another run of this name may have started meanwhile.
   if (loc_.exists(restore_record_path(spec_.name))) {
@@ -91,6 +114,7 @@ Result<RestoreRecord> RestoreRunner::resume(RestoreRecord rec) {
   } resuming(*sources);
   spec_ = spec;
   KVB_TRY(auto plan, plan_restore(spec_, resuming));
+  KVB_CHECK(prepare_uploads(plan, false));
   std::vector<size_t> which;
   for (size_t i = 0; i < plan.vms.size(); ++i) {
     for (size_t j = 0; j < rec.vms.size(); ++j) {
@@ -144,7 +168,7 @@ Result<RestoreRecord> RestoreRunner::restore_vms(RestoreRecord& rec, const Resto
       KVB_CHECK(persist(rec));  // on disk first: what the line says is what recover will find
       if (r.stage != shown) say(r.ns + "/" + r.name + ": " + std::string(to_string(shown = r.stage)));
       return ok();
-    }, stop);
+    }, stop, uploader_.get());
     auto st = stop.stop_requested() ? Status(Error(Errc::kCancelled, "interrupted before it started")) : job.run();
     if (st) {
       r.phase = "Completed";

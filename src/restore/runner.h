@@ -2,7 +2,7 @@
 //
 //  1. plan (validation; nothing changes on error);
 //  2. create missing namespaces (with --create-namespace);
-//  3. per VM: Secrets and ConfigMaps (identical ones skipped); for another
+//  3. per VM (volumes from the repository: restore/upload.h): Secrets and ConfigMaps (identical ones skipped); for another
 //     namespace, a pre-provisioned VolumeSnapshotContent + VolumeSnapshot per
 //     volume; one claim per volume from its snapshot; wait until bound; with
 //     --existing replace, stop and delete the VM in the way and its claims;
@@ -23,15 +23,25 @@
 #include <stop_token>
 #include <vector>
 
+namespace kvb::repo {
+class Repository;
+}
+
 namespace kvb::restore {
 
 struct RestorePlan;
+class VolumeUploader;
 
 using ProgressFn = std::function<void(const std::string& line)>;
 
 class RestoreRunner {
  public:
   RestoreRunner(std::shared_ptr<kube::Client> client, location::Location& loc, RestoreSpec spec, ProgressFn progress = {});
+  ~RestoreRunner();
+  // How the repository at the location is opened (its password), called only
+  // when the plan restores a volume from it, before anything is created.
+  using RepositoryOpener = std::function<Result<std::shared_ptr<repo::Repository>>()>;
+  void set_repository_opener(RepositoryOpener open) { open_repository_ = std::move(open); }
   // The record, also of a failed restore; an error only when validation
   // failed and nothing was changed.
   Result<RestoreRecord> run(std::stop_token stop = {});
@@ -43,6 +53,10 @@ class RestoreRunner {
   Result<RestoreRecord> restore_vms(RestoreRecord& rec, const RestorePlan& plan, const std::vector<size_t>& which,
                                     std::stop_token stop, std::function<Status(const RestoreRecord&)> persist = {});
   Status save(const RestoreRecord& rec);
+  // For a plan with volumes from the repository: the repository opened, every
+  // snapshot it needs found, the upload proxy known; nothing created yet.
+  // Without an opener and not `required` (resume), nothing is prepared.
+  Status prepare_uploads(const RestorePlan& plan, bool required);
   void say(const std::string& line);
   static void finish(RestoreRecord& rec);
 
@@ -50,6 +64,8 @@ class RestoreRunner {
   location::Location& loc_;
   RestoreSpec spec_;
   ProgressFn progress_;
+  RepositoryOpener open_repository_;
+  std::unique_ptr<VolumeUploader> uploader_;
 };
 
 // The run lock a running restore holds (journal/restore-<name>.lock in the

@@ -20,6 +20,15 @@ Result<std::map<std::string, std::string>> parse_mapping(const std::string& flag
   return out;
 }
 
+std::string_view to_string(DataSource d) {
+  switch (d) {
+    case DataSource::kAuto: return "auto";
+    case DataSource::kSnapshot: return "snapshot";
+    case DataSource::kRepository: return "repository";
+  }
+  return "auto";
+}
+
 namespace {
 boost::json::object map_json(const std::map<std::string, std::string>& m) {
   boost::json::object o;
@@ -41,7 +50,12 @@ boost::json::object spec_json(const RestoreSpec& s) {
                              {"createNamespaces", s.create_namespaces},
                              {"wait", s.wait},
                              {"bindTimeout", format_duration(s.bind_timeout)},
-                             {"startTimeout", format_duration(s.start_timeout)}};
+                             {"startTimeout", format_duration(s.start_timeout)},
+                             {"dataSource", to_string(s.data_source)},
+                             {"uploadProxyURL", s.upload_proxy_url},
+                             {"uploadProxyCA", s.upload_proxy_ca},
+                             {"parallelUploads", s.parallel_uploads},
+                             {"uploadTimeout", format_duration(s.upload_timeout)}};
 }
 
 Result<RestoreSpec> spec_from_json(DocReader& r) {
@@ -57,7 +71,18 @@ Result<RestoreSpec> spec_from_json(DocReader& r) {
   KVB_TRY(s.keep_mac, r.boolean("keepMac", false));
   KVB_TRY(s.create_namespaces, r.boolean("createNamespaces", false));
   KVB_TRY(s.wait, r.boolean("wait", true));
-  for (auto [key, target] : {std::pair{"bindTimeout", &s.bind_timeout}, std::pair{"startTimeout", &s.start_timeout}}) {
+  KVB_TRY(auto source, r.str("dataSource", "auto"));
+  if (source == "auto") s.data_source = DataSource::kAuto;
+  else if (source == "snapshot") s.data_source = DataSource::kSnapshot;
+  else if (source == "repository") s.data_source = DataSource::kRepository;
+  else return r.error("dataSource", "\"" + source + "\" is not auto, snapshot or repository");
+  KVB_TRY(s.upload_proxy_url, r.str("uploadProxyURL", ""));
+  KVB_TRY(s.upload_proxy_ca, r.str("uploadProxyCA", ""));
+  KVB_TRY(auto parallel, r.integer("parallelUploads", 4));
+  if (parallel < 1 || parallel > 64) return r.error("parallelUploads", std::to_string(parallel) + " is not between 1 and 64");
+  s.parallel_uploads = static_cast<unsigned>(parallel);
+  for (auto [key, target] : {std::pair{"bindTimeout", &s.bind_timeout}, std::pair{"startTimeout", &s.start_timeout},
+                             std::pair{"uploadTimeout", &s.upload_timeout}}) {
     KVB_TRY(auto text, r.str(key, format_duration(*target)));
     auto d = parse_duration(text);
     if (!d) return r.error(key, d.error().message);

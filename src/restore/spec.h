@@ -18,6 +18,12 @@ namespace kvb::restore {
 
 enum class Existing { kFail, kReplace };
 
+// Where the restored claims' bytes come from (docs/restore.md "Data sources"):
+// kAuto: the backup's VolumeSnapshots when they exist and are ready in the
+// target cluster, else the copy in the repository (--copy-data).
+enum class DataSource { kAuto, kSnapshot, kRepository };
+std::string_view to_string(DataSource d);  // auto, snapshot, repository
+
 struct RestoreSpec {
   std::string name;
   std::string backup;
@@ -32,6 +38,11 @@ struct RestoreSpec {
   bool wait = true;  // wait until a VM that should run is Running
   std::chrono::milliseconds bind_timeout{300'000};
   std::chrono::milliseconds start_timeout{300'000};
+  DataSource data_source = DataSource::kAuto;
+  std::string upload_proxy_url;  // empty: CDIConfig status.uploadProxyURL
+  std::string upload_proxy_ca;   // PEM file to trust for the upload proxy; empty: the system's
+  unsigned parallel_uploads = 4;  // volumes uploaded at once
+  std::chrono::milliseconds upload_timeout{1'800'000};  // one volume's upload, until Succeeded
 };
 
 // What a restore record keeps of its spec, so that `kvbackup recover` can

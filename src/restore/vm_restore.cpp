@@ -4,7 +4,12 @@
 #include "kube/resource.h"
 #include "kube/watch.h"
 #include "kubevirt/resources.h"
+#include "kubevirt/cdi_upload.h"
 #include "restore/transform.h"
+#include "restore/upload.h"
+
+#include <mutex>
+#include <thread>
 
 #include <boost/json.hpp>
 
@@ -14,14 +19,16 @@ namespace res = kube::resources;
 
 struct VmRestore::Impl {
   Impl(std::shared_ptr<kube::Client> client, const RestoreSpec& spec, const VmToRestore& vm, VmRestoreRecord& rec,
-       Checkpoint checkpoint, std::stop_token stop)
-      : client_(std::move(client)), spec_(spec), vm_(vm), rec_(rec), checkpoint_(std::move(checkpoint)), stop_(stop) {}
+       Checkpoint checkpoint, std::stop_token stop, VolumeUploader* uploader)
+      : client_(std::move(client)), spec_(spec), vm_(vm), rec_(rec), checkpoint_(std::move(checkpoint)), stop_(stop),
+        uploader_(uploader) {}
 
   Status run() {
     KVB_CHECK(enter(RestoreStage::kCreating));
     KVB_CHECK(restore_configs());
     KVB_CHECK(import_snapshots());
     KVB_CHECK(create_claims());
+    KVB_CHECK(upload_volumes());
     KVB_CHECK(wait_claims());
     if (vm_.existing) {
       KVB_CHECK(enter(RestoreStage::kReplacing));  // from here the VM in the way may be gone: recover completes
@@ -77,7 +84,8 @@ struct VmRestore::Impl {
 
   static const kube::ResourceRef* ref_of(const std::string& resource) {
     for (const auto* r : {&res::kSecrets, &res::kConfigMaps, &res::kVolumeSnapshots, &res::kVolumeSnapshotContents,
-                          &res::kPersistentVolumeClaims, &kubevirt::kVirtualMachines}) {
+                          &res::kPersistentVolumeClaims, &kubevirt::kDataVolumes,
+                          &kubevirt::kVirtualMachines}) {
       if (r->resource == resource) return r;
     }
     return nullptr;
@@ -101,6 +109,18 @@ struct VmRestore::Impl {
     }
     if (!r) return r.error().with_context("creating " + ref.resource + " " + (ns.empty() ? "" : ns + "/") + name);
     return ok();
+  }
+
+  static ClaimRecord claim_record(const VolumeToRestore& v, const std::string& snapshot) {
+    ClaimRecord c;
+    c.volume = v.source.name;
+    c.claim = v.claim;
+    c.source_claim = v.source.pvc;
+    c.volume_snapshot = snapshot;
+    c.storage_class = v.storage_class;
+    c.size = v.size;
+    c.phase = "Pending";
+    return c;
   }
 
   Status restore_configs() {
@@ -149,9 +169,93 @@ struct VmRestore::Impl {
 
   Status create_claims() {
     for (const auto& v : vm_.volumes) {
+      if (v.from_repository) {
+        kubevirt::UploadVolume u;
+        u.ns = vm_.ns;
+        u.name = v.claim;
+        u.bytes = static_cast<uint64_t>(quantity_bytes(v.size).value_or(static_cast<int64_t>(v.copy.bytes)));
+        u.storage_class = v.storage_class;
+        u.volume_mode = v.copy.volume_mode;
+        if (const auto* modes = kube::array_at(v.saved_pvc, {"spec", "accessModes"})) {
+          for (const auto& m : *modes) {
+            if (m.is_string()) u.access_modes.emplace_back(m.as_string());
+          }
+        }
+        u.wait_for_first_consumer = v.wait_for_first_consumer;
+        u.labels[kRestoreLabel] = spec_.name;
+        u.annotations[kRestoredFromAnnotation] = spec_.backup + "/" + vm_.source.ns + "/" + vm_.source.name + "/" + v.source.name;
+        KVB_CHECK(create(kubevirt::kDataVolumes, vm_.ns, kubevirt::upload_datavolume(u)));
+        ClaimRecord cr = claim_record(v, "");
+        cr.data_source = "repository";
+        cr.repository_snapshot = v.copy.repository_snapshot;
+        rec_.claims.push_back(std::move(cr));
+        continue;
+      }
       ClaimSpec c{vm_.ns, v.claim, v.snapshot, v.storage_class, v.size, spec_.name};
       KVB_CHECK(create(res::kPersistentVolumeClaims, vm_.ns, restored_claim(v.saved_pvc, c)));
-      rec_.claims.push_back(ClaimRecord{v.source.name, v.claim, v.source.pvc, v.snapshot, v.storage_class, v.size, "Pending"});
+      rec_.claims.push_back(claim_record(v, v.snapshot));
+    }
+    return ok();
+  }
+
+  // Every volume from the repository uploaded, up to spec.parallel_uploads
+  // at once; after a failure no other upload starts, and the first failure
+  // is returned once those running have ended (none is left running),
+  // naming the volume.
+  Status upload_volumes() {
+    std::vector<size_t> todo;
+    for (size_t i = 0; i < vm_.volumes.size(); ++i) {
+      if (vm_.volumes[i].from_repository) todo.push_back(i);
+    }
+    if (todo.empty()) return ok();
+    if (!uploader_) {
+      // Completing an interrupted restore without the repository: only uploads that are done.
+      for (size_t i : todo) {
+        auto dv = client_->get(kubevirt::kDataVolumes, vm_.ns, vm_.volumes[i].claim);
+        if (!dv || kube::str_at(*dv, {"status", "phase"}) != "Succeeded") {
+          return Error(Errc::kInvalidArgument, "volume " + vm_.volumes[i].source.name + ": DataVolume " + vm_.ns + "/" +
+                                                   vm_.volumes[i].claim + " is not uploaded and the repository is not open");
+        }
+      }
+      return ok();
+    }
+    std::mutex mu;
+    size_t next = 0;
+    std::vector<std::string> failures;
+    Errc code = Errc::kInternal;
+    auto worker = [&] {
+      for (;;) {
+        size_t i;
+        {
+          std::lock_guard lk(mu);
+          if (next >= todo.size() || !failures.empty()) return;  // after a failure the VM fails: start no more
+          i = todo[next++];
+        }
+        const auto& v = vm_.volumes[i];
+        ClaimRecord cr = rec_.claims[i];  // written back under the lock
+        auto st = uploader_->upload(vm_.ns, v.claim, v.copy, cr, stop_);
+        std::lock_guard lk(mu);
+        rec_.claims[i].sha256 = cr.sha256;
+        rec_.claims[i].uploaded_bytes = cr.uploaded_bytes;
+        rec_.claims[i].upload_attempts = cr.upload_attempts;
+        rec_.claims[i].upload_ms = cr.upload_ms;
+        if (!st) {
+          code = st.error().code;
+          failures.push_back("volume " + v.source.name + " (claim " + vm_.ns + "/" + v.claim + ", repository snapshot " +
+                             v.copy.repository_snapshot + "): " + st.error().message);
+        }
+      }
+    };
+    size_t n = std::min<size_t>(std::max(1u, spec_.parallel_uploads), todo.size());
+    std::vector<std::thread> threads;
+    for (size_t t = 1; t < n; ++t) threads.emplace_back(worker);
+    worker();
+    for (auto& t : threads) t.join();
+    KVB_CHECK(checkpoint_());
+    if (!failures.empty()) {
+      std::string msg = failures.front();
+      if (failures.size() > 1) msg += " (and " + std::to_string(failures.size() - 1) + " more volumes failed)";
+      return Error(code, msg);
     }
     return ok();
   }
@@ -159,7 +263,7 @@ struct VmRestore::Impl {
   Status wait_claims() {
     for (size_t i = 0; i < vm_.volumes.size(); ++i) {
       const auto& v = vm_.volumes[i];
-      if (v.wait_for_first_consumer) {
+      if (v.wait_for_first_consumer && !v.from_repository) {
         rec_.claims[i].phase = "Pending (WaitForFirstConsumer: binds when the VM starts)";
         continue;
       }
@@ -254,12 +358,13 @@ struct VmRestore::Impl {
   std::stop_token stop_;
   bool stopped_original_ = false;  // replace: the VM in the way was stopped
   bool replaced_ = false;          // replace: ... and deleted
+  VolumeUploader* uploader_ = nullptr;
 };
 
 
 VmRestore::VmRestore(std::shared_ptr<kube::Client> client, const RestoreSpec& spec, const VmToRestore& vm, VmRestoreRecord& rec,
-                     Checkpoint checkpoint, std::stop_token stop)
-    : impl_(std::make_unique<Impl>(std::move(client), spec, vm, rec, std::move(checkpoint), stop)) {}
+                     Checkpoint checkpoint, std::stop_token stop, VolumeUploader* uploader)
+    : impl_(std::make_unique<Impl>(std::move(client), spec, vm, rec, std::move(checkpoint), stop, uploader)) {}
 VmRestore::~VmRestore() = default;
 Status VmRestore::run() { return impl_->run(); }
 void VmRestore::undo() { impl_->undo(); }

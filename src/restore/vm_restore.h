@@ -1,7 +1,9 @@
 // One VM's restore, as a sequence with an undo (docs/restore.md):
 //
 //   Secrets and ConfigMaps -> (another namespace) pre-provisioned snapshot
-//   contents and snapshots -> one claim per volume -> wait until bound ->
+//   contents and snapshots -> one claim per volume (from its snapshot, or a
+//   CDI upload DataVolume for a volume from the repository) -> the uploads,
+//   volumes in parallel, every one finished -> wait until bound ->
 //   (--existing replace) stop and delete the VM in the way -> create the VM ->
 //   wait until it runs.
 //
@@ -26,11 +28,15 @@
 
 namespace kvb::restore {
 
+class VolumeUploader;
+
 class VmRestore {
  public:
   using Checkpoint = std::function<Status()>;
+  // `uploader`: for volumes from the repository (restore/upload.h); may be
+  // null when the plan has none.
   VmRestore(std::shared_ptr<kube::Client> client, const RestoreSpec& spec, const VmToRestore& vm, VmRestoreRecord& rec,
-            Checkpoint checkpoint, std::stop_token stop);
+            Checkpoint checkpoint, std::stop_token stop, VolumeUploader* uploader = nullptr);
   ~VmRestore();
   Status run();
   void undo();

@@ -164,6 +164,11 @@ TEST(RecordRoundTrip, RestoreRecordKeepsEveryField) {
   r.finished = kT0 + 5s;
   r.phase = restore::RestorePhase::kPartiallyFailed;
   r.error = "one VM failed";
+  r.options.data_source = restore::DataSource::kRepository;
+  r.options.upload_proxy_url = "https://cdi-uploadproxy.example";
+  r.options.upload_proxy_ca = "/etc/kvbackup/cdi-ca.pem";
+  r.options.parallel_uploads = 3;
+  r.options.upload_timeout = std::chrono::minutes(7);
   restore::VmRestoreRecord vm;
   vm.source_ns = "prod";
   vm.source_name = "db";
@@ -172,7 +177,24 @@ TEST(RecordRoundTrip, RestoreRecordKeepsEveryField) {
   vm.phase = "Failed";
   vm.reason = "why";
   vm.run_strategy = "Halted";
-  vm.claims = {{"root", "db2-root", "db-root", "r1-db-root", "fast", "10Gi", "Bound"}};
+  restore::ClaimRecord from_snapshot;
+  from_snapshot.volume = "root";
+  from_snapshot.claim = "db2-root";
+  from_snapshot.source_claim = "db-root";
+  from_snapshot.volume_snapshot = "r1-db-root";
+  from_snapshot.storage_class = "fast";
+  from_snapshot.size = "10Gi";
+  from_snapshot.phase = "Bound";
+  restore::ClaimRecord from_repository = from_snapshot;
+  from_repository.volume = "data";
+  from_repository.volume_snapshot.clear();
+  from_repository.data_source = "repository";
+  from_repository.repository_snapshot = "0123abcd";
+  from_repository.sha256 = std::string(64, 'e');
+  from_repository.uploaded_bytes = 10737418240;
+  from_repository.upload_attempts = 2;
+  from_repository.upload_ms = 4321;
+  vm.claims = {from_snapshot, from_repository};
   vm.created = {{"persistentvolumeclaims", "lab", "db2-root", true}};
   vm.replaced = {"virtualmachines lab/db2"};
   vm.problems = {"p"};
@@ -181,6 +203,8 @@ TEST(RecordRoundTrip, RestoreRecordKeepsEveryField) {
   auto back = restore::RestoreRecord::from_json(json::parse(first), "restore.json");
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(json::serialize(back->to_json()), first);
+  EXPECT_EQ(back->options.data_source, restore::DataSource::kRepository);
+  EXPECT_EQ(back->vms.at(0).claims.at(1).upload_attempts, 2);
 }
 
 }  // namespace

@@ -1,0 +1,234 @@
+#include "testcluster/net/stream_server.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <list>
+#include <mutex>
+#include <strings.h>
+#include <thread>
+
+namespace kvb::testcluster {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using SteadyClock = std::chrono::steady_clock;
+
+std::string StreamRequest::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() && ::strncasecmp(k.data(), name.data(), k.size()) == 0) return v;
+  }
+  return {};
+}
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now().time_since_epoch()).count();
+}
+
+struct Conn {
+  int fd = -1;
+  std::atomic<int64_t> last_activity{0};
+  std::atomic<bool> finished{false};
+  std::thread thread;
+};
+
+using TlsStream = ssl::stream<tcp::socket>;
+
+class ParserBody : public BodyReader {
+ public:
+  ParserBody(TlsStream& s, beast::flat_buffer& buf, http::request_parser<http::buffer_body>& p, Conn& c, bool expect_continue)
+      : s_(s), buf_(buf), p_(p), c_(c), expect_continue_(expect_continue) {}
+
+  Result<size_t> read(char* data, size_t n) override {
+    if (p_.is_done()) return size_t{0};
+    boost::system::error_code ec;
+    if (expect_continue_) {
+      expect_continue_ = false;
+      static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      asio::write(s_, asio::buffer(kContinue, sizeof(kContinue) - 1), ec);
+      if (ec) return Error(Errc::kTransport, "client gone: " + ec.message());
+    }
+    while (!p_.is_done()) {
+      p_.get().body().data = data;
+      p_.get().body().size = n;
+      http::read(s_, buf_, p_, ec);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) return Error(Errc::kTransport, "reading the body: " + ec.message());
+      c_.last_activity = now_ms();
+      size_t got = n - p_.get().body().size;
+      if (got > 0) return got;
+    }
+    return size_t{0};
+  }
+  bool done() const override { return p_.is_done(); }
+
+ private:
+  TlsStream& s_;
+  beast::flat_buffer& buf_;
+  http::request_parser<http::buffer_body>& p_;
+  Conn& c_;
+  bool expect_continue_;
+};
+
+}  // namespace
+
+struct StreamServer::Impl {
+  StreamServerOptions options;
+  asio::io_context io;
+  ssl::context tls{ssl::context::tls_server};
+  tcp::acceptor acceptor{io};
+  uint16_t port = 0;
+  std::atomic<bool> stopping{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::list<std::unique_ptr<Conn>> conns;
+  std::thread accept_thread, watchdog;
+
+  void accept_loop() {
+    while (!stopping) {
+      boost::system::error_code ec;
+      tcp::socket sock(io);
+      acceptor.accept(sock, ec);
+      if (ec || stopping) {
+        if (stopping) return;
+        continue;
+      }
+      std::lock_guard lk(mu);
+      // Join connections that ended.
+      for (auto it = conns.begin(); it != conns.end();) {
+        if ((*it)->finished) {
+          (*it)->thread.join();
+          it = conns.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      auto c = std::make_unique<Conn>();
+      c->fd = sock.native_handle();
+      c->last_activity = now_ms();
+      Conn* cp = c.get();
+      c->thread = std::thread([this, cp, s = std::move(sock)]() mutable {
+        serve(*cp, std::move(s));
+        cp->finished = true;
+      });
+      conns.push_back(std::move(c));
+    }
+  }
+
+  void watch_idle() {
+    std::unique_lock lk(mu);
+    while (!stopping) {
+      cv.wait_for(lk, std::chrono::milliseconds(500));
+      int64_t limit = now_ms() - options.idle_timeout.count();
+      for (auto& c : conns) {
+        if (!c->finished && c->last_activity < limit) ::shutdown(c->fd, SHUT_RDWR);
+      }
+    }
+  }
+
+  void serve(Conn& c, tcp::socket sock) {
+    boost::system::error_code ec;
+    sock.set_option(tcp::no_delay(true), ec);
+    TlsStream s(std::move(sock), tls);
+    s.handshake(ssl::stream_base::server, ec);
+    if (ec) return;
+    beast::flat_buffer buf;
+    while (!stopping) {
+      http::request_parser<http::buffer_body> p;
+      p.body_limit(boost::none);
+      p.header_limit(64 << 10);
+      http::read_header(s, buf, p, ec);
+      if (ec) return;
+      c.last_activity = now_ms();
+      auto& msg = p.get();
+      StreamRequest req;
+      req.method = std::string(msg.method_string());
+      req.target = std::string(msg.target());
+      req.path = req.target.substr(0, req.target.find('?'));
+      for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+      if (auto len = p.content_length()) {
+        req.has_length = true;
+        req.content_length = *len;
+      }
+      bool expect = ::strcasecmp(req.header("Expect").c_str(), "100-continue") == 0;
+      bool keep_alive = msg.keep_alive();
+      ParserBody body(s, buf, p, c, expect);
+      ServerResponse r = options.handler(req, body);
+      if (r.status <= 0) return;  // the handler drops the connection (fault injection)
+      bool reusable = keep_alive && body.done();
+      http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
+      for (const auto& [k, v] : r.headers) res.set(k, v);
+      res.body() = r.body;
+      res.keep_alive(reusable);
+      res.prepare_payload();
+      http::write(s, res, ec);
+      c.last_activity = now_ms();
+      if (ec || !reusable) {
+        s.shutdown(ec);
+        return;
+      }
+    }
+  }
+};
+
+StreamServer::StreamServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+StreamServer::~StreamServer() { stop(); }
+
+uint16_t StreamServer::port() const { return impl_->port; }
+
+Result<std::unique_ptr<StreamServer>> StreamServer::start(StreamServerOptions options) {
+  std::signal(SIGPIPE, SIG_IGN);
+  auto impl = std::make_shared<Impl>();
+  impl->options = std::move(options);
+  boost::system::error_code ec;
+  impl->tls.use_certificate_chain(asio::buffer(impl->options.cert_pem), ec);
+  if (!ec) impl->tls.use_private_key(asio::buffer(impl->options.key_pem), ssl::context::pem, ec);
+  if (ec) return Error(Errc::kTls, "stream server certificate: " + ec.message());
+  std::string listen = impl->options.listen;
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos) return Error(Errc::kInvalidArgument, "listen address \"" + listen + "\" has no port");
+  auto addr = asio::ip::make_address(listen.substr(0, colon), ec);
+  if (ec) return Error(Errc::kInvalidArgument, "listen address \"" + listen + "\": " + ec.message());
+  tcp::endpoint ep(addr, static_cast<uint16_t>(std::atoi(listen.substr(colon + 1).c_str())));
+  impl->acceptor.open(ep.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(ep, ec);
+  if (!ec) impl->acceptor.listen(64, ec);
+  if (ec) return Error(Errc::kIo, "cannot listen on " + listen + ": " + ec.message());
+  impl->port = impl->acceptor.local_endpoint().port();
+  Impl* ip = impl.get();
+  impl->accept_thread = std::thread([ip] { ip->accept_loop(); });
+  impl->watchdog = std::thread([ip] { ip->watch_idle(); });
+  return std::unique_ptr<StreamServer>(new StreamServer(std::move(impl)));
+}
+
+void StreamServer::stop() {
+  if (!impl_ || impl_->stopping.exchange(true)) return;
+  ::shutdown(impl_->acceptor.native_handle(), SHUT_RDWR);  // wakes the blocking accept
+  if (impl_->accept_thread.joinable()) impl_->accept_thread.join();
+  impl_->cv.notify_all();
+  if (impl_->watchdog.joinable()) impl_->watchdog.join();
+  std::lock_guard lk(impl_->mu);
+  for (auto& c : impl_->conns) {
+    if (!c->finished) ::shutdown(c->fd, SHUT_RDWR);
+  }
+  for (auto& c : impl_->conns) c->thread.join();
+  impl_->conns.clear();
+  boost::system::error_code ec;
+  impl_->acceptor.close(ec);
+}
+
+}  // namespace kvb::testcluster
