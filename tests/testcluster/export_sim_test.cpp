@@ -101,9 +101,12 @@ TEST(SimExport, RestoredClaimExportedAndDownloadedWithCurlHasTheSnapshotsBytes) 
   create(tc, kube::resources::kPersistentVolumeClaims,
          {{"apiVersion", "v1"},
           {"kind", "PersistentVolumeClaim"},
-          {"metadata", json::object{{"name", "restored"}}},
+          // A VM disk on a file-system claim (CDI's content type says so): the export offers it raw.
+          // Filesystem like its source: a snapshot does not restore into another volume mode.
+          {"metadata", json::object{{"name", "restored"},
+                                    {"annotations", json::object{{"cdi.kubevirt.io/storage.contentType", "kubevirt"}}}}},
           {"spec", json::object{{"storageClassName", "fast"},
-                                {"volumeMode", "Block"},
+                                {"volumeMode", "Filesystem"},
                                 {"accessModes", json::array{"ReadWriteOnce"}},
                                 {"resources", json::object{{"requests", json::object{{"storage", "64Mi"}}}}},
                                 {"dataSourceRef", json::object{{"apiGroup", "snapshot.storage.k8s.io"},
