@@ -25,6 +25,7 @@ class KubeVirt;
 class Csi;
 class ExecService;
 class Api;
+class CoreControllers;
 
 struct ClusterOptions {
   std::string listen = "127.0.0.1:0";
@@ -75,6 +76,7 @@ class Cluster {
   std::unique_ptr<KubeVirt> kubevirt_;
   std::unique_ptr<Csi> csi_;
   std::unique_ptr<ExecService> exec_;
+  std::unique_ptr<CoreControllers> core_;
   std::unique_ptr<Api> api_;
   KeyPair ca_;
   std::string admin_token_;

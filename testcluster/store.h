@@ -10,6 +10,14 @@
 // older than the history). Listeners (the simulated controllers) see every
 // change.
 //
+// Deletion follows the registry's rules: an object with metadata.finalizers
+// (or a namespace with spec.finalizers) only gets a deletionTimestamp and stays
+// until an update empties its finalizers; a namespace being deleted refuses new
+// objects (403, as the NamespaceLifecycle admission plugin). DeleteOptions
+// preconditions (uid, resourceVersion) are checked (409). A `continue` page is
+// served from the state at the first page's resourceVersion, rebuilt from the
+// event history (410 when the history no longer reaches it).
+//
 // Invariant: single-threaded; every method runs on the cluster's loop thread.
 #pragma once
 
@@ -23,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace kvb::testcluster {
@@ -70,7 +79,8 @@ class Store {
                         const std::function<void(Object&)>& fn);
   // propagation: "Background"/"Foreground" delete dependents, "Orphan" keeps them.
   Result<Object> remove(const ResourceInfo& r, const std::string& ns, const std::string& name,
-                        const std::string& precondition_rv = {}, const std::string& propagation = {});
+                        const std::string& precondition_rv = {}, const std::string& propagation = {},
+                        const std::string& precondition_uid = {});
   Result<ListPage> list(const ResourceInfo& r, const std::string& ns, const kube::LabelSelector& labels,
                         const kube::FieldSelector& fields, int64_t limit, const std::string& continue_token) const;
   std::vector<const Object*> all(const ResourceInfo& r, const std::string& ns = {}) const;
@@ -80,6 +90,9 @@ class Store {
   size_t watch_count() const { return watches_.size(); }
 
   void subscribe(std::function<void(const StoreEvent&)> listener) { listeners_.push_back(std::move(listener)); }
+  // Called on every object about to be stored (old: nullptr on create): the
+  // API server's defaulting and the fields a kubelet would fill in.
+  void set_defaulter(std::function<void(const ResourceInfo&, Object&, const Object* old)> fn) { defaulter_ = std::move(fn); }
   int64_t resource_version() const { return rv_; }
   const Registry& registry() const { return registry_; }
   size_t object_count() const;
@@ -97,6 +110,10 @@ class Store {
   bool matches(const Watch& w, const Object& obj) const;
   void collect_garbage(const std::string& owner_uid, const std::string& propagation);
   Error not_found(const ResourceInfo& r, const std::string& name) const;
+  // The bucket as it was at resourceVersion rv (nullopt: the history no longer reaches it).
+  std::optional<Bucket> bucket_at(const ResourceInfo& r, int64_t rv) const;
+  static bool has_finalizers(const ResourceInfo& r, const Object& o);
+  Object erase_object(const ResourceInfo& r, Bucket::iterator it, const std::string& propagation);
 
   const Registry& registry_;
   std::map<std::string, Bucket> objects_;
@@ -107,6 +124,7 @@ class Store {
   std::map<uint64_t, Watch> watches_;
   uint64_t next_watch_ = 1;
   std::vector<std::function<void(const StoreEvent&)>> listeners_;
+  std::function<void(const ResourceInfo&, Object&, const Object*)> defaulter_;
 };
 
 std::string object_key(const std::string& ns, const std::string& name);
