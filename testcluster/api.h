@@ -1,10 +1,12 @@
 // Api: the HTTP face of the test cluster. Routes every request: discovery
 // (/version, /api, /apis, their resource lists, /openapi/v3), the generic
 // REST verbs over the Store (get, list, watch, create, update, patch, delete,
-// status), pods/exec, KubeVirt's freeze subresources, and the test cluster's
-// own inspection and fault endpoints. Authenticates bearer tokens, applies
-// RBAC-lite rules and injected API faults, and answers errors with the real
-// API server's Status bodies.
+// deletecollection, status; JSON or Table output), pods/exec, pods/log,
+// SelfSubjectAccessReview, KubeVirt's freeze subresources, and the test
+// cluster's own inspection and fault endpoints. Authenticates bearer tokens,
+// applies RBAC-lite rules, injected API faults and the write validation of
+// admission.h to client requests (never to the simulated controllers), and
+// answers errors with the real API server's Status bodies.
 #pragma once
 
 #include "testcluster/cluster.h"
