@@ -106,8 +106,9 @@ def main():
 
     @check("uid_rfc4122_v4")
     def _():
-        uid = core.read_namespace(NS).metadata.uid
-        return re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", uid) is not None, uid
+        uids = [core.read_namespace(NS).metadata.uid] + [p.metadata.uid for p in core.list_namespaced_pod("prod").items]
+        v4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+        return len(uids) >= 4 and all(v4.fullmatch(u) for u in uids), uids
 
     @check("pvc_volume_mode_default")
     def _():
@@ -118,11 +119,11 @@ def main():
 
     @check("create_drops_status")
     def _():
-        pvc = core.create_namespaced_persistent_volume_claim(NS, {
+        pod = core.create_namespaced_pod(NS, {
             "metadata": {"name": "liar"},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-            "status": {"phase": "Lost", "capacity": {"storage": "1Ti"}}})
-        return pvc.status.phase != "Lost" and (pvc.status.capacity or {}).get("storage") != "1Ti", pvc.status
+            "spec": {"containers": [{"name": "app", "image": "busybox:1.36"}]},
+            "status": {"phase": "Succeeded", "podIP": "192.0.2.1"}})
+        return pod.status.phase == "Running" and pod.status.pod_ip != "192.0.2.1", (pod.status.phase, pod.status.pod_ip)
 
     @check("delete_dry_run_in_body")
     def _():
