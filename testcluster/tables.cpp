@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 
+#include <cctype>
 #include <functional>
 
 namespace kvb::testcluster {
@@ -230,6 +231,28 @@ std::vector<Column> columns_for(const ResourceInfo& r) {
                return json::string(kube::bool_at(o, {"allowVolumeExpansion"}).value_or(false) ? "true" : "false");
              }},
             builtin_age()};
+  } else if (g.empty() && res == "events") {
+    // printEvent: the object's name is a wide column.
+    auto stamp = [](const Object& o) {
+      std::string t = str(o, {"lastTimestamp"});
+      if (t.empty()) t = str(o, {"eventTime"});
+      if (t.empty()) t = str(o, {"metadata", "creationTimestamp"});
+      return t;
+    };
+    cols = {{"Last Seen", "string", "", 0, [stamp](const Object& o) -> json::value { return json::string(human_age(stamp(o))); }},
+            text("Type", {"type"}), text("Reason", {"reason"}),
+            {"Object", "string", "", 0,
+             [](const Object& o) -> json::value {
+               std::string kind = str(o, {"involvedObject", "kind"});
+               for (auto& ch : kind) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+               return json::string(kind + "/" + str(o, {"involvedObject", "name"}));
+             }},
+            text("Subobject", {"involvedObject", "fieldPath"}, 1),
+            {"Source", "string", "", 1, [](const Object& o) -> json::value { return json::string(str(o, {"source", "component"})); }},
+            text("Message", {"message"}),
+            {"First Seen", "string", "", 1, [](const Object& o) -> json::value { return json::string(human_age(str(o, {"firstTimestamp"}))); }},
+            text("Count", {"count"}, 1, "integer"),
+            {"Name", "string", "", 1, [](const Object& o) -> json::value { return json::string(str(o, {"metadata", "name"})); }}};
   } else {
     cols = {age()};
   }
@@ -243,18 +266,22 @@ bool wants_table(const ServerRequest& req) { return req.header("Accept").find("a
 json::object to_table(const ResourceInfo& r, const std::vector<Object>& items, const std::string& rv,
                       const std::string& continue_token, const std::string& include_object) {
   std::vector<Column> cols = columns_for(r);
-  json::array defs{json::object{{"name", "Name"},
+  // Events print their name as a wide column of their own; every other kind leads with it.
+  bool name_first = !(r.ref.group.empty() && r.ref.resource == "events");
+  json::array defs;
+  if (name_first) defs.push_back(json::object{{"name", "Name"},
                                 {"type", "string"},
                                 {"format", "name"},
                                 {"description", "Name must be unique within a namespace. More info: "
                                                 "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names"},
-                                {"priority", 0}}};
+                                {"priority", 0}});
   for (const auto& c : cols) {
     defs.push_back(json::object{{"name", c.name}, {"type", c.type}, {"format", ""}, {"description", c.description}, {"priority", c.priority}});
   }
   json::array rows;
   for (const auto& o : items) {
-    json::array cells{json::string(str(o, {"metadata", "name"}))};
+    json::array cells;
+    if (name_first) cells.push_back(json::string(str(o, {"metadata", "name"})));
     for (const auto& c : cols) cells.push_back(c.cell(o));
     json::object row{{"cells", cells}};
     if (include_object == "Object") {

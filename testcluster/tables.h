@@ -1,6 +1,6 @@
 // Table output (meta.k8s.io/v1 Table): what `kubectl get` asks for with
 // Accept: application/json;as=Table;v=v1;g=meta.k8s.io. Columns are the
-// upstream printer columns: the built-in printers of kubernetes
+// upstream printer columns: the built-in printers of kubernetes (events too)
 // pkg/printers/internalversion/printers.go for pods, PVCs, namespaces, nodes,
 // secrets, config maps and storage classes; the CRDs' additionalPrinterColumns
 // for KubeVirt, CDI and external-snapshotter kinds; Name and Age otherwise.

@@ -328,6 +328,13 @@ TEST_F(Conformance, PvcEventsComeFromThePersistentVolumeController) {
   EXPECT_THAT(ev.out, HasSubstr("persistentvolume-controller"));
   EXPECT_THAT(ev.out, Not(HasSubstr("virt-handler")));
 }
+TEST_F(Conformance, KubectlGetEventsShowsTheEventPrinterColumns) {
+  auto r = kubectl({"get", "events", "-n", "prod", "--field-selector", "involvedObject.name=nosuchclass"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, ::testing::StartsWith("LAST SEEN"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("LAST SEEN +TYPE +REASON +OBJECT +MESSAGE\n"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("Warning +ProvisioningFailed +persistentvolumeclaim/nosuchclass +storageclass"));
+}
 
 }  // namespace
 }  // namespace kvb::testing
