@@ -315,6 +315,9 @@ TEST_F(Conformance, PythonCustomResourcePutNeedsResourceVersion) { expect_python
 
 // ---- item 13 ----
 TEST_F(Conformance, PythonListAtAFutureResourceVersionTimesOut) { expect_python("list_future_resource_version"); }
+TEST_F(Conformance, PythonWatchFromAFutureResourceVersionSkipsOlderChanges) {
+  expect_python("watch_from_a_future_resource_version");
+}
 TEST_F(Conformance, PythonInjected410IsAnInStreamErrorEvent) { expect_python("watch_410_is_an_error_event"); }
 TEST_F(Conformance, PythonCreateDropsClientStatus) { expect_python("create_drops_status"); }
 TEST_F(Conformance, PvcEventsComeFromThePersistentVolumeController) {

@@ -10,6 +10,7 @@ asserts on them one by one. Exits 2 when the kubernetes package is missing.
 import json
 import re
 import sys
+import threading
 import time
 import traceback
 
@@ -274,6 +275,30 @@ def main():
         except ApiException as e:
             waited = time.monotonic() - start
             return e.status == 504 and "Too large resource version" in e.body and waited >= 2.5, "%s after %.1fs" % (e.body, waited)
+
+    @check("watch_from_a_future_resource_version")
+    def _():
+        def stats():
+            return client.ApiClient().call_api("/testcluster/v1/stats", "GET", auth_settings=["BearerToken"],
+                                               response_type="object", _return_http_data_only=True)
+        future = int(core.list_namespaced_config_map(NS).metadata.resource_version) + 1
+        watches = stats()["watches"]
+        seen = []
+
+        def follow():
+            for ev in watch.Watch().stream(core.list_namespaced_config_map, NS, resource_version=str(future),
+                                           timeout_seconds=2):
+                seen.append(ev["object"].metadata.name)
+        t = threading.Thread(target=follow)
+        t.start()
+        deadline = time.monotonic() + 5
+        while stats()["watches"] <= watches and time.monotonic() < deadline:
+            pass  # until the watch is registered (polling the server, not sleeping)
+        a = cm("at-future")       # this write gets resourceVersion `future`
+        cm("after-future")
+        t.join()
+        # The watch cache only sends changes newer than the requested version.
+        return int(a.metadata.resource_version) == future and seen == ["after-future"], seen
 
     @check("watch_410_is_an_error_event")
     def _():
