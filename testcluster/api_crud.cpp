@@ -9,6 +9,7 @@
 #include "testcluster/tables.h"
 #include "testcluster/responses.h"
 #include "testcluster/csi.h"
+#include "testcluster/export/export_controller.h"
 #include "testcluster/json_patch.h"
 #include "testcluster/kubevirt.h"
 
@@ -287,7 +288,11 @@ void Api::inspection(ServerRequest& req, const std::shared_ptr<Responder>& r) {
     return r->respond(json_response(200, json::object{}));
   }
   if (p == "/testcluster/v1/vms" && req.method == "GET") return r->respond(json_response(200, c_.timeline().vms_json()));
-  if (p == "/testcluster/v1/volumes" && req.method == "GET") return r->respond(json_response(200, c_.csi().volumes_json()));
+  if (p == "/testcluster/v1/volumes" && req.method == "GET") {
+    VolumeHashFilter h{req.query_param("sha256") == "true", req.query_param("namespace"), req.query_param("pvc"),
+                      req.query_param("volumeSnapshot")};
+    return r->respond(json_response(200, c_.csi().volumes_json(h)));
+  }
   if (p == "/testcluster/v1/faults") {
     if (req.method == "GET") return r->respond(json_response(200, json::object{{"faults", c_.faults().to_json()}}));
     if (req.method == "DELETE") {
@@ -301,8 +306,14 @@ void Api::inspection(ServerRequest& req, const std::shared_ptr<Responder>& r) {
       if (!f) return r->respond(status_response(400, f.error().message));
       json::object out = f->to_json();
       if (f->type == "watch-disconnect") out["disconnected"] = disconnect_watches(f->resource, f->ns);
+      if (f->type == "export-restart") c_.exports().arm_restart(f->after_bytes, f->count);
       return r->respond(json_response(201, out));
     }
+  }
+  if (p == "/testcluster/v1/exports" && req.method == "GET") return r->respond(json_response(200, c_.exports().stats()));
+  if (p == "/testcluster/v1/exports" && req.method == "DELETE") {
+    c_.exports().clear_stats();
+    return r->respond(json_response(200, json::object{}));
   }
   if (p == "/testcluster/v1/stats" && req.method == "GET") {
     json::object by;

@@ -6,6 +6,7 @@
 #include "testcluster/core_controllers.h"
 #include "testcluster/csi.h"
 #include "testcluster/exec_service.h"
+#include "testcluster/export/export_controller.h"
 #include "testcluster/kubevirt.h"
 
 #include <boost/json.hpp>
@@ -25,6 +26,7 @@ void Cluster::stop() {
   loop_.run_sync([this] {
     api_.reset();
     exec_.reset();
+    exports_.reset();
   });
   loop_.stop();
 }
@@ -140,7 +142,11 @@ Status Cluster::populate() {
                                     {"status", json::object{{"phase", p.phase}}}}));
     }
   }
-  for (const auto& f : scenario_.faults) KVB_CHECK(faults_.add(f, "scenario faults"));
+  for (const auto& f : scenario_.faults) {
+    auto added = faults_.add(f, "scenario faults");
+    if (!added) return added.error();
+    if (added->type == "export-restart") exports_->arm_restart(added->after_bytes, added->count);
+  }
   return ok();
 }
 
@@ -173,6 +179,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
     cp->kubevirt_ = std::make_unique<KubeVirt>(*cp);
     cp->csi_ = std::make_unique<Csi>(*cp);
     cp->exec_ = std::make_unique<ExecService>(*cp);
+    cp->exports_ = std::make_unique<ExportController>(*cp);
     cp->api_ = std::make_unique<Api>(*cp);
     cp->core_ = std::make_unique<CoreControllers>(*cp);
     cp->store_->set_defaulter([cp](const ResourceInfo& r, Object& o, const Object* old) { cp->core_->apply_defaults(r, o, old); });
@@ -190,6 +197,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
         cp->kubevirt_->on_change(ev);
         cp->csi_->on_change(ev);
         cp->core_->on_change(ev);
+        if (cp->exports_) cp->exports_->on_change(ev);
       }
       *draining = false;
     });

@@ -26,6 +26,7 @@ class Csi;
 class ExecService;
 class Api;
 class CoreControllers;
+class ExportController;
 
 struct ClusterOptions {
   std::string listen = "127.0.0.1:0";
@@ -57,6 +58,7 @@ class Cluster {
   KubeVirt& kubevirt() { return *kubevirt_; }
   Csi& csi() { return *csi_; }
   ExecService& exec() { return *exec_; }
+  ExportController& exports() { return *exports_; }
   const ResourceInfo& resource(const kube::ResourceRef& ref) const;
 
   // Records a Kubernetes Event about an object (reason, message, type Normal/Warning).
@@ -77,6 +79,7 @@ class Cluster {
   std::unique_ptr<Csi> csi_;
   std::unique_ptr<ExecService> exec_;
   std::unique_ptr<CoreControllers> core_;
+  std::unique_ptr<ExportController> exports_;
   std::unique_ptr<Api> api_;
   KeyPair ca_;
   std::string admin_token_;

@@ -38,7 +38,9 @@ int64_t parse_quantity(const std::string& q) {
   return static_cast<int64_t>(n);
 }
 
-Csi::Csi(Cluster& c) : c_(c) {}
+Csi::Csi(Cluster& c) : c_(c), bytes_(std::make_unique<VolumeStore>(c.options().state_dir)) {}
+
+Csi::~Csi() { bytes_->clear(); }
 
 Status Csi::create_claim(const std::string& ns, const std::string& name, const std::string& size,
                          const std::string& storage_class) {
@@ -56,6 +58,7 @@ Status Csi::create_claim(const std::string& ns, const std::string& name, const s
 void Csi::attach(const std::string& ns, const std::string& claim, const Guest* g) {
   VolumeData& v = volumes_[vkey(ns, claim)];
   v.vm = g->vm;
+  v.writer = g->vm;
   v.attach_ms = g->active_ms();
 }
 
@@ -64,6 +67,7 @@ void Csi::detach(const std::string& ns, const std::string& claim) {
   if (it == volumes_.end()) return;
   it->second.base = generation(ns, claim);
   it->second.vm.clear();
+  (void)sync_bytes(ns, claim);
 }
 
 int64_t Csi::generation(const std::string& ns, const std::string& claim) const {
@@ -75,19 +79,77 @@ int64_t Csi::generation(const std::string& ns, const std::string& claim) const {
   return g ? v.base + (g->active_ms() - v.attach_ms) : v.base;
 }
 
-json::object Csi::volumes_json() const {
+json::object Csi::volumes_json(const VolumeHashFilter& hash) {
+  auto selected = [&](const std::string& ns, const std::string& pvc, const std::string& snap) {
+    return hash.on && (hash.ns.empty() || hash.ns == ns) && (hash.pvc.empty() || hash.pvc == pvc) &&
+           (hash.volume_snapshot.empty() || hash.volume_snapshot == snap);
+  };
   json::array arr;
   for (const auto& [k, v] : volumes_) {
     auto slash = k.find('/');
     std::string ns = k.substr(0, slash), claim = k.substr(slash + 1);
-    json::object o{{"namespace", ns}, {"pvc", claim}, {"generation", generation(ns, claim)}, {"vm", v.vm}};
+    json::object o{{"namespace", ns}, {"pvc", claim}, {"generation", generation(ns, claim)}, {"vm", v.vm},
+                   {"size", bytes_->claim_size(ns, claim)}};
     if (v.restored_from >= 0) {
       o["restoredFromGeneration"] = v.restored_from;
       o["restoredFromSnapshot"] = v.restored_snapshot;
     }
+    if (selected(ns, claim, "") && hash.volume_snapshot.empty()) {
+      auto h = sync_bytes(ns, claim) ? bytes_->claim_sha256(ns, claim) : Result<std::string>(Error(Errc::kIo, "sync failed"));
+      o["sha256"] = h ? *h : "error: " + h.error().message;
+    }
     arr.push_back(std::move(o));
   }
-  return json::object{{"volumes", arr}};
+  // Storage snapshots: the bytes of every cut, by the VolumeSnapshot(s) naming them.
+  json::array snaps;
+  for (const Object* vsc : c_.store().all(c_.resource(kVolumeSnapshotContents))) {
+    json::value cv(*vsc);
+    std::string handle(kube::str_at(cv, {"status", "snapshotHandle"}));
+    if (handle.empty() || !bytes_->has_snapshot(handle)) continue;
+    std::string ns(kube::str_at(cv, {"spec", "volumeSnapshotRef", "namespace"}));
+    json::object o{{"volumeSnapshotContent", kube::name_of(cv)},
+                   {"namespace", ns},
+                   {"volumeSnapshot", kube::str_at(cv, {"spec", "volumeSnapshotRef", "name"})},
+                   {"snapshotHandle", handle},
+                   {"size", bytes_->snapshot_size(handle)}};
+    std::string vs(kube::str_at(cv, {"spec", "volumeSnapshotRef", "name"}));
+    if (selected(ns, "", vs) && hash.pvc.empty()) {
+      auto h = bytes_->snapshot_sha256(handle);
+      o["sha256"] = h ? *h : "error: " + h.error().message;
+    }
+    snaps.push_back(std::move(o));
+  }
+  return json::object{{"volumes", arr}, {"snapshots", snaps}};
+}
+
+Status Csi::sync_bytes(const std::string& ns, const std::string& claim) {
+  auto it = volumes_.find(vkey(ns, claim));
+  if (it == volumes_.end() || !bytes_->has_claim(ns, claim)) return ok();
+  std::string writer = it->second.vm.empty() ? it->second.writer : it->second.vm;
+  return bytes_->write_generation(ns, claim, writer, generation(ns, claim));
+}
+
+Status Csi::create_bytes(const std::string& ns, const std::string& name, const json::value& pvc, int64_t size,
+                         VolumeData& data) {
+  if (!data.restored_snapshot.empty()) {
+    const Object* snap = c_.store().find(c_.resource(kVolumeSnapshots), ns, data.restored_snapshot);
+    std::string content = snap ? std::string(kube::str_at(*snap, {"status", "boundVolumeSnapshotContentName"})) : "";
+    const Object* vsc = content.empty() ? nullptr : c_.store().find(c_.resource(kVolumeSnapshotContents), "", content);
+    std::string handle = vsc ? std::string(kube::str_at(*vsc, {"status", "snapshotHandle"})) : "";
+    if (vsc && handle.empty()) handle = std::string(kube::str_at(*vsc, {"spec", "source", "snapshotHandle"}));
+    return bytes_->restore_claim(ns, name, handle, size, data.base);
+  }
+  std::string clone(kube::annotation_of(pvc, "k8s.io/CloneRequest"));
+  if (auto slash = clone.find('/'); slash != std::string::npos) {
+    std::string src_ns = clone.substr(0, slash), src = clone.substr(slash + 1);
+    KVB_CHECK(sync_bytes(src_ns, src));
+    data.base = generation(src_ns, src);
+    return bytes_->clone_claim(ns, name, src_ns, src, size, data.base);
+  }
+  KVB_CHECK(bytes_->create_claim(ns, name, size, 0));
+  std::string import(kube::annotation_of(pvc, "cdi.kubevirt.io/storage.import.endpoint"));
+  if (!import.empty()) return bytes_->write_import(ns, name, import);
+  return ok();
 }
 
 void Csi::on_change(const StoreEvent& e) {
@@ -98,6 +160,7 @@ void Csi::on_change(const StoreEvent& e) {
     if (e.type == "ADDED") bind_claim(ns, name);
     if (e.type == "DELETED") {
       volumes_.erase(vkey(ns, name));
+      bytes_->remove_claim(ns, name);
       std::string pv(kube::str_at(obj, {"spec", "volumeName"}));
       if (!pv.empty()) (void)c_.store().remove(c_.resource(kPersistentVolumes), "", pv);
     }
@@ -108,7 +171,9 @@ void Csi::on_change(const StoreEvent& e) {
     provision_static_content(name);
   } else if (ref.resource == "volumesnapshotcontents" && e.type == "DELETED" &&
              kube::str_at(obj, {"spec", "deletionPolicy"}) == "Delete") {
-    handles_.erase(std::string(kube::str_at(obj, {"status", "snapshotHandle"})));  // the storage deletes its snapshot
+    std::string handle(kube::str_at(obj, {"status", "snapshotHandle"}));
+    handles_.erase(handle);  // the storage deletes its snapshot
+    bytes_->remove_snapshot(handle);
   } else if (ref.resource == "volumesnapshots") {
     if (e.type == "ADDED") start_snapshot(ns, name);
     if (e.type == "MODIFIED" && kube::bool_at(obj, {"status", "readyToUse"}).value_or(false)) retry_pending_claims(ns);
@@ -166,8 +231,9 @@ void Csi::bind_claim(const std::string& ns, const std::string& name) {
   if (!cls) return pending("ProvisioningFailed", "storageclass.storage.k8s.io \"" + sc + "\" not found");
   std::string size(kube::str_at(v, {"spec", "resources", "requests", "storage"}));
   VolumeData data;
-  if (kube::str_at(v, {"spec", "dataSource", "kind"}) == "VolumeSnapshot") {
-    std::string snap_name(kube::str_at(v, {"spec", "dataSource", "name"}));
+  const char* source_field = kube::str_at(v, {"spec", "dataSource", "kind"}).empty() ? "dataSourceRef" : "dataSource";
+  if (kube::str_at(v, {"spec", source_field, "kind"}) == "VolumeSnapshot") {
+    std::string snap_name(kube::str_at(v, {"spec", source_field, "name"}));
     const Object* snap = c_.store().find(c_.resource(kVolumeSnapshots), ns, snap_name);
     if (!snap) return pending("ProvisioningFailed", "volumesnapshot \"" + snap_name + "\" not found");
     json::value sv(*snap);
@@ -182,6 +248,9 @@ void Csi::bind_claim(const std::string& ns, const std::string& name) {
     data.restored_from = data.base;
     data.restored_snapshot = snap_name;
   }
+  if (Status b = create_bytes(ns, name, v, parse_quantity(size), data); !b) {
+    return pending("ProvisioningFailed", "cannot provision the volume's bytes: " + b.error().message);
+  }
   std::string pv_name = "pvc-" + std::string(kube::uid_of(v));
   Object pv{{"apiVersion", "v1"},
             {"kind", "PersistentVolume"},
@@ -195,7 +264,13 @@ void Csi::bind_claim(const std::string& ns, const std::string& name) {
                                   {"claimRef", json::object{{"namespace", ns}, {"name", name}, {"uid", kube::uid_of(v)}}}}},
             {"status", json::object{{"phase", "Bound"}}}};
   (void)c_.store().create(c_.resource(kPersistentVolumes), "", pv);
-  volumes_[vkey(ns, name)] = data;
+  // A guest may have attached before the claim was bound (a DataVolume's claim
+  // is created after the VM started): keep the attachment.
+  VolumeData& slot = volumes_[vkey(ns, name)];
+  data.vm = slot.vm;
+  data.attach_ms = slot.attach_ms;
+  data.writer = slot.writer;
+  slot = data;
   (void)c_.store().mutate(c_.resource(kPersistentVolumeClaims), ns, name, [&](Object& o) {
     o["spec"].as_object()["volumeName"] = pv_name;
     o["spec"].as_object()["storageClassName"] = sc;
@@ -220,11 +295,23 @@ void Csi::reconcile_datavolume(const std::string& ns, const std::string& name) {
     spec["dataSource"] = json::object{{"apiGroup", "snapshot.storage.k8s.io"}, {"kind", "VolumeSnapshot"},
                                       {"name", kube::str_at(*snap, {"name"})}};
   }
+  // CDI's own annotations on the claim: a clone (source.pvc) and an import
+  // (source.http / source.registry) fill it with the right bytes at binding.
+  json::object annotations{{"cdi.kubevirt.io/storage.contentType", "kubevirt"}};
+  if (const auto* src = kube::object_at(v, {"spec", "source", "pvc"})) {
+    std::string src_ns(kube::str_at(*src, {"namespace"}));
+    annotations["k8s.io/CloneRequest"] = (src_ns.empty() ? ns : src_ns) + "/" + std::string(kube::str_at(*src, {"name"}));
+  }
+  for (const char* kind : {"http", "registry", "s3", "gcs"}) {
+    std::string url(kube::str_at(v, {"spec", "source", kind, "url"}));
+    if (!url.empty()) annotations["cdi.kubevirt.io/storage.import.endpoint"] = url;
+  }
   json::value owner_v(*dv);
   Object pvc{{"apiVersion", "v1"},
              {"kind", "PersistentVolumeClaim"},
              {"metadata", json::object{{"name", name},
                                        {"namespace", ns},
+                                       {"annotations", annotations},
                                        {"ownerReferences", json::array{json::object{{"apiVersion", "cdi.kubevirt.io/v1beta1"},
                                                                                    {"kind", "DataVolume"},
                                                                                    {"name", name},
@@ -352,6 +439,12 @@ void Csi::cut(const std::string& ns, const std::string& name, const std::string&
   bool frozen = g && g->frozen;
   int64_t gen = generation(ns, claim);
   int64_t cut_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  Status copied = sync_bytes(ns, claim);
+  if (copied) copied = bytes_->cut(ns, claim, "snap-" + content, copier_for_ ? copier_for_(ns, claim) : VolumeStore::Copier());
+  if (!copied) {
+    snapshot_error(ns, name, "Failed to create snapshot: rpc error: code = Internal desc = " + copied.error().message);
+    return;
+  }
   (void)c_.store().mutate(c_.resource(kVolumeSnapshotContents), "", content, [&](Object& o) {
     o["status"] = json::object{{"creationTime", cut_ns}, {"readyToUse", false}, {"snapshotHandle", "snap-" + content}};
   });

@@ -9,7 +9,7 @@ namespace json = boost::json;
 
 namespace {
 const char* kTypes[] = {"api-error", "latency", "exec-hang", "exec-fail", "exec-drop", "watch-disconnect",
-                        "agent-disconnect", "snapshot-cut-delay", "snapshot-fail"};
+                        "agent-disconnect", "snapshot-cut-delay", "snapshot-fail", "export-restart"};
 
 bool field_matches(const std::string& want, const std::string& have) { return want.empty() || want == have; }
 }  // namespace
@@ -31,6 +31,7 @@ json::object Fault::to_json() const {
   put("message", message);
   if (type == "api-error") o["code"] = code;
   if (retry_after >= 0) o["retryAfter"] = retry_after;
+  if (type == "export-restart") o["afterBytes"] = after_bytes;
   return o;
 }
 
@@ -42,7 +43,8 @@ Result<Fault> Faults::add(const json::value& spec, const std::string& origin) {
   for (const char* t : kTypes) known = known || f.type == t;
   if (!known) {
     return r.error("type", "\"" + f.type + "\" is not a fault type (api-error, latency, exec-hang, exec-fail, "
-                                          "exec-drop, watch-disconnect, agent-disconnect, snapshot-cut-delay, snapshot-fail)");
+                                          "exec-drop, watch-disconnect, agent-disconnect, snapshot-cut-delay, snapshot-fail, "
+                                          "export-restart)");
   }
   KVB_TRY(f.verb, r.str("verb"));
   KVB_TRY(f.resource, r.str("resource"));
@@ -60,6 +62,8 @@ Result<Fault> Faults::add(const json::value& spec, const std::string& origin) {
   KVB_TRY(auto exit_code, r.integer("exitCode", 1));
   KVB_TRY(f.delay, r.duration("delay", Duration{0}));
   KVB_TRY(f.duration, r.duration("duration", f.duration));
+  KVB_TRY(f.after_bytes, r.integer("afterBytes", 0));
+  if (f.type == "export-restart" && f.after_bytes <= 0) return r.error("afterBytes", "must be a positive number of bytes");
   if (const json::value* rate = r.raw("rate")) {
     if (!rate->is_number()) return r.error("rate", "must be a number between 0 and 1");
     f.rate = rate->to_number<double>();

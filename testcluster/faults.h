@@ -22,7 +22,7 @@ namespace kvb::testcluster {
 struct Fault {
   uint64_t id = 0;
   std::string type;  // api-error latency exec-hang exec-fail exec-drop watch-disconnect
-                     // agent-disconnect snapshot-cut-delay snapshot-fail
+                     // agent-disconnect snapshot-cut-delay snapshot-fail export-restart
   std::string verb, resource, ns, name, vm, pod, container, command, pvc;
   double rate = 1.0;
   int64_t count = 0;
@@ -33,6 +33,7 @@ struct Fault {
   int64_t retry_after = -1;
   int exit_code = 1;
   Duration duration{std::chrono::seconds(2)};
+  int64_t after_bytes = 0;  // export-restart: export connections closed after this many bytes (each of `count` times)
 
   boost::json::object to_json() const;
 };

@@ -12,6 +12,8 @@ const kube::ResourceRef kServiceAccounts{"", "v1", "serviceaccounts", "ServiceAc
 const kube::ResourceRef kNodes{"", "v1", "nodes", "Node", false};
 const kube::ResourceRef kSelfSubjectAccessReviews{"authorization.k8s.io", "v1", "selfsubjectaccessreviews",
                                                   "SelfSubjectAccessReview", false};
+const kube::ResourceRef kVirtualMachineExports{"export.kubevirt.io", "v1beta1", "virtualmachineexports",
+                                               "VirtualMachineExport", true};
 }  // namespace res
 
 Registry::Registry() {
@@ -43,6 +45,7 @@ Registry::Registry() {
   add(kube::resources::kVolumeSnapshotContents, "volumesnapshotcontent", {"vsc", "vscs"}, {"status"}, true);
   add(kube::resources::kVolumeSnapshotClasses, "volumesnapshotclass", {"vsclass", "vsclasses"}, {}, false);
   add(res::kStorkRules, "rule", {}, {}, false);
+  add(res::kVirtualMachineExports, "virtualmachineexport", {"vmexport", "vmexports"}, {"status"}, true);
   add(kube::resources::kLeases, "lease", {}, {}, false);
   add(res::kServiceAccounts, "serviceaccount", {"sa"}, {}, false);
   add(res::kNodes, "node", {"no"}, {"status"}, true);

@@ -46,6 +46,7 @@ extern const kube::ResourceRef kStorkRules;
 extern const kube::ResourceRef kServiceAccounts;
 extern const kube::ResourceRef kNodes;
 extern const kube::ResourceRef kSelfSubjectAccessReviews;
+extern const kube::ResourceRef kVirtualMachineExports;
 }  // namespace res
 
 }  // namespace kvb::testcluster

@@ -83,6 +83,8 @@ class Temporaries {
   std::string ns_, claim_, export_;
 };
 
+std::string transfer_item(const record::VmRecord& vm, const record::VolumeRecord& vol) { return vm.key() + " " + vol.name; }
+
 Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::VolumeRecord& vol, record::DataCopyRecord& out,
             std::stop_token stop) {
   kube::Client& c = *ctx.client;
@@ -114,6 +116,11 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   dopt.transport.ca_pem = link.ca_pem;
   dopt.transport.trust_hint = " and the export's links.external.cert";
   dopt.cancelled = cancelled;
+  if (ctx.transfer) {
+    dopt.progress = [&ctx, item = transfer_item(vm, vol)](uint64_t done, uint64_t total) {
+      ctx.transfer({TransferEvent::Kind::kProgress, item, done, total, 0});
+    };
+  }
   const int write_end = sp.fd[0];
   std::shared_future<Result<net::DownloadResult>> download = std::async(std::launch::async, [url = link.url, write_end, dopt] {
     auto r = net::download(url, write_end, dopt);
@@ -172,14 +179,18 @@ void copy_volume(const DataCopyContext& ctx, const record::VmRecord& vm, record:
   if (auto st = copy(ctx, vm, vol, out, stop); !st) {
     out.repository_snapshot.clear();
     out.error = sanitize_foreign("copy of VM " + vm.key() + " volume " + vol.name + ": " + st.error().message);
+    if (ctx.transfer) ctx.transfer({TransferEvent::Kind::kFailed, transfer_item(vm, vol), 0, 0, 0});
     if (ctx.say) ctx.say(out.error);
-  } else if (ctx.say) {
+  } else {
+    if (ctx.transfer) ctx.transfer({TransferEvent::Kind::kDone, transfer_item(vm, vol), out.bytes, out.bytes, 0});
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     char line[256];
     std::snprintf(line, sizeof line, "%.1f MiB in %.1f s (%.0f MiB/s), %.1f MiB new", out.bytes / 1048576.0, s,
                   s > 0 ? out.bytes / 1048576.0 / s : 0.0, out.new_bytes / 1048576.0);
-    ctx.say("copied VM " + vm.key() + " volume " + vol.name + " to repository snapshot " + out.repository_snapshot.substr(0, 12) + ": " +
-            line);
+    if (ctx.say) {
+      ctx.say("copied VM " + vm.key() + " volume " + vol.name + " to repository snapshot " + out.repository_snapshot.substr(0, 12) + ": " +
+              line);
+    }
   }
   vol.copy = std::move(out);
 }
@@ -196,6 +207,7 @@ void copy_backup_data(const DataCopyContext& ctx, std::vector<record::VmRecord>&
   }
   if (work.empty()) return;
   if (ctx.say) ctx.say("copying " + std::to_string(work.size()) + " volumes into the repository, " + std::to_string(concurrency) + " at once");
+  if (ctx.transfer) ctx.transfer({TransferEvent::Kind::kPlanned, "", 0, 0, work.size()});
   parallel_for(work.size(), std::max(1, concurrency), [&](size_t k) {
     auto [i, j] = work[k];
     if (stop.stop_requested()) {

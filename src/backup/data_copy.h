@@ -34,6 +34,18 @@
 
 namespace kvb::backup {
 
+// What a copy tells the one who watches (a progress board on a terminal):
+// how many volumes the backup will copy, then per volume its bytes so far and
+// its end. `item` names the volume for a person: "<ns>/<vm> <volume>".
+struct TransferEvent {
+  enum class Kind { kPlanned, kProgress, kDone, kFailed };
+  Kind kind = Kind::kProgress;
+  std::string item;
+  uint64_t done = 0, total = 0;  // bytes (kProgress, kDone); total 0 until the size is known
+  size_t count = 0;              // volumes to copy (kPlanned)
+};
+using TransferFn = std::function<void(const TransferEvent&)>;
+
 struct DataCopyContext {
   std::shared_ptr<kube::Client> client;
   repo::Repository& repo;
@@ -43,6 +55,7 @@ struct DataCopyContext {
   std::chrono::milliseconds export_timeout{600'000};  // until the export is Ready
   unsigned connections = 4;                          // Range requests in flight per volume
   std::function<void(const std::string&)> say;
+  TransferFn transfer;  // may be empty; called from the copying threads
 };
 
 // The repository snapshot name of a volume: the same volume over time forms

@@ -1,61 +1,49 @@
 #include "backup/journal.h"
 
-#include "common/file_lock.h"
 #include "record/naming.h"
 
 #include <boost/json.hpp>
 
-#include <unistd.h>
-
 namespace kvb::backup {
 namespace json = boost::json;
 
-Result<int> lock_journal(location::Location& loc, const std::string& backup) {
-  auto root = loc.local_root();
-  if (!root) return Error(Errc::kInvalidArgument, "the freeze journal needs a local backup location (" + loc.describe() + ")");
-  auto fd = try_lock_file(*root / "journal" / record::journal_lock_name(backup));
-  if (!fd && fd.error().code == Errc::kConflict) {
-    return Error(Errc::kConflict, "backup " + backup + " is running (its journal entry is held by a live kvbackup)");
+Result<std::unique_ptr<location::Lock>> lock_journal(location::Location& loc, const std::string& backup,
+                                                     std::chrono::milliseconds wait) {
+  auto lock = loc.lock_path("journal/" + record::journal_lock_name(backup), wait);
+  if (!lock && lock.error().code == Errc::kConflict) {
+    return Error(Errc::kConflict, "backup " + backup + " is running (its journal entry in " + loc.describe() +
+                                      " is held by a live kvbackup: " + lock.error().message + ")");
   }
-  return fd;
+  if (!lock) return lock.error().with_context("taking the run lock of backup " + backup + " in " + loc.describe());
+  return lock;
 }
 
 bool backup_running(location::Location& loc, const std::string& backup) {
-  auto fd = lock_journal(loc, backup);
-  if (!fd) return fd.error().code == Errc::kConflict;
-  ::close(*fd);
-  return false;
+  auto lock = lock_journal(loc, backup);
+  return !lock && lock.error().code == Errc::kConflict;
 }
 
 Status remove_journal_entry(location::Location& loc, const std::string& backup) {
-  auto st = loc.remove(record::journal_entry_path(backup));
-  if (auto root = loc.local_root()) {
-    std::error_code ec;
-    std::filesystem::remove(*root / "journal" / record::journal_lock_name(backup), ec);
-  }
-  return st;
+  return loc.remove(record::journal_entry_path(backup));
 }
 
-Result<std::unique_ptr<Journal>> Journal::begin(location::Location& loc, const record::JournalEntry& entry) {
-  KVB_TRY(int fd, lock_journal(loc, entry.backup));
-  auto st = loc.put(record::journal_entry_path(entry.backup), json::serialize(entry.to_json()));
-  if (!st) {
-    ::close(fd);
-    return st.error().with_context("writing the freeze journal");
+Result<std::unique_ptr<Journal>> Journal::begin(location::Location& loc, std::unique_ptr<location::Lock> lock,
+                                                const record::JournalEntry& entry) {
+  std::string path = record::journal_entry_path(entry.backup);
+  auto st = loc.create(path, json::serialize(entry.to_json()));
+  if (!st && st.error().code == Errc::kAlreadyExists) {
+    return Error(Errc::kAlreadyExists, "backup " + entry.backup + ": the journal entry " + loc.describe() + "/" + path +
+                                           " of an earlier run is still there (its VMs were not confirmed thawed); run kvbackup "
+                                           "recover --location " + loc.describe() + " first");
   }
-  return std::unique_ptr<Journal>(new Journal(loc, entry.backup, fd));
-}
-
-Journal::~Journal() {
-  if (lock_fd_ >= 0) ::close(lock_fd_);
+  if (!st) return st.error().with_context("writing the freeze journal " + loc.describe() + "/" + path + " (nothing was frozen)");
+  return std::unique_ptr<Journal>(new Journal(loc, entry.backup, std::move(lock)));
 }
 
 Status Journal::finish() {
-  if (finished_) return ok();
-  finished_ = true;
+  if (!lock_) return ok();
   auto st = remove_journal_entry(loc_, backup_);
-  ::close(lock_fd_);
-  lock_fd_ = -1;
+  lock_.reset();
   return st;
 }
 

@@ -13,8 +13,6 @@
 
 #include <boost/json.hpp>
 
-#include <unistd.h>
-
 namespace kvb::backup {
 namespace json = boost::json;
 
@@ -72,8 +70,12 @@ RecoveryReport recover(std::shared_ptr<kube::Client> client, location::Location&
   for (const auto& file : *names) {
     if (!file.ends_with(".json")) continue;
     std::string backup = file.substr(0, file.size() - 5);
-    auto fd = lock_journal(loc, backup);
-    if (!fd) {
+    auto lock = lock_journal(loc, backup);
+    if (!lock && lock.error().code != Errc::kConflict) {
+      report.problems.push_back(lock.error().message);
+      continue;
+    }
+    if (!lock) {
       ++report.live;
       report.lines.push_back("backup " + backup + " is still running: its journal entry is left alone");
       continue;
@@ -85,7 +87,6 @@ RecoveryReport recover(std::shared_ptr<kube::Client> client, location::Location&
     auto entry = doc ? record::JournalEntry::from_json(*doc, origin) : Result<record::JournalEntry>(doc.error());
     if (!entry) {
       report.problems.push_back("journal entry " + file + " is unreadable: " + entry.error().message);
-      ::close(*fd);
       continue;
     }
     bool all_ok = true;
@@ -114,9 +115,10 @@ RecoveryReport recover(std::shared_ptr<kube::Client> client, location::Location&
     }
     if (all_ok) {
       mark_record_failed(loc, backup, report);
-      (void)remove_journal_entry(loc, backup);
+      if (auto st = remove_journal_entry(loc, backup); !st) {
+        report.problems.push_back("could not remove the journal entry of backup " + backup + ": " + st.error().message);
+      }
     }
-    ::close(*fd);
   }
   return report;
 }

@@ -1,5 +1,7 @@
 // `kvbackup recover`, also run at the start of every backup: for each journal
-// entry of a backup whose process is gone (its lock is free), thaw every VM it
+// entry of a backup whose process is gone (its run lock is free: on a local
+// location the kernel dropped the dead process's flock; on S3 its lock object
+// names a process of this host that no longer runs, or has expired), thaw every VM it
 // names with the freezer's verified thaw (virt-freezer --unfreeze of that VM in
 // its current launcher pod, found by the VMI's uid, then KubeVirt's unfreeze
 // API), give back the run's freeze leases, mark its record Failed if it was

@@ -163,8 +163,14 @@ Result<record::BackupRecord> BackupRunner::run(std::stop_token stop) {
   rec.started = WallClock::now();
   rec.warnings = plan.warnings;
   for (const auto& l : recovered.lines) rec.warnings.push_back("recover: " + l);
-  // The journal entry first: from now on a dead process is found by recover.
-  auto journal = Journal::begin(location_, journal_entry(rec, plan));
+  // The run lock, then the journal entry, before anything is frozen: from now
+  // on a dead process is found by recover. Under the lock the record is
+  // looked for again: another run of this name may have written it meanwhile.
+  KVB_TRY(auto run_lock, lock_journal(location_, spec_.name, location::kRunLockContention));
+  if (location_.exists(record::backup_record_path(spec_.name))) {
+    return Error(Errc::kInvalidArgument, "backup \"" + spec_.name + "\" already exists in " + location_.describe());
+  }
+  auto journal = Journal::begin(location_, std::move(run_lock), journal_entry(rec, plan));
   if (!journal) return journal.error();
   if (auto st = location_.put(record::backup_record_path(spec_.name), json::serialize(rec.to_json())); !st) {
     (void)(*journal)->finish();  // nothing was frozen
@@ -176,6 +182,10 @@ Result<record::BackupRecord> BackupRunner::run(std::stop_token stop) {
     rec.error = sanitize_foreign(error);
     rec.finished = WallClock::now();
     KVB_CHECK(location_.sync());  // the resources the record names are durable before it is
+    if (auto held = (*journal)->still_held(); !held) {
+      rec.warnings.push_back("the run lock was lost while the backup ran (" + held.error().message +
+                             "): another kvbackup may have run recover on this backup");
+    }
     KVB_CHECK(location_.put(record::backup_record_path(spec_.name), json::serialize(rec.to_json())));
     bool thaws_ok = true;
     for (const auto& v : rec.vms) thaws_ok = thaws_ok && v.freeze.thaw_ok;
@@ -233,7 +243,7 @@ Result<record::BackupRecord> BackupRunner::run(std::stop_token stop) {
   if (spec_.copy_data && !stop.stop_requested()) {
     // Every VM is thawed (or its thaw is being retried by recover): copying never holds a freeze.
     DataCopyContext dc{client_, *data_repository_, cluster_id(*client_), spec_.name, rec.uid, spec_.ready_timeout, 4,
-                       [&say](const std::string& line) { say(line); }};
+                       [&say](const std::string& line) { say(line); }, transfer_};
     copy_backup_data(dc, rec.vms, spec_.data_concurrency, stop);
     for (const auto& ns : plan.namespaces) {
       auto left = remove_copy_leftovers(*client_, ns, rec.uid);  // none, unless a delete failed above

@@ -1,7 +1,8 @@
 // BackupRunner: one backup, start to finish (docs/backup.md).
 //
 //  1. recover what dead backups left frozen; load rules; inventory; plan;
-//  2. write the in-progress record (with the run's uid) and the journal entry;
+//  2. take the backup's run lock, write the journal entry (created whole, only
+//     if absent) and the in-progress record (with the run's uid);
 //  3. application pre rules; then per VM (backup/vm_backup.h, bounded by
 //     --concurrency), or for all at once with --consistency-group all
 //     (backup/group_backup.h); application post rules;
@@ -18,6 +19,7 @@
 #pragma once
 
 #include "backup/context.h"
+#include "backup/data_copy.h"
 #include "backup/spec.h"
 #include "kube/client.h"
 #include "location/location.h"
@@ -39,6 +41,8 @@ class BackupRunner {
   // record could be made at all (bad input found before anything happened),
   // or when the location refused the record.
   Result<record::BackupRecord> run(std::stop_token stop);
+  // Where --copy-data reports each volume's bytes (a progress board); set before run().
+  void on_transfer(TransferFn fn) { transfer_ = std::move(fn); }
 
  private:
   std::shared_ptr<kube::Client> client_;
@@ -46,6 +50,7 @@ class BackupRunner {
   BackupSpec spec_;
   ProgressFn progress_;
   repo::Repository* data_repository_;
+  TransferFn transfer_;
 };
 
 }  // namespace kvb::backup

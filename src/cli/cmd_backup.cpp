@@ -4,6 +4,7 @@
 #include "backup/runner.h"
 #include "cli/backup_report.h"
 #include "cli/options.h"
+#include "cli/progress_board.h"
 #include "cli/stop_signals.h"
 #include "common/duration.h"
 #include "common/sanitize.h"
@@ -147,12 +148,13 @@ int create(const GlobalOptions& g, const BackupOptions& o) {
     if (!r) return report_error(r.error());
     data_repo = std::move(*r);
   }
-  bool tty = ::isatty(STDERR_FILENO) != 0;
-  backup::ProgressFn progress = [tty](const std::string& line) {
-    std::fprintf(stderr, tty ? "\033[2m%s\033[0m\n" : "%s\n", line.c_str());
-  };
+  // On a terminal (and not -o json) the copies get a live board; elsewhere plain event lines.
+  ProgressBoard board(::isatty(STDERR_FILENO) != 0 && o.output != "json");
+  backup::ProgressFn progress = [&board](const std::string& line) { board.print(line); };
   backup::BackupRunner runner(*client, **loc, *spec, progress, data_repo.get());
+  runner.on_transfer([&board](const backup::TransferEvent& e) { board.update(e); });
   auto rec = runner.run(signals.token());
+  board.close();
   if (!rec) return report_error(rec.error());
   if (o.output == "json") {
     std::printf("%s\n", json::serialize(rec->to_json()).c_str());
@@ -280,6 +282,7 @@ int remove(const GlobalOptions& g, const BackupOptions& o) {
   if (!lock && lock.error().code == Errc::kConflict) {
     return report_error(Error(Errc::kConflict, "backup " + o.name + " is still running; wait for it or stop it first"));
   }
+  if (!lock) return report_error(lock.error());
   if (!o.keep_snapshots) {
     auto client = connect(g);
     if (!client) return report_error(client.error());
@@ -300,10 +303,8 @@ int remove(const GlobalOptions& g, const BackupOptions& o) {
     return report_error(Error(st.error().code, st.error().message + " (the backup was kept; --keep-data deletes it without its copies)"));
   }
   if (auto st = (*loc)->remove(record::backup_dir(o.name)); !st) return report_error(st.error());
-  if (lock) {
-    (void)backup::remove_journal_entry(**loc, o.name);  // a dead run's entry goes with its backup
-    ::close(*lock);
-  }
+  (void)backup::remove_journal_entry(**loc, o.name);  // a dead run's entry goes with its backup
+  lock->reset();
   std::printf("backup %s deleted\n", o.name.c_str());
   return kExitOk;
 }

@@ -2,7 +2,8 @@
 //
 // Files are written under a temporary name, fsynced (unless deferred) and
 // renamed into place, mode 0600; directories are created 0700. The lock is
-// flock(2) on the directory itself (local_lock.cpp).
+// flock(2) on the directory itself, a run lock flock(2) on its file
+// (local_lock.cpp).
 #include "common/atomic_file.h"
 #include "location/local_lock.h"
 #include "location/location.h"
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -48,6 +50,24 @@ class LocalLocation : public Location {
   }
 
   Status sync() override { return sync_filesystem(root_); }
+
+  // link(2) fails with EEXIST instead of replacing: the complete temporary
+  // file appears under its name, or nothing does.
+  Status create(const std::string& path, std::string_view data) override {
+    KVB_CHECK(validate_relative_path(path));
+    fs::path p = root_ / path;
+    KVB_CHECK(make_directories(p.parent_path(), 0700));
+    fs::path tmp = p;
+    static std::atomic<uint64_t> serial{0};
+    tmp += ".tmp-create-" + std::to_string(::getpid()) + "-" + std::to_string(serial++);
+    KVB_CHECK(write_file_atomic(tmp, data, 0600));
+    int rc = ::link(tmp.c_str(), p.c_str());
+    int err = errno;
+    ::unlink(tmp.c_str());
+    if (rc != 0 && err == EEXIST) return Error(Errc::kAlreadyExists, p.string() + " exists");
+    if (rc != 0) return Error(Errc::kIo, "cannot create " + p.string() + ": " + std::strerror(err));
+    return sync_directory(p.parent_path());
+  }
 
   Result<std::string> get(const std::string& path) const override {
     KVB_CHECK(validate_relative_path(path));
@@ -145,6 +165,12 @@ class LocalLocation : public Location {
 
   Result<std::unique_ptr<Lock>> lock(LockMode mode, std::chrono::milliseconds wait) override {
     return lock_directory(root_, mode, wait);
+  }
+
+  // flock decides at once: no contention to wait out.
+  Result<std::unique_ptr<Lock>> lock_path(const std::string& path, std::chrono::milliseconds) override {
+    KVB_CHECK(validate_relative_path(path));
+    return lock_file(root_ / path);
   }
 
  private:

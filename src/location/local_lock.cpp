@@ -35,7 +35,52 @@ class DirectoryLock : public Lock {
   std::filesystem::path path_;
 };
 
+// A run lock: flock on a file (journal/<name>.lock), removed on release while
+// still held, so that no lock file outlives its run; a locker that finds its
+// file deleted or replaced after locking it locks the new one instead.
+class FileLock : public Lock {
+ public:
+  FileLock(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
+  ~FileLock() override {
+    if (same_inode(fd_, path_)) ::unlink(path_.c_str());
+    ::close(fd_);
+  }
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+  Status still_held() const override {
+    if (same_inode(fd_, path_)) return ok();
+    return Error(Errc::kConflict, "the lock " + path_.string() + " was lost: it was deleted or replaced while kvbackup held it");
+  }
+
+ private:
+  int fd_;
+  std::filesystem::path path_;
+};
+
 }  // namespace
+
+Result<std::unique_ptr<Lock>> lock_file(const std::filesystem::path& path) {
+  auto dir = path.parent_path();
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Error(Errc::kIo, "cannot create " + dir.string() + ": " + std::strerror(errno));
+  }
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return Error(Errc::kIo, "cannot open lock " + path.string() + ": " + std::strerror(errno));
+    int rc;
+    do {
+      rc = ::flock(fd, LOCK_EX | LOCK_NB);
+    } while (rc != 0 && errno == EINTR);
+    int err = rc == 0 ? 0 : errno;
+    if (rc == 0 && same_inode(fd, path)) return std::unique_ptr<Lock>(new FileLock(fd, path));
+    ::close(fd);
+    if (rc == 0) continue;  // its holder removed it as we locked it: lock the new file
+    if (err == EWOULDBLOCK) return Error(Errc::kConflict, path.string() + " is held by a live process");
+    return Error(Errc::kIo, "cannot lock " + path.string() + ": " + std::strerror(err));
+  }
+  return Error(Errc::kConflict, path.string() + " keeps being replaced while we lock it");
+}
 
 Result<std::unique_ptr<Lock>> lock_directory(const std::filesystem::path& dir, LockMode mode, std::chrono::milliseconds wait) {
   const int op = (mode == LockMode::kExclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;

@@ -1,4 +1,5 @@
-// The lock of a local location (a repository's: shared for put, get, list
+// The locks of a local location: the run lock of a backup or restore
+// (lock_file) and the lock (a repository's: shared for put, get, list
 // and check, exclusive for forget and prune; docs/repository.md, "Locks").
 //
 // flock(2) on the directory itself, so deleting or replacing a file in it
@@ -18,6 +19,11 @@
 #include "location/location.h"
 
 namespace kvb::location {
+
+// A run lock (Location::lock_path): flock(2) on `path` (created 0600, never
+// through a symbolic link), tried once; the file is removed when the lock is
+// released. kConflict while a live process holds it.
+Result<std::unique_ptr<Lock>> lock_file(const std::filesystem::path& path);
 
 Result<std::unique_ptr<Lock>> lock_directory(const std::filesystem::path& dir, LockMode mode, std::chrono::milliseconds wait);
 

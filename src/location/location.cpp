@@ -80,4 +80,13 @@ Result<std::unique_ptr<Lock>> Location::lock(LockMode, std::chrono::milliseconds
   return Error(Errc::kInvalidArgument, describe() + " cannot be locked");
 }
 
+Status Location::create(const std::string& path, std::string_view data) {
+  if (exists(path)) return Error(Errc::kAlreadyExists, describe() + "/" + path + " exists");
+  return put(path, data);
+}
+
+Result<std::unique_ptr<Lock>> Location::lock_path(const std::string& path, std::chrono::milliseconds) {
+  return Error(Errc::kInvalidArgument, describe() + " cannot lock " + path);
+}
+
 }  // namespace kvb::location

@@ -15,6 +15,12 @@
 // (backups write records and resources from parallel VM workers; the
 // repository uploads packs several at a time); implementations lock what they
 // share. A Lock object belongs to the thread that took it.
+//
+// Two kinds of lock: lock() is the location's own (a repository's, shared or
+// exclusive); lock_path() is an exclusive lock on one name in it, held by a
+// running backup or restore for as long as its process lives, so that
+// another process tells a live run from a dead one (docs/location.md, "Run
+// locks"). Both are released when the Lock object is destroyed.
 #pragma once
 
 #include "common/error.h"
@@ -29,6 +35,12 @@
 namespace kvb::location {
 
 enum class LockMode { kShared, kExclusive };
+
+// How long a starting run (backup create, restore create) retries when its
+// run lock is contended: two runs of one name started in the same instant on
+// an object store both back off, and the jittered retries let one of them
+// win (a local flock decides at once).
+inline constexpr std::chrono::milliseconds kRunLockContention{5'000};
 
 // A lock on a whole location (a repository's: shared for put/get/check,
 // exclusive for prune). Released when destroyed.
@@ -57,6 +69,12 @@ class Location {
   // the record itself is put.
   virtual Status put_deferred(const std::string& path, std::string_view data, bool secret = false) = 0;
   virtual Status sync() = 0;
+  // Writes `path` only if nothing is there (whole or nothing, durable on
+  // return): kAlreadyExists when it exists. Local: link(2) of a complete,
+  // fsynced temporary file; S3: PutObject with If-None-Match: * (a server
+  // that refuses the header with 501: HEAD, PUT, read back). (The default:
+  // exists() then put(), for wrappers in tests.)
+  virtual Status create(const std::string& path, std::string_view data);
   virtual Result<std::string> get(const std::string& path) const = 0;
   // `length` bytes of a file from `offset`; a file that ends before is an error.
   // (The default reads the whole file; both real locations read just the range.)
@@ -74,9 +92,19 @@ class Location {
   // elsewhere is Errc::kConflict naming the holder when known. (The default:
   // a location that cannot be locked, for wrappers in tests.)
   virtual Result<std::unique_ptr<Lock>> lock(LockMode mode, std::chrono::milliseconds wait);
+  // The run lock named by `path` (a backup's "journal/<name>.lock"): exclusive;
+  // kConflict naming the holder while a live process holds it. `wait` bounds
+  // how long contention is retried: a local flock decides at once; on an
+  // object store two runs that start at the same moment both see each other
+  // and back off, and the retries (with jitter) let one of them win. A holder
+  // that died is detected (local: the kernel dropped its flock; S3: its lock
+  // object names a process of this host that no longer runs, or it expired).
+  // (The default: a location that cannot be locked, for wrappers in tests.)
+  virtual Result<std::unique_ptr<Lock>> lock_path(const std::string& path, std::chrono::milliseconds wait);
   // How many writes are worth running at once (1 for a disk, several for an object store).
   virtual unsigned parallelism() const { return 1; }
-  // The directory behind a local location (for advisory locks), else nullopt.
+  // The directory behind a local location, else nullopt (only for creating a
+  // local location's private directories; locks go through lock_path()).
   virtual std::optional<std::filesystem::path> local_root() const = 0;
 };
 

@@ -162,8 +162,22 @@ class Download {
       if (!r) {
         why = r.error().message;
       } else if (r->status == 206 || (r->status == 200 && first == 0 && last + 1 == size_)) {
-        if (r->body.size() == last - first + 1) return std::move(r->body);
-        why = "range " + range + " came back with " + std::to_string(r->body.size()) + " bytes";
+        // A 206 must say which bytes it holds: other bytes of the same size
+        // would otherwise be written at this range's place.
+        const std::string got = r->status == 206 ? r->header("Content-Range") : "";
+        const std::string want = "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(size_);
+        const auto slash = got.rfind('/');
+        if (r->status == 206 && slash != std::string::npos && got.substr(slash + 1) != std::to_string(size_)) {
+          return Error(Errc::kDamaged, http_.display() + " changed the image's size during the download (Content-Range \"" + got +
+                                           "\" for " + range + ")");
+        }
+        if (r->status == 206 && got != want) {
+          why = "range " + range + " came back as Content-Range \"" + got + "\"";
+        } else if (r->body.size() == last - first + 1) {
+          return std::move(r->body);
+        } else {
+          why = "range " + range + " came back with " + std::to_string(r->body.size()) + " bytes";
+        }
       } else if (fatal_status(r->status)) {
         return Error(r->status == 401 ? Errc::kUnauthorized : r->status == 403 ? Errc::kForbidden : Errc::kNotFound,
                      http_.display() + " answered " + std::to_string(r->status) + " to the download of " + range);

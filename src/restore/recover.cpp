@@ -92,7 +92,7 @@ RestoreRecovery recover_restores(std::shared_ptr<kube::Client> client, location:
       out.lines.push_back("restore " + name + ": rolled back " + vm.ns + "/" + vm.name);
     }
     RestoreRunner runner(client, loc, rec->options);
-    ::close(*lock);  // resume takes it again for itself
+    lock->reset();  // resume takes it again for itself
     if (resume) {
       auto done = runner.resume(*rec);
       if (!done) {

@@ -1,6 +1,5 @@
 #include "restore/runner.h"
 
-#include "common/file_lock.h"
 #include "common/sanitize.h"
 #include "kube/object.h"
 #include "kube/resource.h"
@@ -16,33 +15,23 @@ namespace kvb::restore {
 namespace json = boost::json;
 namespace res = kube::resources;
 
-Result<int> lock_restore(location::Location& loc, const std::string& name) {
-  auto root = loc.local_root();
-  if (!root) return Error(Errc::kInvalidArgument, "restores need a local location for their lock (" + loc.describe() + ")");
-  auto fd = try_lock_file(*root / "journal" / ("restore-" + name + ".lock"));
-  if (!fd && fd.error().code == Errc::kConflict) return Error(Errc::kConflict, "restore " + name + " is running");
-  return fd;
+Result<std::unique_ptr<location::Lock>> lock_restore(location::Location& loc, const std::string& name, std::chrono::milliseconds wait) {
+  auto lock = loc.lock_path("journal/restore-" + name + ".lock", wait);
+  if (!lock && lock.error().code == Errc::kConflict) return Error(Errc::kConflict, "restore " + name + " is running (" + lock.error().message + ")");
+  return lock;
 }
 
 RestoreRunner::RestoreRunner(std::shared_ptr<kube::Client> client, location::Location& loc, RestoreSpec spec,
                              ProgressFn progress)
     : client_(std::move(client)), loc_(loc), spec_(std::move(spec)), progress_(std::move(progress)) {}
 
-namespace {
-
-struct LockGuard {
-  int fd;
-  ~LockGuard() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-}  // namespace
-
 Result<RestoreRecord> RestoreRunner::run(std::stop_token stop) {
   KVB_TRY(auto plan, make_restore_plan(*client_, loc_, spec_));
-  KVB_TRY(int fd, lock_restore(loc_, spec_.name));
-  LockGuard lock{fd};
+  KVB_TRY(auto lock, lock_restore(loc_, spec_.name, location::kRunLockContention));
+  // Under the lock, again: another run of this name may have started meanwhile.
+  if (loc_.exists(restore_record_path(spec_.name))) {
+    return Error(Errc::kInvalidArgument, "restore \"" + spec_.name + "\" already exists in " + loc_.describe());
+  }
   RestoreRecord rec;
   rec.name = spec_.name;
   rec.backup = spec_.backup;
@@ -88,8 +77,7 @@ Result<RestoreRecord> RestoreRunner::resume(RestoreRecord rec) {
     if (v.phase == "Pending") spec.vms.push_back(v.source_ns + "/" + v.source_name);
   }
   if (spec.vms.empty()) return rec;
-  KVB_TRY(int fd, lock_restore(loc_, rec.name));
-  LockGuard lock{fd};
+  KVB_TRY(auto lock, lock_restore(loc_, rec.name));
   auto sources = cluster_sources(*client_, loc_);
   struct Resuming : PlanSources {
     PlanSources& inner;

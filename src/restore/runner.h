@@ -52,8 +52,10 @@ class RestoreRunner {
   ProgressFn progress_;
 };
 
-// The lock a running restore holds (journal/restore-<name>.lock in the
-// location): the descriptor, or kConflict while a live process runs it.
-Result<int> lock_restore(location::Location& loc, const std::string& name);
+// The run lock a running restore holds (journal/restore-<name>.lock in the
+// location, Location::lock_path), or kConflict while a live process runs it;
+// contention is retried for up to `wait`.
+Result<std::unique_ptr<location::Lock>> lock_restore(location::Location& loc, const std::string& name,
+                                                     std::chrono::milliseconds wait = {});
 
 }  // namespace kvb::restore

@@ -20,12 +20,12 @@ bool wait_for_lines(int fd, const std::string& needle, int count, std::string& s
 }
 
 SpawnedProcess start_stuck_backup(TestCluster& tc, const std::string& loc, const std::string& name,
-                                  const std::vector<std::string>& extra_args) {
+                                  const std::vector<std::string>& extra_args, const EnvVars& env) {
   tc.add_fault(R"({"type":"snapshot-cut-delay","delay":"120s"})");
   std::vector<std::string> argv{kvbackup_binary(), "--kubeconfig", tc.kubeconfig().string(), "backup", "create", name, "-n", "prod",
                                 "--location", loc, "--freeze-deadline", "5m"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-  auto child = spawn_process(argv, environment_with({}), {});
+  auto child = spawn_process(argv, environment_with(env), {});
   if (!child) throw std::runtime_error(child.error().message);
   ::close(child->stdin_fd);
   return *child;

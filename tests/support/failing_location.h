@@ -35,6 +35,10 @@ class FailingLocation : public location::Location {
   Result<std::vector<std::string>> list(const std::string& dir) const override { return inner_.list(dir); }
   Status remove(const std::string& path) override { return inner_.remove(path); }
   std::optional<std::filesystem::path> local_root() const override { return inner_.local_root(); }
+  Result<std::unique_ptr<location::Lock>> lock_path(const std::string& path, std::chrono::milliseconds wait) override {
+    return inner_.lock_path(path, wait);
+  }
+  Status create(const std::string& path, std::string_view data) override { return inner_.create(path, data); }
 
  private:
   location::Location& inner_;

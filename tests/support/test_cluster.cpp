@@ -56,6 +56,30 @@ json::object TestCluster::inspect(const std::string& method, const std::string& 
 json::object TestCluster::timeline() { return inspect("GET", "/testcluster/v1/timeline"); }
 json::object TestCluster::vms() { return inspect("GET", "/testcluster/v1/vms"); }
 json::object TestCluster::volumes() { return inspect("GET", "/testcluster/v1/volumes"); }
+json::object TestCluster::volumes_with_sha256(const std::string& query) {
+  return inspect("GET", "/testcluster/v1/volumes?sha256=true" + (query.empty() ? std::string() : "&" + query));
+}
+
+std::string TestCluster::claim_sha256(const std::string& ns, const std::string& claim) {
+  const json::object doc = volumes_with_sha256("namespace=" + ns + "&pvc=" + claim);
+  for (const auto& v : doc.at("volumes").as_array()) {
+    if (kube::str_at(v, {"namespace"}) == ns && kube::str_at(v, {"pvc"}) == claim) return std::string(kube::str_at(v, {"sha256"}));
+  }
+  return {};
+}
+
+std::string TestCluster::snapshot_sha256(const std::string& ns, const std::string& volume_snapshot) {
+  const json::object doc = volumes_with_sha256("namespace=" + ns + "&volumeSnapshot=" + volume_snapshot);
+  for (const auto& v : doc.at("snapshots").as_array()) {
+    if (kube::str_at(v, {"namespace"}) == ns && kube::str_at(v, {"volumeSnapshot"}) == volume_snapshot) {
+      return std::string(kube::str_at(v, {"sha256"}));
+    }
+  }
+  return {};
+}
+
+json::object TestCluster::exports() { return inspect("GET", "/testcluster/v1/exports"); }
+void TestCluster::clear_exports() { (void)inspect("DELETE", "/testcluster/v1/exports"); }
 json::object TestCluster::stats() { return inspect("GET", "/testcluster/v1/stats"); }
 void TestCluster::clear_faults() { (void)inspect("DELETE", "/testcluster/v1/faults"); }
 

@@ -28,6 +28,14 @@ class TestCluster {
   boost::json::object timeline();
   boost::json::object vms();
   boost::json::object volumes();
+  // The byte oracle: /testcluster/v1/volumes with the SHA-256 of the claims
+  // and snapshots selected by `query` ("namespace=prod&pvc=db-rootdisk").
+  boost::json::object volumes_with_sha256(const std::string& query = {});
+  std::string claim_sha256(const std::string& ns, const std::string& claim);
+  std::string snapshot_sha256(const std::string& ns, const std::string& volume_snapshot);
+  // The export server's request log ({requests, restarts}); clear_exports() empties it.
+  boost::json::object exports();
+  void clear_exports();
   boost::json::object stats();  // objects, watches, API requests served
   boost::json::object add_fault(const std::string& fault_json);
   void clear_faults();

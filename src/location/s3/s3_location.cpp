@@ -26,6 +26,35 @@ class S3Location : public Location {
   Status put_deferred(const std::string& path, std::string_view data, bool secret) override { return put(path, data, secret); }
   Status sync() override { return ok(); }
 
+  // If-None-Match: * makes the server the judge where it honours the header
+  // (radosgw: 412 when the key exists). Around it: a look first (a server
+  // that ignores the header would silently replace an existing object) and a
+  // read back after (a writer of the same instant on such a server replaced
+  // ours: we lose). A retried request whose first attempt was stored meets
+  // 412 too: the object is ours when it holds our bytes. A server that
+  // refuses the header (501) gets a plain PUT between the two checks. On a
+  // server without conditional writes two writers of the same instant may
+  // both pass, which is why every writer of a journal entry holds its run
+  // lock first (docs/location.md).
+  Status create(const std::string& path, std::string_view data) override {
+    KVB_CHECK(validate_relative_path(path));
+    const std::string k = key(path);
+    auto exists_already = [&]() -> Status {
+      auto there = client_->get_object(k);
+      if (there && *there == data) return ok();
+      if (!there && there.error().code != Errc::kNotFound) return there.error();
+      return Error(Errc::kAlreadyExists, client_->where(k) + (there ? " exists" : " was removed while we wrote it"));
+    };
+    if (auto before = client_->get_object(k); before || before.error().code != Errc::kNotFound) return exists_already();
+    auto st = client_->put_object(k, data, /*if_none_match=*/true);
+    if (!st && st.error().code == Errc::kAlreadyExists) return exists_already();
+    if (!st && st.error().http_status == 501) st = client_->put_object(k, data);
+    if (!st) return st;
+    KVB_TRY(auto back, client_->get_object(k));
+    if (back != data) return Error(Errc::kAlreadyExists, client_->where(k) + " was written by another process at the same moment");
+    return ok();
+  }
+
   Result<std::string> get(const std::string& path) const override {
     KVB_CHECK(validate_relative_path(path));
     return client_->get_object(key(path));
@@ -91,6 +120,13 @@ class S3Location : public Location {
 
   Result<std::unique_ptr<Lock>> lock(LockMode mode, std::chrono::milliseconds wait) override {
     return S3Lock::acquire(client_, key("locks") + "/", describe(), mode, wait, options_.lock);
+  }
+
+  // Lock objects under <path>/ (s3_lock.h), exclusive: a holder that died on
+  // this host is stale at once, one elsewhere when its expiry has passed.
+  Result<std::unique_ptr<Lock>> lock_path(const std::string& path, std::chrono::milliseconds wait) override {
+    KVB_CHECK(validate_relative_path(path));
+    return S3Lock::acquire(client_, key(path) + "/", describe() + "/" + path, LockMode::kExclusive, wait, options_.lock);
   }
 
   std::string key(const std::string& path) const { return prefix().empty() ? path : prefix() + "/" + path; }

@@ -3,6 +3,8 @@
 //
 //   <prefix>/<path>          every file a location holds is one object
 //   <prefix>/locks/<id>      lock objects of the repository lock (s3_lock.h)
+//   <prefix>/<path>/<id>     lock objects of the run lock named <path>
+//                            (lock_path: a backup's journal/<name>.lock/)
 //
 // Invariants: an object is written whole by one PutObject (or a multipart
 // upload completed only once every part is in), so a reader sees a whole

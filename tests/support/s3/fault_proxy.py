@@ -11,11 +11,12 @@ too, so signatures stay valid). Faults are scripted over the proxy itself:
     GET /__fault__/stats   {"injected": N, "forwarded": N}
 
 A rule: {"method": "PUT"|"GET"|..., "contains": "substring of the path",
-"fault": "500"|"503"|"reset"|"reset_after"|"latency"|"truncate"|"redirect",
+"fault": "500"|"503"|"403"|"reset"|"reset_after"|"latency"|"truncate"|"redirect",
 "skip": N (let the first N matches through), "count": N (then inject N times),
 "ms": latency, "region": for redirect}.
 
   500 / 503     answer InternalError / SlowDown without forwarding
+  403           answer AccessDenied without forwarding (not retried)
   reset         read the request, then reset the connection (nothing forwarded)
   reset_after   forward, then reset instead of answering (the server acted)
   latency       wait "ms" before forwarding
@@ -101,8 +102,8 @@ class Proxy(http.server.BaseHTTPRequestHandler):
                 return self.reply(200, json.dumps(STATS).encode(), [("Content-Type", "application/json")])
         rule = pick(self.command, self.path)
         fault = rule["fault"] if rule else None
-        if fault in ("500", "503"):
-            code = "InternalError" if fault == "500" else "SlowDown"
+        if fault in ("500", "503", "403"):
+            code = {"500": "InternalError", "503": "SlowDown", "403": "AccessDenied"}[fault]
             xml = ("<?xml version=\"1.0\"?><Error><Code>%s</Code><Message>injected by fault_proxy</Message></Error>" % code).encode()
             return self.reply(int(fault), xml if self.command != "HEAD" else b"", [("Content-Type", "application/xml")])
         if fault == "redirect":
