@@ -35,7 +35,7 @@ std::vector<std::string> split_path(const std::string& p) {
 
 std::string verb_of(const ServerRequest& req, const std::string& name) {
   if (req.method == "GET") {
-    if (name.empty()) return (req.query_param("watch") == "1" || req.query_param("watch") == "true") ? "watch" : "list";
+    if (name.empty()) return query_bool(req, "watch") ? "watch" : "list";
     return "get";
   }
   if (req.method == "POST") return "create";
@@ -89,14 +89,19 @@ void Api::handle(ServerRequest&& req, std::shared_ptr<Responder> r) {
   serve(req, r, caller);
 }
 
-bool Api::authorize(const Caller& caller, const std::string& verb, const Target& t, const std::shared_ptr<Responder>& r) {
+bool Api::allowed(const Caller& caller, const std::string& verb, const std::string& resource, const std::string& ns) const {
   if (!caller.token) return true;
-  std::string resource = t.resource->ref.resource + (t.sub.empty() ? "" : "/" + t.sub);
   for (const auto& rule : caller.token->rules) {
-    if (in(rule.verbs, verb) && in(rule.resources, resource) && (rule.namespaces.empty() || in(rule.namespaces, t.ns))) {
+    if (in(rule.verbs, verb) && in(rule.resources, resource) && (rule.namespaces.empty() || in(rule.namespaces, ns))) {
       return true;
     }
   }
+  return false;
+}
+
+bool Api::authorize(const Caller& caller, const std::string& verb, const Target& t, const std::shared_ptr<Responder>& r) {
+  std::string resource = t.resource->ref.resource + (t.sub.empty() ? "" : "/" + t.sub);
+  if (allowed(caller, verb, resource, t.ns)) return true;
   std::string what = t.name.empty() ? t.resource->ref.qualified_name() : t.resource->ref.qualified_name() + " \"" + t.name + "\"";
   std::string scope = t.ns.empty() ? "at the cluster scope" : "in the namespace \"" + t.ns + "\"";
   kube::StatusDetails d;
@@ -132,7 +137,7 @@ void Api::serve(ServerRequest& req, const std::shared_ptr<Responder>& r, const C
 
 bool Api::discovery(const ServerRequest& req, const std::shared_ptr<Responder>& r) {
   const std::string& p = req.path;
-  if (p == "/version") {
+  if (p == "/version" || p == "/version/") {
     auto [major, minor] = parse_version(c_.scenario().kubernetes_version);
     r->respond(json_response(200, json::object{{"major", std::to_string(major)},
                                                {"minor", std::to_string(minor)},
@@ -218,10 +223,20 @@ std::optional<Api::Target> Api::route(const std::vector<std::string>& parts, std
 void Api::resource_request(ServerRequest& req, const std::shared_ptr<Responder>& r, const Caller& caller, const Target& t) {
   const ResourceInfo& res = *t.resource;
   std::string verb = t.sub == "exec" ? "create" : verb_of(req, t.name);
+  // Every authenticated user may ask what it may do (system:basic-user).
+  if (res.ref.resource == "selfsubjectaccessreviews") return self_subject_access_review(req, r, caller);
   if (!authorize(caller, verb, t, r)) return;
   RequestInfo info{verb, res.ref.resource + (t.sub.empty() ? "" : "/" + t.sub), t.ns, t.name};
   ++requests_[verb + " " + info.resource];
   if (const Fault* f = c_.faults().api_error(info)) {
+    if (verb == "watch" && f->code == 410) {
+      // An expired watch is an ERROR event in a 200 stream, as the real API server sends it.
+      auto stream = r->stream(200, {{"Content-Type", "application/json"}});
+      json::object st = json::parse(kube::status_json(410, "Expired", f->message.empty() ? "too old resource version" : f->message)).as_object();
+      stream->write(json::serialize(json::object{{"type", "ERROR"}, {"object", st}}) + "\n");
+      stream->finish();
+      return;
+    }
     ServerResponse resp = status_response(f->code, f->message.empty() ? "simulated API error" : f->message);
     if (f->retry_after >= 0) resp.headers.emplace_back("Retry-After", std::to_string(f->retry_after));
     return r->respond(resp);
@@ -236,6 +251,7 @@ void Api::resource_request(ServerRequest& req, const std::shared_ptr<Responder>&
     return;
   }
   if (t.sub == "exec") return c_.exec().handle(std::move(req), r, t.ns, t.name);
+  if (t.sub == "log") return pod_log(req, r, t);
   crud(req, r, t);
 }
 

@@ -1,10 +1,12 @@
 // Api: the HTTP face of the test cluster. Routes every request: discovery
 // (/version, /api, /apis, their resource lists, /openapi/v3), the generic
 // REST verbs over the Store (get, list, watch, create, update, patch, delete,
-// status), pods/exec, KubeVirt's freeze subresources, and the test cluster's
-// own inspection and fault endpoints. Authenticates bearer tokens, applies
-// RBAC-lite rules and injected API faults, and answers errors with the real
-// API server's Status bodies.
+// deletecollection, status; JSON or Table output), pods/exec, pods/log,
+// SelfSubjectAccessReview, KubeVirt's freeze subresources, and the test
+// cluster's own inspection and fault endpoints. Authenticates bearer tokens,
+// applies RBAC-lite rules, injected API faults and the write validation of
+// admission.h to client requests (never to the simulated controllers), and
+// answers errors with the real API server's Status bodies.
 #pragma once
 
 #include "testcluster/cluster.h"
@@ -47,6 +49,13 @@ class Api {
   std::optional<Target> route(const std::vector<std::string>& parts, std::string& error) const;
   void resource_request(ServerRequest& req, const std::shared_ptr<Responder>& r, const Caller& caller, const Target& t);
   void crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
+  // api_more.cpp: lists (JSON or Table), deletecollection, pods/log, SelfSubjectAccessReview.
+  void list(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
+  void list_now(const ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
+  void delete_collection(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
+  void pod_log(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
+  void self_subject_access_review(ServerRequest& req, const std::shared_ptr<Responder>& r, const Caller& caller);
+  bool allowed(const Caller& caller, const std::string& verb, const std::string& resource, const std::string& ns) const;
   void watch(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
   bool authorize(const Caller& caller, const std::string& verb, const Target& t, const std::shared_ptr<Responder>& r);
   void end_watch(uint64_t id);

@@ -4,8 +4,10 @@
 #include "common/yaml_json.h"
 #include "kube/api_status.h"
 #include "kube/object.h"
+#include "testcluster/admission.h"
 #include "testcluster/api.h"
 #include "testcluster/cdi_upload.h"
+#include "testcluster/tables.h"
 #include "testcluster/responses.h"
 #include "testcluster/csi.h"
 #include "testcluster/export/export_controller.h"
@@ -27,49 +29,61 @@ std::string line(const json::object& o) { return json::serialize(o) + "\n"; }
 
 }  // namespace
 
+namespace {
+// dryRun=All on the query (create, update, patch, delete) or in the DeleteOptions body.
+bool dry_run(const ServerRequest& req, const json::value* delete_options = nullptr) {
+  for (const auto& v : req.query_params("dryRun")) {
+    if (v == "All") return true;
+  }
+  if (const auto* list = delete_options ? kube::array_at(*delete_options, {"dryRun"}) : nullptr) {
+    for (const auto& v : *list) {
+      if (v.is_string() && v.as_string() == "All") return true;
+    }
+  }
+  return false;
+}
+
+bool strict_fields(const ServerRequest& req) { return req.query_param("fieldValidation") == "Strict"; }
+
+ServerResponse object_response(int code, const ServerRequest& req, const ResourceInfo& res, const json::object& o, int64_t rv) {
+  if (wants_table(req)) {
+    return json_response(code, to_table(res, {o}, std::to_string(rv), {}, req.query_param("includeObject")));
+  }
+  return json_response(code, o);
+}
+}  // namespace
+
 void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t) {
   const ResourceInfo& res = *t.resource;
   Store& store = c_.store();
   if (req.method == "GET" && t.name.empty()) {
-    if (req.query_param("watch") == "1" || req.query_param("watch") == "true") return watch(req, r, t);
-    auto ls = kube::LabelSelector::parse(req.query_param("labelSelector"));
-    if (!ls) return r->respond(status_response(400, ls.error().message));
-    auto fs = kube::FieldSelector::parse(req.query_param("fieldSelector"));
-    if (!fs) return r->respond(status_response(400, fs.error().message));
-    int64_t limit = std::atoll(req.query_param("limit").c_str());
-    auto page = store.list(res, t.ns, *ls, *fs, limit, req.query_param("continue"));
-    if (!page) return r->respond(error_response(page.error()));
-    json::array items;
-    for (auto& o : page->items) items.push_back(std::move(o));
-    json::object meta{{"resourceVersion", std::to_string(page->rv)}};
-    if (!page->continue_token.empty()) meta["continue"] = page->continue_token;
-    return r->respond(json_response(200, json::object{{"kind", res.ref.kind + "List"},
-                                                      {"apiVersion", res.ref.api_version()},
-                                                      {"metadata", meta},
-                                                      {"items", items}}));
+    if (query_bool(req, "watch")) return watch(req, r, t);
+    return list(req, r, t);
   }
   if (req.method == "GET") {
     auto o = store.get(res, t.ns, t.name);
-    return r->respond(o ? json_response(200, *o) : error_response(o.error()));
+    return r->respond(o ? object_response(200, req, res, *o, store.resource_version()) : error_response(o.error()));
   }
-  bool dry_run = req.query_param("dryRun") == "All";
+  if (req.method == "DELETE" && t.name.empty()) return delete_collection(req, r, t);
   if (req.method == "POST" && t.name.empty()) {
     auto body = parse_request_body(req);
     if (!body) return r->respond(error_response(body.error()));
     if (!body->is_object()) return r->respond(status_response(400, "the request body must be a JSON object"));
     json::object obj = body->as_object();
-    if (dry_run) return r->respond(json_response(201, obj));
+    if (auto st = validate_write(res, obj, nullptr, strict_fields(req)); !st) return r->respond(error_response(st.error()));
+    // PrepareForCreate of a resource with a status subresource drops the client's status.
+    if (res.has_status) obj.erase("status");
+    if (dry_run(req)) {
+      obj["apiVersion"] = res.ref.api_version();
+      obj["kind"] = res.ref.kind;
+      return r->respond(json_response(201, obj));
+    }
     // CDI's aggregated API: answered with a token, stored nowhere.
     if (res.ref.group == testcluster::res::kUploadTokenRequests.group &&
         res.ref.resource == testcluster::res::kUploadTokenRequests.resource) {
       auto* cdi = find_cdi_upload(c_);
       return r->respond(cdi ? cdi->token_request(t.ns, obj) : status_response(503, "the CDI apiserver is not running"));
     }
-    // Plain pods and namespaces created through the API start running / active.
-    if (res.ref.resource == "pods" && !kube::value_at(obj, {"status", "phase"})) {
-      obj["status"] = json::object{{"phase", "Running"}};
-    }
-    if (res.ref.resource == "namespaces") obj["status"] = json::object{{"phase", "Active"}};
     auto created = store.create(res, t.ns, std::move(obj));
     return r->respond(created ? json_response(201, *created) : error_response(created.error()));
   }
@@ -81,6 +95,12 @@ void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Ta
       return r->respond(status_response(400, "the name of the object (" + std::string(kube::name_of(*body)) +
                                                  ") does not match the name on the URL (" + t.name + ")"));
     }
+    auto cur = store.get(res, t.ns, t.name);
+    if (!cur) return r->respond(error_response(cur.error()));
+    if (auto st = validate_write(res, body->as_object(), &*cur, strict_fields(req)); !st) {
+      return r->respond(error_response(st.error()));
+    }
+    if (dry_run(req)) return r->respond(json_response(200, body->as_object()));
     auto updated = store.update(res, t.ns, body->as_object(), t.sub == "status" ? UpdateMode::kStatus : UpdateMode::kMain);
     return r->respond(updated ? json_response(200, *updated) : error_response(updated.error()));
   }
@@ -93,37 +113,51 @@ void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Ta
     json::value target(*cur);
     if (ct.find("json-patch") != std::string::npos) {
       if (auto st = apply_json_patch(target, *patch); !st) return r->respond(status_response(422, st.error().message, "Invalid"));
-    } else if (ct.find("merge-patch") != std::string::npos) {
+    } else if (ct.find("strategic-merge-patch") != std::string::npos && is_builtin(res)) {
+      apply_strategic_merge_patch(target, *patch);
+    } else if (ct.find("merge-patch") != std::string::npos && ct.find("strategic") == std::string::npos) {
       apply_merge_patch(target, *patch);
     } else {
-      return r->respond(status_response(415, "the body of the request was in an unknown format - accepted media types "
-                                             "include: application/json-patch+json, application/merge-patch+json, "
-                                             "application/strategic-merge-patch+json"));
+      // Custom resources have no strategic merge patch (apiextensions-apiserver).
+      std::string accepted = is_builtin(res) ? "application/json-patch+json, application/merge-patch+json, "
+                                               "application/strategic-merge-patch+json, application/apply-patch+yaml"
+                                             : "application/json-patch+json, application/merge-patch+json, "
+                                               "application/apply-patch+yaml";
+      return r->respond(status_response(415, "the body of the request was in an unknown format - accepted media types include: " + accepted,
+                                        "UnsupportedMediaType"));
     }
     if (!target.is_object()) return r->respond(status_response(422, "the patch must keep the object an object", "Invalid"));
     target.as_object()["metadata"].as_object().erase("resourceVersion");
     if (kube::value_at(*patch, {"metadata", "resourceVersion"})) {
       target.as_object()["metadata"].as_object()["resourceVersion"] = kube::str_at(*patch, {"metadata", "resourceVersion"});
     }
-    if (dry_run) return r->respond(json_response(200, target));
+    json::object checked = target.as_object();
+    if (!kube::value_at(checked, {"metadata", "resourceVersion"})) {
+      checked["metadata"].as_object()["resourceVersion"] = kube::str_at(*cur, {"metadata", "resourceVersion"});
+    }
+    if (auto st = validate_write(res, checked, &*cur, strict_fields(req)); !st) return r->respond(error_response(st.error()));
+    if (dry_run(req)) return r->respond(json_response(200, target));
     auto updated = store.update(res, t.ns, target.as_object(), t.sub == "status" ? UpdateMode::kStatus : UpdateMode::kMain);
     return r->respond(updated ? json_response(200, *updated) : error_response(updated.error()));
   }
   if (req.method == "DELETE" && !t.name.empty()) {
-    std::string precondition, propagation;
+    std::string precondition_rv, precondition_uid, propagation;
+    json::value options;
     if (!req.body.empty()) {
       auto body = parse_request_body(req);
-      if (body) {
-        precondition = std::string(kube::str_at(*body, {"preconditions", "resourceVersion"}));
-        propagation = std::string(kube::str_at(*body, {"propagationPolicy"}));
-      }
+      if (!body) return r->respond(error_response(body.error()));
+      options = *body;
+      precondition_rv = std::string(kube::str_at(options, {"preconditions", "resourceVersion"}));
+      precondition_uid = std::string(kube::str_at(options, {"preconditions", "uid"}));
+      propagation = std::string(kube::str_at(options, {"propagationPolicy"}));
+      if (kube::bool_at(options, {"orphanDependents"}).value_or(false) && propagation.empty()) propagation = "Orphan";
     }
     if (!req.query_param("propagationPolicy").empty()) propagation = req.query_param("propagationPolicy");
-    if (dry_run) {
+    if (dry_run(req, &options)) {
       auto o = store.get(res, t.ns, t.name);
       return r->respond(o ? json_response(200, *o) : error_response(o.error()));
     }
-    auto gone = store.remove(res, t.ns, t.name, precondition, propagation);
+    auto gone = store.remove(res, t.ns, t.name, precondition_rv, propagation, precondition_uid);
     return r->respond(gone ? json_response(200, *gone) : error_response(gone.error()));
   }
   r->respond(status_response(405, "the server does not allow this method on the requested resource"));
@@ -134,13 +168,15 @@ void Api::watch(ServerRequest& req, const std::shared_ptr<Responder>& r, const T
   if (!ls) return r->respond(status_response(400, ls.error().message));
   auto fs = kube::FieldSelector::parse(req.query_param("fieldSelector"));
   if (!fs) return r->respond(status_response(400, fs.error().message));
+  if (auto st = check_field_selector(*t.resource, *fs); !st) return r->respond(error_response(st.error()));
   std::string rv_text = req.query_param("resourceVersion");
   int64_t from = (rv_text.empty() || rv_text == "0") ? -1 : std::atoll(rv_text.c_str());
-  bool bookmarks = req.query_param("allowWatchBookmarks") == "true";
+  bool bookmarks = query_bool(req, "allowWatchBookmarks");
   int64_t timeout_s = req.query_param("timeoutSeconds").empty() ? 1800 : std::atoll(req.query_param("timeoutSeconds").c_str());
+  bool table = wants_table(req);
 
   // Validate the resourceVersion before committing to a 200 stream.
-  WatchSpec probe{t.ns, *ls, *fs, from, [](const StoreEvent&) {}};
+  WatchSpec probe{t.ns, *ls, *fs, std::min(from, c_.store().resource_version()), [](const StoreEvent&) {}};
   auto check = c_.store().watch(*t.resource, probe);
   if (!check) {
     // The real server answers an expired resourceVersion with an ERROR event in a 200 stream.
@@ -154,8 +190,14 @@ void Api::watch(ServerRequest& req, const std::shared_ptr<Responder>& r, const T
 
   auto stream = r->stream(200, {});
   uint64_t id = next_watch_++;
-  WatchSpec spec{t.ns, *ls, *fs, from, [stream](const StoreEvent& e) {
-                   stream->write(line(json::object{{"type", e.type}, {"object", e.object}}));
+  const ResourceInfo* res = t.resource;
+  std::string include = req.query_param("includeObject");
+  // From a resourceVersion the store has not reached yet: only the changes after it (the watch cache's rule).
+  WatchSpec spec{t.ns, *ls, *fs, from, [stream, from, table, res, include](const StoreEvent& e) {
+                   if (from >= 0 && e.rv <= from) return;
+                   json::value obj = e.object;
+                   if (table) obj = to_table(*res, {e.object}, std::to_string(e.rv), {}, include);
+                   stream->write(line(json::object{{"type", e.type}, {"object", obj}}));
                  }};
   auto sw = c_.store().watch(*t.resource, spec);
   WatchStream ws{t.resource->ref.resource, t.ns, stream, sw ? *sw : 0, nullptr, nullptr};

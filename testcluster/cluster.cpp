@@ -6,6 +6,7 @@
 #include "testcluster/api.h"
 #include "testcluster/cdi.h"
 #include "testcluster/cdi_upload.h"
+#include "testcluster/core_controllers.h"
 #include "testcluster/csi.h"
 #include "testcluster/exec_service.h"
 #include "testcluster/export/export_controller.h"
@@ -58,6 +59,18 @@ std::string Cluster::kubeconfig() const {
   return out;
 }
 
+namespace {
+// The component that reports events about each kind in a real cluster.
+std::string event_source(std::string_view kind) {
+  if (kind == "PersistentVolumeClaim" || kind == "PersistentVolume") return "persistentvolume-controller";
+  if (kind == "VolumeSnapshot" || kind == "VolumeSnapshotContent") return "snapshot-controller";
+  if (kind == "DataVolume") return "datavolume-controller";
+  if (kind == "VirtualMachine") return "virtualmachine-controller";
+  if (kind == "Pod") return "kubelet";
+  return "virt-handler";  // VirtualMachineInstance: the guest's events
+}
+}  // namespace
+
 void Cluster::record_event(const Object& about, const std::string& type, const std::string& reason, const std::string& message) {
   json::value v(about);
   std::string ns(kube::namespace_of(v));
@@ -76,12 +89,13 @@ void Cluster::record_event(const Object& about, const std::string& type, const s
             {"count", 1},
             {"firstTimestamp", now},
             {"lastTimestamp", now},
-            {"source", json::object{{"component", "virt-handler"}}}};
+            {"source", json::object{{"component", event_source(kube::str_at(v, {"kind"}))}}}};
   (void)store_->create(resource(kube::resources::kEvents), ns.empty() ? "default" : ns, ev);
 }
 
 Status Cluster::populate() {
   auto& store = *store_;
+  KVB_CHECK(core_->populate());
   auto ns_res = resource(kube::resources::kNamespaces);
   std::vector<std::pair<std::string, std::map<std::string, std::string>>> namespaces{{"default", {}}, {"kube-system", {}}};
   for (const auto& n : scenario_.namespaces) namespaces.emplace_back(n.name, n.labels);
@@ -179,6 +193,8 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
     install_cdi_upload(*cp);
     cp->exports_ = std::make_unique<ExportController>(*cp);
     cp->api_ = std::make_unique<Api>(*cp);
+    cp->core_ = std::make_unique<CoreControllers>(*cp);
+    cp->store_->set_defaulter([cp](const ResourceInfo& r, Object& o, const Object* old) { cp->core_->apply_defaults(r, o, old); });
     // Controllers react to every change; nested changes queue up and are drained
     // in order, so each API write returns with the cluster already settled.
     auto pending = std::make_shared<std::deque<StoreEvent>>();
@@ -194,6 +210,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
         cp->csi_->on_change(ev);
         cp->cdi_->on_change(ev);
         if (auto* u = find_cdi_upload(*cp)) u->on_change(ev);
+        cp->core_->on_change(ev);
         if (cp->exports_) cp->exports_->on_change(ev);
       }
       *draining = false;

@@ -27,6 +27,7 @@ class Cdi;
 class ExecService;
 class Api;
 class QemuVms;
+class CoreControllers;
 class ExportController;
 
 struct ClusterOptions {
@@ -83,6 +84,7 @@ class Cluster {
   std::unique_ptr<Csi> csi_;
   std::unique_ptr<Cdi> cdi_;
   std::unique_ptr<ExecService> exec_;
+  std::unique_ptr<CoreControllers> core_;
   std::unique_ptr<ExportController> exports_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<QemuVms> qemu_;  // real guests; closed (thawed, quit) at stop()

@@ -42,7 +42,8 @@ std::optional<json::object> api_resource_list_json(const Registry& r, const std:
   for (const auto& info : r.all()) {
     if (info.ref.group != group || info.ref.version != version) continue;
     any = true;
-    json::array verbs{"create", "delete", "get", "list", "patch", "update", "watch"};
+    json::array verbs;
+    for (const auto& v : info.verbs) verbs.push_back(json::string(v));
     json::object o{{"name", info.ref.resource},
                    {"singularName", info.singular},
                    {"namespaced", info.ref.namespaced},
@@ -60,11 +61,11 @@ std::optional<json::object> api_resource_list_json(const Registry& r, const std:
     }
     list.push_back(o);
     for (const auto& sub : info.subresources) {
-      json::array sv = sub == "exec" ? json::array{"create", "get"} : json::array{"get", "patch", "update"};
+      json::array sv = sub == "exec" ? json::array{"create", "get"} : sub == "log" ? json::array{"get"} : json::array{"get", "patch", "update"};
       list.push_back(json::object{{"name", info.ref.resource + "/" + sub},
                                   {"singularName", ""},
                                   {"namespaced", info.ref.namespaced},
-                                  {"kind", sub == "exec" ? "PodExecOptions" : info.ref.kind},
+                                  {"kind", sub == "exec" ? "PodExecOptions" : sub == "log" ? "Pod" : info.ref.kind},
                                   {"verbs", sv}});
     }
   }

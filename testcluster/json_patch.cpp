@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <charconv>
 
 namespace kvb::testcluster {
@@ -24,6 +25,107 @@ void apply_merge_patch(json::value& target, const json::value& patch) {
 }
 
 namespace {
+
+// patchMergeKey of the lists in k8s.io/api (by field name); "" marks a merged primitive list.
+const char* merge_key(std::string_view field) {
+  static const std::pair<std::string_view, const char*> kKeys[] = {
+      {"containers", "name"},     {"initContainers", "name"},       {"ephemeralContainers", "name"},
+      {"volumes", "name"},        {"env", "name"},                  {"imagePullSecrets", "name"},
+      {"resourceClaims", "name"}, {"volumeMounts", "mountPath"},    {"volumeDevices", "devicePath"},
+      {"ports", "containerPort"}, {"ownerReferences", "uid"},       {"conditions", "type"},
+      {"hostAliases", "ip"},      {"finalizers", ""}};
+  for (const auto& [f, k] : kKeys) {
+    if (f == field) return k;
+  }
+  return nullptr;
+}
+
+void strategic_merge(json::value& target, const json::value& patch);
+
+void strategic_list(json::value& target, const json::array& patch, const char* key) {
+  if (!target.is_array()) target = json::array();
+  auto& t = target.as_array();
+  if (!*key) {  // a set of primitives
+    for (const auto& v : patch) {
+      if (std::find(t.begin(), t.end(), v) == t.end()) t.push_back(v);
+    }
+    return;
+  }
+  for (const auto& item : patch) {
+    if (!item.is_object()) continue;
+    const auto* k = item.as_object().if_contains(key);
+    auto it = std::find_if(t.begin(), t.end(), [&](const json::value& e) {
+      return k && e.is_object() && e.as_object().if_contains(key) && *e.as_object().if_contains(key) == *k;
+    });
+    const auto* directive = item.as_object().if_contains("$patch");
+    if (directive && directive->is_string() && directive->as_string() == "delete") {
+      if (it != t.end()) t.erase(it);
+      continue;
+    }
+    if (it == t.end()) {
+      json::value fresh = json::object();
+      strategic_merge(fresh, item);
+      t.push_back(fresh);
+    } else {
+      strategic_merge(*it, item);
+    }
+  }
+}
+
+void strategic_merge(json::value& target, const json::value& patch) {
+  if (!patch.is_object()) {
+    target = patch;
+    return;
+  }
+  const auto& p = patch.as_object();
+  if (const auto* d = p.if_contains("$patch"); d && d->is_string()) {
+    if (d->as_string() == "delete") {
+      target = nullptr;
+      return;
+    }
+    if (d->as_string() == "replace") {
+      json::object rest = p;
+      rest.erase("$patch");
+      target = rest;
+      return;
+    }
+  }
+  if (!target.is_object()) target = json::object();
+  auto& t = target.as_object();
+  for (const auto& [k, v] : p) {
+    std::string_view key = k;
+    if (key == "$patch" || key.rfind("$setElementOrder/", 0) == 0) continue;
+    if (key == "$retainKeys" && v.is_array()) continue;
+    if (key.rfind("$deleteFromPrimitiveList/", 0) == 0) {
+      auto field = key.substr(25);
+      if (auto* list = t.if_contains(field); list && list->is_array() && v.is_array()) {
+        json::array kept;
+        for (const auto& e : list->as_array()) {
+          if (std::find(v.as_array().begin(), v.as_array().end(), e) == v.as_array().end()) kept.push_back(e);
+        }
+        *list = kept;
+      }
+      continue;
+    }
+    if (v.is_null()) {
+      t.erase(k);
+    } else if (v.is_array() && merge_key(key)) {
+      strategic_list(t[k], v.as_array(), merge_key(key));
+    } else {
+      strategic_merge(t[k], v);
+      if (t[k].is_null()) t.erase(k);
+    }
+  }
+  if (const auto* retain = p.if_contains("$retainKeys"); retain && retain->is_array()) {
+    json::object kept;
+    for (const auto& [k, v] : t) {
+      if (std::find(retain->as_array().begin(), retain->as_array().end(), json::value(json::string(k))) != retain->as_array().end()) {
+        kept[k] = v;
+      }
+    }
+    t = kept;
+  }
+}
 
 Error bad(const std::string& why) { return Error(Errc::kInvalid, "JSON patch: " + why); }
 
@@ -182,5 +284,7 @@ Status apply_json_patch(json::value& target, const json::value& patch) {
   target = std::move(work);
   return ok();
 }
+
+void apply_strategic_merge_patch(json::value& target, const json::value& patch) { strategic_merge(target, patch); }
 
 }  // namespace kvb::testcluster

@@ -175,9 +175,15 @@ Object KubeVirt::make_pod(const Object& vmi, const Guest& g, const std::string& 
   }
   std::string image = "quay.io/kubevirt/virt-launcher:v" + std::to_string(version_.first) + "." +
                       std::to_string(version_.second) + ".0";
+  // Pod volumes carry the VMI's volume names (virt-controller's template service).
   json::array pod_volumes;
-  for (const auto& claim : g.pvcs) {
-    pod_volumes.push_back(json::object{{"name", claim}, {"persistentVolumeClaim", json::object{{"claimName", claim}}}});
+  if (const auto* vols = kube::array_at(v, {"spec", "volumes"})) {
+    for (const auto& vol : *vols) {
+      std::string claim(kube::str_at(vol, {"persistentVolumeClaim", "claimName"}));
+      if (claim.empty()) claim = std::string(kube::str_at(vol, {"dataVolume", "name"}));
+      if (claim.empty() || kube::bool_at(vol, {"persistentVolumeClaim", "hotpluggable"}).value_or(false)) continue;
+      pod_volumes.push_back(json::object{{"name", kube::str_at(vol, {"name"})}, {"persistentVolumeClaim", json::object{{"claimName", claim}}}});
+    }
   }
   json::array statuses;
   for (const char* c : {"compute", "guest-console-log"}) {
@@ -199,7 +205,7 @@ Object KubeVirt::make_pod(const Object& vmi, const Guest& g, const std::string& 
                             {"hostname", hostname},
                             {"nodeName", kNode},
                             {"volumes", pod_volumes}}},
-      {"status", json::object{{"phase", "Running"}, {"podIP", "10.244.0.10"}, {"containerStatuses", statuses}}}};
+      {"status", json::object{{"phase", "Running"}, {"containerStatuses", statuses}}}};  // podIP: the kubelet's (CoreControllers)
 }
 
 void KubeVirt::update_vmi_conditions(Guest& g) {

@@ -11,6 +11,10 @@ const kube::ResourceRef kStorkRules{"stork.libopenstorage.org", "v1alpha1", "rul
 // Declared in cdi_upload.h (its only users besides this registry).
 extern const kube::ResourceRef kCdiConfigs{"cdi.kubevirt.io", "v1beta1", "cdiconfigs", "CDIConfig", false};
 extern const kube::ResourceRef kUploadTokenRequests{"upload.cdi.kubevirt.io", "v1beta1", "uploadtokenrequests", "UploadTokenRequest", true};
+const kube::ResourceRef kServiceAccounts{"", "v1", "serviceaccounts", "ServiceAccount", true};
+const kube::ResourceRef kNodes{"", "v1", "nodes", "Node", false};
+const kube::ResourceRef kSelfSubjectAccessReviews{"authorization.k8s.io", "v1", "selfsubjectaccessreviews",
+                                                  "SelfSubjectAccessReview", false};
 const kube::ResourceRef kVirtualMachineExports{"export.kubevirt.io", "v1beta1", "virtualmachineexports",
                                                "VirtualMachineExport", true};
 }  // namespace res
@@ -19,8 +23,15 @@ Registry::Registry() {
   using kube::resources::kConfigMaps;
   auto add = [&](kube::ResourceRef ref, std::string singular, std::vector<std::string> shorts,
                  std::vector<std::string> subs, bool status, std::vector<std::string> cats = {}) {
-    resources_.push_back(ResourceInfo{std::move(ref), std::move(singular), std::move(shorts), std::move(cats),
-                                      std::move(subs), status});
+    ResourceInfo info;
+    info.ref = std::move(ref);
+    info.singular = std::move(singular);
+    info.short_names = std::move(shorts);
+    info.categories = std::move(cats);
+    info.subresources = std::move(subs);
+    info.has_status = status;
+    resources_.push_back(std::move(info));
+    return &resources_.back();
   };
   add(kube::resources::kNamespaces, "namespace", {"ns"}, {"status"}, true);
   add(kube::resources::kPods, "pod", {"po"}, {"status", "exec", "log"}, true, {"all"});
@@ -41,6 +52,9 @@ Registry::Registry() {
   add(res::kUploadTokenRequests, "uploadtokenrequest", {"utr"}, {}, false);
   add(res::kVirtualMachineExports, "virtualmachineexport", {"vmexport", "vmexports"}, {"status"}, true);
   add(kube::resources::kLeases, "lease", {}, {}, false);
+  add(res::kServiceAccounts, "serviceaccount", {"sa"}, {}, false);
+  add(res::kNodes, "node", {"no"}, {"status"}, true);
+  add(res::kSelfSubjectAccessReviews, "selfsubjectaccessreview", {}, {}, false)->verbs = {"create"};
 }
 
 const ResourceInfo* Registry::find(std::string_view group, std::string_view version, std::string_view resource) const {

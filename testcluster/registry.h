@@ -19,6 +19,7 @@ struct ResourceInfo {
   std::vector<std::string> categories;
   std::vector<std::string> subresources;  // "status", "exec", ...
   bool has_status = false;                // a status subresource: PUT/PATCH of the main resource ignores status
+  std::vector<std::string> verbs = {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"};
 
   std::string key() const { return ref.group + "/" + ref.resource; }
 };
@@ -42,6 +43,9 @@ extern const kube::ResourceRef kVirtualMachines;
 extern const kube::ResourceRef kVirtualMachineInstances;
 extern const kube::ResourceRef kDataVolumes;
 extern const kube::ResourceRef kStorkRules;
+extern const kube::ResourceRef kServiceAccounts;
+extern const kube::ResourceRef kNodes;
+extern const kube::ResourceRef kSelfSubjectAccessReviews;
 extern const kube::ResourceRef kVirtualMachineExports;
 }  // namespace res
 

@@ -5,6 +5,8 @@
 
 #include <boost/json.hpp>
 
+#include <cctype>
+
 namespace kvb::testcluster {
 namespace json = boost::json;
 
@@ -39,6 +41,14 @@ ServerResponse error_response(const Error& e) {
     }
   }
   return status_response(code, e.message, e.reason);
+}
+
+bool query_bool(const ServerRequest& req, const std::string& key) {
+  auto it = req.query.find(key);
+  if (it == req.query.end()) return false;
+  std::string v = it->second;
+  for (auto& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return !(v == "0" || v == "false");
 }
 
 Result<json::value> parse_request_body(const ServerRequest& req) {

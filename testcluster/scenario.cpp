@@ -164,12 +164,14 @@ Result<PodSpec> read_pod(DocReader& r) {
     ContainerSpec cs;
     KVB_TRY(auto cname, c.required_str("name"));
     KVB_TRY(auto image, c.str("image", cs.image));
+    KVB_TRY(auto log, c.str("log", ""));
     if (auto st = c.finish(); !st) return st.error();
     cs.name = cname;
     cs.image = image;
+    cs.log = log;
     p.containers.push_back(cs);
   }
-  if (p.containers.empty()) p.containers.push_back(ContainerSpec{"app", "registry.example/app:latest"});
+  if (p.containers.empty()) p.containers.push_back(ContainerSpec{"app", "registry.example/app:latest", ""});
   if (auto st = r.finish(); !st) return st.error();
   return p;
 }

@@ -79,6 +79,7 @@ struct VmSpec {
 struct ContainerSpec {
   std::string name;
   std::string image = "registry.example/app:latest";
+  std::string log;  // what GET pods/{name}/log returns for this container
 };
 
 struct PodSpec {

@@ -1,5 +1,6 @@
 #include "testcluster/store.h"
 
+#include "common/base64.h"
 #include "common/time.h"
 #include "kube/object.h"
 
@@ -32,11 +33,6 @@ std::string str(const Object& o, std::initializer_list<std::string_view> path) {
 
 kube::Labels labels(const Object& o) { return kube::labels_of(o); }
 
-bool has_finalizers(const Object& o) {
-  const auto* f = kube::array_at(o, {"metadata", "finalizers"});
-  return f && !f->empty();
-}
-
 Error conflict(const ResourceInfo& r, const std::string& name) {
   Error e(Errc::kConflict, "Operation cannot be fulfilled on " + r.ref.qualified_name() + " \"" + name +
                                "\": the object has been modified; please apply your changes to the latest version "
@@ -61,7 +57,9 @@ std::string new_uid() {
     if (i == 8 || i == 12 || i == 16 || i == 20) s += '-';
     s += kHex[rng()() % 16];
   }
+  // RFC 4122 version 4: the version nibble is 4, the variant bits are 10xx.
   s[14] = '4';
+  s[19] = "89ab"[rng()() % 4];
   return s;
 }
 
@@ -110,10 +108,20 @@ Result<Object> Store::create(const ResourceInfo& r, const std::string& ns_in, Ob
       return e;
     }
     const ResourceInfo* nsr = registry_.find("", "v1", "namespaces");
-    if (!find(*nsr, "", ns)) {
+    const Object* nso = find(*nsr, "", ns);
+    if (!nso) {
       Error e(Errc::kNotFound, "namespaces \"" + ns + "\" not found");
       e.http_status = 404;
       e.reason = "NotFound";
+      return e;
+    }
+    if (kube::value_at(*nso, {"metadata", "deletionTimestamp"})) {
+      // The NamespaceLifecycle admission plugin (plugin/pkg/admission/namespace/lifecycle).
+      std::string n = str(obj, {"metadata", "name"});
+      Error e(Errc::kForbidden, r.ref.qualified_name() + " \"" + n + "\" is forbidden: unable to create new content in namespace " +
+                                           ns + " because it is being terminated");
+      e.http_status = 403;
+      e.reason = "Forbidden";
       return e;
     }
     m["namespace"] = ns;
@@ -152,6 +160,7 @@ Result<Object> Store::create(const ResourceInfo& r, const std::string& ns_in, Ob
   m2["resourceVersion"] = std::to_string(++rv_);
   m2["generation"] = 1;
   m2.erase("deletionTimestamp");
+  if (defaulter_) defaulter_(r, obj, nullptr);
   auto& stored = b[key] = std::move(obj);
   Object result = stored;  // listeners may change or delete it before we return
   emit(r, "ADDED", stored, {});
@@ -195,6 +204,7 @@ Result<Object> Store::update(const ResourceInfo& r, const std::string& ns_in, Ob
                             : !next.contains("spec") || next.at("spec") != cur.at("spec");
     meta(next)["generation"] = spec_changed ? gen + 1 : gen;
   }
+  if (defaulter_) defaulter_(r, next, &cur);
   // Nothing changed: no new resourceVersion, no event (as the real API server).
   {
     Object a = next, c = cur;
@@ -202,16 +212,17 @@ Result<Object> Store::update(const ResourceInfo& r, const std::string& ns_in, Ob
     meta(c).erase("resourceVersion");
     if (a == c) return cur;
   }
-  // The last finalizer of an object being deleted is gone: the object goes.
-  if (kube::value_at(next, {"metadata", "deletionTimestamp"}) && !has_finalizers(next)) {
-    cur = std::move(next);
-    return erase_now(r, ns, name, {});
-  }
   meta(next)["resourceVersion"] = std::to_string(++rv_);
   cur = std::move(next);
-  Object result = cur;  // listeners may change or delete it before we return
-  emit(r, "MODIFIED", cur, old);
-  return result;
+  emit(r, "MODIFIED", cur, old);  // listeners may change or delete it: found again below
+  // The last finalizer of an object being deleted is gone: the object goes.
+  auto again = b.find(object_key(ns, name));
+  if (again != b.end() && kube::value_at(again->second, {"metadata", "deletionTimestamp"}) &&
+      !has_finalizers(r, again->second)) {
+    return erase_object(r, again, "Background");
+  }
+  if (again == b.end()) return not_found(r, name);
+  return again->second;
 }
 
 Result<Object> Store::mutate(const ResourceInfo& r, const std::string& ns, const std::string& name,
@@ -224,50 +235,66 @@ Result<Object> Store::mutate(const ResourceInfo& r, const std::string& ns, const
   return update(r, ns, std::move(next), UpdateMode::kAll);
 }
 
+bool Store::has_finalizers(const ResourceInfo& r, const Object& o) {
+  const auto* f = kube::array_at(o, {"metadata", "finalizers"});
+  if (f && !f->empty()) return true;
+  if (r.ref.resource == "namespaces" && r.ref.group.empty()) {
+    const auto* sf = kube::array_at(o, {"spec", "finalizers"});
+    return sf && !sf->empty();
+  }
+  return false;
+}
+
 Result<Object> Store::remove(const ResourceInfo& r, const std::string& ns_in, const std::string& name,
-                             const std::string& precondition_rv, const std::string& propagation) {
+                             const std::string& precondition_rv, const std::string& propagation,
+                             const std::string& precondition_uid) {
   std::string ns = r.ref.namespaced ? ns_in : "";
   Bucket& b = bucket(r);
   auto it = b.find(object_key(ns, name));
   if (it == b.end()) return not_found(r, name);
-  if (!precondition_rv.empty() && precondition_rv != str(it->second, {"metadata", "resourceVersion"})) {
-    return conflict(r, name);
+  // DeleteOptions.preconditions (apimachinery's Preconditions check in the registry store).
+  auto failed = [&](const std::string& what, const std::string& want, const std::string& have) {
+    Error e(Errc::kConflict, "Precondition failed: " + what + " in precondition: " + want + ", " + what +
+                                 " in object meta: " + have);
+    e.http_status = 409;
+    e.reason = "Conflict";
+    return e;
+  };
+  if (!precondition_uid.empty() && precondition_uid != str(it->second, {"metadata", "uid"})) {
+    return failed("UID", precondition_uid, str(it->second, {"metadata", "uid"}));
   }
-  if (has_finalizers(it->second)) {
-    // Finalizers hold the object: it only gets a deletionTimestamp (once).
+  if (!precondition_rv.empty() && precondition_rv != str(it->second, {"metadata", "resourceVersion"})) {
+    return failed("ResourceVersion", precondition_rv, str(it->second, {"metadata", "resourceVersion"}));
+  }
+  if (has_finalizers(r, it->second)) {
+    // Graceful deletion: mark the object; it stays until its finalizers are removed.
     if (kube::value_at(it->second, {"metadata", "deletionTimestamp"})) return it->second;
     Object old = it->second;
-    meta(it->second)["deletionTimestamp"] = format_rfc3339(WallClock::now());
-    meta(it->second)["deletionGracePeriodSeconds"] = 0;
-    meta(it->second)["resourceVersion"] = std::to_string(++rv_);
-    Object marked = it->second;
+    Object& cur = it->second;
+    meta(cur)["deletionTimestamp"] = format_rfc3339(WallClock::now());
+    meta(cur)["deletionGracePeriodSeconds"] = 0;
+    if (r.ref.resource == "namespaces" && r.ref.group.empty()) {
+      auto& st = cur["status"];
+      if (!st.is_object()) st = json::object();
+      st.as_object()["phase"] = "Terminating";
+    }
+    meta(cur)["resourceVersion"] = std::to_string(++rv_);
+    Object marked = cur;
     emit(r, "MODIFIED", marked, old);
     return marked;
   }
-  return erase_now(r, ns, name, propagation);
+  return erase_object(r, it, propagation);
 }
 
-Result<Object> Store::erase_now(const ResourceInfo& r, const std::string& ns, const std::string& name,
-                                const std::string& propagation) {
+Object Store::erase_object(const ResourceInfo& r, Bucket::iterator it, const std::string& propagation) {
   Bucket& b = bucket(r);
-  auto it = b.find(object_key(ns, name));
-  if (it == b.end()) return not_found(r, name);
   Object gone = std::move(it->second);
   b.erase(it);
   Object old = gone;
   meta(gone)["resourceVersion"] = std::to_string(++rv_);
-  if (!meta(gone).contains("deletionTimestamp")) meta(gone)["deletionTimestamp"] = format_rfc3339(WallClock::now());
+  if (!kube::value_at(gone, {"metadata", "deletionTimestamp"})) meta(gone)["deletionTimestamp"] = format_rfc3339(WallClock::now());
   std::string uid = str(gone, {"metadata", "uid"});
   emit(r, "DELETED", gone, old);
-  if (r.ref.resource == "namespaces" && r.ref.group.empty()) {
-    // Deleting a namespace deletes everything in it.
-    for (const auto& info : registry_.all()) {
-      if (!info.ref.namespaced) continue;
-      std::vector<std::string> names;
-      for (const Object* o : all(info, name)) names.push_back(str(*o, {"metadata", "name"}));
-      for (const auto& n : names) (void)remove(info, name, n);
-    }
-  }
   collect_garbage(uid, propagation);
   return gone;
 }
@@ -316,39 +343,73 @@ std::vector<const Object*> Store::all(const ResourceInfo& r, const std::string& 
   return out;
 }
 
+std::optional<Store::Bucket> Store::bucket_at(const ResourceInfo& r, int64_t rv) const {
+  if (rv < compacted_rv_) return std::nullopt;
+  const Bucket* cur = bucket_if(r);
+  Bucket b = cur ? *cur : Bucket{};
+  // Undo, newest first, every change made after rv.
+  for (auto ev = history_.rbegin(); ev != history_.rend() && ev->rv > rv; ++ev) {
+    if (ev->resource != &r) continue;
+    std::string key = object_key(r.ref.namespaced ? str(ev->object, {"metadata", "namespace"}) : "",
+                                 str(ev->object, {"metadata", "name"}));
+    if (ev->type == "ADDED") b.erase(key);
+    else b[key] = ev->old;
+  }
+  return b;
+}
+
+namespace {
+// The continue token, as the real API server writes it: base64 of
+// {"v":"meta.k8s.io/v1","rv":<list rv>,"start":"<next key>"}.
+std::string continue_token(int64_t rv, const std::string& start) {
+  return base64_encode(json::serialize(json::object{{"v", "meta.k8s.io/v1"}, {"rv", rv}, {"start", start}}));
+}
+}  // namespace
+
 Result<ListPage> Store::list(const ResourceInfo& r, const std::string& ns, const kube::LabelSelector& ls,
                              const kube::FieldSelector& fs, int64_t limit, const std::string& cont) const {
   ListPage page;
   page.rv = rv_;
-  std::string after;
+  std::string start;
+  std::optional<Bucket> snapshot;
+  const Bucket* b = bucket_if(r);
   if (!cont.empty()) {
-    // Our continue token: "<rv>:<last key>". A token older than the history is expired, as in etcd.
-    auto colon = cont.find(':');
-    if (colon == std::string::npos) {
-      Error e(Errc::kBadRequest, "continue key is not valid");
+    auto bad = [] {
+      Error e(Errc::kBadRequest, "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
       e.http_status = 400;
       e.reason = "BadRequest";
       return e;
-    }
-    int64_t token_rv = std::atoll(cont.substr(0, colon).c_str());
-    if (token_rv < compacted_rv_) {
-      Error e(Errc::kGone, "The provided continue parameter is too old to display a consistent list result.");
+    };
+    auto raw = base64_decode(cont);
+    if (!raw) return bad();
+    boost::system::error_code ec;
+    json::value tok = json::parse(*raw, ec);
+    if (ec || !tok.is_object() || !kube::int_at(tok, {"rv"})) return bad();
+    int64_t token_rv = *kube::int_at(tok, {"rv"});
+    start = std::string(kube::str_at(tok, {"start"}));
+    snapshot = bucket_at(r, token_rv);
+    if (!snapshot) {
+      Error e(Errc::kGone, "The provided continue parameter is too old to display a consistent list result. You can start "
+                           "a new list without the continue parameter, or use the continue token in this response to "
+                           "retrieve the remainder of the results. Continuing with the provided token results in an "
+                           "inconsistent list - objects that were created, modified, or deleted between the time the "
+                           "first chunk was returned and now may show up in the list.");
       e.http_status = 410;
       e.reason = "Expired";
       return e;
     }
-    after = cont.substr(colon + 1);
+    page.rv = token_rv;
+    b = &*snapshot;
   }
-  const Bucket* b = bucket_if(r);
   if (!b) return page;
   std::string prefix = (r.ref.namespaced && !ns.empty()) ? ns + "/" : "";
-  auto it = after.empty() ? b->lower_bound(prefix) : b->upper_bound(after);
+  auto it = start.empty() ? b->lower_bound(prefix) : b->lower_bound(start);
   for (; it != b->end(); ++it) {
     if (!prefix.empty() && it->first.compare(0, prefix.size(), prefix) != 0) break;
     const Object& o = it->second;
     if (!ls.matches(labels(o)) || !fs.matches(o)) continue;
     if (limit > 0 && static_cast<int64_t>(page.items.size()) == limit) {
-      page.continue_token = std::to_string(rv_) + ":" + std::prev(it)->first;
+      page.continue_token = continue_token(page.rv, it->first);
       break;
     }
     page.items.push_back(o);

@@ -13,6 +13,14 @@
 // an object deletes it (DELETED), as the generic registry does. An admission
 // hook (testcluster/controller_admission.cpp) defaults and validates API writes.
 //
+// Deletion follows the registry's rules: an object with metadata.finalizers
+// (or a namespace with spec.finalizers) only gets a deletionTimestamp and stays
+// until an update empties its finalizers; a namespace being deleted refuses new
+// objects (403, as the NamespaceLifecycle admission plugin). DeleteOptions
+// preconditions (uid, resourceVersion) are checked (409). A `continue` page is
+// served from the state at the first page's resourceVersion, rebuilt from the
+// event history (410 when the history no longer reaches it).
+//
 // Invariant: single-threaded; every method runs on the cluster's loop thread.
 #pragma once
 
@@ -26,6 +34,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace kvb::testcluster {
@@ -73,7 +82,8 @@ class Store {
                         const std::function<void(Object&)>& fn);
   // propagation: "Background"/"Foreground" delete dependents, "Orphan" keeps them.
   Result<Object> remove(const ResourceInfo& r, const std::string& ns, const std::string& name,
-                        const std::string& precondition_rv = {}, const std::string& propagation = {});
+                        const std::string& precondition_rv = {}, const std::string& propagation = {},
+                        const std::string& precondition_uid = {});
   Result<ListPage> list(const ResourceInfo& r, const std::string& ns, const kube::LabelSelector& labels,
                         const kube::FieldSelector& fields, int64_t limit, const std::string& continue_token) const;
   std::vector<const Object*> all(const ResourceInfo& r, const std::string& ns = {}) const;
@@ -88,6 +98,9 @@ class Store {
   // refuse the write (the error is the API's answer).
   using Admission = std::function<Status(const ResourceInfo&, const Object* old, Object& next)>;
   void set_admission(Admission a) { admission_ = std::move(a); }
+  // Called on every object about to be stored (old: nullptr on create): the
+  // API server's defaulting and the fields a kubelet would fill in.
+  void set_defaulter(std::function<void(const ResourceInfo&, Object&, const Object* old)> fn) { defaulter_ = std::move(fn); }
   int64_t resource_version() const { return rv_; }
   const Registry& registry() const { return registry_; }
   size_t object_count() const;
@@ -105,8 +118,10 @@ class Store {
   bool matches(const Watch& w, const Object& obj) const;
   void collect_garbage(const std::string& owner_uid, const std::string& propagation);
   Error not_found(const ResourceInfo& r, const std::string& name) const;
-  Result<Object> erase_now(const ResourceInfo& r, const std::string& ns, const std::string& name,
-                           const std::string& propagation);
+  // The bucket as it was at resourceVersion rv (nullopt: the history no longer reaches it).
+  std::optional<Bucket> bucket_at(const ResourceInfo& r, int64_t rv) const;
+  static bool has_finalizers(const ResourceInfo& r, const Object& o);
+  Object erase_object(const ResourceInfo& r, Bucket::iterator it, const std::string& propagation);
 
   const Registry& registry_;
   std::map<std::string, Bucket> objects_;
@@ -118,6 +133,7 @@ class Store {
   uint64_t next_watch_ = 1;
   std::vector<std::function<void(const StoreEvent&)>> listeners_;
   Admission admission_;
+  std::function<void(const ResourceInfo&, Object&, const Object*)> defaulter_;
 };
 
 std::string object_key(const std::string& ns, const std::string& name);

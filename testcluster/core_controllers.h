@@ -1,0 +1,46 @@
+// CoreControllers: what a real cluster does outside KubeVirt, CDI and CSI that
+// clients can see, simulated on the cluster's loop thread:
+//  - API defaulting (PVC/PV volumeMode Filesystem; a namespace's
+//    kubernetes.io/metadata.name label, spec.finalizers [kubernetes] and phase
+//    Active) and the pod status a scheduler and kubelet would write (nodeName,
+//    a distinct podIP, containerStatuses with imageID and containerID, the
+//    standard conditions), applied by the Store to every write;
+//  - the namespace controller: a namespace being deleted has its content
+//    deleted, and goes once nothing is left in it (objects with finalizers
+//    keep it Terminating);
+//  - the serviceaccount controller: a "default" ServiceAccount in every namespace;
+//  - the node objects (node01, node02);
+//  - KubeVirt's VM status sync that virt-controller does beside the lifecycle:
+//    conditions copied from the VMI (Ready as VMINotExists/VMIConditionMissing
+//    when there is none), observedGeneration/desiredGeneration and
+//    volumeSnapshotStatuses; and the VMI's IP taken from its launcher pod.
+// Invariant: every write goes through the Store, so watches see it; writes
+// that change nothing are no-ops, so reacting to its own events terminates.
+#pragma once
+
+#include "testcluster/cluster.h"
+
+#include <string>
+
+namespace kvb::testcluster {
+
+class CoreControllers {
+ public:
+  explicit CoreControllers(Cluster& c);
+  // The Store's defaulter (old: nullptr on create).
+  void apply_defaults(const ResourceInfo& r, Object& obj, const Object* old);
+  void on_change(const StoreEvent& e);
+  // Cluster-scoped objects every cluster has (nodes).
+  Status populate();
+
+ private:
+  void default_pod(Object& pod, const Object* old);
+  void namespace_terminating(const std::string& ns);
+  void mirror_vm_status(const std::string& ns, const std::string& name);
+  void vmi_ip_from_pod(const Object& pod);
+
+  Cluster& c_;
+  uint32_t next_ip_ = 0;
+};
+
+}  // namespace kvb::testcluster
