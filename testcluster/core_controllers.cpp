@@ -122,7 +122,9 @@ void CoreControllers::default_pod(Object& pod, const Object* old) {
   if (!spec.contains("schedulerName")) spec["schedulerName"] = "default-scheduler";
   if (!spec.contains("terminationGracePeriodSeconds")) spec["terminationGracePeriodSeconds"] = 30;
   if (!spec.contains("serviceAccountName")) spec["serviceAccountName"] = "default";
-  if (!spec.contains("nodeName")) spec["nodeName"] = "node01";
+  // A pod a controller left Pending without a node (unbound claims) is not scheduled: no node, no IP.
+  const bool unscheduled = !spec.contains("nodeName") && kube::str_at(pod, {"status", "phase"}) == "Pending";
+  if (!unscheduled && !spec.contains("nodeName")) spec["nodeName"] = "node01";
   std::string node(kube::str_at(spec, {"nodeName"}));
   json::array containers;
   if (auto* c = spec.if_contains("containers"); c && c->is_array()) containers = c->as_array();
@@ -137,7 +139,7 @@ void CoreControllers::default_pod(Object& pod, const Object* old) {
     st["hostIP"] = host;
     st["hostIPs"] = json::array{json::object{{"ip", host}}};
   }
-  if (!st.contains("podIP") && phase != "Succeeded" && phase != "Failed") {
+  if (!unscheduled && !st.contains("podIP") && phase != "Succeeded" && phase != "Failed") {
     std::string ip;
     if (old) ip = std::string(kube::str_at(*old, {"status", "podIP"}));
     if (ip.empty()) {

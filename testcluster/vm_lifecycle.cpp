@@ -366,11 +366,14 @@ void KubeVirt::launch(const std::string& ns, const std::string& name, const std:
                                       {"started", true},
                                       {"state", json::object{{"running", json::object{{"startedAt", now}}}}}});
     }
-    json::object st{{"phase", "Running"}, {"podIP", "10.244.0.10"}, {"hostIP", "192.168.66.101"}, {"qosClass", "Burstable"},
+    // podIP: the kubelet's, one per pod (CoreControllers).
+    json::object st{{"phase", "Running"}, {"hostIP", "192.168.66.101"}, {"qosClass", "Burstable"},
                     {"startTime", now}, {"containerStatuses", statuses}};
     for (const char* t : {"PodScheduled", "Initialized", "ContainersReady", "Ready"}) set_condition(st, t, "True", "", "");
     o["status"] = st;
   });
+  const Object* launched = c_.store().find(c_.resource(kPods), ns, pod_name);
+  std::string pod_ip = launched ? std::string(kube::str_at(*launched, {"status", "podIP"})) : std::string();
   (void)c_.store().mutate(c_.resource(res::kVirtualMachineInstances), ns, name, [&](Object& o) {
     auto& m = o["metadata"].as_object();
     if (!m.contains("labels") || !m["labels"].is_object()) m["labels"] = json::object();
@@ -379,7 +382,7 @@ void KubeVirt::launch(const std::string& ns, const std::string& name, const std:
     st["phase"] = "Running";
     st["nodeName"] = kNode;
     st["launcherContainerImageVersion"] = image;
-    st["interfaces"] = json::array{json::object{{"name", "default"}, {"ipAddress", "10.244.0.10"}}};
+    st["interfaces"] = json::array{json::object{{"name", "default"}, {"ipAddress", pod_ip}}};
     for (const char* t : {"Synchronized", "PodScheduled", "Provisioning"}) drop_condition(st, t);
     o["status"] = st;
   });
