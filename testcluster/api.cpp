@@ -164,7 +164,8 @@ bool Api::discovery(const ServerRequest& req, const std::shared_ptr<Responder>& 
   if (parts.size() == 2 && parts[0] == "api") list = api_resource_list_json(c_.registry(), "", parts[1]);
   else if (parts.size() == 3 && parts[0] == "apis") list = api_resource_list_json(c_.registry(), parts[1], parts[2]);
   else if (parts.size() == 2 && parts[0] == "apis") {
-    for (const auto& g : api_group_list_json(c_.registry()).at("groups").as_array()) {
+    const json::object groups = api_group_list_json(c_.registry());  // the loop reads into it: keep it alive
+    for (const auto& g : groups.at("groups").as_array()) {
       if (kube::str_at(g, {"name"}) == parts[1]) {
         json::object group = g.as_object();
         group["kind"] = "APIGroup";
