@@ -7,6 +7,7 @@
 #include "common/subprocess.h"
 #include "location/s3/s3_location.h"
 #include "tests/support/backup_child.h"
+#include "tests/location/s3_test_options.h"
 #include "tests/support/s3_servers.h"
 #include "tests/support/test_cluster.h"
 
@@ -278,20 +279,6 @@ TEST(S3Backup, CopyDataUsesTheRepositoryInsideTheS3Location) {
 namespace kvb::location::s3 {
 namespace {
 using ::testing::HasSubstr;
-
-S3Options options_for(const kvb::testing::S3Server& s) {
-  S3Options o;
-  std::map<std::string, std::string> vars;
-  for (const auto& [k, v] : kvb::testing::s3_env(s)) vars[k] = v;
-  o.env = [vars](const std::string& k) -> std::optional<std::string> {
-    auto it = vars.find(k);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-  o.client.max_attempts = 3;
-  o.client.base_delay = std::chrono::milliseconds(20);
-  return o;
-}
 
 // Location::create (If-None-Match: *) and the run lock on both servers.
 TEST(S3RunLock, ConditionalCreateAndRunLocks) {

@@ -2,6 +2,7 @@
 // the lock objects (two processes on one repository never both hold an
 // exclusive lock; a stale lock is ignored; a broken lock is noticed).
 #include "location/s3/s3_location.h"
+#include "tests/location/s3_test_options.h"
 #include "tests/support/s3_servers.h"
 
 #include <gmock/gmock.h>
@@ -14,21 +15,6 @@ namespace kvb::location::s3 {
 namespace {
 using ::testing::HasSubstr;
 using kvb::testing::S3Server;
-
-S3Options options_for(const S3Server& s, LockTimings lock = {}) {
-  S3Options o;
-  std::map<std::string, std::string> vars;
-  for (const auto& [k, v] : kvb::testing::s3_env(s)) vars[k] = v;
-  o.env = [vars](const std::string& k) -> std::optional<std::string> {
-    auto it = vars.find(k);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-  o.client.max_attempts = 3;
-  o.client.base_delay = std::chrono::milliseconds(20);
-  o.lock = lock;
-  return o;
-}
 
 std::unique_ptr<Location> open_or_die(const S3Server& s, const std::string& prefix, OpenMode mode = OpenMode::kCreate, LockTimings t = {}) {
   auto l = open_s3(kvb::testing::s3_url(s, prefix), mode, options_for(s, t));
