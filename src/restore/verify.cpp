@@ -223,6 +223,33 @@ Status clone_claim(kube::Client& client, const std::string& ns, const std::strin
   return ok();
 }
 
+// The Secrets and ConfigMaps the backed-up VM referenced (cloud-init, SSH
+// keys), from the backup, into the verification namespace: without them the
+// copy would not start.
+Status copy_configs(kube::Client& client, location::Location& loc, const RestoreRecord& rec, const VmRestoreRecord& vm,
+                    const std::string& into, const std::string& id) {
+  auto sources = cluster_sources(client, loc);
+  KVB_TRY(auto backup, sources->backup(rec.backup));
+  for (const auto& v : backup.vms) {
+    if (v.ns != vm.source_ns || v.name != vm.source_name) continue;
+    for (const auto& file : v.resources) {
+      const kube::ResourceRef* ref = nullptr;
+      if (file.find("/" + res::kSecrets.qualified_name() + "/") != std::string::npos) ref = &res::kSecrets;
+      if (file.find("/" + res::kConfigMaps.qualified_name() + "/") != std::string::npos) ref = &res::kConfigMaps;
+      if (!ref) continue;
+      KVB_TRY(auto saved, sources->saved(rec.backup, file));
+      json::object o = restored_config(saved, into);
+      if (!o["metadata"].is_object()) o["metadata"] = json::object();
+      auto& meta = o["metadata"].as_object();
+      if (!meta.contains("labels") || !meta["labels"].is_object()) meta["labels"] = json::object();
+      meta["labels"].as_object()[kVerifyLabel] = id;
+      auto r = client.create(*ref, into, o);
+      if (!r) return r.error().with_context("copying " + ref->resource + " " + std::string(kube::name_of(o)));
+    }
+  }
+  return ok();
+}
+
 VerificationRecord verify_one_restored(std::shared_ptr<kube::Client> client, location::Location& loc, const RestoreRecord& rec,
                                        const VmRestoreRecord& vm, const VerifyOptions& opts, std::stop_token stop,
                                        const VerifyProgress& say) {
@@ -266,6 +293,7 @@ VerificationRecord verify_one_restored(std::shared_ptr<kube::Client> client, loc
     if (!r) return fail("waiting for the clone of " + vm.ns + "/" + c.claim + ": " + r.error().message);
     if (!failed.empty()) return fail(failed);
   }
+  if (auto st = copy_configs(*client, loc, rec, vm, s.ns(), s.id()); !st) return fail(st.error().message);
   json::object copy = restored_vm(*live, w);
   auto& labels = copy["metadata"].as_object()["labels"].as_object();
   labels.erase(kRestoreLabel);
