@@ -200,10 +200,14 @@ TEST(BackupVerify, CtrlCCleansUpAndAKilledRunIsCleanedByRecover) {
   EXPECT_THAT(err, HasSubstr("interrupted"));
   f.expect_nothing_left();
 
-  // SIGKILL: the namespace stays until recover removes it.
+  // recover leaves a running verification alone; after SIGKILL the namespace
+  // stays until recover removes it.
   child = start_verify(f);
   ASSERT_TRUE(child);
   booting = verification_booting(f);
+  auto live = f.kvb({"recover"});
+  EXPECT_THAT(live.out, HasSubstr("is still running: left alone")) << live.out << live.err;
+  EXPECT_EQ(f.verify_namespaces().size(), 1u);
   ::kill(child->pid, SIGKILL);
   reap(*child);
   ASSERT_TRUE(booting);
