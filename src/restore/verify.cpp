@@ -59,12 +59,32 @@ bool agent_connected(const json::object& vmi) {
   return false;
 }
 
-// Deletes what a verification created (the cluster-scoped objects its restore
-// listed, then its namespace), waits until the namespace is gone, removes its
-// restore record; true when nothing is left.
+// Deletes what a verification created (its namespace, waited until gone, then
+// the cluster-scoped objects its restore listed) and removes its restore
+// record; true when nothing is left.
 bool clean_up(kube::Client& client, std::shared_ptr<kube::Client> shared, location::Location& loc, const Journal& j,
               std::chrono::milliseconds timeout, std::vector<std::string>& problems) {
   bool clean = true;
+  // The namespace first: its VolumeSnapshots go before the contents they are bound to.
+  auto ns = client.get(res::kNamespaces, "", j.ns);
+  if (ns && kube::label_of(*ns, kVerifyLabel) == j.id) {
+    auto r = client.remove(res::kNamespaces, "", j.ns);
+    if (!r && r.error().code != Errc::kNotFound) {
+      problems.push_back("could not delete namespace " + j.ns + ": " + sanitize_foreign(r.error().message));
+      clean = false;
+    }
+    auto gone = kube::wait_for_object(shared, res::kNamespaces, "", j.ns, [](const json::object* o) { return o == nullptr; },
+                                      timeout);
+    if (!gone) {
+      problems.push_back("namespace " + j.ns + " was not gone within " + seconds_text(timeout) + ": " + gone.error().message);
+      clean = false;
+    }
+  } else if (!ns && ns.error().code != Errc::kNotFound) {
+    problems.push_back("namespace " + j.ns + ": " + sanitize_foreign(ns.error().message));
+    clean = false;
+  }
+  // The cluster-scoped VolumeSnapshotContents backup verify's restore imported
+  // (Retain: the storage snapshots stay, they are the backup's).
   if (!j.restore.empty() && loc.exists(restore_record_path(j.restore))) {
     auto rec = load_restore_record(loc, j.restore);
     if (!rec) {
@@ -88,23 +108,6 @@ bool clean_up(kube::Client& client, std::shared_ptr<kube::Client> shared, locati
         }
       }
     }
-  }
-  auto ns = client.get(res::kNamespaces, "", j.ns);
-  if (ns && kube::label_of(*ns, kVerifyLabel) == j.id) {
-    auto r = client.remove(res::kNamespaces, "", j.ns);
-    if (!r && r.error().code != Errc::kNotFound) {
-      problems.push_back("could not delete namespace " + j.ns + ": " + sanitize_foreign(r.error().message));
-      clean = false;
-    }
-    auto gone = kube::wait_for_object(shared, res::kNamespaces, "", j.ns, [](const json::object* o) { return o == nullptr; },
-                                      timeout);
-    if (!gone) {
-      problems.push_back("namespace " + j.ns + " was not gone within " + seconds_text(timeout) + ": " + gone.error().message);
-      clean = false;
-    }
-  } else if (!ns && ns.error().code != Errc::kNotFound) {
-    problems.push_back("namespace " + j.ns + ": " + sanitize_foreign(ns.error().message));
-    clean = false;
   }
   if (clean && !j.restore.empty()) {
     if (auto st = loc.remove("restores/" + j.restore); !st) {
