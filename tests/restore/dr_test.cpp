@@ -169,6 +169,26 @@ TEST(DisasterRecovery, RestoreIntoAnotherClusterFromTheRepositoryAfterTheFirstIs
   ASSERT_TRUE(left);
   EXPECT_EQ(left->items.size(), 0u);
   EXPECT_FALSE(b.client()->get(kube::ResourceRef{"kubevirt.io", "v1", "virtualmachines", "VirtualMachine", true}, "other", "db2"));
+
+  // A rehearsal at the DR site: backup verify restores from the repository into a
+  // temporary namespace, boots, reports, and keeps nothing.
+  testcluster::cdi_upload(b.cluster()).break_uploads(0, 0);
+  size_t dvs_before = datavolumes(b, "other");
+  auto v = run_kvbackup(b, {"backup", "verify", "nightly", "--location", loc.string(), "--password-file", (scratch / "pw").string(),
+                            "--upload-proxy-ca", (scratch / "cdi-ca.pem").string(), "-o", "json"});
+  ASSERT_EQ(v.exit_code, 0) << v.out << v.err;
+  auto ver = json::parse(v.out);
+  EXPECT_EQ(kube::str_at(ver.at("vms").at(0), {"result"}), "Passed") << v.out;
+  EXPECT_THAT(v.err, HasSubstr("restoring 2 volume(s) from the repository"));
+  kube::ListOptions verify_ns;
+  verify_ns.label_selector = "kvbackup.io/verify";
+  auto namespaces = b.client()->list(kube::resources::kNamespaces, "", verify_ns);
+  ASSERT_TRUE(namespaces);
+  EXPECT_EQ(namespaces->items.size(), 0u);
+  EXPECT_EQ(datavolumes(b, "other"), dvs_before);
+  for (const auto& e : std::filesystem::directory_iterator(loc / "restores")) {
+    EXPECT_EQ(e.path().filename().string().rfind("verify-", 0), std::string::npos) << e.path();
+  }
 }
 
 // Killed while a volume is being uploaded: `kvbackup recover` removes the
