@@ -273,10 +273,11 @@ void register_restore(CLI::App& app, GlobalOptions& g, CommandAction& run) {
   c->add_option("--upload-proxy-ca", o->upload_proxy_ca, "PEM file with the CA of the CDI upload proxy (default: the system's)");
   c->add_option("--parallel-uploads", o->parallel_uploads, "Volumes uploaded at once (default 4)")->check(CLI::Range(1, 64));
   c->add_option("--password-file", o->password_file, "Repository password (else $KVBACKUP_REPO_PASSWORD, else a prompt)");
-  c->add_flag("--verify", o->verify,
+  auto* verify_flag = c->add_flag("--verify", o->verify,
               "After the restore, boot a copy of each restored VM in an isolated namespace (no network, MACs removed) until its "
               "guest agent connects, record the time, then delete the copy");
-  c->add_option("--verify-timeout", o->verify_timeout, "Longest to wait for a verification copy's guest agent (default 5m)");
+  c->add_option("--verify-timeout", o->verify_timeout, "Longest to wait for a verification copy's guest agent (default 5m)")
+      ->needs(verify_flag);
   c->callback([&run, &g, o] { run = [&g, o] { return create(g, *o); }; });
 
   // backup verify: registered here, beside restore create, whose options it shares.
