@@ -15,6 +15,7 @@
 #include "repo/repository.h"
 #include "record/naming.h"
 #include "restore/recover.h"
+#include "restore/verify.h"
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -349,7 +350,11 @@ int recover_cmd(const GlobalOptions& g, const BackupOptions& o) {
     std::printf("recover: %d interrupted restores, %d VMs completed, %d rolled back\n", restores.interrupted, restores.completed,
                 restores.rolled_back);
   }
-  return report.ok() && restores.problems.empty() ? kExitOk : kExitFailed;
+  auto verifications = restore::recover_verifications(*client, **loc);
+  for (const auto& l : verifications.lines) std::printf("%s\n", printable(l).c_str());
+  for (const auto& p : verifications.problems) std::fprintf(stderr, "kvbackup: %s\n", sanitize_foreign(p).c_str());
+  if (verifications.cleaned > 0) std::printf("recover: %d interrupted verifications cleaned up\n", verifications.cleaned);
+  return report.ok() && restores.problems.empty() && verifications.problems.empty() ? kExitOk : kExitFailed;
 }
 
 void add_location(CLI::App* cmd, BackupOptions& o) {
