@@ -5,6 +5,7 @@
 // cluster's oracle (what was frozen, when snapshots were cut) and by a second
 // S3 client (awscli). Secrets never appear in any output.
 #include "common/subprocess.h"
+#include "kube/object.h"
 #include "location/s3/s3_location.h"
 #include "tests/support/backup_child.h"
 #include "tests/location/s3_test_options.h"
@@ -249,27 +250,68 @@ TEST(S3Backup, AJournalThatCannotBeWrittenOrAnUnreachableStoreFreezesNothing) {
   for (const auto* p : {&jf, &down}) expect_no_secret(s, *p);
 }
 
-// --copy-data copies into <location>/repository: on S3 that is the repository
-// s3://BUCKET/PREFIX/repository, created on first use. (The copy itself needs
-// the test cluster's VirtualMachineExports, which come with another branch:
-// here it fails per volume, and what is checked is where the repository went.)
-TEST(S3Backup, CopyDataUsesTheRepositoryInsideTheS3Location) {
+// Disaster recovery from S3 (issue 18 item 3): --copy-data copies into
+// <location>/repository, on S3 the repository s3://BUCKET/PREFIX/repository
+// (created on first use); the first cluster is then deleted entirely and a
+// second one, sharing nothing but the S3 location, restores the VM from the
+// repository through CDI upload: every restored claim holds exactly the bytes
+// the backup copied (the first cluster's oracle at the cut).
+TEST(S3Backup, DisasterRecoveryFromTheRepositoryInTheS3Location) {
   const auto& s = radosgw();
   ASSERT_TRUE(s.ok) << s.error;
-  TestCluster tc(kScenario);
   const std::string prefix = "bk/copy", loc = s3_url(s, prefix), password = "copy-data-password-5e1b";
-  auto c = kvb(tc, s, {"backup", "create", "cd", "-n", "prod", "--location", loc, "--copy-data"}, {{"KVBACKUP_REPO_PASSWORD", password}});
-  EXPECT_NE(c.exit_code, 2) << c.out << c.err;
+  const EnvVars pw{{"KVBACKUP_REPO_PASSWORD", password}};
+  std::map<std::string, std::string> copied;  // volume -> SHA-256 of its copy
+  std::vector<ProcessResult> outputs;
+  {
+    TestCluster a(R"(
+snapshotClasses: [{name: csi-snap, driver: csi.example.com, cutLatency: 20ms, readyLatency: 20ms}]
+storageClasses: [{name: fast, provisioner: csi.example.com}]
+namespaces:
+  - name: prod
+    vms: [{name: db, volumes: [{name: root, type: dataVolume, size: 16Mi, storageClass: fast}]}]
+)");
+    auto c = kvb(a, s, {"backup", "create", "cd", "-n", "prod", "--location", loc, "--copy-data", "-o", "json"}, pw);
+    outputs.push_back(c);
+    ASSERT_EQ(c.exit_code, 0) << c.out << c.err;
+    auto rec = boost::json::parse(c.out).as_object();
+    for (const auto& v : rec.at("vms").as_array().at(0).at("volumes").as_array()) {
+      const auto* copy = kube::object_at(v, {"copy"});
+      ASSERT_TRUE(copy) << boost::json::serialize(v);
+      std::string sha(kube::str_at(*copy, {"sha256"}));
+      EXPECT_EQ(sha, a.snapshot_sha256("prod", std::string(kube::str_at(v, {"volumeSnapshot"})))) << "the copy is the cut's bytes";
+      copied[std::string(kube::str_at(v, {"name"}))] = sha;
+    }
+    EXPECT_FALSE(frozen(a));
+  }  // cluster A is gone: API server, snapshots, volumes
+  ASSERT_EQ(copied.size(), 1u);
   auto repository = names_under(s, prefix, "repository");
-  EXPECT_THAT(repository, ::testing::IsSupersetOf({"config", "keys"}));
+  EXPECT_THAT(repository, ::testing::IsSupersetOf({"config", "keys", "data", "index", "snapshots"}));
   EXPECT_THAT(names_under(s, prefix, "backups"), ::testing::ElementsAre("cd"));
   EXPECT_TRUE(names_under(s, prefix, "journal").empty());
-  auto list = kvb(tc, s, {"repo", "list", "--repo", loc + "/repository"}, {{"KVBACKUP_REPO_PASSWORD", password}});
-  EXPECT_EQ(list.exit_code, 0) << list.err;
-  EXPECT_FALSE(frozen(tc));
-  for (const auto* p : {&c, &list}) {
-    expect_no_secret(s, *p);
-    EXPECT_THAT(p->out + p->err, Not(HasSubstr(password)));
+
+  TestCluster b(R"(
+storageClasses: [{name: fast, provisioner: csi.other.com}]
+namespaces: [{name: dr}]
+)");
+  b.dir().write("cdi-ca.pem", b.cluster().ca().cert_pem);
+  auto r = kvb(b, s, {"restore", "create", "r1", "--from-backup", "cd", "--location", loc, "--namespace-mapping", "prod:dr",
+                      "--run-strategy", "Halted", "--upload-proxy-ca", (b.dir() / "cdi-ca.pem").string(), "-o", "json"},
+               pw);
+  outputs.push_back(r);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto rec = boost::json::parse(r.out).as_object();
+  EXPECT_EQ(rec.at("phase").as_string(), "Completed");
+  for (const auto& c : rec.at("vms").as_array().at(0).at("claims").as_array()) {
+    EXPECT_EQ(kube::str_at(c, {"dataSource"}), "repository") << "the snapshots are not in this cluster";
+    const std::string volume(kube::str_at(c, {"volume"}));
+    ASSERT_TRUE(copied.count(volume)) << volume;
+    EXPECT_EQ(b.claim_sha256("dr", std::string(kube::str_at(c, {"claim"}))), copied[volume]) << volume;
+  }
+  EXPECT_THAT(names_under(s, prefix, "restores"), ::testing::ElementsAre("r1"));
+  for (const auto& o : outputs) {
+    expect_no_secret(s, o);
+    EXPECT_THAT(o.out + o.err, Not(HasSubstr(password)));
   }
 }
 
