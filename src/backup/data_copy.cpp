@@ -112,6 +112,7 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   }
   net::DownloadOptions dopt;
   dopt.connections = ctx.connections;
+  dopt.retry_budget = ctx.retry_budget;
   dopt.headers = {{kubevirt::kExportTokenHeader, link.token}};
   dopt.transport.ca_pem = link.ca_pem;
   dopt.transport.trust_hint = " and the export's links.external.cert";
@@ -140,7 +141,8 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   const auto& got = download.get();
   // A put that failed first makes the download fail with kIo (its reader went away): report the put's error then.
   if (!got && (put || got.error().code != Errc::kIo)) {
-    return Error(got.error().code, "download of " + vol.pvc + "'s snapshot failed: " + got.error().message);
+    std::string why = got.error().code == Errc::kUnauthorized ? "the exporter refused the export token (401 Unauthorized): " : "";
+    return Error(got.error().code, "download of " + vol.pvc + "'s snapshot failed: " + why + got.error().message);
   }
   if (!put) return Error(put.error().code, "repository put failed: " + put.error().message);
   if (put->bytes != got->bytes) {

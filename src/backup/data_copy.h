@@ -54,6 +54,7 @@ struct DataCopyContext {
   std::string run_uid;
   std::chrono::milliseconds export_timeout{600'000};  // until the export is Ready
   unsigned connections = 4;                          // Range requests in flight per volume
+  std::chrono::milliseconds retry_budget{60'000};    // a failing range (or HEAD) is retried this long
   std::function<void(const std::string&)> say;
   TransferFn transfer;  // may be empty; called from the copying threads
 };

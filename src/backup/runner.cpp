@@ -243,7 +243,7 @@ Result<record::BackupRecord> BackupRunner::run(std::stop_token stop) {
   if (spec_.copy_data && !stop.stop_requested()) {
     // Every VM is thawed (or its thaw is being retried by recover): copying never holds a freeze.
     DataCopyContext dc{client_, *data_repository_, cluster_id(*client_), spec_.name, rec.uid, spec_.ready_timeout, 4,
-                       [&say](const std::string& line) { say(line); }, transfer_};
+                       spec_.data_retry_budget, [&say](const std::string& line) { say(line); }, transfer_};
     copy_backup_data(dc, rec.vms, spec_.data_concurrency, stop);
     for (const auto& ns : plan.namespaces) {
       auto left = remove_copy_leftovers(*client_, ns, rec.uid);  // none, unless a delete failed above
