@@ -164,14 +164,17 @@ std::string data_series(const std::string& cluster_id, const std::string& ns, co
   return cluster_id + "/" + ns + "/" + vm + "/" + volume;
 }
 
-std::string cluster_id(kube::Client& client) {
-  if (auto ns = client.get(kube::resources::kNamespaces, "", "kube-system")) {
+Result<std::string> cluster_id(kube::Client& client) {
+  auto ns = client.get(kube::resources::kNamespaces, "", "kube-system");
+  if (ns) {
     std::string uid(kube::uid_of(*ns));
     if (!uid.empty()) return "cluster-" + uid;
+  } else if (ns.error().code != Errc::kNotFound) {
+    return Error(ns.error().code, "cannot read namespace kube-system, whose uid names the repository's series: " + ns.error().message);
   }
   auto u = boost::urls::parse_uri(client.config().cluster.server);
   if (u) return std::string(u->encoded_host()) + (u->has_port() ? "-" + std::string(u->port()) : "");
-  return "cluster";
+  return std::string("cluster");
 }
 
 void copy_volume(const DataCopyContext& ctx, const record::VmRecord& vm, record::VolumeRecord& vol, std::stop_token stop) {

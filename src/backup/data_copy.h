@@ -64,8 +64,10 @@ struct DataCopyContext {
 std::string data_series(const std::string& cluster_id, const std::string& ns, const std::string& vm, const std::string& volume);
 
 // A stable name for the cluster: the uid of its kube-system namespace (what
-// Velero and Kasten use), else the API server's host.
-std::string cluster_id(kube::Client& client);
+// Velero and Kasten use), else (no kube-system) the API server's host. Any
+// other error (Forbidden: the copy-data role's namespaces rule is missing) is
+// an error: a silent fallback would start a new series and lose the dedup.
+Result<std::string> cluster_id(kube::Client& client);
 
 // Copies one volume's snapshot into the repository and fills vol.copy.
 void copy_volume(const DataCopyContext& ctx, const record::VmRecord& vm, record::VolumeRecord& vol, std::stop_token stop);
