@@ -6,6 +6,7 @@
 
 #include <array>
 #include <fstream>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef KVB_TESTCLUSTER_VIRT_FREEZER
@@ -72,16 +73,19 @@ std::optional<std::string> ExecSandbox::unavailable() const {
   return std::nullopt;
 }
 
-bool ExecSandbox::resolves(const std::string& program) const {
-  // The container's path of a program -> where it is on the host.
-  auto host_of = [](const std::string& p) -> std::optional<fs::path> {
-    std::string q = p;
+bool ExecSandbox::resolves(const SandboxContainer& c, const std::string& program) const {
+  // The container's path of a program -> where it is on the host (nullopt: nowhere,
+  // e.g. the private /tmp, empty when an exec starts).
+  auto host_of = [&c](const std::string& p) -> std::optional<fs::path> {
+    std::string q = p.front() == '/' ? p : "/root/" + p;
     if (q.rfind("/bin/", 0) == 0) q = "/usr" + q;
     if (q.rfind("/sbin/", 0) == 0) q = "/usr" + q;
     if (q == "/usr/bin/virt-freezer") return freezer_program();
     if (q.rfind("/usr/", 0) == 0) return fs::path(q);
+    if (q.rfind("/root/", 0) == 0) return c.dir / "root" / q.substr(6);
     return std::nullopt;
   };
+  if (program.empty()) return false;
   if (program.find('/') == std::string::npos) {
     std::string path = container_path();
     for (size_t at = 0; at <= path.size();) {
@@ -93,15 +97,14 @@ bool ExecSandbox::resolves(const std::string& program) const {
     return false;
   }
   auto h = host_of(program);
-  // Programs under /root, /tmp (the container's own files) are left to the shell's exec.
-  return !h || executable(*h);
+  return h && executable(*h);
 }
 
-Status ExecSandbox::ensure_image() {
-  if (!image_bin_.empty()) return ok();
-  fs::path bin = state_dir_ / "image" / "usr-bin";
+namespace {
+
+// Builds the image's /usr/bin in `bin` (absent): a link per host program, and virt-freezer.
+Status build_image_bin(const fs::path& bin) {
   std::error_code ec;
-  fs::remove_all(bin, ec);
   fs::create_directories(bin, ec);
   if (ec) return Error(Errc::kIo, "cannot make " + bin.string() + ": " + ec.message());
   for (const auto& e : fs::directory_iterator("/usr/bin", ec)) {
@@ -112,6 +115,55 @@ Status ExecSandbox::ensure_image() {
   }
   fs::copy_file(freezer_program(), bin / "virt-freezer", fs::copy_options::overwrite_existing, ec);
   if (ec) return Error(Errc::kIo, "cannot install virt-freezer in " + bin.string() + ": " + ec.message());
+  return ok();
+}
+
+// The image is the same for every cluster of this user while /usr/bin and the
+// virt-freezer program stay as they are: it is built once (it costs hundreds of
+// ms on a loaded machine) under /tmp/kvbackup-testcluster-image-<uid>/<key>,
+// made whole in a private directory and renamed into place.
+std::optional<fs::path> shared_image_bin() {
+  std::error_code ec;
+  fs::path prog = freezer_program();
+  auto stamp = [&ec](const fs::path& p) {
+    auto t = fs::last_write_time(p, ec);
+    return std::to_string(t.time_since_epoch().count());
+  };
+  std::string key = prog.string() + "|" + stamp(prog) + "|" + stamp("/usr/bin");
+  if (ec) return std::nullopt;
+  fs::path root = fs::temp_directory_path() / ("kvbackup-testcluster-image-" + std::to_string(::geteuid()));
+  ::mkdir(root.c_str(), 0700);
+  struct stat st{};
+  if (::lstat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != ::geteuid() || (st.st_mode & 0077) != 0) {
+    return std::nullopt;  // not ours alone: each cluster builds its own
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016zx", std::hash<std::string>{}(key));
+  fs::path final_dir = root / hex;
+  if (fs::exists(final_dir / "usr-bin" / "virt-freezer", ec)) return final_dir / "usr-bin";
+  std::string tmpl = (root / "building-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) return std::nullopt;
+  if (!build_image_bin(fs::path(tmpl) / "usr-bin")) {
+    fs::remove_all(tmpl, ec);
+    return std::nullopt;
+  }
+  if (::rename(tmpl.c_str(), final_dir.c_str()) != 0) fs::remove_all(tmpl, ec);  // another built it first
+  if (fs::exists(final_dir / "usr-bin" / "virt-freezer", ec)) return final_dir / "usr-bin";
+  return std::nullopt;
+}
+
+}  // namespace
+
+Status ExecSandbox::ensure_image() {
+  if (!image_bin_.empty()) return ok();
+  if (auto shared = shared_image_bin()) {
+    image_bin_ = *shared;
+    return ok();
+  }
+  fs::path bin = state_dir_ / "image" / "usr-bin";
+  std::error_code ec;
+  fs::remove_all(bin, ec);
+  KVB_CHECK(build_image_bin(bin));
   image_bin_ = bin;
   return ok();
 }

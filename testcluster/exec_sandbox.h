@@ -46,9 +46,10 @@ class ExecSandbox {
 
   // Why sandboxed execs cannot run here (no bwrap, no virt-freezer program), or nullopt.
   std::optional<std::string> unavailable() const;
-  // Whether `program` (argv[0]) names an executable in the container's view,
-  // as the runtime would find it (PATH of the container when it has no '/').
-  bool resolves(const std::string& program) const;
+  // Whether `program` (argv[0]) names an executable in `c`'s view, as the
+  // runtime would find it (PATH of the container when it has no '/'; a
+  // relative path from /root, its working directory).
+  bool resolves(const SandboxContainer& c, const std::string& program) const;
   // The bwrap argv that runs `command` in `c`'s view, with `freezer_socket`
   // (a host path) bound at kSandboxFreezerSocket.
   Result<std::vector<std::string>> argv(const SandboxContainer& c, const std::vector<std::string>& command,

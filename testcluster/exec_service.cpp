@@ -174,13 +174,13 @@ struct ExecSession : std::enable_shared_from_this<ExecSession> {
   // The command in the container's view (exec_sandbox.h): a real shell, the
   // image's programs and /usr/bin/virt-freezer, none of the host's files.
   void run_process() {
-    if (!sandbox->resolves(command[0])) {
+    std::filesystem::path dir = c.options().state_dir / "containers" / ns / pod / container;
+    if (!sandbox->resolves(SandboxContainer{dir, ns, pod, container}, command[0])) {
       // What the kubelet reports when the executable does not exist.
       fail_to_run("failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: "
                   "unable to start container process: exec: \"" + command[0] + "\": executable file not found in $PATH");
       return;
     }
-    std::filesystem::path dir = c.options().state_dir / "containers" / ns / pod / container;
     std::filesystem::path socket = c.options().state_dir / "s" / (std::to_string(id) + ".sock");
     std::error_code ec;
     std::filesystem::create_directories(socket.parent_path(), ec);
