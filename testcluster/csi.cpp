@@ -295,6 +295,9 @@ void Csi::bind_claim(const std::string& ns, const std::string& name) {
     std::string snap_name(kube::str_at(v, {"spec", source_field, "name"}));
     const Object* snap = c_.store().find(c_.resource(kVolumeSnapshots), ns, snap_name);
     if (!snap) return pending("ProvisioningFailed", "volumesnapshot \"" + snap_name + "\" not found");
+    if (const Fault* f = c_.faults().restore_pending(ns, name)) {
+      return pending("ProvisioningFailed", f->message.empty() ? "the CSI driver failed to restore volumesnapshot \"" + snap_name + "\"" : f->message);
+    }
     json::value sv(*snap);
     if (!kube::bool_at(sv, {"status", "readyToUse"}).value_or(false)) {
       return pending("Provisioning", "waiting for volumesnapshot \"" + snap_name + "\" to be ready to use");

@@ -4,6 +4,7 @@
 #include "kube/api_status.h"
 #include "kube/exec_protocol.h"
 #include "kube/object.h"
+#include "testcluster/exec_sandbox.h"
 #include "testcluster/kubevirt.h"
 #include "testcluster/net/child_process.h"
 
@@ -55,6 +56,8 @@ std::string command_line(const std::vector<std::string>& cmd) {
 // One exec stream: the WebSocket plus whatever runs behind it.
 struct ExecSession : std::enable_shared_from_this<ExecSession> {
   std::shared_ptr<size_t> running;  // the service's count of running sessions
+  std::shared_ptr<ExecSandbox> sandbox;
+  uint64_t id = 0;
   Cluster& c;
   std::string ns, pod, container;
   std::vector<std::string> command;
@@ -62,9 +65,15 @@ struct ExecSession : std::enable_shared_from_this<ExecSession> {
   std::shared_ptr<WebSocket> ws;
   std::shared_ptr<ChildProcess> child;
   std::shared_ptr<Timer> timer;
+  std::shared_ptr<FreezerEndpoint> freezer;  // the sandbox's virt-freezer talks to this
   bool finished = false;
 
-  ExecSession(ExecService& s, Cluster& cl) : running(s.running_), c(cl) {}
+  ExecSession(ExecService& s, Cluster& cl) : running(s.running_), sandbox(s.sandbox_), id(++s.sessions_), c(cl) {}
+
+  void close_freezer() {
+    if (freezer) freezer->close();
+    freezer.reset();
+  }
 
   void send(ExecChannel ch, const std::string& data) {
     if (ws && ws->open() && !data.empty()) ws->send(encode_exec_frame(ch, data));
@@ -73,6 +82,7 @@ struct ExecSession : std::enable_shared_from_this<ExecSession> {
   void finish(int exit_code, const std::string& out, const std::string& err) {
     if (finished) return;
     finished = true;
+    close_freezer();
     --*running;
     send(ExecChannel::kStdout, out);
     send(ExecChannel::kStderr, err);
@@ -85,6 +95,7 @@ struct ExecSession : std::enable_shared_from_this<ExecSession> {
   void fail_to_run(const std::string& message) {
     if (finished) return;
     finished = true;
+    close_freezer();
     --*running;
     if (ws && ws->open()) {
       ws->send(encode_exec_frame(ExecChannel::kError, kube::status_json(500, "InternalError", message)));
@@ -103,6 +114,7 @@ struct ExecSession : std::enable_shared_from_this<ExecSession> {
     // The client went away: stop whatever runs, as the kubelet does.
     if (child) child->kill();
     if (timer) timer->cancel();
+    close_freezer();
     if (!finished) {
       finished = true;
       --*running;
@@ -159,13 +171,33 @@ struct ExecSession : std::enable_shared_from_this<ExecSession> {
     run_process();
   }
 
+  // The command in the container's view (exec_sandbox.h): a real shell, the
+  // image's programs and /usr/bin/virt-freezer, none of the host's files.
   void run_process() {
     std::filesystem::path dir = c.options().state_dir / "containers" / ns / pod / container;
+    if (!sandbox->resolves(SandboxContainer{dir, ns, pod, container}, command[0])) {
+      // What the kubelet reports when the executable does not exist.
+      fail_to_run("failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: "
+                  "unable to start container process: exec: \"" + command[0] + "\": executable file not found in $PATH");
+      return;
+    }
+    std::filesystem::path socket = c.options().state_dir / "s" / (std::to_string(id) + ".sock");
     std::error_code ec;
-    std::filesystem::create_directories(dir / "tmp", ec);
-    EnvVars env = {{"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-                   {"HOME", dir.string()},
-                   {"TMPDIR", (dir / "tmp").string()},
+    std::filesystem::create_directories(socket.parent_path(), ec);
+    Cluster* cluster = &c;
+    auto endpoint = FreezerEndpoint::listen(c.loop(), socket, [cluster, ns = ns, pod = pod](const std::vector<std::string>& args,
+                                                                                           FreezerEndpoint::Reply reply) {
+      // The launcher of this pod, looked up now: the VM may have gone meanwhile.
+      cluster->kubevirt().virt_freezer(cluster->kubevirt().guest_for_pod(ns, pod), args,
+                                       [reply](std::string out, std::string err, int code) { reply(out, err, code); });
+    });
+    if (!endpoint) return fail_to_run("failed to exec in container: " + endpoint.error().message);
+    freezer = *endpoint;
+    auto argv = sandbox->argv(SandboxContainer{dir, ns, pod, container}, command, socket);
+    if (!argv) return fail_to_run("failed to exec in container: " + argv.error().message);
+    EnvVars env = {{"PATH", ExecSandbox::container_path()},
+                   {"HOME", "/root"},
+                   {"TMPDIR", "/tmp"},
                    {"HOSTNAME", pod},
                    {"POD_NAMESPACE", ns}};
     std::weak_ptr<ExecSession> weak = shared_from_this();
@@ -179,19 +211,13 @@ struct ExecSession : std::enable_shared_from_this<ExecSession> {
     cb.on_exit = [weak](int code) {
       if (auto s = weak.lock()) s->finish(code, "", "");
     };
-    auto started = ChildProcess::start(c.loop(), command, env, dir, cb);
-    if (!started) {
-      // What the kubelet reports when the executable does not exist.
-      std::string msg = "failed to exec in container: failed to start exec: OCI runtime exec failed: exec failed: "
-                        "unable to start container process: exec: \"" + command[0] + "\": executable file not found in $PATH";
-      fail_to_run(msg);
-      return;
-    }
+    auto started = ChildProcess::start(c.loop(), *argv, env, dir, cb);
+    if (!started) return fail_to_run("failed to exec in container: " + started.error().message);
     child = *started;
   }
 };
 
-ExecService::ExecService(Cluster& c) : c_(c) {}
+ExecService::ExecService(Cluster& c) : c_(c), sandbox_(std::make_shared<ExecSandbox>(c.options().state_dir)) {}
 
 void ExecService::handle(ServerRequest&& req, std::shared_ptr<Responder> r, const std::string& ns, const std::string& pod) {
   const Object* p = c_.store().find(c_.resource(kube::resources::kPods), ns, pod);

@@ -4,14 +4,18 @@
 // What runs, in order: an injected exec fault (hang, fail, drop); virt-freezer
 // in a launcher pod's compute container (as argv, or as the simple command of
 // `sh -c`), emulated by KubeVirt; a scenario-scripted answer whose pattern
-// matches the command line; otherwise the command itself, as a real local
-// process in a private working directory per container (stdin, stdout, stderr
-// streamed; closing the stream kills it).
+// matches the command line; otherwise the command itself, in a real shell
+// inside the container's own file-system view (exec_sandbox.h: bubblewrap,
+// /usr/bin/virt-freezer relayed to the simulated launcher, none of the host's
+// files), stdin, stdout, stderr streamed, closing the stream kills it.
+// Bare-argv (and simple `sh -c`) virt-freezer calls stay on the in-process
+// fast path: the sandbox costs a few ms per exec (docs/testcluster.md "Exec").
 #pragma once
 
 #include <memory>
 
 #include "testcluster/cluster.h"
+#include "testcluster/exec_sandbox.h"
 
 namespace kvb::testcluster {
 
@@ -27,6 +31,8 @@ class ExecService {
   // Shared with the sessions, which may close after the service is gone
   // (a client hanging up while the cluster stops).
   std::shared_ptr<size_t> running_ = std::make_shared<size_t>(0);
+  std::shared_ptr<ExecSandbox> sandbox_;
+  uint64_t sessions_ = 0;  // names each sandboxed exec's virt-freezer socket
 };
 
 }  // namespace kvb::testcluster

@@ -9,7 +9,8 @@ namespace json = boost::json;
 
 namespace {
 const char* kTypes[] = {"api-error", "latency", "exec-hang", "exec-fail", "exec-drop", "watch-disconnect",
-                        "agent-disconnect", "snapshot-cut-delay", "snapshot-fail", "export-restart"};
+                        "agent-disconnect", "snapshot-cut-delay", "snapshot-fail", "export-restart",
+                        "export-unreachable", "export-wrong-token", "restore-pending"};
 
 bool field_matches(const std::string& want, const std::string& have) { return want.empty() || want == have; }
 }  // namespace
@@ -44,7 +45,7 @@ Result<Fault> Faults::add(const json::value& spec, const std::string& origin) {
   if (!known) {
     return r.error("type", "\"" + f.type + "\" is not a fault type (api-error, latency, exec-hang, exec-fail, "
                                           "exec-drop, watch-disconnect, agent-disconnect, snapshot-cut-delay, snapshot-fail, "
-                                          "export-restart)");
+                                          "export-restart, export-unreachable, export-wrong-token, restore-pending)");
   }
   KVB_TRY(f.verb, r.str("verb"));
   KVB_TRY(f.resource, r.str("resource"));
@@ -137,6 +138,14 @@ const Fault* Faults::snapshot_failure(const std::string& ns, const std::string& 
 
 const Fault* Faults::agent_disconnect(const std::string& ns, const std::string& vm) {
   return fire([&](const Fault& f) { return f.type == "agent-disconnect" && field_matches(f.ns, ns) && field_matches(f.vm, vm); });
+}
+
+const Fault* Faults::restore_pending(const std::string& ns, const std::string& pvc) {
+  return fire([&](const Fault& f) { return f.type == "restore-pending" && field_matches(f.ns, ns) && field_matches(f.pvc, pvc); });
+}
+
+const Fault* Faults::export_fault(const std::string& type, const std::string& ns, const std::string& name) {
+  return fire([&](const Fault& f) { return f.type == type && field_matches(f.ns, ns) && field_matches(f.name, name); });
 }
 
 }  // namespace kvb::testcluster

@@ -23,6 +23,7 @@ struct Fault {
   uint64_t id = 0;
   std::string type;  // api-error latency exec-hang exec-fail exec-drop watch-disconnect
                      // agent-disconnect snapshot-cut-delay snapshot-fail export-restart
+                     // export-unreachable export-wrong-token restore-pending
   std::string verb, resource, ns, name, vm, pod, container, command, pvc;
   double rate = 1.0;
   int64_t count = 0;
@@ -58,6 +59,10 @@ class Faults {
   std::optional<Duration> snapshot_cut_delay(const std::string& ns, const std::string& vm, const std::string& pvc);
   const Fault* snapshot_failure(const std::string& ns, const std::string& vm, const std::string& pvc);
   const Fault* agent_disconnect(const std::string& ns, const std::string& vm);
+  // restore-pending: a claim `pvc` in `ns` made from a VolumeSnapshot is not provisioned.
+  const Fault* restore_pending(const std::string& ns, const std::string& pvc);
+  // export-unreachable / export-wrong-token for the export ns/name (decided once per export).
+  const Fault* export_fault(const std::string& type, const std::string& ns, const std::string& name);
 
  private:
   Fault* fire(const std::function<bool(const Fault&)>& match);

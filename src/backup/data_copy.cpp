@@ -112,6 +112,7 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   }
   net::DownloadOptions dopt;
   dopt.connections = ctx.connections;
+  dopt.retry_budget = ctx.retry_budget;
   dopt.headers = {{kubevirt::kExportTokenHeader, link.token}};
   dopt.transport.ca_pem = link.ca_pem;
   dopt.transport.trust_hint = " and the export's links.external.cert";
@@ -140,7 +141,8 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   const auto& got = download.get();
   // A put that failed first makes the download fail with kIo (its reader went away): report the put's error then.
   if (!got && (put || got.error().code != Errc::kIo)) {
-    return Error(got.error().code, "download of " + vol.pvc + "'s snapshot failed: " + got.error().message);
+    std::string why = got.error().code == Errc::kUnauthorized ? "the exporter refused the export token (401 Unauthorized): " : "";
+    return Error(got.error().code, "download of " + vol.pvc + "'s snapshot failed: " + why + got.error().message);
   }
   if (!put) return Error(put.error().code, "repository put failed: " + put.error().message);
   if (put->bytes != got->bytes) {
@@ -162,14 +164,17 @@ std::string data_series(const std::string& cluster_id, const std::string& ns, co
   return cluster_id + "/" + ns + "/" + vm + "/" + volume;
 }
 
-std::string cluster_id(kube::Client& client) {
-  if (auto ns = client.get(kube::resources::kNamespaces, "", "kube-system")) {
+Result<std::string> cluster_id(kube::Client& client) {
+  auto ns = client.get(kube::resources::kNamespaces, "", "kube-system");
+  if (ns) {
     std::string uid(kube::uid_of(*ns));
     if (!uid.empty()) return "cluster-" + uid;
+  } else if (ns.error().code != Errc::kNotFound) {
+    return Error(ns.error().code, "cannot read namespace kube-system, whose uid names the repository's series: " + ns.error().message);
   }
   auto u = boost::urls::parse_uri(client.config().cluster.server);
   if (u) return std::string(u->encoded_host()) + (u->has_port() ? "-" + std::string(u->port()) : "");
-  return "cluster";
+  return std::string("cluster");
 }
 
 void copy_volume(const DataCopyContext& ctx, const record::VmRecord& vm, record::VolumeRecord& vol, std::stop_token stop) {

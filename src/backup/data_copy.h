@@ -54,6 +54,7 @@ struct DataCopyContext {
   std::string run_uid;
   std::chrono::milliseconds export_timeout{600'000};  // until the export is Ready
   unsigned connections = 4;                          // Range requests in flight per volume
+  std::chrono::milliseconds retry_budget{60'000};    // a failing range (or HEAD) is retried this long
   std::function<void(const std::string&)> say;
   TransferFn transfer;  // may be empty; called from the copying threads
 };
@@ -63,8 +64,10 @@ struct DataCopyContext {
 std::string data_series(const std::string& cluster_id, const std::string& ns, const std::string& vm, const std::string& volume);
 
 // A stable name for the cluster: the uid of its kube-system namespace (what
-// Velero and Kasten use), else the API server's host.
-std::string cluster_id(kube::Client& client);
+// Velero and Kasten use), else (no kube-system) the API server's host. Any
+// other error (Forbidden: the copy-data role's namespaces rule is missing) is
+// an error: a silent fallback would start a new series and lose the dedup.
+Result<std::string> cluster_id(kube::Client& client);
 
 // Copies one volume's snapshot into the repository and fills vol.copy.
 void copy_volume(const DataCopyContext& ctx, const record::VmRecord& vm, record::VolumeRecord& vol, std::stop_token stop);

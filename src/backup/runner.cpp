@@ -153,6 +153,11 @@ Result<record::BackupRecord> BackupRunner::run(std::stop_token stop) {
   for (const auto& l : recovered.lines) say("recover: " + l);
   for (const auto& pr : recovered.problems) say("recover: " + pr);
   KVB_TRY(auto plan, prepare(*client_, spec_));
+  // The repository series' cluster name, before anything is frozen: a copy that cannot be named costs no freeze.
+  std::string data_cluster;
+  if (spec_.copy_data) {
+    KVB_TRY(data_cluster, cluster_id(*client_));
+  }
 
   record::BackupRecord rec;
   rec.name = spec_.name;
@@ -243,8 +248,8 @@ Result<record::BackupRecord> BackupRunner::run(std::stop_token stop) {
   }
   if (spec_.copy_data && !stop.stop_requested()) {
     // Every VM is thawed (or its thaw is being retried by recover): copying never holds a freeze.
-    DataCopyContext dc{client_, *data_repository_, cluster_id(*client_), spec_.name, rec.uid, spec_.ready_timeout, 4,
-                       [&say](const std::string& line) { say(line); }, transfer_};
+    DataCopyContext dc{client_, *data_repository_, data_cluster, spec_.name, rec.uid, spec_.ready_timeout, 4,
+                       spec_.data_retry_budget, [&say](const std::string& line) { say(line); }, transfer_};
     copy_backup_data(dc, rec.vms, spec_.data_concurrency, stop);
     for (const auto& ns : plan.namespaces) {
       auto left = remove_copy_leftovers(*client_, ns, rec.uid);  // none, unless a delete failed above

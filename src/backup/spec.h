@@ -26,6 +26,9 @@ struct BackupSpec : record::BackupOptions {
   // The storage's clock may differ from ours this much: a cut time outside the
   // freeze by more than this is never counted (backup/verdict.h).
   std::chrono::milliseconds clock_skew{2'000};
+  // --copy-data: a range (or the size request) of a download is retried this
+  // long from its first failure (an exporter restarting) before the copy fails.
+  std::chrono::milliseconds data_retry_budget{60'000};
 
   // The guest's auto-thaw timer kvbackup sets: never shorter than the freeze
   // deadline allows, plus a margin for the thaw itself.

@@ -8,7 +8,10 @@
 
 #include <boost/json.hpp>
 
+#include <netinet/in.h>
 #include <random>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace kvb::testcluster {
 namespace json = boost::json;
@@ -51,11 +54,22 @@ ExportController::ExportController(Cluster& c) : c_(c) {
   } else {
     server_error_ = s.error().message;
   }
+  // The unreachable exporter: a port bound (so no one else gets it) where nothing listens.
+  closed_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  if (closed_fd_ >= 0 && ::bind(closed_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(closed_fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    closed_url_ = "https://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  }
 }
 
 ExportController::~ExportController() {
   for (auto& [k, t] : ttl_timers_) t->cancel();
   if (server_) server_->stop();
+  if (closed_fd_ >= 0) ::close(closed_fd_);
 }
 
 void ExportController::arm_restart(int64_t after_bytes, int64_t times) {
@@ -84,6 +98,7 @@ void ExportController::on_change(const StoreEvent& e) {
         it->second->cancel();
         ttl_timers_.erase(it);
       }
+      faulted_.erase(key(ns, name));
       if (server_) server_->withdraw(ns, name);
       return;
     }
@@ -204,7 +219,15 @@ void ExportController::reconcile(const std::string& ns, const std::string& name)
   bool claims_bound = reason.empty() || reason == "inUse";
   std::string pvc_reason = "Bound", pvc_message;
   json::array ext_vols, int_vols;
-  std::string base = server_ ? server_->url() : "";
+  // Injected faults are decided at an export's first reconcile and hold for its life.
+  if (!faulted_.count(key(ns, name))) {
+    InjectedFaults f;
+    f.unreachable = !closed_url_.empty() && c_.faults().export_fault("export-unreachable", ns, name);
+    f.wrong_token = c_.faults().export_fault("export-wrong-token", ns, name) != nullptr;
+    faulted_[key(ns, name)] = f;
+  }
+  const InjectedFaults injected = faulted_.count(key(ns, name)) ? faulted_[key(ns, name)] : InjectedFaults{};
+  std::string base = injected.unreachable ? closed_url_ : server_ ? server_->url() : "";
   for (const auto& claim : claims) {
     const Object* pvc = c_.store().find(c_.resource(kPersistentVolumeClaims), ns, claim);
     if (!pvc || kube::str_at(*pvc, {"status", "phase"}) != "Bound") {
@@ -237,7 +260,7 @@ void ExportController::reconcile(const std::string& ns, const std::string& name)
   std::string ca = c_.ca().cert_pem;
   if (reason.empty()) {
     ExportEntry entry;
-    entry.token = token;
+    entry.token = injected.wrong_token ? token + "-rotated" : token;
     for (const auto& claim : claims) {
       (void)c_.csi().sync_bytes(ns, claim);
       entry.volumes[claim] = ExportedVolume{c_.csi().volume_store().claim_path(ns, claim)};

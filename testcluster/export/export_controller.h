@@ -17,6 +17,10 @@
 //   served), links.internal with the svc host, serviceName, tokenSecretRef,
 //   conditions Ready and PVCReady. A source that goes away after Ready turns
 //   the export Terminated.
+// - Faults (decided once per export, at its first reconcile; `count` counts exports): export-unreachable
+//   publishes links.external at a port where nothing listens (a socket bound
+//   but never listening: connections are refused); export-wrong-token makes
+//   the exporter expect a token other than the Secret's (every request 401).
 //
 // Invariant: the server publishes an export exactly while its phase is Ready;
 // everything runs on the cluster's loop thread except the server's own threads.
@@ -56,6 +60,12 @@ class ExportController {
   std::string server_error_;
   std::set<std::string> exports_;                                // "ns/name"
   std::map<std::string, std::shared_ptr<Timer>> ttl_timers_;     // "ns/name"
+  struct InjectedFaults {
+    bool unreachable = false, wrong_token = false;
+  };
+  std::map<std::string, InjectedFaults> faulted_;               // "ns/name"
+  int closed_fd_ = -1;                                           // bound, never listening
+  std::string closed_url_;                                       // https://127.0.0.1:<its port>
 };
 
 }  // namespace kvb::testcluster

@@ -7,18 +7,28 @@
 #include "common/atomic_file.h"
 #include "common/yaml_json.h"
 #include "kube/object.h"
+#include "kube/resource.h"
+#include "kubevirt/resources.h"
+#include "record/naming.h"
+#include "repo/repository.h"
 #include "restore/runner.h"
 
 #include <boost/json.hpp>
 #include <gmock/gmock.h>
+
+#include <algorithm>
 
 namespace kvb::testing {
 namespace {
 using ::testing::HasSubstr;
 namespace json = boost::json;
 
-// One ClusterRole of deploy/rbac.yaml as scenario token rules, without `drop`.
+// One ClusterRole of deploy/rbac.yaml as scenario token rules, without `drop`
+// (a resource: its whole rule; "resource:verb": that verb of its rule).
 std::string role_rules(const std::string& role, const std::string& drop = {}) {
+  const auto colon = drop.find(':');
+  const std::string drop_resource = drop.substr(0, colon);
+  const std::string drop_verb = colon == std::string::npos ? "" : drop.substr(colon + 1);
   auto text = read_file(std::filesystem::path(KVB_SOURCE_DIR) / "deploy/rbac.yaml");
   if (!text) throw std::runtime_error(text.error().message);
   auto docs = parse_yaml_documents(*text, "deploy/rbac.yaml");
@@ -27,10 +37,17 @@ std::string role_rules(const std::string& role, const std::string& drop = {}) {
   for (const auto& d : *docs) {
     if (kube::str_at(d, {"kind"}) != "ClusterRole" || kube::str_at(d, {"metadata", "name"}) != role) continue;
     for (const auto& rule : *kube::array_at(d, {"rules"})) {
-      std::string verbs, resources;
-      for (const auto& v : *kube::array_at(rule, {"verbs"})) verbs += (verbs.empty() ? "" : ", ") + std::string(v.as_string());
+      std::string verbs, resources, less_verbs;
+      for (const auto& v : *kube::array_at(rule, {"verbs"})) {
+        verbs += (verbs.empty() ? "" : ", ") + std::string(v.as_string());
+        if (v.as_string() != drop_verb) less_verbs += (less_verbs.empty() ? "" : ", ") + std::string(v.as_string());
+      }
       for (const auto& r : *kube::array_at(rule, {"resources"})) {
-        if (r.as_string() == drop) continue;
+        if (r.as_string() == drop_resource && drop_verb.empty()) continue;
+        if (r.as_string() == drop_resource) {
+          if (!less_verbs.empty()) out += "      - {verbs: [" + less_verbs + "], resources: [" + drop_resource + "]}\n";
+          continue;
+        }
         resources += (resources.empty() ? "" : ", ") + std::string(r.as_string());
       }
       if (!resources.empty()) out += "      - {verbs: [" + verbs + "], resources: [" + resources + "]}\n";
@@ -40,14 +57,14 @@ std::string role_rules(const std::string& role, const std::string& drop = {}) {
   return out;
 }
 
-std::string scenario(const std::string& rules) {
+std::string scenario(const std::string& rules, const std::string& size = "10Gi") {
   return R"(
 snapshotClasses: [{name: csi-snap, driver: csi.example.com, cutLatency: 30ms, readyLatency: 10ms}]
 storageClasses: [{name: fast, provisioner: csi.example.com}]
 namespaces:
   - name: prod
     vms:
-      - {name: db, count: 2, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
+      - {name: db, count: 2, volumes: [{name: root, type: dataVolume, storageClass: fast, size: )" + size + R"(}]}
   - name: lab
 tokens:
   - user: system:serviceaccount:kvbackup:kvbackup
@@ -136,6 +153,126 @@ TEST(Rbac, TheRestoreRoleIsEnoughForARestoreIntoAnotherNamespace) {
   auto r = runner.run();
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->phase, restore::RestorePhase::kCompleted) << r->vms[0].reason;
+}
+
+// A --copy-data backup as the kvbackup user holding the exec role and the
+// copy-data role without `drop`; everything the run said (error, VM reasons,
+// problems, copy errors, warnings) in one text.
+struct CopyRun {
+  std::optional<record::BackupRecord> rec;
+  std::string said;
+};
+
+CopyRun copy_as_kvbackup(const std::string& drop) {
+  CopyRun out;
+  BackupFixture f(scenario(role_rules("kvbackup-backup-exec") + role_rules("kvbackup-copy-data", drop), "8Mi"));
+  auto repo_dir = f.location_dir / "repository";
+  std::filesystem::create_directories(repo_dir);
+  if (auto st = repo::Repository::init(repo_dir, Secret("pw")); !st) throw std::runtime_error(st.error().message);
+  auto repo = repo::Repository::open(repo_dir, Secret("pw"));
+  if (!repo) throw std::runtime_error(repo.error().message);
+  auto spec = f.spec("copy");
+  spec.copy_data = true;
+  spec.ready_timeout = std::chrono::seconds(10);
+  backup::BackupRunner runner(as_kvbackup(f.tc), *f.location, spec, {}, repo->get());
+  auto rec = runner.run({});
+  if (!rec) {
+    out.said = rec.error().message;
+  } else {
+    f.expect_truthful(*rec);
+    out.said = rec->error;
+    for (const auto& w : rec->warnings) out.said += " " + w;
+    for (const auto& v : rec->vms) {
+      out.said += " " + v.reason;
+      for (const auto& p : v.problems) out.said += " " + p;
+    }
+    out.rec = std::move(*rec);
+  }
+  f.expect_nothing_frozen();
+  // Whatever a denied rule made the run leave, an admin sees no temporary of the
+  // copy (unless the rule denied was the delete itself: then the warning says so).
+  if (drop.ends_with(":delete")) return out;
+  kube::ListOptions lo;
+  lo.label_selector = std::string(record::kRoleLabel) + "=" + record::kDataCopyRole;
+  for (const auto* ref : {&kube::resources::kPersistentVolumeClaims, &kubevirt::kVirtualMachineExports, &kube::resources::kSecrets}) {
+    auto left = f.tc.client()->list(*ref, "prod", lo);
+    EXPECT_TRUE(left && left->items.empty()) << drop << ": " << ref->resource << " left behind";
+  }
+  return out;
+}
+
+TEST(Rbac, TheCopyDataRoleIsEnoughForACopyAndEachOfItsRulesIsNeeded) {
+  auto full = copy_as_kvbackup("");
+  ASSERT_TRUE(full.rec) << full.said;
+  for (const auto& v : full.rec->vms) {
+    EXPECT_EQ(v.phase, record::VmPhase::kCompleted) << v.reason;
+    for (const auto& vol : v.volumes) EXPECT_TRUE(vol.copy && vol.copy->ok()) << v.name << " " << vol.name;
+  }
+  EXPECT_THAT(full.rec->warnings, ::testing::IsEmpty());
+  // Each rule taken away in turn: the copy (or the run, before anything is
+  // frozen) fails with the API server's Forbidden naming the resource.
+  std::vector<std::string> rules;
+  auto text = read_file(std::filesystem::path(KVB_SOURCE_DIR) / "deploy/rbac.yaml");
+  ASSERT_TRUE(text);
+  auto docs = parse_yaml_documents(*text, "deploy/rbac.yaml");
+  ASSERT_TRUE(docs);
+  for (const auto& d : *docs) {
+    if (kube::str_at(d, {"metadata", "name"}) != "kvbackup-copy-data" || kube::str_at(d, {"kind"}) != "ClusterRole") continue;
+    for (const auto& rule : *kube::array_at(d, {"rules"})) {
+      for (const auto& r : *kube::array_at(rule, {"resources"})) rules.emplace_back(r.as_string());
+    }
+  }
+  ASSERT_GE(rules.size(), 4u);
+  for (const auto& drop : rules) {
+    SCOPED_TRACE("without " + drop);
+    auto t0 = std::chrono::steady_clock::now();
+    auto less = copy_as_kvbackup(drop);
+    std::printf("without %s (%.1f s): %s\n", drop.c_str(), std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                less.said.substr(0, 300).c_str());
+    EXPECT_THAT(less.said, HasSubstr("resource \"" + drop + "\"")) << drop;
+    EXPECT_THAT(less.said, ::testing::AnyOf(HasSubstr("forbidden"), HasSubstr("Forbidden"))) << drop;
+    if (less.rec) {
+      for (const auto& v : less.rec->vms) EXPECT_NE(v.phase, record::VmPhase::kCompleted) << drop << ": " << v.name;
+    }
+  }
+}
+
+// Each verb of each copy-data rule: taken away alone, the run names the
+// resource in a Forbidden (the copy fails, or, for list and delete, the run
+// warns that temporaries may be left), unless the backup role grants the same
+// verb on the same resource (the copy-data role repeats it to stand alone).
+TEST(Rbac, EachVerbOfTheCopyDataRoleIsNeededOrGrantedByTheBackupRole) {
+  auto verbs_of = [](const std::string& role) {
+    std::vector<std::pair<std::string, std::string>> out;  // (resource, verb)
+    auto text = read_file(std::filesystem::path(KVB_SOURCE_DIR) / "deploy/rbac.yaml");
+    auto docs = parse_yaml_documents(*text, "deploy/rbac.yaml");
+    for (const auto& d : *docs) {
+      if (kube::str_at(d, {"metadata", "name"}) != role || kube::str_at(d, {"kind"}) != "ClusterRole") continue;
+      for (const auto& rule : *kube::array_at(d, {"rules"})) {
+        for (const auto& r : *kube::array_at(rule, {"resources"})) {
+          for (const auto& v : *kube::array_at(rule, {"verbs"})) out.emplace_back(r.as_string(), v.as_string());
+        }
+      }
+    }
+    return out;
+  };
+  auto backup_role = verbs_of("kvbackup-backup-exec");
+  auto copy_role = verbs_of("kvbackup-copy-data");
+  ASSERT_FALSE(copy_role.empty());
+  int needed = 0, repeated = 0;
+  for (const auto& [resource, verb] : copy_role) {
+    bool in_backup_role = std::find(backup_role.begin(), backup_role.end(), std::make_pair(resource, verb)) != backup_role.end();
+    auto less = copy_as_kvbackup(resource + ":" + verb);
+    bool named = less.said.find("resource \"" + resource + "\"") != std::string::npos &&
+                 less.said.find("forbidden") != std::string::npos;
+    std::printf("without %s %s: %s\n", verb.c_str(), resource.c_str(),
+                named ? "named in a Forbidden" : in_backup_role ? "granted by kvbackup-backup-exec too" : "NOT NOTICED");
+    EXPECT_TRUE(named || in_backup_role) << verb << " " << resource << " is granted but nothing needs it: " << less.said;
+    needed += named;
+    repeated += !named && in_backup_role;
+  }
+  EXPECT_GT(needed, 0);
+  std::printf("%d verbs needed, %d repeated from the backup role\n", needed, repeated);
 }
 
 }  // namespace

@@ -3,6 +3,12 @@
 // refreshes failed past its expiry, or a lock file someone deleted): for the
 // record-write cells of the fault matrix and the adversarial tests.
 // Everything else goes to the wrapped location.
+//
+// FullDiskLocation: a disk of `capacity` bytes under a location (the
+// repository of the copy-data cells): once the bytes written through it would
+// exceed the capacity, every write fails with ENOSPC's message, as a small
+// file system would (a tmpfs needs root to mount; this needs nothing).
+// Thread-safe (the repository's put writes from several threads).
 #pragma once
 
 #include "location/location.h"
@@ -65,6 +71,57 @@ class FailingLocation : public location::Location {
   location::Location& inner_;
   StorageFault fault_;
   int record_writes_ = 0;
+};
+
+class FullDiskLocation : public location::Location {
+ public:
+  FullDiskLocation(std::shared_ptr<location::Location> inner, uint64_t capacity) : inner_(std::move(inner)), capacity_(capacity) {}
+  std::string describe() const override { return inner_->describe(); }
+  Status put(const std::string& path, std::string_view data, bool secret) override {
+    KVB_CHECK(take(path, data.size()));
+    return inner_->put(path, data, secret);
+  }
+  Status put_deferred(const std::string& path, std::string_view data, bool secret) override {
+    KVB_CHECK(take(path, data.size()));
+    return inner_->put_deferred(path, data, secret);
+  }
+  Status create(const std::string& path, std::string_view data) override {
+    KVB_CHECK(take(path, data.size()));
+    return inner_->create(path, data);
+  }
+  Status sync() override { return inner_->sync(); }
+  Result<std::string> get(const std::string& path) const override { return inner_->get(path); }
+  Result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t length) const override {
+    return inner_->read_range(path, offset, length);
+  }
+  Result<std::vector<location::FileInfo>> walk(const std::string& dir) const override { return inner_->walk(dir); }
+  unsigned parallelism() const override { return inner_->parallelism(); }
+  bool exists(const std::string& path) const override { return inner_->exists(path); }
+  Result<std::vector<std::string>> list(const std::string& dir) const override { return inner_->list(dir); }
+  Status remove(const std::string& path) override { return inner_->remove(path); }
+  std::optional<std::filesystem::path> local_root() const override { return inner_->local_root(); }
+  Result<std::unique_ptr<location::Lock>> lock_path(const std::string& path, std::chrono::milliseconds wait) override {
+    return inner_->lock_path(path, wait);
+  }
+  Result<std::unique_ptr<location::Lock>> lock(location::LockMode mode, std::chrono::milliseconds wait) override {
+    return inner_->lock(mode, wait);
+  }
+  uint64_t refused() const { return refused_; }
+
+ private:
+  Status take(const std::string& path, size_t n) {
+    uint64_t before = used_.fetch_add(n);
+    if (before + n > capacity_) {
+      used_.fetch_sub(n);
+      ++refused_;
+      return Error(Errc::kIo, "cannot write " + path + ": No space left on device");
+    }
+    return ok();
+  }
+  std::shared_ptr<location::Location> inner_;
+  uint64_t capacity_;
+  std::atomic<uint64_t> used_{0};
+  std::atomic<uint64_t> refused_{0};
 };
 
 }  // namespace kvb::testing

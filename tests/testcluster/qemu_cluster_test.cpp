@@ -157,9 +157,15 @@ TEST(QemuCluster, RealGuestFreezesSnapshotsTellCleanFromDirtyAndItsBackupBootsIn
       return r ? *r : ProcessResult{};
     };
 
-    // Frozen through virt-freezer: the real agent reports "frozen" in the VMI.
-    ProcessResult fr = kubectl("freeze");
+    // Frozen through virt-freezer in a Stork-style compound shell command (the
+    // exec sandbox's virt-freezer reaches this launcher's real agent): the real
+    // agent reports "frozen" in the VMI.
+    auto compound = run_kubectl(tc.kubeconfig(), {"exec", "-n", "prod", pod, "-c", "compute", "--", "sh", "-c",
+                                                  "/usr/bin/virt-freezer --freeze --name real --namespace prod && echo ok"});
+    ASSERT_TRUE(compound.has_value());
+    ProcessResult fr = *compound;
     ASSERT_EQ(fr.exit_code, 0) << fr.err;
+    EXPECT_EQ(fr.out, "ok\n");
     auto frozen = kube::wait_for_object(
         c, kVmi, "prod", "real", [](const json::object* o) { return o && kube::str_at(*o, {"status", "fsFreezeStatus"}) == "frozen"; },
         20s);
