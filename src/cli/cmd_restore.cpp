@@ -163,7 +163,9 @@ int create(const GlobalOptions& g, const RestoreOptions& o) {
     if (auto st = (*loc)->put(restore::restore_record_path(rec->name), json::serialize(rec->to_json()), true); !st) {
       return report_error(st.error().with_context("recording the verification"));
     }
-    for (const auto& v : rec->vms) verified = verified && (!v.verification || v.verification->result == "Passed");
+    for (const auto& v : rec->vms) {
+      verified = verified && (!v.verification || (v.verification->result == "Passed" && v.verification->problems.empty()));
+    }
   }
   if (o.output == "json") {
     std::printf("%s\n", json::serialize(rec->to_json()).c_str());
@@ -196,7 +198,7 @@ int verify_backup(const GlobalOptions& g, const RestoreOptions& o) {
   bool passed = true;
   json::array arr;
   for (const auto& v : *results) {
-    passed = passed && v.result == "Passed";
+    passed = passed && v.result == "Passed" && v.problems.empty();  // a copy left behind fails the run
     arr.push_back(restore::verification_json(v));
   }
   if (o.output == "json") {
