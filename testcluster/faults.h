@@ -22,7 +22,7 @@ namespace kvb::testcluster {
 struct Fault {
   uint64_t id = 0;
   std::string type;  // api-error latency exec-hang exec-fail exec-drop watch-disconnect
-                     // agent-disconnect snapshot-cut-delay snapshot-fail export-restart
+                     // agent-disconnect snapshot-cut-delay snapshot-fail export-restart export-no-ingress
   std::string verb, resource, ns, name, vm, pod, container, command, pvc;
   double rate = 1.0;
   int64_t count = 0;
@@ -58,6 +58,8 @@ class Faults {
   std::optional<Duration> snapshot_cut_delay(const std::string& ns, const std::string& vm, const std::string& pvc);
   const Fault* snapshot_failure(const std::string& ns, const std::string& vm, const std::string& pvc);
   const Fault* agent_disconnect(const std::string& ns, const std::string& vm);
+  // export-no-ingress (namespace, name of the export): a state, not an event, so it never counts hits.
+  bool export_no_ingress(const std::string& ns, const std::string& name) const;
 
  private:
   Fault* fire(const std::function<bool(const Fault&)>& match);
