@@ -7,6 +7,7 @@
 #include "common/atomic_file.h"
 #include "common/yaml_json.h"
 #include "kube/object.h"
+#include "repo/repository.h"
 #include "restore/runner.h"
 
 #include <boost/json.hpp>
@@ -136,6 +137,50 @@ TEST(Rbac, TheRestoreRoleIsEnoughForARestoreIntoAnotherNamespace) {
   auto r = runner.run();
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->phase, restore::RestorePhase::kCompleted) << r->vms[0].reason;
+}
+
+// --copy-data on a cluster without an Ingress (no links.external): the copy
+// role's pods/portforward is what reaches the exporter pod.
+TEST(Rbac, TheCopyRoleCopiesThroughPortForwardAndPodsPortforwardIsNeeded) {
+  auto copy_backup = [](const std::string& copy_rules, const std::string& name) {
+    // Small disks: this is about permissions, not bytes (the default 10Gi would be read whole).
+    std::string sc = scenario(role_rules("kvbackup-backup-exec") + copy_rules);
+    const std::string big = "type: dataVolume, storageClass: fast}";
+    sc.replace(sc.find(big), big.size(), "type: dataVolume, storageClass: fast, size: 16Mi}");
+    auto f = std::make_unique<BackupFixture>(sc);
+    f->tc.add_fault(R"({"type": "export-no-ingress"})");
+    const Secret pw("rbac test password");
+    auto dir = f->tc.dir() / "repository";
+    EXPECT_TRUE(repo::Repository::init(dir, pw));
+    auto repo = repo::Repository::open(dir, pw);
+    EXPECT_TRUE(repo) << repo.error().message;
+    auto s = f->spec(name);
+    s.copy_data = true;
+    backup::BackupRunner r(as_kvbackup(f->tc), *f->location, s, {}, repo->get());
+    auto rec = r.run({});
+    return std::make_pair(std::move(f), std::move(rec));
+  };
+  auto [f, rec] = copy_backup(role_rules("kvbackup-copy-data"), "copied");
+  ASSERT_TRUE(rec) << rec.error().message;
+  for (const auto& v : rec->vms) {
+    EXPECT_EQ(v.phase, record::VmPhase::kCompleted) << v.reason;
+    for (const auto& vol : v.volumes) {
+      ASSERT_TRUE(vol.copy) << vol.name;
+      EXPECT_EQ(vol.copy->transport, "port-forward");
+      EXPECT_TRUE(vol.copy->ok()) << vol.copy->error;
+    }
+  }
+  auto [less, denied] = copy_backup(role_rules("kvbackup-copy-data", "pods/portforward"), "denied");
+  ASSERT_TRUE(denied) << denied.error().message;
+  for (const auto& v : denied->vms) {
+    EXPECT_EQ(v.phase, record::VmPhase::kPartiallyFailed) << v.reason;
+    for (const auto& vol : v.volumes) {
+      ASSERT_TRUE(vol.copy) << vol.name;
+      EXPECT_FALSE(vol.copy->ok());
+      EXPECT_THAT(vol.copy->error, HasSubstr("cannot create resource \"pods/portforward\""));
+    }
+  }
+  less->expect_nothing_frozen();
 }
 
 }  // namespace
