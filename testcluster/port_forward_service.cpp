@@ -144,6 +144,24 @@ void serve_port_forward(Cluster& c, ServerRequest&& req, std::shared_ptr<Respond
   if (phase != "Running") {
     return r->respond(status_response(400, "unable to forward ports to pod " + pod + ": pod is not running (phase " + phase + ")"));
   }
+  if (!req.websocket) {
+    // kubectl port-forward: SPDY (a POST with Upgrade: SPDY/3.1), after its WebSocket
+    // tunnel (SPDY/3.1+portforward.k8s.io) was refused below.
+    return r->respond(status_response(400, "Upgrade request required: the test cluster serves port-forward over WebSocket "
+                                           "(v4.channel.k8s.io) only, not SPDY"));
+  }
+  std::string protocol;
+  bool acceptable = req.websocket_protocols.empty();
+  for (const auto& offered : req.websocket_protocols) {
+    if (protocol.empty() && (offered == kube::kPortForwardProtocolV4 || offered == "channel.k8s.io")) {
+      protocol = offered;
+      acceptable = true;
+    }
+  }
+  if (!acceptable) {
+    return r->respond(status_response(400, "none of the offered WebSocket subprotocols is supported for port-forward "
+                                           "(v4.channel.k8s.io, channel.k8s.io)"));
+  }
   // ports=8443 or ports=8443,9999, possibly repeated (the kubelet's V4Options).
   std::vector<uint16_t> ports;
   for (const auto& value : req.query_params("ports")) {
@@ -163,22 +181,6 @@ void serve_port_forward(Cluster& c, ServerRequest&& req, std::shared_ptr<Respond
     }
   }
   if (ports.empty()) return r->respond(status_response(400, "query parameter \"port\" is required"));
-  if (!req.websocket) {
-    return r->respond(status_response(400, "Upgrade request required: the test cluster serves port-forward over WebSocket "
-                                           "(v4.channel.k8s.io) only, not SPDY"));
-  }
-  std::string protocol;
-  bool acceptable = req.websocket_protocols.empty();
-  for (const auto& offered : req.websocket_protocols) {
-    if (protocol.empty() && (offered == kube::kPortForwardProtocolV4 || offered == "channel.k8s.io")) {
-      protocol = offered;
-      acceptable = true;
-    }
-  }
-  if (!acceptable) {
-    return r->respond(status_response(400, "none of the offered WebSocket subprotocols is supported for port-forward "
-                                           "(v4.channel.k8s.io, channel.k8s.io)"));
-  }
   auto session = std::make_shared<PortForwardSession>(c);
   session->ns = ns;
   session->pod = pod;

@@ -164,5 +164,17 @@ TEST_F(PortForward, KvbackupsClientTunnelsToTheExporterAndReportsWhatTheKubeletS
   EXPECT_EQ((*good)->error(), "");
 }
 
+// kubectl port-forward (1.31/1.32) speaks SPDY: first tunnelled in a WebSocket
+// (SPDY/3.1+portforward.k8s.io), then as a SPDY upgrade. The test cluster
+// serves neither: kubectl must fail at once and say why, never hang.
+TEST_F(PortForward, KubectlPortForwardFailsClearlyForWantOfSpdy) {
+  ASSERT_TRUE(kubectl_available()) << "kubectl is required (scripts/deps)";
+  ready_export("kctl");
+  auto r = run_kubectl(tc_->kubeconfig(), {"-n", "prod", "port-forward", "pod/virt-export-kctl", "0:8443"});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_NE(r->exit_code, 0);
+  EXPECT_THAT(r->err, HasSubstr("not SPDY")) << r->err;
+}
+
 }  // namespace
 }  // namespace kvb::testing
