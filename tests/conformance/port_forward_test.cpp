@@ -164,6 +164,26 @@ TEST_F(PortForward, KvbackupsClientTunnelsToTheExporterAndReportsWhatTheKubeletS
   EXPECT_EQ((*good)->error(), "");
 }
 
+TEST_F(PortForward, TheSocketIsHandedOutOnceAndDestroyingTheClientEndsTheTunnel) {
+  ready_export("ends");
+  // The socket is the user's, once.
+  auto pf = kube::open_port_forward(tc_->client(), {"prod", "virt-export-ends", 8443});
+  ASSERT_TRUE(pf) << pf.error().describe();
+  ::close((*pf)->take_fd());
+  EXPECT_EQ((*pf)->take_fd(), -1) << "the socket is handed out once";
+  // Destroying the client ends its tunnels: the user reads EOF, nothing hangs.
+  auto own = kube::Client::create(tc_->rest_config(), {});
+  ASSERT_TRUE(own) << own.error().describe();
+  auto held = kube::open_port_forward(*own, {"prod", "virt-export-ends", 8443});
+  ASSERT_TRUE(held) << held.error().describe();
+  int fd = (*held)->take_fd();
+  own->reset();
+  char c;
+  EXPECT_EQ(::read(fd, &c, 1), 0);
+  ::close(fd);
+  EXPECT_TRUE((*held)->ended());
+}
+
 // kubectl port-forward (1.31/1.32) speaks SPDY: first tunnelled in a WebSocket
 // (SPDY/3.1+portforward.k8s.io), then as a SPDY upgrade. The test cluster
 // serves neither: kubectl must fail at once and say why, never hang.
