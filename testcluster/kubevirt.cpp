@@ -113,6 +113,9 @@ Status KubeVirt::create_vm(const std::string& ns, const VmSpec& spec, const std:
   for (const auto& [k, v] : spec.annotations) annotations[k] = v;
   json::object tmpl_labels = labels;
   tmpl_labels["kubevirt.io/domain"] = name;
+  json::object tmpl_annotations = annotations;
+  if (spec.qemu_guest) tmpl_annotations[kGuestAnnotation] = "qemu";
+  if (spec.agent != AgentMode::kConnected) tmpl_annotations[kAgentAnnotation] = agent_mode_name(spec.agent);
   json::object tmpl_spec{{"domain", json::object{{"devices", json::object{{"disks", disks}}},
                                                  {"resources", json::object{{"requests", json::object{{"memory", "2Gi"}}}}}}},
                          {"volumes", volumes}};
@@ -122,7 +125,7 @@ Status KubeVirt::create_vm(const std::string& ns, const VmSpec& spec, const std:
             {"metadata", json::object{{"name", name}, {"namespace", ns}, {"labels", labels}, {"annotations", annotations}}},
             {"spec", json::object{{"runStrategy", spec.running ? "Always" : "Halted"},
                                   {"template", json::object{{"metadata", json::object{{"labels", tmpl_labels},
-                                                                                      {"annotations", annotations}}},
+                                                                                      {"annotations", tmpl_annotations}}},
                                                             {"spec", tmpl_spec}}}}}};
   if (!dv_templates.empty()) vm["spec"].as_object()["dataVolumeTemplates"] = dv_templates;
   auto created = c_.store().create(c_.resource(res::kVirtualMachines), ns, vm);

@@ -21,6 +21,15 @@
 
 namespace kvb::testcluster {
 
+// The guest travels with its VM (as a real guest's agent travels in its disk
+// image): a scenario VM with `guest: qemu` or an agent other than `connected`
+// carries these annotations in spec.template.metadata, so a copy of it made
+// through the API (a restore, another cluster) boots the same kind of guest.
+// A VM the scenario did not declare takes its guest from its VMI's annotations
+// (default: simulated, agent connected).
+inline constexpr const char* kGuestAnnotation = "testcluster.kvbackup.io/guest";  // simulated | qemu
+inline constexpr const char* kAgentAnnotation = "testcluster.kvbackup.io/agent";  // connected | none | unresponsive | vss10s
+
 // A running VMI (phase Running, launcher pod scheduled and running).
 struct Guest {
   std::string ns;

@@ -131,7 +131,8 @@ void QemuVms::start(const std::string& key, const fs::path& disk,
   auto image_dir = image_dir_;
   auto& loop = loop_;
   std::weak_ptr<bool> alive = alive_;
-  w->push([w_raw = w.get(), image_dir, disk, &loop, alive, on_agent](guest::QemuGuest*) {
+  w->push([w_raw = w.get(), image_dir, disk, &loop, alive, on_agent, key, probe_mu = probe_mu_,
+           probe = probe_](guest::QemuGuest*) {
     auto image = guest::GuestImage::locate(image_dir);
     if (!image) {
       post_if_alive(loop, alive, [on_agent, e = image.error()] { on_agent(e); });
@@ -154,6 +155,14 @@ void QemuVms::start(const std::string& key, const fs::path& disk,
     w_raw->set_booting((*g)->pid());
     auto up = (*g)->wait_for_agent(180s);
     w_raw->set_booting(0);
+    if (up) {
+      AgentProbe p;
+      {
+        std::lock_guard lock(*probe_mu);
+        p = *probe;
+      }
+      if (p) p(key, **g);
+    }
     w_raw->set_guest(std::move(*g));
     post_if_alive(loop, alive, [on_agent, up] { on_agent(up); });
   });
@@ -210,6 +219,22 @@ void QemuVms::freeze_status(const std::string& key, std::function<void(Result<st
     auto r = g->freeze_status();
     post_if_alive(loop, alive, [done, r] { done(r); });
   });
+}
+
+void QemuVms::agent_call(const std::string& key, const std::string& command, const std::string& args_json,
+                         std::function<void(Result<std::string>)> done) {
+  auto& loop = loop_;
+  std::weak_ptr<bool> alive = alive_;
+  run(key, [&loop, alive, done, command, args_json](guest::QemuGuest* g) {
+    if (!g) return post_if_alive(loop, alive, [done] { done(no_guest()); });
+    auto r = g->agent_call(command, args_json);
+    post_if_alive(loop, alive, [done, r] { done(r); });
+  });
+}
+
+void QemuVms::set_agent_probe(AgentProbe probe) {
+  std::lock_guard lock(*probe_mu_);
+  *probe_ = std::move(probe);
 }
 
 void QemuVms::cut(const std::string& key, const fs::path& target, std::function<void()> started,

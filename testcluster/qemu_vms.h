@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace kvb::testcluster {
@@ -49,6 +50,16 @@ class QemuVms {
   void freeze(const std::string& key, std::function<void(Result<guest::FreezeOutcome>)> done);
   void thaw(const std::string& key, std::function<void(Result<int>)> done);
   void freeze_status(const std::string& key, std::function<void(Result<std::string>)> done);
+  // Any agent command with its arguments (a JSON object or empty); done gets
+  // the "return" member as JSON (tests: guest-file-open/write/read/close).
+  void agent_call(const std::string& key, const std::string& command, const std::string& args_json,
+                  std::function<void(Result<std::string>)> done);
+  // Test hook (any thread): run on a guest's worker thread once its agent first
+  // answers and BEFORE AgentConnected is reported, with the key ("ns/vm") and
+  // the guest (so a test can read a file in a guest that a client deletes as
+  // soon as it sees AgentConnected). Empty: none.
+  using AgentProbe = std::function<void(const std::string& key, guest::QemuGuest& g)>;
+  void set_agent_probe(AgentProbe probe);
   // A point-in-time copy of the guest's disk into target, started as soon as the
   // worker is free (at once unless a freeze/thaw is in flight), then the oracle
   // on the copy. started() runs (on the loop) when the job has started.
@@ -65,6 +76,8 @@ class QemuVms {
   std::shared_ptr<bool> alive_;
   std::map<std::string, std::shared_ptr<Worker>> workers_;
   std::vector<std::shared_ptr<Worker>> stopping_;
+  std::shared_ptr<std::mutex> probe_mu_ = std::make_shared<std::mutex>();
+  std::shared_ptr<AgentProbe> probe_ = std::make_shared<AgentProbe>();
 };
 
 }  // namespace kvb::testcluster

@@ -346,8 +346,14 @@ void KubeVirt::launch(const std::string& ns, const std::string& name, const std:
     g->scripts = s.exec;
     g->qemu = s.qemu_guest;
   } else {
+    // Not declared by the scenario (a VM made through the API): its guest from the annotations (kubevirt.h).
     g->freeze_latency = std::chrono::milliseconds(20);
     g->thaw_latency = std::chrono::milliseconds(10);
+    g->qemu = kube::annotation_of(*vmi, kGuestAnnotation) == "qemu";
+    std::string_view agent = kube::annotation_of(*vmi, kAgentAnnotation);
+    for (auto m : {AgentMode::kNone, AgentMode::kUnresponsive, AgentMode::kVss10s}) {
+      if (!g->qemu && agent == agent_mode_name(m)) g->agent = m;
+    }
   }
   g->agent_connected = g->agent != AgentMode::kNone && !g->qemu;  // a real agent connects when it answers
   g->pvcs = claims;

@@ -30,6 +30,10 @@ struct BackupContext {
   FreezeLeases& leases;
   ObjectLookup cached;                               // DataVolumes listed once, snapshots from the watch
   std::function<void(const std::string&)> say;      // one progress line (thread-safe)
+  // Ok while this run still holds its run lock (the journal's): once it is
+  // lost, another kvbackup may be running recover on this backup, so no VM
+  // is frozen under it any more. Empty: always held (tests).
+  std::function<Status()> run_lock_held;
 };
 
 }  // namespace kvb::backup

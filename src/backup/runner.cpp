@@ -205,7 +205,8 @@ Result<record::BackupRecord> BackupRunner::run(std::stop_token stop) {
   FreezeLeases leases(client_, lease_holder(spec_.name, rec.uid), lease_for);
   BackupContext ctx{client_, location_, spec_, rec.uid, **tracker, freezer, leases,
                     [&cache](const kube::ResourceRef& r, const std::string& ns, const std::string& n) { return cache(r, ns, n); },
-                    [&say](const std::string& line) { say(line); }};
+                    [&say](const std::string& line) { say(line); },
+                    [j = journal->get()] { return j->still_held(); }};
   size_t freezing = 0;
   for (const auto& p : plan.vms) freezing += p.freezes();
   say("backup " + spec_.name + ": " + std::to_string(plan.vms.size()) + " VMs, " + std::to_string(freezing) +

@@ -76,6 +76,17 @@ bool VmBackup::ready_to_start(std::stop_token stop) {
     fail("interrupted before the VM was started");
     return false;
   }
+  // A run that lost its lock may already be being recovered by another
+  // kvbackup (its journal entry thawed and removed): a guest frozen now
+  // would have no journal entry to be thawed by. Start nothing more.
+  if (ctx_.run_lock_held) {
+    if (auto held = ctx_.run_lock_held(); !held) {
+      fail("not started: the backup's run lock was lost (" + held.error().message +
+           "), so no guest is frozen any more by this run; another kvbackup may be recovering it");
+      ctx_.say(rec_.key() + ": " + rec_.reason);
+      return false;
+    }
+  }
   return true;
 }
 

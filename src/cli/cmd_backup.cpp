@@ -15,6 +15,7 @@
 #include "repo/repository.h"
 #include "record/naming.h"
 #include "restore/recover.h"
+#include "restore/verify.h"
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
@@ -277,6 +278,30 @@ int remove(const GlobalOptions& g, const BackupOptions& o) {
   if (!loc) return report_error(loc.error());
   auto rec = record::load_backup_record(**loc, o.name);
   if (!rec) return report_error(rec.error());
+  // A run of this backup that died left a journal entry: the VMs it names may
+  // still be frozen, and the entry is what finds them. Recover first (it
+  // leaves a live run's entry alone); never delete an entry that still guards
+  // a frozen guest.
+  if ((*loc)->exists(record::journal_entry_path(o.name)) && !backup::backup_running(**loc, o.name)) {
+    auto client = connect(g);
+    if (!client) return report_error(client.error().with_context("a run of backup " + o.name + " died; thawing its VMs first"));
+    // One quick look first: recover would retry an unreachable cluster for a minute per VM.
+    kube::CallOptions probe;
+    probe.timeout = std::chrono::seconds(10);
+    probe.retry = false;
+    if (auto v = (*client)->server_version(probe); !v) {
+      return report_error(Error(v.error().code, "a run of backup " + o.name +
+                                                    " died and its VMs may still be frozen, but the cluster cannot be reached to thaw them (" +
+                                                    v.error().message + "); the backup was kept"));
+    }
+    auto report = backup::recover(*client, **loc);
+    for (const auto& l : report.lines) std::fprintf(stderr, "recover: %s\n", l.c_str());
+    if ((*loc)->exists(record::journal_entry_path(o.name)) && !backup::backup_running(**loc, o.name)) {
+      std::string why = report.problems.empty() ? std::string("its journal entry is still there") : report.problems.front();
+      return report_error(Error(Errc::kConflict, "a run of backup " + o.name + " died and its VMs could not all be confirmed thawed (" +
+                                                     why + "); the backup was kept: run kvbackup recover, then delete it"));
+    }
+  }
   // A running backup is not deleted under its feet (it would write its record back).
   auto lock = backup::lock_journal(**loc, o.name);
   if (!lock && lock.error().code == Errc::kConflict) {
@@ -303,7 +328,6 @@ int remove(const GlobalOptions& g, const BackupOptions& o) {
     return report_error(Error(st.error().code, st.error().message + " (the backup was kept; --keep-data deletes it without its copies)"));
   }
   if (auto st = (*loc)->remove(record::backup_dir(o.name)); !st) return report_error(st.error());
-  (void)backup::remove_journal_entry(**loc, o.name);  // a dead run's entry goes with its backup
   lock->reset();
   std::printf("backup %s deleted\n", o.name.c_str());
   return kExitOk;
@@ -326,7 +350,11 @@ int recover_cmd(const GlobalOptions& g, const BackupOptions& o) {
     std::printf("recover: %d interrupted restores, %d VMs completed, %d rolled back\n", restores.interrupted, restores.completed,
                 restores.rolled_back);
   }
-  return report.ok() && restores.problems.empty() ? kExitOk : kExitFailed;
+  auto verifications = restore::recover_verifications(*client, **loc);
+  for (const auto& l : verifications.lines) std::printf("%s\n", printable(l).c_str());
+  for (const auto& p : verifications.problems) std::fprintf(stderr, "kvbackup: %s\n", sanitize_foreign(p).c_str());
+  if (verifications.cleaned > 0) std::printf("recover: %d interrupted verifications cleaned up\n", verifications.cleaned);
+  return report.ok() && restores.problems.empty() && verifications.problems.empty() ? kExitOk : kExitFailed;
 }
 
 void add_location(CLI::App* cmd, BackupOptions& o) {

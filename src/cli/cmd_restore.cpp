@@ -1,4 +1,4 @@
-// kvbackup restore create | list | describe
+// kvbackup restore create | list | describe, and kvbackup backup verify (restore/verify.h)
 #include "cli/options.h"
 #include "cli/repo_password.h"
 #include "cli/stop_signals.h"
@@ -6,9 +6,12 @@
 #include "restore/plan.h"
 #include "repo/repository.h"
 #include "restore/runner.h"
+#include "restore/verify.h"
 
 #include <boost/json.hpp>
 #include <fmt/format.h>
+
+#include "common/duration.h"
 
 #include <cstdio>
 
@@ -29,7 +32,23 @@ struct RestoreOptions {
   std::string data_source = "auto";
   std::string upload_proxy_url, upload_proxy_ca, password_file;
   unsigned parallel_uploads = 4;
+  bool verify = false;
+  std::string verify_timeout = "5m";
 };
+
+// --verify-timeout: a duration ("90s", "5m").
+Result<std::chrono::milliseconds> verify_timeout(const RestoreOptions& o) {
+  auto d = parse_duration(o.verify_timeout);
+  if (!d || *d <= std::chrono::milliseconds(0)) {
+    return Error(Errc::kInvalidArgument, "--verify-timeout \"" + o.verify_timeout + "\": expected a duration such as 90s or 5m");
+  }
+  return std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+}
+
+std::string verification_line(const restore::VerificationRecord& v) {
+  if (v.result == "Passed") return fmt::format("Passed, guest agent ready after {:.1f} s", v.seconds_to_agent_ready);
+  return "Failed: " + v.reason;
+}
 
 // <location>/repository, which `backup create --copy-data` filled; never created here.
 Result<std::shared_ptr<repo::Repository>> open_backup_repository(const RestoreOptions& o) {
@@ -83,12 +102,16 @@ std::string describe(const restore::RestoreRecord& rec) {
       out += fmt::format("  Created:  {} {}{}{}\n", c.resource, c.ns.empty() ? "" : c.ns + "/", c.name, c.removed ? " (removed again)" : "");
     }
     for (const auto& p : v.problems) out += "  Note:     " + p + "\n";
+    if (v.verification) {
+      out += "  Verified: " + verification_line(*v.verification) +
+             (v.verification->ns.empty() ? "" : " (booted in namespace " + v.verification->ns + ", deleted)") + "\n";
+      for (const auto& p : v.verification->problems) out += "  Note:     verification: " + p + "\n";
+    }
   }
   return out;
 }
 
-int create(const GlobalOptions& g, const RestoreOptions& o) {
-  StopSignals signals;
+Result<restore::RestoreSpec> spec_of(const RestoreOptions& o) {
   restore::RestoreSpec spec;
   spec.name = o.name;
   spec.backup = o.backup;
@@ -96,9 +119,7 @@ int create(const GlobalOptions& g, const RestoreOptions& o) {
   for (auto [flag, in, out] : {std::tuple{"--namespace-mapping", &o.namespace_mapping, &spec.namespace_mapping},
                                std::tuple{"--rename", &o.rename, &spec.rename},
                                std::tuple{"--storage-class-mapping", &o.storage_class_mapping, &spec.storage_class_mapping}}) {
-    auto m = restore::parse_mapping(flag, *in);
-    if (!m) return report_error(m.error());
-    *out = std::move(*m);
+    KVB_TRY(*out, restore::parse_mapping(flag, *in));
   }
   spec.existing = o.existing == "replace" ? restore::Existing::kReplace : restore::Existing::kFail;
   spec.run_strategy = o.run_strategy;
@@ -112,16 +133,38 @@ int create(const GlobalOptions& g, const RestoreOptions& o) {
   spec.upload_proxy_ca = o.upload_proxy_ca;
   spec.parallel_uploads = o.parallel_uploads;
   if (spec.data_source == restore::DataSource::kSnapshot && !(o.upload_proxy_url.empty() && o.password_file.empty())) {
-    return report_error(Error(Errc::kInvalidArgument, "--upload-proxy-url and --password-file are for a restore from the repository"));
+    return Error(Errc::kInvalidArgument, "--upload-proxy-url and --password-file are for a restore from the repository");
+  }
+  return spec;
+}
+
+int create(const GlobalOptions& g, const RestoreOptions& o) {
+  StopSignals signals;
+  auto spec = spec_of(o);
+  if (!spec) return report_error(spec.error());
+  restore::VerifyOptions vopts;
+  if (o.verify) {
+    auto t = verify_timeout(o);
+    if (!t) return report_error(t.error());
+    vopts.agent_timeout = *t;
   }
   auto loc = open_existing_location(o.location);
   if (!loc) return report_error(loc.error());
   auto client = connect(g);
   if (!client) return report_error(client.error());
-  restore::RestoreRunner runner(*client, **loc, spec, [](const std::string& l) { std::fprintf(stderr, "%s\n", l.c_str()); });
+  auto say = [](const std::string& l) { std::fprintf(stderr, "%s\n", l.c_str()); };
+  restore::RestoreRunner runner(*client, **loc, *spec, say);
   runner.set_repository_opener([&o] { return open_backup_repository(o); });
   auto rec = runner.run(signals.token());
   if (!rec) return report_error(rec.error());
+  bool verified = true;
+  if (o.verify) {
+    restore::verify_restored_vms(*client, **loc, *rec, vopts, signals.token(), say);
+    if (auto st = (*loc)->put(restore::restore_record_path(rec->name), json::serialize(rec->to_json()), true); !st) {
+      return report_error(st.error().with_context("recording the verification"));
+    }
+    for (const auto& v : rec->vms) verified = verified && (!v.verification || v.verification->result == "Passed");
+  }
   if (o.output == "json") {
     std::printf("%s\n", json::serialize(rec->to_json()).c_str());
   } else {
@@ -130,7 +173,46 @@ int create(const GlobalOptions& g, const RestoreOptions& o) {
                 restore::restore_record_path(rec->name).c_str());
   }
   if (signals.received() != 0) return 128 + signals.received();
-  return rec->phase == restore::RestorePhase::kCompleted ? kExitOk : kExitFailed;
+  return rec->phase == restore::RestorePhase::kCompleted && verified ? kExitOk : kExitFailed;
+}
+
+// kvbackup backup verify NAME: every chosen VM of the backup restored into a
+// namespace of its own, booted until its agent connects, deleted; nothing kept.
+int verify_backup(const GlobalOptions& g, const RestoreOptions& o) {
+  StopSignals signals;
+  auto spec = spec_of(o);
+  if (!spec) return report_error(spec.error());
+  auto t = verify_timeout(o);
+  if (!t) return report_error(t.error());
+  restore::VerifyOptions vopts;
+  vopts.agent_timeout = *t;
+  auto loc = open_existing_location(o.location);
+  if (!loc) return report_error(loc.error());
+  auto client = connect(g);
+  if (!client) return report_error(client.error());
+  auto results = restore::verify_backup(*client, **loc, *spec, vopts, [&o] { return open_backup_repository(o); }, signals.token(),
+                                        [](const std::string& l) { std::fprintf(stderr, "%s\n", l.c_str()); });
+  if (!results) return report_error(results.error());
+  bool passed = true;
+  json::array arr;
+  for (const auto& v : *results) {
+    passed = passed && v.result == "Passed";
+    arr.push_back(restore::verification_json(v));
+  }
+  if (o.output == "json") {
+    std::printf("%s\n", json::serialize(json::object{{"backup", o.backup}, {"vms", arr}}).c_str());
+  } else {
+    std::printf("%-40s  %-7s  %-12s  %s\n", "VM", "RESULT", "AGENT READY", "REASON");
+    for (const auto& v : *results) {
+      std::string problems = v.reason;
+      for (const auto& p : v.problems) problems += (problems.empty() ? "" : "; ") + p;
+      std::printf("%-40s  %-7s  %-12s  %s\n", v.vm.c_str(), v.result.c_str(),
+                  v.seconds_to_agent_ready < 0 ? "-" : fmt::format("{:.1f} s", v.seconds_to_agent_ready).c_str(),
+                  problems.empty() ? "-" : problems.c_str());
+    }
+  }
+  if (signals.received() != 0) return 128 + signals.received();
+  return passed ? kExitOk : kExitFailed;
 }
 
 int list(const RestoreOptions& o) {
@@ -191,7 +273,32 @@ void register_restore(CLI::App& app, GlobalOptions& g, CommandAction& run) {
   c->add_option("--upload-proxy-ca", o->upload_proxy_ca, "PEM file with the CA of the CDI upload proxy (default: the system's)");
   c->add_option("--parallel-uploads", o->parallel_uploads, "Volumes uploaded at once (default 4)")->check(CLI::Range(1, 64));
   c->add_option("--password-file", o->password_file, "Repository password (else $KVBACKUP_REPO_PASSWORD, else a prompt)");
+  auto* verify_flag = c->add_flag("--verify", o->verify,
+              "After the restore, boot a copy of each restored VM in an isolated namespace (no network, MACs removed) until its "
+              "guest agent connects, record the time, then delete the copy");
+  c->add_option("--verify-timeout", o->verify_timeout, "Longest to wait for a verification copy's guest agent (default 5m)")
+      ->needs(verify_flag);
   c->callback([&run, &g, o] { run = [&g, o] { return create(g, *o); }; });
+
+  // backup verify: registered here, beside restore create, whose options it shares.
+  if (auto* backup = app.get_subcommand("backup")) {
+    auto vo = std::make_shared<RestoreOptions>();
+    auto* v = backup->add_subcommand("verify",
+                                     "Prove a backup boots: restore each VM into a temporary isolated namespace, boot it until its "
+                                     "guest agent connects, report, delete everything");
+    v->add_option("name", vo->backup, "Backup name")->required();
+    v->add_option("--location", vo->location, "Backup location directory (default: $KVBACKUP_LOCATION, else ./kvbackup-backups)");
+    v->add_option("--vm", vo->vms, "Only these VMs of the backup (NS/NAME or NAME; repeatable)");
+    v->add_option("--storage-class-mapping", vo->storage_class_mapping, "OLD:NEW storage class of the restored claims (repeatable)");
+    v->add_option("--data-source", vo->data_source, "auto (default), snapshot or repository, as for restore create")
+        ->check(CLI::IsMember({"auto", "snapshot", "repository"}));
+    v->add_option("--upload-proxy-url", vo->upload_proxy_url, "CDI upload proxy (default: CDIConfig status.uploadProxyURL)");
+    v->add_option("--upload-proxy-ca", vo->upload_proxy_ca, "PEM file with the CA of the CDI upload proxy (default: the system's)");
+    v->add_option("--password-file", vo->password_file, "Repository password (else $KVBACKUP_REPO_PASSWORD, else a prompt)");
+    v->add_option("--verify-timeout", vo->verify_timeout, "Longest to wait for a VM's guest agent (default 5m)");
+    v->add_option("-o,--output", vo->output, "table or json")->check(CLI::IsMember({"table", "json"}));
+    v->callback([&run, &g, vo] { run = [&g, vo] { return verify_backup(g, *vo); }; });
+  }
 
   auto* l = cmd->add_subcommand("list", "List the restores in a location");
   l->add_option("--location", o->location, "Backup location directory");

@@ -44,8 +44,12 @@ struct Connection {
   asio::io_context io;
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
+  // Beast reads at most max(512, free capacity) bytes a step: an empty
+  // buffer means a scheduler round trip every 512 bytes of a body (a million
+  // for 512 MiB, busy-polling epoll). Room for several TLS records a step.
   beast::flat_buffer buffer;
   bool reused = false;
+  Connection() { buffer.reserve(256 << 10); }
 
   beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 

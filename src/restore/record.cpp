@@ -43,6 +43,15 @@ json::value time_json(const std::optional<WallTime>& t) {
 
 }  // namespace
 
+json::object verification_json(const VerificationRecord& v) {
+  return json::object{{"vm", v.vm},
+                      {"result", v.result},
+                      {"secondsToAgentReady", v.seconds_to_agent_ready},
+                      {"reason", v.reason},
+                      {"namespace", v.ns},
+                      {"problems", strings(v.problems)}};
+}
+
 json::object RestoreRecord::to_json() const {
   json::array vm_arr;
   for (const auto& vm : vms) {
@@ -65,6 +74,8 @@ json::object RestoreRecord::to_json() const {
     for (const auto& c : vm.created) {
       created.push_back(json::object{{"resource", c.resource}, {"namespace", c.ns}, {"name", c.name}, {"removed", c.removed}});
     }
+    json::value verification = nullptr;
+    if (vm.verification) verification = verification_json(*vm.verification);
     vm_arr.push_back(json::object{{"sourceNamespace", vm.source_ns},
                                   {"sourceName", vm.source_name},
                                   {"namespace", vm.ns},
@@ -76,7 +87,8 @@ json::object RestoreRecord::to_json() const {
                                   {"claims", claims},
                                   {"created", created},
                                   {"replaced", strings(vm.replaced)},
-                                  {"problems", strings(vm.problems)}});
+                                  {"problems", strings(vm.problems)},
+                                  {"verification", verification}});
   }
   return json::object{{"apiVersion", "kvbackup.io/v1alpha1"},
                       {"kind", "RestoreRecord"},
@@ -176,6 +188,20 @@ Result<RestoreRecord> RestoreRecord::from_json(const json::value& v, const std::
     }
     KVB_TRY(vm.replaced, vr.string_list("replaced"));
     KVB_TRY(vm.problems, vr.string_list("problems"));
+    if (const auto* ver = vr.value().is_object() ? vr.value().as_object().if_contains("verification") : nullptr;
+        ver && ver->is_object()) {
+      KVB_TRY(auto vo, vr.object("verification"));
+      VerificationRecord ver_rec;
+      KVB_TRY(ver_rec.vm, vo.str("vm"));
+      KVB_TRY(ver_rec.result, vo.str("result"));
+      KVB_TRY(ver_rec.reason, vo.str("reason"));
+      KVB_TRY(ver_rec.ns, vo.str("namespace"));
+      KVB_TRY(ver_rec.problems, vo.string_list("problems"));
+      if (const auto* secs = ver->as_object().if_contains("secondsToAgentReady"); secs && secs->is_number()) {
+        ver_rec.seconds_to_agent_ready = secs->to_number<double>();
+      }
+      vm.verification = std::move(ver_rec);
+    }
     rec.vms.push_back(std::move(vm));
   }
   return rec;

@@ -54,6 +54,17 @@ struct CreatedObject {
   bool removed = false;        // cleaned up after a failure
 };
 
+// A boot verification (restore/verify.h): a copy of the VM booted in an
+// isolated namespace until its guest agent connected, then deleted.
+struct VerificationRecord {
+  std::string vm;                      // NS/NAME of the VM verified (restored, or in the backup)
+  std::string result;                  // Passed | Failed
+  double seconds_to_agent_ready = -1;  // from the copy's creation to AgentConnected; -1: never
+  std::string reason;                  // why it failed (empty when Passed)
+  std::string ns;                      // the isolated namespace it ran in (deleted)
+  std::vector<std::string> problems;   // e.g. cleanup that did not finish
+};
+
 struct VmRestoreRecord {
   std::string source_ns, source_name;
   std::string ns, name;        // target
@@ -65,6 +76,7 @@ struct VmRestoreRecord {
   std::vector<CreatedObject> created;
   std::vector<std::string> replaced;  // "resource ns/name" deleted by --existing replace
   std::vector<std::string> problems;
+  std::optional<VerificationRecord> verification;  // restore create --verify
 };
 
 struct RestoreRecord {
@@ -82,6 +94,8 @@ struct RestoreRecord {
   boost::json::object to_json() const;
   static Result<RestoreRecord> from_json(const boost::json::value& v, const std::string& origin);
 };
+
+boost::json::object verification_json(const VerificationRecord& v);
 
 // "restores/<name>/restore.json" in a location.
 std::string restore_record_path(const std::string& name);

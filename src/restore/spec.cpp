@@ -55,7 +55,8 @@ boost::json::object spec_json(const RestoreSpec& s) {
                              {"uploadProxyURL", s.upload_proxy_url},
                              {"uploadProxyCA", s.upload_proxy_ca},
                              {"parallelUploads", s.parallel_uploads},
-                             {"uploadTimeout", format_duration(s.upload_timeout)}};
+                             {"uploadTimeout", format_duration(s.upload_timeout)},
+                             {"isolate", s.isolate}};
 }
 
 Result<RestoreSpec> spec_from_json(DocReader& r) {
@@ -81,6 +82,7 @@ Result<RestoreSpec> spec_from_json(DocReader& r) {
   KVB_TRY(auto parallel, r.integer("parallelUploads", 4));
   if (parallel < 1 || parallel > 64) return r.error("parallelUploads", std::to_string(parallel) + " is not between 1 and 64");
   s.parallel_uploads = static_cast<unsigned>(parallel);
+  KVB_TRY(s.isolate, r.boolean("isolate", false));
   for (auto [key, target] : {std::pair{"bindTimeout", &s.bind_timeout}, std::pair{"startTimeout", &s.start_timeout},
                              std::pair{"uploadTimeout", &s.upload_timeout}}) {
     KVB_TRY(auto text, r.str(key, format_duration(*target)));

@@ -43,6 +43,9 @@ struct RestoreSpec {
   std::string upload_proxy_ca;   // PEM file to trust for the upload proxy; empty: the system's
   unsigned parallel_uploads = 4;  // volumes uploaded at once
   std::chrono::milliseconds upload_timeout{1'800'000};  // one volume's upload, until Succeeded
+  // A verification copy (restore/verify.h): VMs without network interfaces
+  // (no networks, no pod interface), MAC addresses and firmware UUID removed.
+  bool isolate = false;
 };
 
 // What a restore record keeps of its spec, so that `kvbackup recover` can

@@ -98,6 +98,15 @@ json::object restored_vm(const json::object& saved_vm, const VmRewrite& w) {
       vo["persistentVolumeClaim"] = pvc;
     }
   }
+  if (w.isolate) {
+    ts.erase("networks");
+    if (auto* domain = ts.if_contains("domain"); domain && domain->is_object()) {
+      if (auto* dev = domain->as_object().if_contains("devices"); dev && dev->is_object()) {
+        dev->as_object().erase("interfaces");
+        dev->as_object()["autoattachPodInterface"] = false;
+      }
+    }
+  }
   if (w.strip_identity) {
     if (auto* domain = ts.if_contains("domain"); domain && domain->is_object()) {
       auto& d = domain->as_object();

@@ -40,6 +40,7 @@ struct VmRewrite {
   std::map<std::string, std::string> claim_for_volume;  // volume name -> restored claim
   std::string run_strategy = "keep";                    // keep | Halted | Always
   bool strip_identity = false;                          // drop MAC addresses and firmware UUID
+  bool isolate = false;                                 // no network interfaces: none, no networks, no pod interface
   std::string restore, restored_from;                   // label and annotation values
 };
 boost::json::object restored_vm(const boost::json::object& saved_vm, const VmRewrite& w);

@@ -330,10 +330,12 @@ struct VmRestore::Impl {
     w.name = vm_.name;
     for (const auto& v : vm_.volumes) w.claim_for_volume[v.source.name] = v.claim;
     w.run_strategy = spec_.run_strategy;
-    w.strip_identity = vm_.copy && !spec_.keep_mac;
+    w.strip_identity = (vm_.copy && !spec_.keep_mac) || spec_.isolate;
+    w.isolate = spec_.isolate;
     w.restore = spec_.name;
     w.restored_from = spec_.backup + "/" + vm_.source.ns + "/" + vm_.source.name;
-    if (w.strip_identity) rec_.problems.push_back("a copy beside the original: MAC addresses and firmware UUID removed");
+    if (spec_.isolate) rec_.problems.push_back("a verification copy: no network interfaces, MAC addresses and firmware UUID removed");
+    else if (w.strip_identity) rec_.problems.push_back("a copy beside the original: MAC addresses and firmware UUID removed");
     return create(kubevirt::kVirtualMachines, vm_.ns, restored_vm(vm_.saved_vm, w));
   }
 

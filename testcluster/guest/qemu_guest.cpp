@@ -260,6 +260,13 @@ Result<std::string> QemuGuest::agent_call(const std::string& command, std::chron
   return agent_->call(command, "", deadline_in(timeout));
 }
 
+Result<std::string> QemuGuest::agent_call(const std::string& command, const std::string& args_json,
+                                          std::chrono::milliseconds timeout) {
+  std::lock_guard lock(mu_);
+  if (closed_) return Error(Errc::kTransport, "the guest is closed");
+  return agent_->call(command, args_json, deadline_in(timeout));
+}
+
 Result<std::string> QemuGuest::start_backup(const fs::path& target, bool create) {
   std::lock_guard lock(mu_);
   if (closed_) return Error(Errc::kTransport, "the guest is closed");

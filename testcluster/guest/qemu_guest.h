@@ -95,6 +95,9 @@ class QemuGuest {
   Result<std::string> freeze_status(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // Any agent command (e.g. to see what the agent refuses while frozen).
   Result<std::string> agent_call(const std::string& command, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // ... with arguments (a JSON object), e.g. guest-file-open {"path":...,"mode":"w"}.
+  Result<std::string> agent_call(const std::string& command, const std::string& args_json,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   // A point-in-time raw copy of the disk into target (absolute): the copy is as
   // of start_backup()'s return. create: QEMU creates/truncates target; else it

@@ -145,6 +145,7 @@ struct StreamServer::Impl {
     s.handshake(ssl::stream_base::server, ec);
     if (ec) return;
     beast::flat_buffer buf;
+    buf.reserve(256 << 10);  // Beast reads max(512, free capacity) a step: an upload in 512-byte steps otherwise
     while (!stopping) {
       http::request_parser<http::buffer_body> p;
       p.body_limit(boost::none);

@@ -142,6 +142,56 @@ TEST(Adversarial, ABackupWhoseFinalRecordWasLostLeaksNothing) {
   EXPECT_EQ(f.snapshots_left("lost"), 0u);
 }
 
+// A run whose lock is lost while it runs (an S3 lock that could not be
+// refreshed within its expiry, a lock file someone deleted) may already be
+// being recovered by another kvbackup: it freezes no further guest, says
+// why per VM, and the record warns; the VM it had finished keeps its verdict.
+TEST(Adversarial, ARunThatLostItsLockFreezesNoFurtherGuest) {
+  const char* three = R"(
+snapshotClasses: [{name: csi-snap, driver: csi.example.com, cutLatency: 50ms, readyLatency: 20ms}]
+storageClasses: [{name: fast, provisioner: csi.example.com}]
+namespaces:
+  - name: prod
+    vms:
+      - {name: a, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
+      - {name: b, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
+      - {name: c, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
+)";
+  BackupFixture f(three);
+  FailingLocation losing(*f.location, StorageFault::kRunLockLost);
+  auto spec = f.spec("lost-lock");
+  spec.concurrency = 1;  // one VM after the other: the lock is lost after the first one started
+  backup::BackupRunner runner(f.tc.client(), losing, spec);
+  auto rec = runner.run({});
+  ASSERT_TRUE(rec) << rec.error().message;
+  EXPECT_EQ(rec->phase, record::BackupPhase::kPartiallyFailed);
+  ASSERT_EQ(rec->vms.size(), 3u);
+  int completed = 0, refused = 0;
+  for (const auto& vm : rec->vms) {
+    if (vm.phase == record::VmPhase::kCompleted) {
+      ++completed;
+      EXPECT_EQ(vm.consistency, Consistency::kFileSystemConsistent) << vm.reason;
+    } else {
+      ++refused;
+      EXPECT_EQ(vm.phase, record::VmPhase::kFailed);
+      EXPECT_EQ(vm.consistency, Consistency::kNone);
+      EXPECT_THAT(vm.reason, HasSubstr("run lock was lost")) << vm.key();
+    }
+  }
+  EXPECT_EQ(completed, 1);
+  EXPECT_EQ(refused, 2);
+  bool warned = false;
+  for (const auto& w : rec->warnings) warned = warned || w.find("run lock was lost") != std::string::npos;
+  EXPECT_TRUE(warned) << "the record says the lock was lost";
+  // One guest was frozen (and thawed), the two others never.
+  size_t freezes = 0;
+  for (const auto& e : f.tc.events("Exec")) {
+    if (std::string(kube::str_at(e, {"detail"})).find("--freeze") != std::string::npos) ++freezes;
+  }
+  EXPECT_EQ(freezes, 1u);
+  f.expect_nothing_frozen();
+}
+
 // Item 16: deleting a backup while it runs.
 TEST(Adversarial, ARunningBackupIsNotDeletedUnderItsFeet) {
   BackupFixture f(kScenario);

@@ -4,6 +4,7 @@
 #include "common/subprocess.h"
 #include "tests/support/backup_child.h"
 #include "tests/support/test_cluster.h"
+#include "tests/support/volume_bytes.h"
 
 #include <boost/json.hpp>
 #include <gmock/gmock.h>
@@ -138,6 +139,45 @@ TEST(BackupCli, KillNineWhileFrozenThenRecoverThawsEveryVm) {
   EXPECT_THAT(std::string(rec.at("error").as_string()), HasSubstr("process died"));
   auto again = kvbackup(tc, {"recover", "--location", loc});
   EXPECT_THAT(again.out, HasSubstr("0 stale journal entries"));
+}
+
+// `backup delete` of a backup whose run died with guests frozen: the journal
+// entry is what finds those guests, so delete thaws them first (as recover),
+// and refuses — keeping backup and entry — when it cannot.
+TEST(BackupCli, DeletingABackupWhoseRunDiedFrozenThawsItsGuestsFirst) {
+  TestCluster tc(kScenario);
+  std::string loc = (tc.dir() / "loc").string();
+  auto child = start_stuck_backup(tc, loc, "doomed");
+  std::string err;
+  bool frozen = wait_for_lines(child.stderr_fd, ": frozen", 2, err);
+  ::kill(child.pid, SIGKILL);
+  reap(child);
+  ASSERT_TRUE(frozen) << err;
+  ASSERT_TRUE(tc.vm_state("prod", "db-0").at("frozen").as_bool()) << "the kill left the guest frozen";
+
+  // The cluster cannot be reached: nothing can be thawed, so nothing is deleted.
+  std::string config = read_whole(tc.kubeconfig());
+  const auto at = config.find("server: ");
+  ASSERT_NE(at, std::string::npos);
+  config.replace(at, config.find('\n', at) - at, "server: https://127.0.0.1:1");
+  tc.dir().write("unreachable.kubeconfig", config);
+  ProcessSpec spec;
+  spec.argv = {kvbackup_binary(), "--kubeconfig", (tc.dir() / "unreachable.kubeconfig").string(), "backup", "delete", "doomed",
+               "--location", loc};
+  auto refused = run_process(spec);
+  ASSERT_TRUE(refused);
+  EXPECT_NE(refused->exit_code, 0);
+  EXPECT_THAT(refused->err, HasSubstr("a run of backup doomed died"));
+  EXPECT_TRUE(std::filesystem::exists(tc.dir() / "loc/backups/doomed/backup.json")) << "the backup was kept";
+  EXPECT_TRUE(std::filesystem::exists(tc.dir() / "loc/journal/doomed.json")) << "the entry that finds the frozen guests was kept";
+
+  auto del = kvbackup(tc, {"backup", "delete", "doomed", "--location", loc});
+  EXPECT_EQ(del.exit_code, 0) << del.out << del.err;
+  EXPECT_THAT(del.err, HasSubstr("thawed prod/db-0 (left by backup doomed)"));
+  EXPECT_FALSE(tc.vm_state("prod", "db-0").at("frozen").as_bool());
+  EXPECT_FALSE(tc.vm_state("prod", "db-1").at("frozen").as_bool());
+  EXPECT_FALSE(std::filesystem::exists(tc.dir() / "loc/backups/doomed"));
+  EXPECT_FALSE(std::filesystem::exists(tc.dir() / "loc/journal/doomed.json"));
 }
 
 TEST(BackupCli, SigtermWhileFrozenThawsBeforeExiting) {

@@ -169,6 +169,26 @@ TEST(DisasterRecovery, RestoreIntoAnotherClusterFromTheRepositoryAfterTheFirstIs
   ASSERT_TRUE(left);
   EXPECT_EQ(left->items.size(), 0u);
   EXPECT_FALSE(b.client()->get(kube::ResourceRef{"kubevirt.io", "v1", "virtualmachines", "VirtualMachine", true}, "other", "db2"));
+
+  // A rehearsal at the DR site: backup verify restores from the repository into a
+  // temporary namespace, boots, reports, and keeps nothing.
+  testcluster::cdi_upload(b.cluster()).break_uploads(0, 0);
+  size_t dvs_before = datavolumes(b, "other");
+  auto v = run_kvbackup(b, {"backup", "verify", "nightly", "--location", loc.string(), "--password-file", (scratch / "pw").string(),
+                            "--upload-proxy-ca", (scratch / "cdi-ca.pem").string(), "-o", "json"});
+  ASSERT_EQ(v.exit_code, 0) << v.out << v.err;
+  auto ver = json::parse(v.out);
+  EXPECT_EQ(kube::str_at(ver.at("vms").at(0), {"result"}), "Passed") << v.out;
+  EXPECT_THAT(v.err, HasSubstr("restoring 2 volume(s) from the repository"));
+  kube::ListOptions verify_ns;
+  verify_ns.label_selector = "kvbackup.io/verify";
+  auto namespaces = b.client()->list(kube::resources::kNamespaces, "", verify_ns);
+  ASSERT_TRUE(namespaces);
+  EXPECT_EQ(namespaces->items.size(), 0u);
+  EXPECT_EQ(datavolumes(b, "other"), dvs_before);
+  for (const auto& e : std::filesystem::directory_iterator(loc / "restores")) {
+    EXPECT_EQ(e.path().filename().string().rfind("verify-", 0), std::string::npos) << e.path();
+  }
 }
 
 // Killed while a volume is being uploaded: `kvbackup recover` removes the
@@ -215,6 +235,89 @@ TEST(DisasterRecovery, KilledMidUploadRecoverRemovesTheHalfMadeDataVolumes) {
   ASSERT_TRUE(claims);
   EXPECT_EQ(claims->items.size(), 0u);
   EXPECT_FALSE(b.client()->get(kube::ResourceRef{"kubevirt.io", "v1", "virtualmachines", "VirtualMachine", true}, "other", "db"));
+}
+
+// What else a DR site gets wrong (issue 18 "Bad input"): no upload proxy known,
+// a storage class the target cluster does not have, a repository with a
+// damaged pack. Each is a clear error, a non-zero exit, and no DataVolume,
+// claim or VM is left. (No copies and a wrong password: the test above.)
+TEST(DisasterRecovery, BadInputIsAClearErrorAndLeavesNothing) {
+  TempDir scratch;
+  auto loc = scratch.path() / "location";
+  scratch.write("pw", kPassword, 0600);
+  {
+    TestCluster a(kSource);
+    ASSERT_EQ(backup_with_copies(a, loc, scratch / "pw", "nightly").size(), 2u);
+  }
+  TestCluster b(kTarget);
+  scratch.write("cdi-ca.pem", b.cluster().ca().cert_pem);
+  const std::string proxy = testcluster::cdi_upload(b.cluster()).proxy_url();
+  auto restore = [&](const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> args{"restore", "create", name, "--from-backup", "nightly", "--location", loc.string(),
+                                  "--namespace-mapping", "prod:other", "--data-source", "repository", "--password-file",
+                                  (scratch / "pw").string(), "--upload-proxy-ca", (scratch / "cdi-ca.pem").string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_kvbackup(b, args);
+  };
+  const kube::ResourceRef vms{"kubevirt.io", "v1", "virtualmachines", "VirtualMachine", true};
+  auto expect_nothing = [&](const std::string& name) {
+    kube::ListOptions by_restore;
+    by_restore.label_selector = "kvbackup.io/restore=" + name;
+    for (const auto* ref : {&kDataVolumes, &kube::resources::kPersistentVolumeClaims, &vms}) {
+      auto l = b.client()->list(*ref, "other", by_restore);
+      ASSERT_TRUE(l);
+      EXPECT_EQ(l->items.size(), 0u) << name << ": " << ref->resource << " left";
+    }
+    EXPECT_EQ(datavolumes(b, "other"), 0u) << name;
+  };
+
+  // No upload proxy: CDIConfig without status.uploadProxyURL and no --upload-proxy-url.
+  const kube::ResourceRef cdi_configs{"cdi.kubevirt.io", "v1beta1", "cdiconfigs", "CDIConfig", false};
+  ASSERT_TRUE(b.client()->patch(cdi_configs, "", "config", kube::PatchType::kMerge,
+                                json::parse(R"({"status":{"uploadProxyURL":null}})"), {}, "status"));
+  auto no_proxy = restore("r1", {});
+  EXPECT_EQ(no_proxy.exit_code, 1) << no_proxy.out << no_proxy.err;
+  EXPECT_THAT(no_proxy.err, HasSubstr("CDIConfig \"config\" has no status.uploadProxyURL"));
+  EXPECT_THAT(no_proxy.err, HasSubstr("give --upload-proxy-url"));
+  EXPECT_FALSE(std::filesystem::exists(loc / "restores" / "r1"));
+  expect_nothing("r1");
+
+  // A storage class the target cluster does not have.
+  auto no_class = restore("r2", {"--upload-proxy-url", proxy, "--storage-class-mapping", "fast:gold"});
+  EXPECT_NE(no_class.exit_code, 0) << no_class.out << no_class.err;
+  EXPECT_THAT(no_class.err, HasSubstr("StorageClass \"gold\" not found"));
+  EXPECT_FALSE(std::filesystem::exists(loc / "restores" / "r2"));
+  expect_nothing("r2");
+
+  // A damaged pack: every pack file has bytes flipped in its middle. The VM fails, naming
+  // the volume and the byte range it could not read; what was made for it is removed.
+  int damaged = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(loc / "repository" / "data")) {
+    if (!e.is_regular_file()) continue;
+    std::fstream f(e.path(), std::ios::in | std::ios::out | std::ios::binary);
+    auto size = static_cast<std::streamoff>(e.file_size());
+    for (std::streamoff at = size / 2; at < size / 2 + 64 && at < size; ++at) {
+      f.seekg(at);
+      char c = 0;
+      f.get(c);
+      f.seekp(at);
+      f.put(static_cast<char>(c ^ 0x5a));
+    }
+    ++damaged;
+  }
+  ASSERT_GT(damaged, 0);
+  auto bad_pack = restore("r3", {"--upload-proxy-url", proxy});
+  EXPECT_EQ(bad_pack.exit_code, 1) << bad_pack.out << bad_pack.err;
+  std::string all = bad_pack.out + bad_pack.err;
+  EXPECT_THAT(all, HasSubstr("prod/db"));
+  EXPECT_THAT(all, ::testing::ContainsRegex("volume (root|data) \\(claim other/"));
+  EXPECT_THAT(all, ::testing::ContainsRegex("bytes [0-9]+\\.\\.[0-9]+ of the image"));  // the byte range
+  auto rec = run_kvbackup(b, {"restore", "describe", "r3", "--location", loc.string(), "-o", "json"});
+  ASSERT_EQ(rec.exit_code, 0) << rec.err;
+  auto doc = json::parse(rec.out);
+  EXPECT_EQ(kube::str_at(doc, {"phase"}), "Failed");
+  EXPECT_THAT(std::string(kube::str_at(doc.at("vms").at(0), {"reason"})), HasSubstr("repository snapshot"));
+  expect_nothing("r3");
 }
 
 }  // namespace

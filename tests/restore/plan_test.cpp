@@ -161,3 +161,40 @@ TEST(RestorePlan, UnrestorableInputIsNamed) {
 
 }  // namespace
 }  // namespace kvb::restore
+
+namespace kvb::restore {
+namespace {
+// A verification copy (restore/verify.h) cannot reach or clash with the network:
+// no interfaces, no networks, no pod interface, no MAC, no firmware UUID.
+TEST(RestoreTransform, AnIsolatedCopyHasNoNetworkAndNoIdentity) {
+  auto saved = boost::json::parse(R"({"apiVersion":"kubevirt.io/v1","kind":"VirtualMachine",
+    "metadata":{"name":"db","namespace":"prod","uid":"u1"},
+    "spec":{"runStrategy":"Halted","template":{"spec":{
+      "domain":{"firmware":{"uuid":"5d307ca9-b3ef-428c-8861-06e72d69f223"},
+                "devices":{"interfaces":[{"name":"default","masquerade":{},"macAddress":"02:00:00:00:00:01"}]}},
+      "networks":[{"name":"default","pod":{}}],
+      "volumes":[{"name":"root","dataVolume":{"name":"db-root"}}]}}}})").as_object();
+  VmRewrite w;
+  w.ns = "kvb-verify-1";
+  w.name = "db";
+  w.claim_for_volume["root"] = "db-root";
+  w.run_strategy = "Always";
+  w.strip_identity = true;
+  w.isolate = true;
+  w.restore = "r1";
+  auto vm = boost::json::value(restored_vm(saved, w));
+  const auto& ts = vm.at("spec").at("template").at("spec").as_object();
+  EXPECT_FALSE(ts.contains("networks"));
+  const auto& devices = ts.at("domain").at("devices").as_object();
+  EXPECT_FALSE(devices.contains("interfaces"));
+  EXPECT_EQ(devices.at("autoattachPodInterface"), boost::json::value(false));
+  EXPECT_FALSE(ts.at("domain").at("firmware").as_object().contains("uuid"));
+  EXPECT_EQ(vm.at("spec").at("runStrategy").as_string(), "Always");
+  EXPECT_EQ(vm.at("spec").at("template").at("spec").at("volumes").at(0).at("persistentVolumeClaim").at("claimName").as_string(),
+            "db-root");
+  w.isolate = false;  // a plain restore keeps its network
+  auto plain = boost::json::value(restored_vm(saved, w));
+  EXPECT_TRUE(plain.at("spec").at("template").at("spec").as_object().contains("networks"));
+}
+}  // namespace
+}  // namespace kvb::restore

@@ -240,6 +240,9 @@ asio::awaitable<Result<std::unique_ptr<Connection>>> Runtime::connect(SteadyTime
       endpoint_.tls ? std::variant<TcpStream, TlsStream>(std::in_place_type<TlsStream>, io_, *tls_)
                     : std::variant<TcpStream, TlsStream>(std::in_place_type<TcpStream>, io_),
       {}, tls_, tls_generation_, {}, false});
+  // Beast reads max(512, free capacity) bytes a step: room for several TLS
+  // records, or a large list is read 512 bytes per scheduler round trip.
+  conn->buffer.reserve(64 << 10);
   state.active = conn.get();
   TcpStream& tcp_layer = conn->lowest();
   tcp_layer.expires_at(std::min(deadline, std::chrono::steady_clock::now() + options_.connect_timeout));

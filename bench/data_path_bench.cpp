@@ -1,0 +1,290 @@
+// data_path_bench [--mib 1024]: the data path off the cluster and back
+// (issues 17 and 18), end to end on the test cluster with real bytes, side
+// by side in one run against what a user would do without kvbackup.
+//
+// One stopped VM (so its bytes stay put between the runs; the freeze path is
+// backup_bench's subject) with one volume of --mib MiB shaped like a VM disk:
+// a third random, a third text-like, a third zeros (holes). Then:
+//   copy  kvbackup backup create --copy-data (snapshot, temporary claim,
+//         VirtualMachineExport, parallel Range download into the repository)
+//   put   kvbackup repo put of the same bytes from a local file (the floor:
+//         what the repository costs without any transport)
+//   user  the script a user would write today: a virtctl-style single gzip
+//         stream of the export (curl of disk.img.gz | gunzip) into
+//         `restic backup --stdin` (only the transfer is timed, not the export)
+//   copy2 a second backup after ~1% of the 4 KiB blocks changed (in runs of 256 KiB): MB/s and
+//         the bytes it stored new
+//   restore  kvbackup restore create --data-source repository (CDI upload)
+//         into another namespace, against `kvbackup repo get` of the same
+//         image to a local file, and against the user's script: `restic
+//         restore` to a file then a curl POST to the upload proxy
+//         (virtctl image-upload's path).
+// Prints the times, MB/s and the ratios. restic must be installed
+// (scripts/deps installs it).
+#include "common/base64.h"
+#include "common/subprocess.h"
+#include "kube/object.h"
+#include "kube/watch.h"
+#include "testcluster/csi.h"
+#include "tests/support/test_cluster.h"
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <random>
+#include <thread>
+#include <unistd.h>
+
+using namespace kvb;
+using namespace std::chrono_literals;
+namespace json = boost::json;
+
+namespace {
+
+const kube::ResourceRef kExports{"export.kubevirt.io", "v1beta1", "virtualmachineexports", "VirtualMachineExport", true};
+const kube::ResourceRef kDataVolumes{"cdi.kubevirt.io", "v1beta1", "datavolumes", "DataVolume", true};
+const kube::ResourceRef kUploadTokens{"upload.cdi.kubevirt.io", "v1beta1", "uploadtokenrequests", "UploadTokenRequest", true};
+const kube::ResourceRef kCdiConfigs{"cdi.kubevirt.io", "v1beta1", "cdiconfigs", "CDIConfig", false};
+
+[[noreturn]] void fail(const std::string& what) {
+  std::fprintf(stderr, "data_path_bench: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// Runs argv (a fixed program, never a shell string built from data); fails the
+// bench on a non-zero exit. Returns stdout and the seconds it took.
+std::pair<std::string, double> timed(std::vector<std::string> argv, const EnvVars& env = {}) {
+  ProcessSpec s;
+  s.argv = std::move(argv);
+  s.env_overrides = env;
+  s.timeout = 1800s;
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_process(s);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!r) fail(s.argv.at(0) + ": " + r.error().message);
+  if (r->exit_code != 0) fail(s.argv.at(0) + " " + (s.argv.size() > 1 ? s.argv[1] : "") + " exited " +
+                              std::to_string(r->exit_code) + ": " + r->err);
+  // kvbackup's own account of each copy (its transfer time within the whole run).
+  for (size_t at = r->err.find("copied VM"); at != std::string::npos; at = r->err.find("copied VM", at + 1)) {
+    std::printf("  (%s)\n", r->err.substr(at, r->err.find('\n', at) - at).c_str());
+  }
+  return {r->out, secs};
+}
+
+// A VM-disk-like image: per MiB, alternating random, text-like and zero (a hole).
+void fill_image(const std::filesystem::path& file, int64_t mib) {
+  int fd = ::open(file.c_str(), O_WRONLY);
+  if (fd < 0) fail("cannot open " + file.string());
+  std::mt19937_64 rng(7);
+  std::vector<std::string> words;
+  for (int i = 0; i < 5000; ++i) {
+    std::string w;
+    for (int n = 3 + static_cast<int>(rng() % 10); n > 0; --n) w += static_cast<char>('a' + rng() % 26);
+    words.push_back(w);
+  }
+  std::vector<char> block(size_t{1} << 20);
+  for (int64_t i = 0; i < mib; ++i) {
+    if (i % 3 == 2) continue;  // zeros: left a hole
+    if (i % 3 == 0) {
+      for (size_t j = 0; j < block.size(); j += 8) {
+        uint64_t v = rng();
+        std::memcpy(block.data() + j, &v, 8);
+      }
+    } else {
+      size_t j = 0;
+      while (j < block.size()) {
+        const std::string& w = words[rng() % words.size()];
+        for (char c : w) {
+          if (j < block.size()) block[j++] = c;
+        }
+        if (j < block.size()) block[j++] = (rng() % 12 == 0) ? '\n' : ' ';
+      }
+    }
+    if (::pwrite(fd, block.data(), block.size(), i << 20) != static_cast<ssize_t>(block.size())) fail("short write");
+  }
+  ::close(fd);
+}
+
+// Overwrites ~1% of the 4 KiB blocks with new random bytes, in runs of 64
+// blocks (256 KiB) at random places, as a file system's writes cluster (1%
+// scattered as single blocks would touch almost every content-defined chunk
+// of ~1 MiB, which no VM's week of writes looks like). Returns the blocks.
+int64_t change_one_percent(const std::filesystem::path& file, int64_t size) {
+  int fd = ::open(file.c_str(), O_WRONLY);
+  std::mt19937_64 rng(11);
+  constexpr int64_t kRun = 64 * 4096;
+  const int64_t runs = std::max<int64_t>(1, size / 100 / kRun);
+  std::vector<char> b(kRun);
+  for (int64_t i = 0; i < runs; ++i) {
+    for (size_t j = 0; j < b.size(); j += 8) {
+      uint64_t v = rng();
+      std::memcpy(b.data() + j, &v, 8);
+    }
+    int64_t at = static_cast<int64_t>(rng() % static_cast<uint64_t>(size / 4096 - 64)) * 4096;
+    if (::pwrite(fd, b.data(), b.size(), at) != kRun) fail("short write");
+  }
+  ::close(fd);
+  return runs * 64;
+}
+
+json::object only_volume(const std::string& record_json) {
+  auto rec = json::parse(record_json).as_object();
+  const auto& vms = rec.at("vms").as_array();
+  if (vms.size() != 1) fail("the record has " + std::to_string(vms.size()) + " VMs");
+  const auto& vols = vms.at(0).at("volumes").as_array();
+  if (vols.size() != 1) fail("the record has " + std::to_string(vols.size()) + " volumes");
+  const auto* copy = kube::object_at(vols.at(0), {"copy"});
+  if (!copy || !kube::str_at(*copy, {"error"}).empty()) fail("the volume was not copied: " + record_json);
+  return *copy;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t mib = 1024;
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], "--mib") == 0) mib = std::atoll(argv[i + 1]);
+  }
+  const int64_t size = mib << 20;
+  const double mb = static_cast<double>(size) / 1e6;
+  std::string scenario =
+      "storageClasses: [{name: fast, provisioner: csi.example.com}]\n"
+      "snapshotClasses: [{name: csi-snap, driver: csi.example.com}]\n"
+      "namespaces:\n  - name: prod\n    vms:\n"
+      "      - {name: db, running: false, volumes: [{name: rootdisk, type: persistentVolumeClaim, size: " +
+      std::to_string(mib) + "Mi, storageClass: fast}]}\n  - name: dr\n";
+  testing::TestCluster tc(scenario);
+  std::filesystem::path claim;
+  tc.cluster().loop().run_sync([&] { claim = tc.cluster().csi().volume_store().claim_path("prod", "db-rootdisk"); });
+  fill_image(claim, mib);
+  tc.cluster().loop().run_sync([&] { tc.cluster().csi().volume_store().claim_written("prod", "db-rootdisk"); });
+  tc.dir().write("pw", "bench-password\n", 0600);
+  const std::string kvb = testing::kvbackup_binary(), kc = tc.kubeconfig().string(), pw = (tc.dir() / "pw").string();
+  const std::string loc = (tc.dir() / "location").string(), image = (tc.dir() / "image").string();
+  auto kvbackup = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {kvb, "--kubeconfig", kc});
+    return timed(std::move(args));
+  };
+  auto backup = [&](const std::string& name) {
+    return kvbackup({"backup", "create", name, "-n", "prod", "--location", loc, "--copy-data", "--password-file", pw, "-o", "json"});
+  };
+  std::printf("data path of one %lld MiB volume (1/3 random, 1/3 text, 1/3 holes) on the test cluster, %u CPUs\n",
+              static_cast<long long>(mib), std::thread::hardware_concurrency());
+
+  // copy, then the repository floor on the same bytes.
+  auto [rec1, t_copy] = backup("b1");
+  const json::object copy1 = only_volume(rec1);
+  if (kube::str_at(copy1, {"sha256"}) != tc.claim_sha256("prod", "db-rootdisk")) fail("the copy's SHA-256 is not the claim's");
+  timed({"cp", "--sparse=always", claim.string(), image});
+  const std::string put_repo = (tc.dir() / "put-repo").string();
+  kvbackup({"repo", "init", "--repo", put_repo, "--password-file", pw});
+  auto [put_out, t_put] = kvbackup({"repo", "put", "--repo", put_repo, "--password-file", pw, "vm", image});
+
+  // The user's script: one gzip stream of the export into restic.
+  json::object vme{{"apiVersion", "export.kubevirt.io/v1beta1"},
+                   {"kind", "VirtualMachineExport"},
+                   {"metadata", json::object{{"name", "user"}}},
+                   {"spec", json::object{{"source", json::object{{"apiGroup", ""}, {"kind", "PersistentVolumeClaim"}, {"name", "db-rootdisk"}}}}}};
+  if (!tc.client()->create(kExports, "prod", vme)) fail("cannot create the export");
+  auto ready = kube::wait_for_object(
+      tc.client(), kExports, "prod", "user", [](const json::object* o) { return o && kube::str_at(*o, {"status", "phase"}) == "Ready"; }, 60s);
+  if (!ready) fail("the export never became Ready");
+  auto secret = tc.client()->get(kube::resources::kSecrets, "prod", "export-token-user");
+  if (!secret) fail("no export token");
+  const std::string token = *base64_decode(kube::str_at(*secret, {"data", "token"}));
+  std::string gz_url;
+  for (const auto& f : *kube::array_at(kube::array_at(*ready, {"status", "links", "external", "volumes"})->at(0), {"formats"})) {
+    if (kube::str_at(f, {"format"}) == "gzip") gz_url = std::string(kube::str_at(f, {"url"}));
+  }
+  if (gz_url.empty()) fail("the export has no gzip link");
+  tc.dir().write("export-ca.pem", std::string(kube::str_at(*ready, {"status", "links", "external", "cert"})));
+  const std::string restic_repo = (tc.dir() / "restic").string();
+  const EnvVars restic_env{{"RESTIC_PASSWORD", "bench-password"},
+                                                                    {"RESTIC_CACHE_DIR", (tc.dir() / "restic-cache").string()}};
+  timed({"restic", "init", "--repo", restic_repo}, restic_env);
+  // A fixed script; the data comes in as positional parameters.
+  auto [user_out, t_user] = timed({"bash", "-o", "pipefail", "-c",
+                                   "curl -sS --fail --cacert \"$1\" -H \"x-kubevirt-export-token: $2\" \"$3\" | gunzip | "
+                                   "restic --repo \"$4\" backup --stdin --stdin-filename disk.img --compression auto -q",
+                                   "user", (tc.dir() / "export-ca.pem").string(), token, gz_url, restic_repo},
+                                  restic_env);
+  tc.client()->remove(kExports, "prod", "user");
+
+  // The second backup, ~1% of the blocks changed.
+  const int64_t changed = change_one_percent(claim, size);
+  tc.cluster().loop().run_sync([&] { tc.cluster().csi().volume_store().claim_written("prod", "db-rootdisk"); });
+  auto [rec2, t_copy2] = backup("b2");
+  const json::object copy2 = only_volume(rec2);
+  timed({"cp", "--sparse=always", claim.string(), image});
+  auto [put2_out, t_put2] = kvbackup({"repo", "put", "--repo", put_repo, "--password-file", pw, "vm", image});
+
+  // Restore from the repository against repo get and the user's script.
+  tc.dir().write("cluster-ca.pem", tc.cluster().ca().cert_pem);
+  auto [rrec, t_restore] = kvbackup({"restore", "create", "r1", "--from-backup", "b2", "--location", loc, "--namespace-mapping",
+                                     "prod:dr", "--data-source", "repository", "--run-strategy", "Halted", "--password-file", pw,
+                                     "--upload-proxy-ca", (tc.dir() / "cluster-ca.pem").string(), "-o", "json"});
+  {
+    auto r = json::parse(rrec).as_object();
+    const auto& c = r.at("vms").as_array().at(0).at("claims").as_array().at(0);
+    if (tc.claim_sha256("dr", std::string(kube::str_at(c, {"claim"}))) != kube::str_at(copy2, {"sha256"}))
+      fail("the restored claim's SHA-256 differs from the backed-up image's");
+  }
+  const std::string got = (tc.dir() / "got").string();
+  auto [get_out, t_get] = kvbackup({"repo", "get", "--repo", loc + "/repository", "--password-file", pw,
+                                    std::string(kube::str_at(copy2, {"repositorySnapshot"})), got});
+  json::object dv{{"apiVersion", "cdi.kubevirt.io/v1beta1"},
+                  {"kind", "DataVolume"},
+                  {"metadata", json::object{{"name", "user-upload"}}},
+                  {"spec", json::object{{"source", json::object{{"upload", json::object{}}}},
+                                        {"pvc", json::object{{"accessModes", json::array{"ReadWriteOnce"}},
+                                                             {"storageClassName", "fast"},
+                                                             {"resources", json::object{{"requests", json::object{{"storage", std::to_string(size)}}}}}}}}}};
+  if (!tc.client()->create(kDataVolumes, "dr", dv)) fail("cannot create the upload DataVolume");
+  if (!kube::wait_for_object(
+          tc.client(), kDataVolumes, "dr", "user-upload",
+          [](const json::object* o) { return o && kube::str_at(*o, {"status", "phase"}) == "UploadReady"; }, 60s))
+    fail("the upload DataVolume never became UploadReady");
+  auto utr = tc.client()->create(kUploadTokens, "dr",
+                                 json::object{{"apiVersion", "upload.cdi.kubevirt.io/v1beta1"},
+                                              {"kind", "UploadTokenRequest"},
+                                              {"metadata", json::object{{"name", "user-upload"}}},
+                                              {"spec", json::object{{"pvcName", "user-upload"}}}});
+  if (!utr) fail("no upload token");
+  const std::string upload_token(kube::str_at(*utr, {"status", "token"}));
+  auto cfg = tc.client()->get(kCdiConfigs, "", "config");
+  if (!cfg) fail("no CDIConfig");
+  const std::string proxy = "https://" + std::string(kube::str_at(*cfg, {"status", "uploadProxyURL"})) + "/v1beta1/upload";
+  const std::string restored = (tc.dir() / "restic-out").string();
+  auto [ur_out, t_user_restore] =
+      timed({"bash", "-o", "pipefail", "-c",
+             "restic --repo \"$1\" restore latest --target \"$2\" -q && "
+             "curl -sS --fail -o /dev/null --cacert \"$3\" -H \"Authorization: Bearer $4\" "
+             "-H 'Content-Type: application/octet-stream' -X POST -T \"$2/disk.img\" \"$5\"",
+             "user", restic_repo, restored, (tc.dir() / "cluster-ca.pem").string(), upload_token, proxy},
+            restic_env);
+
+  auto rate = [&](double secs) { return mb / secs; };
+  std::printf("\n%-62s %8s %9s\n", "", "seconds", "MB/s");
+  std::printf("%-62s %8.2f %9.0f\n", "copy:    backup create --copy-data (first)", t_copy, rate(t_copy));
+  std::printf("%-62s %8.2f %9.0f\n", "put:     repo put of the same image from a local file", t_put, rate(t_put));
+  std::printf("%-62s %8.2f %9.0f\n", "user:    gzip export stream | restic backup --stdin", t_user, rate(t_user));
+  std::printf("%-62s %8.2f %9.0f   new bytes stored %lld (%lld blocks changed)\n",
+              "copy2:   backup create --copy-data, ~1% of blocks changed", t_copy2, rate(t_copy2),
+              static_cast<long long>(copy2.at("newBytes").to_number<int64_t>()), static_cast<long long>(changed));
+  std::printf("%-62s %8.2f %9.0f\n", "put2:    repo put of the changed image from a local file", t_put2, rate(t_put2));
+  std::printf("%-62s %8.2f %9.0f\n", "restore: restore create --data-source repository", t_restore, rate(t_restore));
+  std::printf("%-62s %8.2f %9.0f\n", "get:     repo get of the same image to a local file", t_get, rate(t_get));
+  std::printf("%-62s %8.2f %9.0f\n", "user:    restic restore, then curl POST to the upload proxy", t_user_restore,
+              rate(t_user_restore));
+  std::printf("\nratios\n");
+  std::printf("  copy / put (transport overhead; target <= 1.20)          %6.2f\n", t_copy / t_put);
+  std::printf("  user script / copy (target >= 3)                         %6.2f\n", t_user / t_copy);
+  std::printf("  copy2 / put2 (incremental transport overhead)            %6.2f\n", t_copy2 / t_put2);
+  std::printf("  restore / get (restore overhead; target <= 1.20)         %6.2f\n", t_restore / t_get);
+  std::printf("  user restore script / restore (target >= 2)              %6.2f\n", t_user_restore / t_restore);
+  return 0;
+}
