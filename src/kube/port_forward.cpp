@@ -178,7 +178,9 @@ class PortForwardImpl : public PortForward, public std::enable_shared_from_this<
       co_return;
     }
     ws.binary(true);
+    // Room for whole messages: an empty flat_buffer makes Beast read 512 bytes a step.
     beast::flat_buffer buf;
+    buf.reserve(512 << 10);
     // Both channels announce the port first (data, then error).
     for (uint8_t want = 0; want < 2; ++want) {
       auto [ec, n] = co_await ws.async_read(buf, use_tuple);

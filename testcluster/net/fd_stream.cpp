@@ -79,7 +79,7 @@ class FdStreamImpl : public FdStream, public std::enable_shared_from_this<FdStre
 
   local::socket sock_;
   FdStreamHandlers h_;
-  std::array<char, 64 * 1024> buf_{};
+  std::array<char, 256 * 1024> buf_{};
   std::deque<std::string> out_;
   size_t queued_ = 0;
   bool paused_ = false, reading_ = false, closed_ = false;
