@@ -163,7 +163,7 @@ struct ExportServer::Impl : std::enable_shared_from_this<ExportServer::Impl> {
       }
       sock.set_option(tcp::no_delay(true));
       auto ex = sock.get_executor();
-      asio::co_spawn(ex, connection(std::move(sock), nullptr, std::string()), asio::detached);
+      asio::co_spawn(ex, connection(std::move(sock)), asio::detached);
     }
   }
 
@@ -173,20 +173,31 @@ struct ExportServer::Impl : std::enable_shared_from_this<ExportServer::Impl> {
     co_return !ec;
   }
 
-  // One client connection: through the proxy (pod_export empty: the export
-  // is named in the path) or to an exporter pod's port (the pod's own
-  // certificate, paths /volumes/<claim>/<file>).
-  template <class Socket>
-  asio::awaitable<void> connection(Socket sock, std::shared_ptr<ssl::context> ctx, std::string pod_export) {
+  // One client connection through the proxy (the export is named in the path).
+  asio::awaitable<void> connection(tcp::socket sock) {
     auto self = shared_from_this();
-    const int fd = sock.native_handle();
+    ssl::stream<tcp::socket> stream(std::move(sock), tls);
+    co_await serve(stream, std::string());
+  }
+
+  // One connection to an exporter pod's port: the pod's own certificate,
+  // paths /volumes/<claim>/<file> of `pod_export` ("ns/name") only.
+  asio::awaitable<void> pod_connection(asio::local::stream_protocol::socket sock, std::shared_ptr<ssl::context> ctx,
+                                       std::string pod_export) {
+    auto self = shared_from_this();
+    ssl::stream<asio::local::stream_protocol::socket> stream(std::move(sock), *ctx);
+    co_await serve(stream, pod_export);
+  }
+
+  template <class TlsStream>
+  asio::awaitable<void> serve(TlsStream& stream, const std::string& pod_export) {
+    const int fd = stream.next_layer().native_handle();
     const uint64_t my_epoch = epoch.load();
     {
       std::lock_guard lock(mu);
       if (stopping) co_return;
       open_fds.insert(fd);
     }
-    ssl::stream<Socket> stream(std::move(sock), ctx ? *ctx : tls);
     auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple);
     if (!hec) {
       beast::flat_buffer buffer;
@@ -479,7 +490,7 @@ Result<int> ExportServer::connect_pod(const std::string& ns, const std::string& 
   int fd = client_end.release(ec);
   if (ec) return Error(Errc::kIo, "exporter pod connection: " + ec.message());
   auto ex = server_end.get_executor();
-  asio::co_spawn(ex, impl_->connection(std::move(server_end), ctx, key), asio::detached);
+  asio::co_spawn(ex, impl_->pod_connection(std::move(server_end), ctx, key), asio::detached);
   return fd;
 }
 
