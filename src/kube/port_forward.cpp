@@ -32,29 +32,46 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
 
-class PortForwardImpl : public PortForward, public std::enable_shared_from_this<PortForwardImpl> {
- public:
-  PortForwardImpl(const std::shared_ptr<Client>& client, PortForwardRequest req)
-      : rt_(client->runtime()), req_(std::move(req)), local_(rt_.io()), writer_done_(rt_.io().get_executor()) {}
-
-  ~PortForwardImpl() override {
-    if (user_fd_ >= 0) ::close(user_fd_);
+// What the caller's handle and the io-thread session share. The handle may
+// outlive the Client (and its io_context): it holds no Asio object.
+struct Shared {
+  std::mutex mu;
+  int user_fd = -1;
+  std::string error;
+  bool ended = false;
+  ~Shared() {
+    if (user_fd >= 0) ::close(user_fd);
   }
+};
 
+class Handle : public PortForward {
+ public:
+  explicit Handle(std::shared_ptr<Shared> s) : s_(std::move(s)) {}
   int take_fd() override {
-    std::lock_guard lock(mu_);
-    int fd = user_fd_;
-    user_fd_ = -1;
+    std::lock_guard lock(s_->mu);
+    int fd = s_->user_fd;
+    s_->user_fd = -1;
     return fd;
   }
   std::string error() const override {
-    std::lock_guard lock(mu_);
-    return error_;
+    std::lock_guard lock(s_->mu);
+    return s_->error;
   }
   bool ended() const override {
-    std::lock_guard lock(mu_);
-    return ended_;
+    std::lock_guard lock(s_->mu);
+    return s_->ended;
   }
+
+ private:
+  std::shared_ptr<Shared> s_;
+};
+
+// The stream itself, on the client's io thread; ends before the client does.
+class PortForwardImpl : public std::enable_shared_from_this<PortForwardImpl> {
+ public:
+  PortForwardImpl(const std::shared_ptr<Client>& client, PortForwardRequest req, std::shared_ptr<Shared> shared)
+      : rt_(client->runtime()), req_(std::move(req)), shared_(std::move(shared)), local_(rt_.io()),
+        writer_done_(rt_.io().get_executor()) {}
 
   std::future<Status> opened() { return opened_.get_future(); }
 
@@ -63,8 +80,8 @@ class PortForwardImpl : public PortForward, public std::enable_shared_from_this<
     rt_.enter(&state_);
     co_await execute();
     {
-      std::lock_guard lock(mu_);
-      ended_ = true;
+      std::lock_guard lock(shared_->mu);
+      shared_->ended = true;
     }
     if (!open_reported_) report_open(Error(Errc::kTransport, where() + ": the stream ended before it was open"));
     rt_.leave(&state_);
@@ -97,8 +114,8 @@ class PortForwardImpl : public PortForward, public std::enable_shared_from_this<
     boost::system::error_code aec;
     local_.assign(local(), fds[0], aec);
     {
-      std::lock_guard lock(mu_);
-      user_fd_ = fds[1];
+      std::lock_guard lock(shared_->mu);
+      shared_->user_fd = fds[1];
     }
     if (aec) {
       ::close(fds[0]);
@@ -229,8 +246,8 @@ class PortForwardImpl : public PortForward, public std::enable_shared_from_this<
           break;
         }
       } else if (!msg.empty() && msg[0] == 1) {
-        std::lock_guard lock(mu_);
-        error_.append(msg.substr(1));
+        std::lock_guard lock(shared_->mu);
+        shared_->error.append(msg.substr(1));
       }
       buf.consume(buf.size());
     }
@@ -244,23 +261,21 @@ class PortForwardImpl : public PortForward, public std::enable_shared_from_this<
 
   detail::Runtime& rt_;
   PortForwardRequest req_;
+  std::shared_ptr<Shared> shared_;
   local::socket local_;
   detail::CallState state_;
   detail::Signal writer_done_;
   std::promise<Status> opened_;
   bool open_reported_ = false;  // io thread only
   bool timed_out_ = false;      // io thread only
-  mutable std::mutex mu_;
-  int user_fd_ = -1;
-  std::string error_;
-  bool ended_ = false;
 };
 
 }  // namespace
 
 Result<std::shared_ptr<PortForward>> open_port_forward(const std::shared_ptr<Client>& client, PortForwardRequest request) {
   if (request.port == 0) return Error(Errc::kInvalidArgument, "port-forward: the port must be 1-65535");
-  auto pf = std::make_shared<PortForwardImpl>(client, std::move(request));
+  auto shared = std::make_shared<Shared>();
+  auto pf = std::make_shared<PortForwardImpl>(client, std::move(request), shared);
   auto opened = pf->opened();
   asio::co_spawn(client->runtime().io(), pf->run(), asio::detached);
   Status s = opened.get();
@@ -268,7 +283,7 @@ Result<std::shared_ptr<PortForward>> open_port_forward(const std::shared_ptr<Cli
     pf->cancel_on_io();
     return s.error();
   }
-  return std::shared_ptr<PortForward>(pf);
+  return std::shared_ptr<PortForward>(std::make_shared<Handle>(shared));
 }
 
 }  // namespace kvb::kube

@@ -15,7 +15,8 @@
 // Ends: the pod side closing (or the kubelet's error text on the error
 // channel, kept in error()) closes the local socket's other end, so its user
 // reads EOF; the user closing its socket closes the WebSocket; destroying the
-// Client ends every tunnel.
+// Client ends every tunnel (the handle may outlive the Client: it then only
+// reports what happened).
 //
 // This header is free of Beast and Asio.
 #pragma once
