@@ -7,6 +7,7 @@
 #include "kube/object.h"
 #include "testcluster/csi.h"
 #include "testcluster/exec_service.h"
+#include "testcluster/port_forward_service.h"
 #include "testcluster/json_patch.h"
 #include "testcluster/kubevirt.h"
 
@@ -223,7 +224,11 @@ std::optional<Api::Target> Api::route(const std::vector<std::string>& parts, std
 
 void Api::resource_request(ServerRequest& req, const std::shared_ptr<Responder>& r, const Caller& caller, const Target& t) {
   const ResourceInfo& res = *t.resource;
-  std::string verb = t.sub == "exec" ? "create" : verb_of(req, t.name);
+  // exec and portforward are authorized by the HTTP method, as the API server's
+  // RequestInfo does for connect subresources up to 1.34: a WebSocket upgrade
+  // (GET) is `get`, a SPDY POST is `create`. (1.35's
+  // AuthorizePodWebsocketUpgradeCreatePermission also asks for create.)
+  std::string verb = verb_of(req, t.name);
   // Every authenticated user may ask what it may do (system:basic-user).
   if (res.ref.resource == "selfsubjectaccessreviews") return self_subject_access_review(req, r, caller);
   if (!authorize(caller, verb, t, r)) return;
@@ -247,11 +252,13 @@ void Api::resource_request(ServerRequest& req, const std::shared_ptr<Responder>&
     auto held = std::make_shared<ServerRequest>(std::move(req));
     c_.loop().after(*delay, [this, held, r, t] {
       if (t.sub == "exec") return c_.exec().handle(std::move(*held), r, t.ns, t.name);
+      if (t.sub == "portforward") return serve_port_forward(c_, std::move(*held), r, t.ns, t.name);
       crud(*held, r, t);
     });
     return;
   }
   if (t.sub == "exec") return c_.exec().handle(std::move(req), r, t.ns, t.name);
+  if (t.sub == "portforward") return serve_port_forward(c_, std::move(req), r, t.ns, t.name);
   if (t.sub == "log") return pod_log(req, r, t);
   crud(req, r, t);
 }

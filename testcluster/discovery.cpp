@@ -61,11 +61,11 @@ std::optional<json::object> api_resource_list_json(const Registry& r, const std:
     }
     list.push_back(o);
     for (const auto& sub : info.subresources) {
-      json::array sv = sub == "exec" ? json::array{"create", "get"} : sub == "log" ? json::array{"get"} : json::array{"get", "patch", "update"};
+      json::array sv = sub == "exec" || sub == "portforward" ? json::array{"create", "get"} : sub == "log" ? json::array{"get"} : json::array{"get", "patch", "update"};
       list.push_back(json::object{{"name", info.ref.resource + "/" + sub},
                                   {"singularName", ""},
                                   {"namespaced", info.ref.namespaced},
-                                  {"kind", sub == "exec" ? "PodExecOptions" : sub == "log" ? "Pod" : info.ref.kind},
+                                  {"kind", sub == "exec" ? "PodExecOptions" : sub == "portforward" ? "PodPortForwardOptions" : sub == "log" ? "Pod" : info.ref.kind},
                                   {"verbs", sv}});
     }
   }

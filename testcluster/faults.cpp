@@ -10,7 +10,7 @@ namespace json = boost::json;
 namespace {
 const char* kTypes[] = {"api-error", "latency", "exec-hang", "exec-fail", "exec-drop", "watch-disconnect",
                         "agent-disconnect", "snapshot-cut-delay", "snapshot-fail", "export-restart",
-                        "export-unreachable", "export-wrong-token", "restore-pending"};
+                        "export-unreachable", "export-wrong-token", "restore-pending", "export-no-ingress"};
 
 bool field_matches(const std::string& want, const std::string& have) { return want.empty() || want == have; }
 }  // namespace
@@ -45,7 +45,7 @@ Result<Fault> Faults::add(const json::value& spec, const std::string& origin) {
   if (!known) {
     return r.error("type", "\"" + f.type + "\" is not a fault type (api-error, latency, exec-hang, exec-fail, "
                                           "exec-drop, watch-disconnect, agent-disconnect, snapshot-cut-delay, snapshot-fail, "
-                                          "export-restart, export-unreachable, export-wrong-token, restore-pending)");
+                                          "export-restart, export-unreachable, export-wrong-token, restore-pending, export-no-ingress)");
   }
   KVB_TRY(f.verb, r.str("verb"));
   KVB_TRY(f.resource, r.str("resource"));
@@ -134,6 +134,13 @@ const Fault* Faults::snapshot_failure(const std::string& ns, const std::string& 
   return fire([&](const Fault& f) {
     return f.type == "snapshot-fail" && field_matches(f.ns, ns) && field_matches(f.vm, vm) && field_matches(f.pvc, pvc);
   });
+}
+
+bool Faults::export_no_ingress(const std::string& ns, const std::string& name) const {
+  for (const auto& f : faults_) {
+    if (f.type == "export-no-ingress" && field_matches(f.ns, ns) && field_matches(f.name, name)) return true;
+  }
+  return false;
 }
 
 const Fault* Faults::agent_disconnect(const std::string& ns, const std::string& vm) {

@@ -23,7 +23,7 @@ struct Fault {
   uint64_t id = 0;
   std::string type;  // api-error latency exec-hang exec-fail exec-drop watch-disconnect
                      // agent-disconnect snapshot-cut-delay snapshot-fail export-restart
-                     // export-unreachable export-wrong-token restore-pending
+                     // export-unreachable export-wrong-token restore-pending export-no-ingress
   std::string verb, resource, ns, name, vm, pod, container, command, pvc;
   double rate = 1.0;
   int64_t count = 0;
@@ -63,6 +63,8 @@ class Faults {
   const Fault* restore_pending(const std::string& ns, const std::string& pvc);
   // export-unreachable / export-wrong-token for the export ns/name (decided once per export).
   const Fault* export_fault(const std::string& type, const std::string& ns, const std::string& name);
+  // export-no-ingress (namespace, name of the export): a state, not an event, so it never counts hits.
+  bool export_no_ingress(const std::string& ns, const std::string& name) const;
 
  private:
   Fault* fire(const std::function<bool(const Fault&)>& match);

@@ -34,7 +34,7 @@ Registry::Registry() {
     return &resources_.back();
   };
   add(kube::resources::kNamespaces, "namespace", {"ns"}, {"status"}, true);
-  add(kube::resources::kPods, "pod", {"po"}, {"status", "exec", "log"}, true, {"all"});
+  add(kube::resources::kPods, "pod", {"po"}, {"status", "exec", "log", "portforward"}, true, {"all"});
   add(kube::resources::kPersistentVolumeClaims, "persistentvolumeclaim", {"pvc"}, {"status"}, true);
   add(kube::resources::kPersistentVolumes, "persistentvolume", {"pv"}, {"status"}, true);
   add(kube::resources::kSecrets, "secret", {}, {}, false);

@@ -4,6 +4,7 @@
 #include "common/random.h"
 #include "common/sanitize.h"
 #include "kube/object.h"
+#include "kube/port_forward.h"
 #include "kube/resource.h"
 #include "kubevirt/resources.h"
 #include "kubevirt/volume_export.h"
@@ -14,6 +15,7 @@
 #include <boost/url/parse.hpp>
 
 #include <future>
+#include <mutex>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,6 +34,30 @@ struct SocketPair {
       if (f >= 0) ::close(f);
     }
   }
+};
+
+// The port-forwards one volume's download opened: what their kubelet said
+// (the error channel) explains a failed download.
+class Tunnels {
+ public:
+  void add(std::shared_ptr<kube::PortForward> pf) {
+    std::lock_guard lock(mu_);
+    std::erase_if(open_, [](const auto& p) { return p->ended() && p->error().empty(); });
+    open_.push_back(std::move(pf));
+  }
+  std::string errors() const {
+    std::lock_guard lock(mu_);
+    std::string out;
+    for (const auto& p : open_) {
+      std::string e = p->error();
+      if (!e.empty() && out.find(e) == std::string::npos) out += (out.empty() ? "" : "; ") + e;
+    }
+    return out;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<kube::PortForward>> open_;
 };
 
 std::map<std::string, std::string> copy_labels(const DataCopyContext& ctx, const record::VmRecord& vm) {
@@ -116,6 +142,22 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   dopt.headers = {{kubevirt::kExportTokenHeader, link.token}};
   dopt.transport.ca_pem = link.ca_pem;
   dopt.transport.trust_hint = " and the export's links.external.cert";
+  out.transport = link.external ? "external" : "port-forward";
+  auto tunnels = std::make_shared<Tunnels>();
+  if (!link.external) {
+    // No Ingress or Route: the internal link through port-forwards to the exporter
+    // pod, one WebSocket per connection (TLS end to end with links.internal.cert).
+    if (ctx.say) {
+      ctx.say("export " + vm.ns + "/" + name + " has no external link: reading it through port-forward to pod " + link.exporter_pod);
+    }
+    dopt.transport.trust_hint = " and the export's links.internal.cert";
+    dopt.transport.dial = [client = ctx.client, ns = vm.ns, pod = link.exporter_pod, tunnels]() -> Result<int> {
+      auto pf = kube::open_port_forward(client, kube::PortForwardRequest{ns, pod, kubevirt::kExporterPort});
+      if (!pf) return pf.error();
+      tunnels->add(*pf);
+      return (*pf)->take_fd();
+    };
+  }
   dopt.cancelled = cancelled;
   if (ctx.transfer) {
     dopt.progress = [&ctx, item = transfer_item(vm, vol)](uint64_t done, uint64_t total) {
@@ -142,7 +184,9 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   // A put that failed first makes the download fail with kIo (its reader went away): report the put's error then.
   if (!got && (put || got.error().code != Errc::kIo)) {
     std::string why = got.error().code == Errc::kUnauthorized ? "the exporter refused the export token (401 Unauthorized): " : "";
-    return Error(got.error().code, "download of " + vol.pvc + "'s snapshot failed: " + why + got.error().message);
+    std::string said = tunnels->errors();
+    return Error(got.error().code, "download of " + vol.pvc + "'s snapshot" + (link.external ? "" : " through port-forward") +
+                                       " failed: " + why + got.error().message + (said.empty() ? "" : " (port-forward: " + said + ")"));
   }
   if (!put) return Error(put.error().code, "repository put failed: " + put.error().message);
   if (put->bytes != got->bytes) {

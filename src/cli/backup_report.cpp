@@ -127,8 +127,9 @@ std::string describe_backup(const record::BackupRecord& rec, const std::string& 
       if (!vol.error.empty()) out += "      error: " + vol.error + "\n";
       if (const auto& c = vol.copy) {
         if (c->ok()) {
-          out += fmt::format("      copied to repository snapshot {} ({}): {} bytes, {} new, {} stored, sha256 {}\n",
-                             c->repository_snapshot.substr(0, 12), c->series, c->bytes, c->new_bytes, c->stored_bytes, c->sha256);
+          out += fmt::format("      copied to repository snapshot {} ({}): {} bytes, {} new, {} stored, sha256 {}{}\n",
+                             c->repository_snapshot.substr(0, 12), c->series, c->bytes, c->new_bytes, c->stored_bytes, c->sha256,
+                             c->transport.empty() ? "" : ", via " + c->transport);
         } else {
           out += "      copy failed: " + c->error + "\n";
         }

@@ -9,12 +9,26 @@
 namespace kvb::kube {
 namespace json = boost::json;
 
-std::string encode_exec_frame(ExecChannel channel, std::string_view payload) {
+std::string encode_channel_frame(uint8_t channel, std::string_view payload) {
   std::string out;
   out.reserve(payload.size() + 1);
   out += static_cast<char>(channel);
   out.append(payload);
   return out;
+}
+
+std::string encode_exec_frame(ExecChannel channel, std::string_view payload) {
+  return encode_channel_frame(static_cast<uint8_t>(channel), payload);
+}
+
+std::string encode_port_frame(uint8_t channel, uint16_t port) {
+  const char p[2] = {static_cast<char>(port & 0xff), static_cast<char>(port >> 8)};
+  return encode_channel_frame(channel, std::string_view(p, 2));
+}
+
+std::optional<uint16_t> decode_port_payload(std::string_view payload) {
+  if (payload.size() != 2) return std::nullopt;
+  return static_cast<uint16_t>(static_cast<uint8_t>(payload[0]) | (static_cast<uint8_t>(payload[1]) << 8));
 }
 
 std::optional<ExecFrame> decode_exec_frame(std::string_view message) {

@@ -25,6 +25,13 @@ enum class ExecChannel : uint8_t { kStdin = 0, kStdout = 1, kStderr = 2, kError 
 
 std::string encode_exec_frame(ExecChannel channel, std::string_view payload);
 
+// Port-forward framing (see the top of this file).
+inline constexpr std::string_view kPortForwardProtocolV4 = "v4.channel.k8s.io";
+std::string encode_channel_frame(uint8_t channel, std::string_view payload);
+std::string encode_port_frame(uint8_t channel, uint16_t port);  // a channel's first message
+// The port of a channel's first message (payload after the channel byte); nullopt unless exactly 2 bytes.
+std::optional<uint16_t> decode_port_payload(std::string_view payload);
+
 struct ExecFrame {
   ExecChannel channel;
   std::string_view payload;

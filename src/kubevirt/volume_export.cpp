@@ -78,10 +78,11 @@ Result<RawLink> wait_raw_link(kube::Client& c, const ExportRequest& req, const s
       std::string phase(kube::str_at(*vme, {"status", "phase"}));
       if (phase == "Skipped") return Error(Errc::kInvalid, "export " + req.ns + "/" + req.name + " was skipped: " + last);
       if (phase == "Ready") {
-        const auto* vols = kube::array_at(*vme, {"status", "links", "external", "volumes"});
+        const bool external = kube::array_at(*vme, {"status", "links", "external", "volumes"}) != nullptr;
+        const char* which = external ? "external" : "internal";
+        const auto* vols = kube::array_at(*vme, {"status", "links", which, "volumes"});
         if (!vols) {
-          return Error(Errc::kNotFound, "export " + req.ns + "/" + req.name +
-                                            " is Ready but has no external link (no Ingress or Route to virt-exportproxy)");
+          return Error(Errc::kNotFound, "export " + req.ns + "/" + req.name + " is Ready but has neither an external nor an internal link");
         }
         for (const auto& v : *vols) {
           if (kube::str_at(v, {"name"}) != req.claim) continue;
@@ -90,8 +91,11 @@ Result<RawLink> wait_raw_link(kube::Client& c, const ExportRequest& req, const s
               if (kube::str_at(f, {"format"}) != "raw") continue;
               RawLink link;
               link.url = std::string(kube::str_at(f, {"url"}));
-              link.ca_pem = std::string(kube::str_at(*vme, {"status", "links", "external", "cert"}));
+              link.ca_pem = std::string(kube::str_at(*vme, {"status", "links", which, "cert"}));
               link.token = token;
+              link.external = external;
+              link.exporter_pod = std::string(kube::str_at(*vme, {"status", "serviceName"}));
+              if (link.exporter_pod.empty()) link.exporter_pod = "virt-export-" + req.name;
               return link;
             }
           }

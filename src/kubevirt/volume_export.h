@@ -8,7 +8,10 @@
 // keeps the export Pending; raw is offered for Block claims and claims with
 // CDI's kubevirt content type; the exporter answers the token in the header
 // x-kubevirt-export-token; links.external exists only where an Ingress or
-// Route reaches virt-exportproxy.
+// Route reaches virt-exportproxy; without it, links.internal names the
+// Service virt-export-<name> (443 -> the exporter pod's 8443), which a client
+// outside the cluster reaches by port-forward to the pod (as virtctl's
+// --port-forward does).
 //
 // Invariant: the token never appears in errors; remove() deletes both objects
 // and treats "already gone" as success.
@@ -20,6 +23,7 @@
 #include "kube/client.h"
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -36,9 +40,16 @@ struct ExportRequest {
 
 struct RawLink {
   std::string url;     // https://.../volumes/<claim>/disk.img
-  std::string ca_pem;  // links.external.cert: the CA to trust for url
+  std::string ca_pem;  // links.external.cert (or links.internal.cert): the CA to trust for url
   std::string token;   // for the x-kubevirt-export-token header
+  // Without links.external (no Ingress or Route): the internal link
+  // (https://virt-export-<name>.<ns>.svc/volumes/...), reached through a
+  // port-forward to the exporter pod's port.
+  bool external = true;
+  std::string exporter_pod;  // status.serviceName: upstream names the pod like its Service
 };
+
+inline constexpr uint16_t kExporterPort = 8443;  // the exporter pod's port (its Service's 443)
 
 inline constexpr const char* kExportTokenHeader = "x-kubevirt-export-token";
 
@@ -47,7 +58,7 @@ inline constexpr const char* kExportTokenHeader = "x-kubevirt-export-token";
 Result<std::string> create_volume_export(kube::Client& c, const ExportRequest& req);
 
 // Waits until the export is Ready and offers the raw format of the claim on
-// links.external; a timeout or an export that says why it cannot be Ready
+// links.external, else on links.internal (external false); a timeout or an export that says why it cannot be Ready
 // (Skipped, a missing claim) is an error naming the export and its last status.
 Result<RawLink> wait_raw_link(kube::Client& c, const ExportRequest& req, const std::string& token,
                               std::chrono::milliseconds timeout, const std::function<bool()>& cancelled);

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <strings.h>
+#include <unistd.h>
 
 namespace kvb::net {
 namespace asio = boost::asio;
@@ -168,9 +169,12 @@ class BeastTransport : public HttpTransport {
   Result<std::unique_ptr<Connection>> connect() {
     auto c = std::make_unique<Connection>();
     boost::system::error_code ec;
-    tcp::resolver resolver(c->io);
-    auto results = resolver.resolve(host_, port_, ec);
-    if (ec) return Error(Errc::kTransport, "cannot resolve " + display_ + ": " + ec.message());
+    tcp::resolver::results_type results;
+    if (!options_.dial) {
+      tcp::resolver resolver(c->io);
+      results = resolver.resolve(host_, port_, ec);
+      if (ec) return Error(Errc::kTransport, "cannot resolve " + display_ + ": " + ec.message());
+    }
     if (tls_) {
       c->tls.emplace(c->io, *ctx_);
       if (!SSL_set_tlsext_host_name(c->tls->native_handle(), host_.c_str())) {
@@ -180,12 +184,23 @@ class BeastTransport : public HttpTransport {
     } else {
       c->plain.emplace(c->io);
     }
-    ec = c->run(options_.connect_timeout, [&](auto handler) { c->lowest().async_connect(results, handler); });
-    if (ec) {
-      Error e(ec == beast::error::timeout ? Errc::kTimeout : Errc::kTransport, "cannot connect to " + display_ + ": " + ec.message());
-      return e;
+    if (options_.dial) {
+      auto fd = options_.dial();
+      if (!fd) return Error(fd.error().code, "cannot connect to " + display_ + ": " + fd.error().message);
+      // A stream socket of another family (AF_UNIX): Asio reads and writes it alike.
+      c->lowest().socket().assign(tcp::v4(), *fd, ec);
+      if (ec) {
+        ::close(*fd);
+        return Error(Errc::kTransport, "cannot connect to " + display_ + ": " + ec.message());
+      }
+    } else {
+      ec = c->run(options_.connect_timeout, [&](auto handler) { c->lowest().async_connect(results, handler); });
+      if (ec) {
+        Error e(ec == beast::error::timeout ? Errc::kTimeout : Errc::kTransport, "cannot connect to " + display_ + ": " + ec.message());
+        return e;
+      }
+      c->lowest().socket().set_option(tcp::no_delay(true), ec);
     }
-    c->lowest().socket().set_option(tcp::no_delay(true), ec);
     if (tls_) {
       ec = c->run(options_.connect_timeout, [&](auto handler) { c->tls->async_handshake(ssl::stream_base::client, handler); });
       if (ec) {

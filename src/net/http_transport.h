@@ -58,6 +58,11 @@ struct TransportOptions {
   std::string ca_pem;          // PEM certificates to trust instead (a VirtualMachineExport's links.*.cert)
   size_t max_idle = 32;
   uint64_t body_limit = uint64_t{2} << 30;
+  // When set, each new connection is this instead of TCP to the endpoint's
+  // host: a connected stream socket (a port-forward tunnel), then owned by
+  // the transport. TLS, the server name, host name verification and Host
+  // stay those of the endpoint.
+  std::function<Result<int>()> dial;
 };
 
 class HttpTransport {

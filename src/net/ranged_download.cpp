@@ -41,6 +41,9 @@ Result<Target> split_url(const std::string& url) {
 // Statuses a retry cannot fix.
 bool fatal_status(int status) { return status == 401 || status == 403 || status == 404 || status == 410 || status == 416; }
 
+// Connection errors a retry cannot fix: a dialer (a port-forward) the API refused.
+bool fatal_error(const Error& e) { return e.code == Errc::kForbidden || e.code == Errc::kUnauthorized; }
+
 std::string hex(const unsigned char* p, size_t n) {
   static const char* digits = "0123456789abcdef";
   std::string s;
@@ -159,6 +162,7 @@ class Download {
       bool sent = false;
       auto r = http_.exchange(req, &sent);
       std::string why;
+      if (!r && fatal_error(r.error())) return r.error();
       if (!r) {
         why = r.error().message;
       } else if (r->status == 206 || (r->status == 200 && first == 0 && last + 1 == size_)) {
@@ -244,6 +248,7 @@ Result<DownloadResult> download(const std::string& url, int fd, const DownloadOp
       size = v;
       break;
     }
+    if (!r && fatal_error(r.error())) return r.error();
     if (r && fatal_status(r->status)) {
       return Error(r->status == 401 ? Errc::kUnauthorized : r->status == 403 ? Errc::kForbidden : Errc::kNotFound,
                    http->display() + " answered " + std::to_string(r->status) + " to HEAD");

@@ -8,7 +8,8 @@
 // - A range that fails (connection reset, truncated body, 5xx, the server
 //   restarting) is fetched again, with backoff, up to `retry_budget` of wall
 //   time per range: a transfer resumes at the range it lost, never from byte 0.
-// - 401/403/404 and a size that changes (Content-Range) are errors at once.
+// - 401/403/404 and a size that changes (Content-Range) are errors at once, and
+//   so is a connection its dialer was refused (401/403 from the API server).
 // - The bytes written are hashed (SHA-256) in order: the digest is that of the
 //   object as read, which callers compare with what they were promised.
 //

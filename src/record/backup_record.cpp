@@ -165,6 +165,7 @@ json::object volume_json(const VolumeRecord& v) {
                     {"storedBytes", c.stored_bytes},
                     {"sha256", c.sha256},
                     {"retriedRanges", c.retried_ranges}};
+    if (!c.transport.empty()) co["transport"] = c.transport;
     if (!c.error.empty()) co["error"] = c.error;
     o["copy"] = std::move(co);
   }
@@ -186,6 +187,10 @@ Result<DataCopyRecord> copy_from(DocReader& r) {
   c.stored_bytes = static_cast<uint64_t>(stored);
   c.retried_ranges = static_cast<unsigned>(retried);
   KVB_TRY(c.sha256, r.str("sha256"));
+  KVB_TRY(c.transport, r.str("transport"));
+  if (!c.transport.empty() && c.transport != "external" && c.transport != "port-forward") {
+    return r.error("transport", "\"" + c.transport + "\" is not a data path (external, port-forward)");
+  }
   KVB_TRY(c.error, r.str("error"));
   return c;
 }

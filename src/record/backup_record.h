@@ -68,6 +68,7 @@ struct DataCopyRecord {
   uint64_t stored_bytes = 0;        // what those took (compressed, sealed)
   std::string sha256;               // of every byte of the image, as downloaded
   unsigned retried_ranges = 0;      // ranges fetched again (exporter restarts, resets)
+  std::string transport;            // how the bytes came: "external" (links.external) or "port-forward"
   std::string error;
   bool ok() const { return error.empty() && !repository_snapshot.empty(); }
 };

@@ -100,6 +100,7 @@ void ExportController::on_change(const StoreEvent& e) {
       }
       faulted_.erase(key(ns, name));
       if (server_) server_->withdraw(ns, name);
+      remove_exporter_pod(ns, name);
       return;
     }
     exports_.insert(key(ns, name));
@@ -117,6 +118,37 @@ void ExportController::reconcile_namespace(const std::string& ns) {
     names.push_back(it->substr(ns.size() + 1));
   }
   for (const auto& n : names) reconcile(ns, n);
+}
+
+std::string ExportController::exporter_pod_name(const std::string& name) { return "virt-export-" + name; }
+
+void ExportController::ensure_exporter_pod(const std::string& ns, const std::string& name, const std::string& uid) {
+  const std::string pod = exporter_pod_name(name);
+  if (c_.store().find(c_.resource(kPods), ns, pod)) return;
+  std::string image = "quay.io/kubevirt/virt-exportserver:v" + c_.scenario().kubevirt_version + ".0";
+  Object p{{"apiVersion", "v1"},
+           {"kind", "Pod"},
+           {"metadata", json::object{{"name", pod},
+                                     {"namespace", ns},
+                                     {"labels", json::object{{"kubevirt.io.virt-export-service", pod}}},
+                                     {"ownerReferences", json::array{json::object{{"apiVersion", "export.kubevirt.io/v1beta1"},
+                                                                                 {"kind", "VirtualMachineExport"},
+                                                                                 {"name", name},
+                                                                                 {"uid", uid},
+                                                                                 {"controller", true},
+                                                                                 {"blockOwnerDeletion", true}}}}}},
+           {"spec", json::object{{"containers", json::array{json::object{
+                                     {"name", "exportserver"},
+                                     {"image", image},
+                                     {"ports", json::array{json::object{{"name", "export"}, {"containerPort", 8443}, {"protocol", "TCP"}}}}}}},
+                                 {"restartPolicy", "OnFailure"}}}};
+  (void)c_.store().create(c_.resource(kPods), ns, p);
+}
+
+void ExportController::remove_exporter_pod(const std::string& ns, const std::string& name) {
+  if (c_.store().find(c_.resource(kPods), ns, exporter_pod_name(name))) {
+    (void)c_.store().remove(c_.resource(kPods), ns, exporter_pod_name(name));
+  }
 }
 
 bool ExportController::claim_in_use(const std::string& ns, const std::string& claim) const {
@@ -266,13 +298,17 @@ void ExportController::reconcile(const std::string& ns, const std::string& name)
       entry.volumes[claim] = ExportedVolume{c_.csi().volume_store().claim_path(ns, claim)};
     }
     server_->publish(ns, name, std::move(entry));
+    ensure_exporter_pod(ns, name, std::string(kube::uid_of(json::value(vme))));
     st["phase"] = "Ready";
-    st["links"] = json::object{{"external", json::object{{"cert", ca}, {"volumes", ext_vols}}},
-                               {"internal", json::object{{"cert", ca}, {"volumes", int_vols}}}};
+    // links.external exists only where an Ingress or Route reaches virt-exportproxy.
+    json::object links{{"internal", json::object{{"cert", ca}, {"volumes", int_vols}}}};
+    if (!c_.faults().export_no_ingress(ns, name)) links["external"] = json::object{{"cert", ca}, {"volumes", ext_vols}};
+    st["links"] = links;
     st["conditions"] = json::array{condition("Ready", true, "podReady", "", old_status, now),
                                    condition("PVCReady", true, "Bound", "", old_status, now)};
   } else {
     if (server_) server_->withdraw(ns, name);
+    remove_exporter_pod(ns, name);
     bool gone = was_ready && (reason == "pvcNotFound" || reason == "VMNotFound");
     st["phase"] = gone || kube::str_at(old_status, {"phase"}) == "Terminated" ? "Terminated" : "Pending";
     st["conditions"] = json::array{condition("Ready", false, reason, message, old_status, now),

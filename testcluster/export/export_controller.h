@@ -16,11 +16,17 @@
 //   claims with CDI's kubevirt content type (others: dir and tar.gz, not
 //   served), links.internal with the svc host, serviceName, tokenSecretRef,
 //   conditions Ready and PVCReady. A source that goes away after Ready turns
-//   the export Terminated.
+//   the export Terminated. The fault export-no-ingress leaves links.external
+//   out (a cluster without an Ingress or Route to virt-exportproxy).
 // - Faults (decided once per export, at its first reconcile; `count` counts exports): export-unreachable
 //   publishes links.external at a port where nothing listens (a socket bound
 //   but never listening: connections are refused); export-wrong-token makes
 //   the exporter expect a token other than the Secret's (every request 401).
+// - Exporter pod: while Ready, pod virt-export-<name> (label
+//   kubevirt.io.virt-export-service=virt-export-<name>, owned by the export,
+//   container port 8443) exists; pods/portforward to it reaches the export
+//   server (port_forward_service.h). It mounts no claim here, so it never
+//   makes its own export "in use".
 //
 // Invariant: the server publishes an export exactly while its phase is Ready;
 // everything runs on the cluster's loop thread except the server's own threads.
@@ -54,6 +60,9 @@ class ExportController {
   void reconcile_namespace(const std::string& ns);
   std::string ensure_token(const Object& vme, const std::string& ns, const std::string& name, std::string& secret_name);
   bool claim_in_use(const std::string& ns, const std::string& claim) const;
+  static std::string exporter_pod_name(const std::string& name);
+  void ensure_exporter_pod(const std::string& ns, const std::string& name, const std::string& uid);
+  void remove_exporter_pod(const std::string& ns, const std::string& name);
 
   Cluster& c_;
   std::unique_ptr<ExportServer> server_;

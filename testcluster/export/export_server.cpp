@@ -8,6 +8,8 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -107,6 +109,7 @@ struct Fd {
 }  // namespace
 
 struct ExportServer::Impl : std::enable_shared_from_this<ExportServer::Impl> {
+  KeyPair ca;
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   ssl::context tls{ssl::context::tls_server};
@@ -117,6 +120,7 @@ struct ExportServer::Impl : std::enable_shared_from_this<ExportServer::Impl> {
 
   mutable std::mutex mu;
   std::map<std::string, ExportEntry> table;  // "ns/name"
+  std::map<std::string, std::shared_ptr<ssl::context>> pod_tls;  // "ns/name": the exporter pod's certificate
   std::set<int> open_fds;
   json::array log;
   int64_t restarts = 0;
@@ -169,16 +173,31 @@ struct ExportServer::Impl : std::enable_shared_from_this<ExportServer::Impl> {
     co_return !ec;
   }
 
+  // One client connection through the proxy (the export is named in the path).
   asio::awaitable<void> connection(tcp::socket sock) {
     auto self = shared_from_this();
-    const int fd = sock.native_handle();
+    ssl::stream<tcp::socket> stream(std::move(sock), tls);
+    co_await serve(stream, std::string());
+  }
+
+  // One connection to an exporter pod's port: the pod's own certificate,
+  // paths /volumes/<claim>/<file> of `pod_export` ("ns/name") only.
+  asio::awaitable<void> pod_connection(asio::local::stream_protocol::socket sock, std::shared_ptr<ssl::context> ctx,
+                                       std::string pod_export) {
+    auto self = shared_from_this();
+    ssl::stream<asio::local::stream_protocol::socket> stream(std::move(sock), *ctx);
+    co_await serve(stream, pod_export);
+  }
+
+  template <class TlsStream>
+  asio::awaitable<void> serve(TlsStream& stream, const std::string& pod_export) {
+    const int fd = stream.next_layer().native_handle();
     const uint64_t my_epoch = epoch.load();
     {
       std::lock_guard lock(mu);
       if (stopping) co_return;
       open_fds.insert(fd);
     }
-    ssl::stream<tcp::socket> stream(std::move(sock), tls);
     auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple);
     if (!hec) {
       beast::flat_buffer buffer;
@@ -188,7 +207,7 @@ struct ExportServer::Impl : std::enable_shared_from_this<ExportServer::Impl> {
         auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
         if (rec || epoch.load() != my_epoch) break;
         auto req = parser.release();
-        bool keep = co_await handle(stream, req, my_epoch);
+        bool keep = co_await handle(stream, req, my_epoch, pod_export);
         if (!keep || !req.keep_alive()) break;
       }
     }
@@ -266,7 +285,8 @@ struct ExportServer::Impl : std::enable_shared_from_this<ExportServer::Impl> {
   }
 
   template <class Stream>
-  asio::awaitable<bool> handle(Stream& s, const http::request<http::empty_body>& req, uint64_t my_epoch) {
+  asio::awaitable<bool> handle(Stream& s, const http::request<http::empty_body>& req, uint64_t my_epoch,
+                               const std::string& pod_export) {
     std::string target(req.target());
     size_t q = target.find('?');
     std::string path = percent_decode(std::string_view(target).substr(0, q));
@@ -280,7 +300,12 @@ struct ExportServer::Impl : std::enable_shared_from_this<ExportServer::Impl> {
     };
     // <ns>/virtualmachineexports/<name>/volumes/<claim>/<file>
     std::vector<std::string> parts;
-    if (path.rfind(kPrefix, 0) == 0) {
+    if (!pod_export.empty() && path.rfind("/volumes/", 0) == 0) {
+      // The exporter pod's own layout: the export is the pod's.
+      size_t slash = pod_export.find('/');
+      path = std::string(kPrefix) + pod_export.substr(0, slash) + "/virtualmachineexports/" + pod_export.substr(slash + 1) + path;
+    }
+    if (path.rfind(kPrefix, 0) == 0 && (pod_export.empty() || path.find("/volumes/") != std::string::npos)) {
       std::string rest = path.substr(std::strlen(kPrefix));
       size_t p = 0;
       while (p <= rest.size()) {
@@ -294,7 +319,9 @@ struct ExportServer::Impl : std::enable_shared_from_this<ExportServer::Impl> {
         (parts[5] != "disk.img" && parts[5] != "disk.img.gz")) {
       co_return co_await answer(404, "404 page not found");
     }
+    if (!pod_export.empty() && parts[0] + "/" + parts[2] != pod_export) co_return co_await answer(404, "404 page not found");
     entry["export"] = parts[0] + "/" + parts[2];
+    if (!pod_export.empty()) entry["via"] = "pod";
     entry["claim"] = parts[4];
     entry["format"] = parts[5] == "disk.img" ? "raw" : "gzip";
     if (method != "GET" && method != "HEAD") co_return co_await answer(405, "method not allowed");
@@ -378,6 +405,7 @@ Result<std::unique_ptr<ExportServer>> ExportServer::start(const KeyPair& ca, uns
   auto cert = issue_certificate(ca, spec);
   if (!cert) return cert.error();
   auto impl = std::make_shared<Impl>();
+  impl->ca = ca;
   boost::system::error_code ec;
   impl->tls.use_certificate_chain(asio::buffer(cert->cert_pem), ec);
   if (!ec) impl->tls.use_private_key(asio::buffer(cert->key_pem), ssl::context::pem, ec);
@@ -425,6 +453,45 @@ void ExportServer::publish(const std::string& ns, const std::string& name, Expor
 void ExportServer::withdraw(const std::string& ns, const std::string& name) {
   std::lock_guard lock(impl_->mu);
   impl_->table.erase(ns + "/" + name);
+  impl_->pod_tls.erase(ns + "/" + name);
+}
+
+Result<int> ExportServer::connect_pod(const std::string& ns, const std::string& name) {
+  const std::string key = ns + "/" + name;
+  std::shared_ptr<ssl::context> ctx;
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->stopping || !impl_->table.count(key)) {
+      return Error(Errc::kTransport, "connect: connection refused (the exporter of " + key + " is not serving)");
+    }
+    if (auto it = impl_->pod_tls.find(key); it != impl_->pod_tls.end()) ctx = it->second;
+  }
+  if (!ctx) {
+    // The exporter pod's certificate: the Service's names, from the export CA (links.internal.cert).
+    CertSpec spec;
+    const std::string service = "virt-export-" + name;
+    spec.common_name = service;
+    spec.dns_names = {service, service + "." + ns, service + "." + ns + ".svc", service + "." + ns + ".svc.cluster.local"};
+    auto cert = issue_certificate(impl_->ca, spec);
+    if (!cert) return cert.error();
+    ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+    boost::system::error_code ec;
+    ctx->use_certificate_chain(asio::buffer(cert->cert_pem), ec);
+    if (!ec) ctx->use_private_key(asio::buffer(cert->key_pem), ssl::context::pem, ec);
+    if (ec) return Error(Errc::kInternal, "exporter pod certificate: " + ec.message());
+    std::lock_guard lock(impl_->mu);
+    impl_->pod_tls.emplace(key, ctx);
+  }
+  using local = asio::local::stream_protocol;
+  local::socket server_end(asio::make_strand(impl_->io)), client_end(impl_->io);
+  boost::system::error_code ec;
+  asio::local::connect_pair(server_end, client_end, ec);
+  if (ec) return Error(Errc::kIo, "exporter pod connection: " + ec.message());
+  int fd = client_end.release(ec);
+  if (ec) return Error(Errc::kIo, "exporter pod connection: " + ec.message());
+  auto ex = server_end.get_executor();
+  asio::co_spawn(ex, impl_->pod_connection(std::move(server_end), ctx, key), asio::detached);
+  return fd;
 }
 
 void ExportServer::arm_restart(int64_t after_bytes, int64_t times) {

@@ -9,6 +9,9 @@
 // and is compared in constant time; a wrong or missing token is 401.
 // Bodies are read from the claim's file with pread in 1 MiB blocks.
 //
+// The same server plays the exporter pods (virt-export-<name>, port 8443) for
+// the test cluster's port-forward: connect_pod() hands out one connection.
+//
 // Fault: arm_restart(N) closes every export connection once N more body bytes
 // were served (upstream recreates the exporter pod on certificate rotation),
 // so clients must resume with Range requests.
@@ -52,6 +55,12 @@ class ExportServer {
 
   void publish(const std::string& ns, const std::string& name, ExportEntry entry);
   void withdraw(const std::string& ns, const std::string& name);
+  // A connection to the exporter pod's port 8443 of a published export (the
+  // port-forward's pod side): the returned stream socket (the caller owns it)
+  // speaks TLS with the pod's certificate for virt-export-<name>.<ns>.svc,
+  // issued by the export CA, and serves /volumes/<claim>/disk.img[.gz] of
+  // that export only. The restart fault closes it like any export connection.
+  Result<int> connect_pod(const std::string& ns, const std::string& name);
   // Closes every export connection once `after_bytes` more bytes were served,
   // `times` times (0: every `after_bytes`, until disarm).
   void arm_restart(int64_t after_bytes, int64_t times);

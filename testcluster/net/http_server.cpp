@@ -100,8 +100,20 @@ class WebSocketImpl : public WebSocket {
   explicit WebSocketImpl(asio::any_io_executor ex) : signal(ex) {}
   void send(std::string m) override {
     if (!is_open) return;
+    queued += m.size();
     outbox.push_back(std::move(m));
     signal.notify();
+  }
+  size_t queued_bytes() const override { return queued; }
+  void on_drained(std::function<void()> fn) override { drained = std::move(fn); }
+  // The writer took a message off the outbox (written or not).
+  void took(size_t n) {
+    queued -= n;
+    if (queued == 0 && drained) {
+      auto fn = std::move(drained);
+      drained = nullptr;
+      fn();
+    }
   }
   void close() override {
     closing = true;
@@ -114,6 +126,8 @@ class WebSocketImpl : public WebSocket {
   bool open() const override { return is_open; }
   Signal signal;
   std::deque<std::string> outbox;
+  size_t queued = 0;
+  std::function<void()> drained;
   bool closing = false, aborting = false, is_open = true;
 };
 
@@ -434,6 +448,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         std::string m = std::move(handle->outbox.front());
         handle->outbox.pop_front();
         auto [wec, wn] = co_await ws.async_write(asio::buffer(m), use_tuple);
+        handle->took(m.size());
         if (wec) break;
       }
       if (handle->aborting || reader_done) break;

@@ -70,6 +70,10 @@ class WebSocket {
   virtual void close() = 0;   // normal close handshake
   virtual void abort() = 0;   // drop TCP without a close frame
   virtual bool open() const = 0;
+  // Back-pressure for streams (port-forward): bytes queued by send() and not
+  // yet written, and a one-shot callback for when the queue is empty again.
+  virtual size_t queued_bytes() const = 0;
+  virtual void on_drained(std::function<void()> fn) = 0;
 };
 
 struct WebSocketHandlers {

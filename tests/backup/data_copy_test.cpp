@@ -67,6 +67,21 @@ class DataCopy {
     ASSERT_TRUE(k) << "kubectl is required";
     EXPECT_EQ(k->exit_code, 0) << k->err;
     EXPECT_EQ(k->out, "") << "temporaries left behind";
+    auto pods = run_kubectl(f.tc.kubeconfig(), {"get", "pods", "-A", "-l", "kubevirt.io.virt-export-service", "-o", "name"});
+    ASSERT_TRUE(pods);
+    EXPECT_EQ(pods->out, "") << "exporter pods left behind";
+  }
+
+  // The GET requests the exporter served, and how many came through the exporter pod (port-forward).
+  std::pair<int, int> served_gets() {
+    int all = 0, via_pod = 0;
+    const json::object served = f.tc.exports();
+    for (const auto& q : served.at("requests").as_array()) {
+      if (kube::str_at(q, {"method"}) != "GET") continue;
+      ++all;
+      if (kube::str_at(q, {"via"}) == "pod") ++via_pod;
+    }
+    return {all, via_pod};
   }
 
   std::string sha256_file(const std::string& path) {
@@ -105,6 +120,7 @@ TEST(DataCopy, EachCopyHoldsTheSnapshotsBytesAndNothingIsLeft) {
     ASSERT_TRUE(copy) << snap;
     EXPECT_EQ(kube::str_at(*copy, {"sha256"}), oracle) << snap;
     EXPECT_EQ(kube::str_at(*copy, {"error"}), "");
+    EXPECT_EQ(kube::str_at(*copy, {"transport"}), "external") << "the export had links.external";
     // The repository gives back exactly those bytes.
     std::string id(kube::str_at(*copy, {"repositorySnapshot"}));
     std::string out = (d.f.tc.dir() / ("restored-" + snap)).string();
@@ -186,6 +202,71 @@ TEST(DataCopy, AnApiErrorOnTheExportLeavesTheVmPartiallyFailedAndThawed) {
   EXPECT_EQ(kube::str_at(db, {"consistency"}), "FileSystemConsistent") << "the snapshots themselves are good";
   EXPECT_FALSE(d.f.tc.vm_state("prod", "db").at("frozen").as_bool());
   EXPECT_FALSE(d.f.tc.events("Thaw", "db").empty());
+  d.expect_no_temporaries();
+}
+
+TEST(DataCopy, WithoutAnIngressTheCopyGoesThroughPortForwardsToTheExporterPod) {
+  DataCopy d;
+  d.f.tc.add_fault(R"({"type": "export-no-ingress"})");
+  auto r = d.backup("pf1", d.pw);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("has no external link: reading it through port-forward to pod virt-export-"));
+  auto rec = json::parse(r.out).as_object();
+  auto db = vm_of(rec, "db");
+  EXPECT_EQ(kube::str_at(db, {"phase"}), "Completed") << r.err;
+  for (const auto& v : db.at("volumes").as_array()) {
+    std::string snap(kube::str_at(v, {"volumeSnapshot"}));
+    const auto* copy = kube::object_at(v, {"copy"});
+    ASSERT_TRUE(copy) << snap;
+    EXPECT_EQ(kube::str_at(*copy, {"transport"}), "port-forward") << snap;
+    EXPECT_EQ(kube::str_at(*copy, {"sha256"}), d.f.tc.snapshot_sha256("prod", snap)) << snap;
+  }
+  auto [all, via_pod] = d.served_gets();
+  EXPECT_GT(all, 2) << "ranges in parallel";
+  EXPECT_EQ(via_pod, all) << "every request came through the exporter pod, none through the proxy";
+  // The record on the location says so too (what `backup describe` reads).
+  auto desc = run_kvbackup(d.f.tc, {"backup", "describe", "pf1", "--location", d.loc, "-o", "json"});
+  ASSERT_EQ(desc.exit_code, 0) << desc.err;
+  EXPECT_THAT(desc.out, HasSubstr("\"transport\":\"port-forward\""));
+  auto text = run_kvbackup(d.f.tc, {"backup", "describe", "pf1", "--location", d.loc});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_THAT(text.out, HasSubstr(", via port-forward"));
+  d.f.expect_nothing_frozen();
+  d.expect_no_temporaries();
+}
+
+TEST(DataCopy, AnExporterRestartOverTheTunnelIsResumedWithRanges) {
+  DataCopy d;
+  d.f.tc.add_fault(R"({"type": "export-no-ingress"})");
+  d.f.tc.add_fault(R"({"type": "export-restart", "afterBytes": 41943040, "count": 1})");  // 40 MiB
+  auto r = d.backup("pf2", d.pw);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto db = vm_of(json::parse(r.out).as_object(), "db");
+  EXPECT_EQ(kube::str_at(db, {"phase"}), "Completed");
+  int64_t retried = 0;
+  for (const auto& v : db.at("volumes").as_array()) {
+    const auto* copy = kube::object_at(v, {"copy"});
+    ASSERT_TRUE(copy);
+    EXPECT_EQ(kube::str_at(*copy, {"transport"}), "port-forward");
+    EXPECT_EQ(kube::str_at(*copy, {"sha256"}), d.f.tc.snapshot_sha256("prod", std::string(kube::str_at(v, {"volumeSnapshot"}))));
+    retried += copy->at("retriedRanges").to_number<int64_t>();
+  }
+  EXPECT_GE(retried, 1) << "a range was fetched again through a new tunnel";
+  auto ex = d.f.tc.exports();
+  EXPECT_EQ(ex.at("restarts").to_number<int64_t>(), 1);
+  int64_t served = 0;
+  int resumed_after = 0;
+  for (const auto& q : ex.at("requests").as_array()) {
+    if (kube::str_at(q, {"method"}) != "GET") continue;
+    EXPECT_EQ(kube::str_at(q, {"via"}), "pod");
+    served += q.as_object().contains("bytes") ? q.at("bytes").to_number<int64_t>() : 0;
+    std::string range(kube::str_at(q, {"range"}));
+    bool complete = q.as_object().contains("complete") && q.at("complete").as_bool();
+    if (complete && q.at("restartsBefore").to_number<int64_t>() == 1 && range.rfind("bytes=0-", 0) != 0) ++resumed_after;
+  }
+  EXPECT_GE(resumed_after, 1) << "ranges after the restart, not from byte 0";
+  EXPECT_LT(served, int64_t{104} << 20 << 1) << "less than twice the images: nothing started over from 0";
+  d.f.expect_nothing_frozen();
   d.expect_no_temporaries();
 }
 

@@ -84,6 +84,7 @@ record::BackupRecord full_backup_record() {
   copy.stored_bytes = 567;
   copy.sha256 = "e3b0";
   copy.retried_ranges = 2;
+  copy.transport = "port-forward";
   copy.error = "";
   vol.copy = copy;
   record::VolumeRecord failed_copy = vol;
@@ -118,6 +119,18 @@ TEST(RecordRoundTrip, BackupRecordKeepsEveryField) {
   EXPECT_EQ(back->vms[0].executions.size(), 1u);
   EXPECT_EQ(back->options.concurrency, 7);
   EXPECT_EQ(back->options.freeze_deadline, 2500ms);
+}
+
+TEST(RecordRoundTrip, ACopysDataPathIsKeptAndAnUnknownOneIsNamed) {
+  auto back = record::BackupRecord::from_json(full_backup_record().to_json(), "backup.json");
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->vms[0].volumes[0].copy->transport, "port-forward");
+  auto v = full_backup_record().to_json();
+  v["vms"].as_array()[0].as_object()["volumes"].as_array()[0].as_object()["copy"].as_object()["transport"] = "carrier-pigeon";
+  auto bad = record::BackupRecord::from_json(v, "backup.json");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("transport"), std::string::npos) << bad.error().message;
+  EXPECT_NE(bad.error().message.find("carrier-pigeon"), std::string::npos) << bad.error().message;
 }
 
 TEST(RecordRoundTrip, BackupRecordOfVersionZeroPointOneStillReads) {

@@ -250,7 +250,7 @@ TEST(SimApi, RbacLiteForbidsWithTheRealMessage) {
   auto exec = kube::exec(*reader, er);
   ASSERT_FALSE(exec.status);
   EXPECT_EQ(exec.status.error().code, Errc::kForbidden);
-  EXPECT_THAT(exec.status.error().message, HasSubstr("cannot create resource \"pods/exec\""));
+  EXPECT_THAT(exec.status.error().message, HasSubstr("cannot get resource \"pods/exec\""));
   auto stranger = kube::Client::create(with_token(tc, "wrong-token"));
   auto unauth = (*stranger)->list(kube::resources::kPods, "prod");
   ASSERT_FALSE(unauth);
