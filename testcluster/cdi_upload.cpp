@@ -237,6 +237,10 @@ void CdiUpload::create_claim_for(const std::string& ns, const std::string& name)
   json::object spec = storage ? *storage : json::object();
   if (!spec.contains("accessModes")) spec["accessModes"] = json::array{"ReadWriteOnce"};
   json::object annotations{{kAnnUploadTarget, ""}, {kAnnPodReady, "false"}, {kAnnPodPhase, "Pending"}};
+  // As CDI copies the DataVolume's contentType (default kubevirt) onto its claim:
+  // a kubevirt claim holds disk.img, which an export then offers raw.
+  std::string content(kube::str_at(v, {"spec", "contentType"}));
+  annotations["cdi.kubevirt.io/storage.contentType"] = content.empty() ? "kubevirt" : content;
   bool immediate = kube::annotation_of(v, kAnnImmediate) == "true";
   if (immediate) annotations[kAnnImmediate] = "true";
   std::string sc(kube::str_at(spec, {"storageClassName"}));

@@ -1,6 +1,8 @@
 // The test cluster's CDI upload (testcluster/cdi_upload.h) driven by real
 // clients: kubectl for the DataVolume and the UploadTokenRequest, curl for
-// the bytes; and kvbackup's own streaming transport for the concurrency case.
+// the bytes (and the export of the uploaded claim back); and kvbackup's own
+// streaming transport for the concurrency case.
+#include "common/subprocess.h"
 #include "kube/object.h"
 #include "kube/watch.h"
 #include "net/http_transport.h"
@@ -108,6 +110,37 @@ TEST_F(CdiUpload, KubectlAndCurlUploadTheBytesThenTheDataVolumeSucceeds) {
   EXPECT_EQ(tc.claim_sha256("dr", "disk"), sha256_hex(image));
   // Once done: 409, whatever the token.
   EXPECT_EQ(curl_upload(token_for("disk"), tc.dir() / "disk.img"), 409);
+
+  // Exported back (kubectl for the export and its token, curl for the bytes): what was uploaded.
+  auto vme = run_kubectl(tc.kubeconfig(), {"apply", "-f", "-"},
+                         "apiVersion: export.kubevirt.io/v1beta1\nkind: VirtualMachineExport\nmetadata: {name: back, namespace: dr}\n"
+                         "spec: {source: {apiGroup: \"\", kind: PersistentVolumeClaim, name: disk}}\n");
+  ASSERT_TRUE(vme && vme->exit_code == 0) << (vme ? vme->err : "");
+  auto ready = run_kubectl(tc.kubeconfig(), {"wait", "-n", "dr", "vmexport/back", "--for=jsonpath={.status.phase}=Ready", "--timeout=30s"});
+  ASSERT_TRUE(ready && ready->exit_code == 0) << (ready ? ready->err : "");
+  auto got = run_kubectl(tc.kubeconfig(), {"get", "-n", "dr", "vmexport/back", "-o", "json"});
+  ASSERT_TRUE(got && got->exit_code == 0);
+  auto obj = json::parse(got->out);
+  std::string url;
+  for (const auto& f : *kube::array_at(kube::array_at(obj, {"status", "links", "external", "volumes"})->at(0), {"formats"})) {
+    if (kube::str_at(f, {"format"}) == "raw") url = std::string(kube::str_at(f, {"url"}));
+  }
+  ASSERT_FALSE(url.empty());
+  tc.dir().write("export-ca.pem", std::string(kube::str_at(obj, {"status", "links", "external", "cert"})));
+  auto secret = run_kubectl(tc.kubeconfig(), {"get", "-n", "dr", "secret/export-token-back", "-o", "jsonpath={.data.token}"});
+  ASSERT_TRUE(secret && secret->exit_code == 0);
+  ProcessSpec b64;
+  b64.argv = {"base64", "-d"};
+  b64.stdin_data = secret->out;
+  auto export_token = run_process(b64);
+  ASSERT_TRUE(export_token && export_token->exit_code == 0);
+  ProcessSpec dl;
+  dl.argv = {"curl", "-sS", "--fail", "--cacert", (tc.dir() / "export-ca.pem").string(), "-H",
+             "x-kubevirt-export-token: " + export_token->out, "-o", (tc.dir() / "back.img").string(), url};
+  auto d = run_process(dl);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->exit_code, 0) << d->err;
+  EXPECT_EQ(sha256_hex(read_whole(tc.dir() / "back.img")), sha256_hex(image)) << "the export gives back the uploaded bytes";
 }
 
 TEST_F(CdiUpload, RefusalsBadTokenNoTokenTooLargeAndAGzipBody) {
