@@ -28,9 +28,15 @@ std::vector<record::VmRecord> backup_group(BackupContext& ctx, const Plan& plan,
     if (froze_attempted[i] && !frozen[i]) all_frozen = false;
     if (frozen[i]) first_frozen = std::min(first_frozen, vms[i]->freeze_outcome().confirmed);
   }
-  ctx.say(std::string("group: ") + (all_frozen ? "every VM frozen" : "not every VM could be frozen"));
+  // A run lock lost while the group froze: another kvbackup may be recovering
+  // this run, so nothing is cut under it; every guest is thawed below.
+  Status lock = ctx.run_lock_held ? ctx.run_lock_held() : ok();
+  ctx.say(std::string("group: ") + (!lock ? "the run lock was lost" : all_frozen ? "every VM frozen" : "not every VM could be frozen"));
 
-  Status cut = all_frozen ? ok() : Status(Error(Errc::kInternal, "not every VM of the consistency group could be frozen"));
+  Status cut = !lock ? Status(Error(Errc::kConflict, "the backup's run lock was lost while the group froze (" + lock.error().message +
+                                                         "): nothing was cut, every guest thawed"))
+               : all_frozen ? ok()
+                            : Status(Error(Errc::kInternal, "not every VM of the consistency group could be frozen"));
   if (cut) {
     std::vector<Status> created(n);
     parallel_for(n, workers, [&](size_t i) {

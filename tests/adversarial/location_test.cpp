@@ -192,6 +192,36 @@ namespaces:
   f.expect_nothing_frozen();
 }
 
+// The same in a consistency group: a lock lost while the group froze means
+// nothing is cut under it; the VM that froze is thawed and no VM counts.
+TEST(Adversarial, AGroupWhoseRunLostItsLockCutsNothing) {
+  const char* three = R"(
+snapshotClasses: [{name: csi-snap, driver: csi.example.com, cutLatency: 50ms, readyLatency: 20ms}]
+storageClasses: [{name: fast, provisioner: csi.example.com}]
+namespaces:
+  - name: prod
+    vms:
+      - {name: a, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
+      - {name: b, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
+)";
+  BackupFixture f(three);
+  FailingLocation losing(*f.location, StorageFault::kRunLockLost);
+  auto spec = f.spec("lost-group");
+  spec.concurrency = 1;
+  spec.consistency_group = record::ConsistencyGroup::kAll;
+  backup::BackupRunner runner(f.tc.client(), losing, spec);
+  auto rec = runner.run({});
+  ASSERT_TRUE(rec) << rec.error().message;
+  EXPECT_EQ(rec->phase, record::BackupPhase::kFailed);
+  for (const auto& vm : rec->vms) {
+    EXPECT_EQ(vm.phase, record::VmPhase::kFailed) << vm.key();
+    EXPECT_EQ(vm.consistency, Consistency::kNone) << vm.key();
+    EXPECT_THAT(vm.reason, HasSubstr("run lock was lost")) << vm.key();
+  }
+  EXPECT_EQ(f.snapshots_left("lost-group"), 0u) << "nothing cut";
+  f.expect_nothing_frozen();
+}
+
 // Item 16: deleting a backup while it runs.
 TEST(Adversarial, ARunningBackupIsNotDeletedUnderItsFeet) {
   BackupFixture f(kScenario);
