@@ -1,6 +1,7 @@
 #include "testcluster/cluster.h"
 
 #include "common/base64.h"
+#include "common/random.h"
 #include "kube/object.h"
 #include "testcluster/controller_admission.h"
 #include "testcluster/api.h"
@@ -168,11 +169,7 @@ Result<std::unique_ptr<Cluster>> Cluster::start(Scenario scenario, ClusterOption
   auto cert = issue_certificate(c->ca_, spec);
   if (!cert) return cert.error();
   c->admin_token_ = c->options_.admin_token;
-  if (c->admin_token_.empty()) {
-    std::random_device rd;
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (int i = 0; i < 40; ++i) c->admin_token_ += kHex[rd() % 16];
-  }
+  if (c->admin_token_.empty()) c->admin_token_ = random_hex(40);
   if (c->options_.state_dir.empty()) {
     std::string tmpl = (std::filesystem::temp_directory_path() / "kvbackup-testcluster-XXXXXX").string();
     if (!::mkdtemp(tmpl.data())) return Error(Errc::kIo, "cannot create a state directory under /tmp");

@@ -1,6 +1,7 @@
 #include "testcluster/store.h"
 
 #include "common/base64.h"
+#include "common/random.h"
 #include "common/time.h"
 #include "kube/object.h"
 
@@ -50,18 +51,7 @@ std::string random_suffix(size_t n) {
   return s;
 }
 
-std::string new_uid() {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (int i = 0; i < 32; ++i) {
-    if (i == 8 || i == 12 || i == 16 || i == 20) s += '-';
-    s += kHex[rng()() % 16];
-  }
-  // RFC 4122 version 4: the version nibble is 4, the variant bits are 10xx.
-  s[14] = '4';
-  s[19] = "89ab"[rng()() % 4];
-  return s;
-}
+std::string new_uid() { return random_uuid(); }  // RFC 4122 version 4
 
 Store::Store(const Registry& registry, size_t history) : registry_(registry), history_limit_(history) {}
 

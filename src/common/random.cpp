@@ -1,5 +1,7 @@
 #include "common/random.h"
 
+#include "common/hex.h"
+
 #include <openssl/rand.h>
 
 #include <stdexcept>
@@ -13,29 +15,19 @@ std::vector<unsigned char> random_bytes(size_t n) {
   if (n && RAND_bytes(b.data(), static_cast<int>(n)) != 1) throw std::runtime_error("RAND_bytes failed");
   return b;
 }
-constexpr char kHex[] = "0123456789abcdef";
 }  // namespace
 
 std::string random_uuid() {
   auto b = random_bytes(16);
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-  std::string s;
-  for (size_t i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) s += '-';
-    s += kHex[b[i] >> 4];
-    s += kHex[b[i] & 15];
-  }
+  std::string s = hex_encode(b);
+  for (size_t at : {size_t{8}, size_t{13}, size_t{18}, size_t{23}}) s.insert(at, 1, '-');
   return s;
 }
 
 std::string random_hex(size_t chars) {
-  auto b = random_bytes((chars + 1) / 2);
-  std::string s;
-  for (auto c : b) {
-    s += kHex[c >> 4];
-    s += kHex[c & 15];
-  }
+  std::string s = hex_encode(random_bytes((chars + 1) / 2));
   s.resize(chars);
   return s;
 }

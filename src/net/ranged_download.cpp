@@ -1,5 +1,7 @@
 #include "net/ranged_download.h"
 
+#include "common/hex.h"
+
 #include <boost/url/parse.hpp>
 #include <openssl/evp.h>
 
@@ -43,16 +45,6 @@ bool fatal_status(int status) { return status == 401 || status == 403 || status 
 
 // Connection errors a retry cannot fix: a dialer (a port-forward) the API refused.
 bool fatal_error(const Error& e) { return e.code == Errc::kForbidden || e.code == Errc::kUnauthorized; }
-
-std::string hex(const unsigned char* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string s;
-  for (size_t i = 0; i < n; ++i) {
-    s += digits[p[i] >> 4];
-    s += digits[p[i] & 15];
-  }
-  return s;
-}
 
 Status write_all(int fd, bool socket, std::string_view data) {
   while (!data.empty()) {
@@ -116,7 +108,7 @@ class Download {
     EVP_DigestFinal_ex(sha.get(), md, &len);
     DownloadResult r;
     r.bytes = size_;
-    r.sha256 = hex(md, len);
+    r.sha256 = hex_encode({md, len});
     r.retried_ranges = retried_;
     return r;
   }

@@ -1,5 +1,6 @@
 #include "record/naming.h"
 
+#include "common/hex.h"
 #include <openssl/sha.h>
 
 #include <cctype>
@@ -12,13 +13,7 @@ namespace {
 std::string short_hash(const std::string& s) {
   unsigned char d[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 8; ++i) {
-    out += kHex[d[i] >> 4];
-    out += kHex[d[i] & 15];
-  }
-  return out;
+  return hex_encode(std::span<const unsigned char>(d, 8));
 }
 
 // Lower-case letters, digits, '-' and '.'; at most `max` characters (a hash keeps long names unique).

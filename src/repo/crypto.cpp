@@ -1,5 +1,6 @@
 #include "repo/crypto.h"
 
+#include "common/hex.h"
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -51,16 +52,7 @@ BlobId blob_id(const MasterKey& key, std::span<const uint8_t> plaintext) {
   return id;
 }
 
-std::string to_hex(std::span<const uint8_t> bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (uint8_t b : bytes) {
-    out.push_back(digits[b >> 4]);
-    out.push_back(digits[b & 15]);
-  }
-  return out;
-}
+std::string to_hex(std::span<const uint8_t> bytes) { return hex_encode(bytes); }
 
 std::vector<uint8_t> seal(const Key256& key, std::span<const uint8_t> aad, std::span<const uint8_t> plaintext) {
   return seal(key, aad, {}, plaintext);

@@ -1,5 +1,6 @@
 #include "restore/upload.h"
 
+#include "common/hex.h"
 #include "common/sanitize.h"
 #include "kube/object.h"
 #include "kubevirt/cdi_upload.h"
@@ -15,16 +16,6 @@
 namespace kvb::restore {
 
 namespace {
-
-std::string hex(const unsigned char* d, unsigned n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < n; ++i) {
-    out += kHex[d[i] >> 4];
-    out += kHex[d[i] & 15];
-  }
-  return out;
-}
 
 struct Attempt {
   Status status = ok();
@@ -115,7 +106,7 @@ class Uploader : public VolumeUploader {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned len = 0;
     EVP_DigestFinal_ex(sha.get(), md, &len);
-    rec.sha256 = hex(md, len);
+    rec.sha256 = hex_encode({md, len});
     rec.uploaded_bytes = sent;
     if (!copy.sha256.empty() && rec.sha256 != copy.sha256) {
       return {Error(Errc::kDamaged, "the bytes sent have SHA-256 " + rec.sha256 + "; the backup recorded " + copy.sha256), false};

@@ -1,5 +1,6 @@
 #include "rules/executor.h"
 
+#include "common/random.h"
 #include "kube/object.h"
 
 #include <boost/json.hpp>
@@ -64,14 +65,6 @@ std::string wait_command(const std::string& marker) {
 }
 
 namespace {
-
-std::string random_marker() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string m = "KVBACKUP-WAIT-READY-";
-  for (int i = 0; i < 16; ++i) m += kHex[rng() % 16];
-  return m;
-}
 
 std::string excerpt(const std::string& s) { return s.size() > 4096 ? s.substr(0, 4096) + "…" : s; }
 
@@ -298,7 +291,7 @@ Status Executor::start_background(const std::string& rule_name, const RuleItem& 
       continue;
     }
     run.container = *container;
-    std::string marker = random_marker();
+    std::string marker = "KVBACKUP-WAIT-READY-" + random_hex(16);
     std::string value = action.value;
     for (size_t pos = value.find("${WAIT_CMD}"); pos != std::string::npos; pos = value.find("${WAIT_CMD}", pos)) {
       std::string wc = wait_command(marker);

@@ -1,5 +1,6 @@
 #include "testcluster/storage/volume_store.h"
 
+#include "common/hex.h"
 #include <openssl/evp.h>
 
 #include <array>
@@ -179,13 +180,7 @@ Result<std::string> sparse_sha256(const fs::path& p) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx.get(), md, &len);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
+  return hex_encode({md, len});
 }
 
 VolumeStore::VolumeStore(fs::path state_dir) : root_(std::move(state_dir)) {}

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "tests/support/test_cluster.h"
+#include "common/hex.h"
 
 #include <openssl/evp.h>
 
@@ -19,13 +20,7 @@ inline std::string sha256_hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
   EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 15];
-  }
-  return out;
+  return hex_encode({md, len});
 }
 
 inline std::string read_whole(const std::filesystem::path& p) {

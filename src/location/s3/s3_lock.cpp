@@ -1,5 +1,6 @@
 #include "location/s3/s3_lock.h"
 
+#include "common/random.h"
 #include "common/time.h"
 
 #include <boost/json.hpp>
@@ -16,14 +17,6 @@ std::string hostname() {
   char buf[256] = {};
   ::gethostname(buf, sizeof buf - 1);
   return buf;
-}
-
-std::string random_id() {
-  std::random_device rd;
-  std::string out;
-  static const char* hex = "0123456789abcdef";
-  for (int i = 0; i < 32; ++i) out.push_back(hex[rd() % 16]);
-  return out;
 }
 
 struct Holder {
@@ -76,7 +69,7 @@ Result<std::unique_ptr<Lock>> S3Lock::acquire(std::shared_ptr<Client> client, st
   auto pause = std::chrono::milliseconds(50);
   const std::string me_host = hostname();
   for (;;) {
-    std::unique_ptr<S3Lock> lock(new S3Lock(client, prefix + random_id(), where, mode, timings));
+    std::unique_ptr<S3Lock> lock(new S3Lock(client, prefix + random_hex(32), where, mode, timings));
     auto written = client->put_object(lock->key_, lock->body(std::chrono::system_clock::now()), /*if_none_match=*/true);
     if (!written && written.error().http_status == 501) written = client->put_object(lock->key_, lock->body(std::chrono::system_clock::now()));
     if (!written) return Error(written.error().code, "cannot write a lock object in " + where + ": " + written.error().message);

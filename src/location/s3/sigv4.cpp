@@ -1,5 +1,6 @@
 #include "location/s3/sigv4.h"
 
+#include "common/hex.h"
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
@@ -11,16 +12,6 @@
 
 namespace kvb::location::s3 {
 namespace {
-
-std::string hex(const unsigned char* p, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out(2 * n, '0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = digits[p[i] >> 4];
-    out[2 * i + 1] = digits[p[i] & 15];
-  }
-  return out;
-}
 
 std::array<unsigned char, 32> hmac(std::string_view key, std::string_view data) {
   std::array<unsigned char, 32> out{};
@@ -95,7 +86,7 @@ std::string uri_encode(std::string_view s, bool keep_slash) {
 std::string sha256_hex(std::string_view data) {
   unsigned char d[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), d);
-  return hex(d, sizeof d);
+  return hex_encode(d);
 }
 
 std::string amz_date(std::chrono::system_clock::time_point t) {
@@ -141,7 +132,7 @@ Signature sign(const SignRequest& r, const Credentials& c, std::string_view regi
   auto k_signing = hmac(view(k_service), "aws4_request");
   auto sig = hmac(view(k_signing), string_to_sign(s.canonical, date, scope));
   s.authorization = "AWS4-HMAC-SHA256 Credential=" + c.access_key_id + "/" + scope + ", SignedHeaders=" + s.signed_headers +
-                    ", Signature=" + hex(sig.data(), sig.size());
+                    ", Signature=" + hex_encode(sig);
   return s;
 }
 
