@@ -3,6 +3,7 @@
 #include "kube/api_status.h"
 #include "kube/detail/runtime.h"
 #include "kube/detail/signal.h"
+#include "kube/detail/websocket_setup.h"
 #include "kube/exec_protocol.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -161,18 +162,7 @@ class PortForwardImpl : public std::enable_shared_from_this<PortForwardImpl> {
       detail::CallState& s;
       ~ClearCloser() { s.closer = nullptr; }
     } clear{state_};
-    ws.set_option(websocket::stream_base::decorator([this, &auth](websocket::request_type& hreq) {
-      rt_.decorate(hreq, auth);
-      hreq.set(http::field::sec_websocket_protocol, std::string(kPortForwardProtocolV4));
-    }));
-    websocket::stream_base::timeout wst{};
-    wst.handshake_timeout = std::chrono::duration_cast<std::chrono::seconds>(deadline - std::chrono::steady_clock::now()) +
-                            std::chrono::seconds(1);
-    wst.idle_timeout = websocket::stream_base::none();
-    wst.keep_alive_pings = false;
-    beast::get_lowest_layer(ws).expires_never();
-    ws.set_option(wst);
-    ws.read_message_max(16 << 20);
+    detail::configure_websocket(ws, rt_, auth, std::string(kPortForwardProtocolV4), deadline);
     websocket::response_type res;
     std::string tgt = rt_.endpoint().base_path +
                       resources::kPods.subresource_path(req_.ns, req_.pod, "portforward") +
