@@ -21,7 +21,6 @@
 //         (virtctl image-upload's path).
 // Prints the times, MB/s and the ratios. restic must be installed
 // (scripts/deps installs it).
-#include "common/base64.h"
 #include "common/subprocess.h"
 #include "kube/object.h"
 #include "kube/watch.h"
@@ -185,26 +184,13 @@ int main(int argc, char** argv) {
   auto [put_out, t_put] = kvbackup({"repo", "put", "--repo", put_repo, "--password-file", pw, "vm", image});
 
   // The user's script: one gzip stream of the export into restic.
-  json::object vme{{"apiVersion", "export.kubevirt.io/v1beta1"},
-                   {"kind", "VirtualMachineExport"},
-                   {"metadata", json::object{{"name", "user"}}},
-                   {"spec", json::object{{"source", json::object{{"apiGroup", ""}, {"kind", "PersistentVolumeClaim"}, {"name", "db-rootdisk"}}}}}};
-  if (!tc.client()->create(kExports, "prod", vme)) fail("cannot create the export");
-  auto ready = kube::wait_for_object(
-      tc.client(), kExports, "prod", "user", [](const json::object* o) { return o && kube::str_at(*o, {"status", "phase"}) == "Ready"; }, 60s);
-  if (!ready) fail("the export never became Ready");
-  auto secret = tc.client()->get(kube::resources::kSecrets, "prod", "export-token-user");
-  if (!secret) fail("no export token");
-  const std::string token = *base64_decode(kube::str_at(*secret, {"data", "token"}));
-  std::string gz_url;
-  for (const auto& f : *kube::array_at(kube::array_at(*ready, {"status", "links", "external", "volumes"})->at(0), {"formats"})) {
-    if (kube::str_at(f, {"format"}) == "gzip") gz_url = std::string(kube::str_at(f, {"url"}));
-  }
+  auto exported = testing::export_claim(tc, "prod", "db-rootdisk", "user");
+  if (!exported) fail("cannot export the claim: " + exported.error().message);
+  const std::string token = exported->token, gz_url = exported->url("gzip");
   if (gz_url.empty()) fail("the export has no gzip link");
-  tc.dir().write("export-ca.pem", std::string(kube::str_at(*ready, {"status", "links", "external", "cert"})));
+  tc.dir().write("export-ca.pem", exported->ca_pem());
   const std::string restic_repo = (tc.dir() / "restic").string();
-  const EnvVars restic_env{{"RESTIC_PASSWORD", "bench-password"},
-                                                                    {"RESTIC_CACHE_DIR", (tc.dir() / "restic-cache").string()}};
+  const EnvVars restic_env{{"RESTIC_PASSWORD", "bench-password"}, {"RESTIC_CACHE_DIR", (tc.dir() / "restic-cache").string()}};
   timed({"restic", "init", "--repo", restic_repo}, restic_env);
   // A fixed script; the data comes in as positional parameters.
   auto [user_out, t_user] = timed({"bash", "-o", "pipefail", "-c",

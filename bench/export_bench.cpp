@@ -11,11 +11,9 @@
 //     WebSocket tunnel per connection through the API server, TLS inside; what
 //     --copy-data does without an Ingress) at 1 and 4 connections.
 // Prints MB/s of each and the ratios to the single-stream curl.
-#include "common/base64.h"
 #include "common/subprocess.h"
 #include "kube/object.h"
 #include "kube/port_forward.h"
-#include "kube/watch.h"
 #include "net/ranged_download.h"
 #include "testcluster/csi.h"
 #include "tests/support/test_cluster.h"
@@ -65,24 +63,9 @@ int main(int argc, char** argv) {
     ::close(fd);
   }
   tc.cluster().loop().run_sync([&] { tc.cluster().csi().volume_store().claim_written("prod", "off-rootdisk"); });
-  const kube::ResourceRef vme_ref{"export.kubevirt.io", "v1beta1", "virtualmachineexports", "VirtualMachineExport", true};
-  json::object vme{{"apiVersion", "export.kubevirt.io/v1beta1"},
-                   {"kind", "VirtualMachineExport"},
-                   {"metadata", json::object{{"name", "bench"}}},
-                   {"spec", json::object{{"source", json::object{{"apiGroup", ""}, {"kind", "PersistentVolumeClaim"}, {"name", "off-rootdisk"}}}}}};
-  if (auto r = tc.client()->create(vme_ref, "prod", vme); !r) return 3;
-  auto ready = kube::wait_for_object(
-      tc.client(), vme_ref, "prod", "bench",
-      [](const json::object* o) { return o && kube::str_at(*o, {"status", "phase"}) == "Ready"; }, 30s);
-  if (!ready) return 4;
-  auto secret = tc.client()->get(kube::resources::kSecrets, "prod", "export-token-bench");
-  if (!secret) return 5;
-  std::string token = *base64_decode(kube::str_at(*secret, {"data", "token"}));
-  std::string url;
-  for (const auto& f : *kube::array_at(kube::array_at(*ready, {"status", "links", "external", "volumes"})->at(0), {"formats"})) {
-    if (kube::str_at(f, {"format"}) == "raw") url = std::string(kube::str_at(f, {"url"}));
-  }
-  std::string ca_pem(kube::str_at(*ready, {"status", "links", "external", "cert"}));
+  auto exported = testing::export_claim(tc, "prod", "off-rootdisk", "bench");
+  if (!exported) return 3;
+  const std::string token = exported->token, url = exported->url("raw"), ca_pem = exported->ca_pem();
   tc.dir().write("ca.pem", ca_pem);
   const std::string ca = (tc.dir() / "ca.pem").string();
   const double mb = static_cast<double>(size) / 1e6;
@@ -119,15 +102,12 @@ int main(int argc, char** argv) {
     ::close(fd);
     return r && r->bytes == static_cast<uint64_t>(size) ? mb / s : 0.0;
   };
-  std::string internal_url;
-  for (const auto& f : *kube::array_at(kube::array_at(*ready, {"status", "links", "internal", "volumes"})->at(0), {"formats"})) {
-    if (kube::str_at(f, {"format"}) == "raw") internal_url = std::string(kube::str_at(f, {"url"}));
-  }
+  const std::string internal_url = exported->url("raw", "internal");
   auto tunnelled = [&](unsigned conns) {
     net::DownloadOptions o;
     o.connections = conns;
     o.headers = {{"x-kubevirt-export-token", token}};
-    o.transport.ca_pem = std::string(kube::str_at(*ready, {"status", "links", "internal", "cert"}));
+    o.transport.ca_pem = exported->ca_pem("internal");
     auto client = tc.client();
     o.transport.dial = [client]() -> Result<int> {
       auto pf = kube::open_port_forward(client, kube::PortForwardRequest{"prod", "virt-export-bench", 8443});

@@ -1,7 +1,10 @@
 #include "tests/support/test_cluster.h"
 
 #include "common/atomic_file.h"
+#include "common/base64.h"
 #include "kube/object.h"
+#include "kube/resource.h"
+#include "kube/watch.h"
 
 #include <boost/json.hpp>
 
@@ -76,6 +79,38 @@ std::string TestCluster::snapshot_sha256(const std::string& ns, const std::strin
     }
   }
   return {};
+}
+
+std::string ClaimExport::url(const std::string& format, const std::string& link) const {
+  const auto* volumes = kube::array_at(vme, {"status", "links", link, "volumes"});
+  if (!volumes || volumes->empty()) return {};
+  if (const auto* formats = kube::array_at(volumes->at(0), {"formats"})) {
+    for (const auto& f : *formats) {
+      if (kube::str_at(f, {"format"}) == format) return std::string(kube::str_at(f, {"url"}));
+    }
+  }
+  return {};
+}
+
+std::string ClaimExport::ca_pem(const std::string& link) const { return std::string(kube::str_at(vme, {"status", "links", link, "cert"})); }
+
+Result<ClaimExport> export_claim(TestCluster& tc, const std::string& ns, const std::string& claim, const std::string& name) {
+  const kube::ResourceRef exports{"export.kubevirt.io", "v1beta1", "virtualmachineexports", "VirtualMachineExport", true};
+  json::object vme{{"apiVersion", "export.kubevirt.io/v1beta1"},
+                   {"kind", "VirtualMachineExport"},
+                   {"metadata", json::object{{"name", name}}},
+                   {"spec", json::object{{"source", json::object{{"apiGroup", ""}, {"kind", "PersistentVolumeClaim"}, {"name", claim}}}}}};
+  KVB_CHECK(tc.client()->create(exports, ns, vme));
+  ClaimExport out;
+  KVB_TRY(out.vme, kube::wait_for_object(
+                       tc.client(), exports, ns, name,
+                       [](const json::object* o) { return o && kube::str_at(*o, {"status", "phase"}) == "Ready"; },
+                       std::chrono::seconds(60)));
+  KVB_TRY(auto secret, tc.client()->get(kube::resources::kSecrets, ns, "export-token-" + name));
+  auto token = base64_decode(kube::str_at(secret, {"data", "token"}));
+  if (!token) return Error(Errc::kParse, "export " + ns + "/" + name + ": the token Secret holds no base64 token");
+  out.token = std::move(*token);
+  return out;
 }
 
 json::object TestCluster::exports() { return inspect("GET", "/testcluster/v1/exports"); }

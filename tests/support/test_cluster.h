@@ -58,6 +58,19 @@ class TestCluster {
   std::filesystem::path kubeconfig_;
 };
 
+// A VirtualMachineExport of one claim, Ready: the object and the token from
+// the Secret the export controller made for it (export-token-<name>).
+struct ClaimExport {
+  boost::json::object vme;
+  std::string token;
+  // The url of `format` ("raw", "gzip") of the first volume under
+  // status.links.<link> ("external" or "internal"); empty when there is none.
+  std::string url(const std::string& format, const std::string& link = "external") const;
+  std::string ca_pem(const std::string& link = "external") const;  // status.links.<link>.cert
+};
+// Creates the export `name` of claim ns/claim and waits up to a minute for it to be Ready.
+Result<ClaimExport> export_claim(TestCluster& tc, const std::string& ns, const std::string& claim, const std::string& name);
+
 // Runs the real kubectl with KUBECONFIG pointing at `kubeconfig`; nullopt when
 // kubectl is not installed.
 std::optional<ProcessResult> run_kubectl(const std::filesystem::path& kubeconfig, const std::vector<std::string>& args,
