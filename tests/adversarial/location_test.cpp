@@ -146,8 +146,7 @@ TEST(Adversarial, ABackupWhoseFinalRecordWasLostLeaksNothing) {
 // refreshed within its expiry, a lock file someone deleted) may already be
 // being recovered by another kvbackup: it freezes no further guest, says
 // why per VM, and the record warns; the VM it had finished keeps its verdict.
-TEST(Adversarial, ARunThatLostItsLockFreezesNoFurtherGuest) {
-  const char* three = R"(
+const char* kThreeVms = R"(
 snapshotClasses: [{name: csi-snap, driver: csi.example.com, cutLatency: 50ms, readyLatency: 20ms}]
 storageClasses: [{name: fast, provisioner: csi.example.com}]
 namespaces:
@@ -157,12 +156,22 @@ namespaces:
       - {name: b, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
       - {name: c, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
 )";
-  BackupFixture f(three);
+
+// A backup of kThreeVms, one VM after the other, whose run lock is held for
+// its first check (the first VM's start) and lost from then on.
+Result<record::BackupRecord> backup_losing_the_lock(BackupFixture& f, const std::string& name,
+                                                    record::ConsistencyGroup group = record::ConsistencyGroup::kNone) {
   FailingLocation losing(*f.location, StorageFault::kRunLockLost);
-  auto spec = f.spec("lost-lock");
-  spec.concurrency = 1;  // one VM after the other: the lock is lost after the first one started
+  auto spec = f.spec(name);
+  spec.concurrency = 1;
+  spec.consistency_group = group;
   backup::BackupRunner runner(f.tc.client(), losing, spec);
-  auto rec = runner.run({});
+  return runner.run({});
+}
+
+TEST(Adversarial, ARunThatLostItsLockFreezesNoFurtherGuest) {
+  BackupFixture f(kThreeVms);
+  auto rec = backup_losing_the_lock(f, "lost-lock");
   ASSERT_TRUE(rec) << rec.error().message;
   EXPECT_EQ(rec->phase, record::BackupPhase::kPartiallyFailed);
   ASSERT_EQ(rec->vms.size(), 3u);
@@ -195,22 +204,8 @@ namespaces:
 // The same in a consistency group: a lock lost while the group froze means
 // nothing is cut under it; the VM that froze is thawed and no VM counts.
 TEST(Adversarial, AGroupWhoseRunLostItsLockCutsNothing) {
-  const char* three = R"(
-snapshotClasses: [{name: csi-snap, driver: csi.example.com, cutLatency: 50ms, readyLatency: 20ms}]
-storageClasses: [{name: fast, provisioner: csi.example.com}]
-namespaces:
-  - name: prod
-    vms:
-      - {name: a, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
-      - {name: b, volumes: [{name: root, type: dataVolume, storageClass: fast}]}
-)";
-  BackupFixture f(three);
-  FailingLocation losing(*f.location, StorageFault::kRunLockLost);
-  auto spec = f.spec("lost-group");
-  spec.concurrency = 1;
-  spec.consistency_group = record::ConsistencyGroup::kAll;
-  backup::BackupRunner runner(f.tc.client(), losing, spec);
-  auto rec = runner.run({});
+  BackupFixture f(kThreeVms);
+  auto rec = backup_losing_the_lock(f, "lost-group", record::ConsistencyGroup::kAll);
   ASSERT_TRUE(rec) << rec.error().message;
   EXPECT_EQ(rec->phase, record::BackupPhase::kFailed);
   for (const auto& vm : rec->vms) {

@@ -116,16 +116,27 @@ TEST(BackupCli, BadInputIsAClearErrorWithANonZeroExit) {
   EXPECT_TRUE(tc.events("Freeze").empty()) << "no guest was touched";
 }
 
+// A backup `name` killed with SIGKILL once both guests are frozen.
+struct Killed {
+  bool frozen = false;  // both guests were frozen before the kill
+  int wstatus = 0;
+  std::string err;      // what the backup had said
+};
+Killed kill_nine_while_frozen(TestCluster& tc, const std::string& loc, const std::string& name) {
+  Killed k;
+  auto child = start_stuck_backup(tc, loc, name);
+  k.frozen = wait_for_lines(child.stderr_fd, ": frozen", 2, k.err);
+  ::kill(child.pid, SIGKILL);
+  k.wstatus = reap(child);
+  return k;
+}
+
 TEST(BackupCli, KillNineWhileFrozenThenRecoverThawsEveryVm) {
   TestCluster tc(kScenario);
   std::string loc = (tc.dir() / "loc").string();
-  auto child = start_stuck_backup(tc, loc, "doomed");
-  std::string err;
-  bool frozen = wait_for_lines(child.stderr_fd, ": frozen", 2, err);
-  ::kill(child.pid, SIGKILL);
-  int wstatus = reap(child);
-  ASSERT_TRUE(frozen) << err;
-  ASSERT_TRUE(WIFSIGNALED(wstatus));
+  auto killed = kill_nine_while_frozen(tc, loc, "doomed");
+  ASSERT_TRUE(killed.frozen) << killed.err;
+  ASSERT_TRUE(WIFSIGNALED(killed.wstatus));
   EXPECT_TRUE(tc.vm_state("prod", "db-0").at("frozen").as_bool()) << "the kill left the guest frozen";
   EXPECT_TRUE(tc.vm_state("prod", "db-1").at("frozen").as_bool());
 
@@ -147,12 +158,8 @@ TEST(BackupCli, KillNineWhileFrozenThenRecoverThawsEveryVm) {
 TEST(BackupCli, DeletingABackupWhoseRunDiedFrozenThawsItsGuestsFirst) {
   TestCluster tc(kScenario);
   std::string loc = (tc.dir() / "loc").string();
-  auto child = start_stuck_backup(tc, loc, "doomed");
-  std::string err;
-  bool frozen = wait_for_lines(child.stderr_fd, ": frozen", 2, err);
-  ::kill(child.pid, SIGKILL);
-  reap(child);
-  ASSERT_TRUE(frozen) << err;
+  auto killed = kill_nine_while_frozen(tc, loc, "doomed");
+  ASSERT_TRUE(killed.frozen) << killed.err;
   ASSERT_TRUE(tc.vm_state("prod", "db-0").at("frozen").as_bool()) << "the kill left the guest frozen";
 
   // The cluster cannot be reached: nothing can be thawed, so nothing is deleted.
