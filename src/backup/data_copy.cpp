@@ -1,5 +1,6 @@
 #include "backup/data_copy.h"
 
+#include "common/bounded_queue.h"
 #include "common/parallel.h"
 #include "common/random.h"
 #include "common/sanitize.h"
@@ -16,7 +17,6 @@
 
 #include <future>
 #include <mutex>
-#include <sys/socket.h>
 #include <unistd.h>
 
 namespace kvb::backup {
@@ -27,15 +27,6 @@ namespace {
 constexpr const char* kContentTypeAnnotation = "cdi.kubevirt.io/storage.contentType";
 
 // Closes a socket pair's ends once.
-struct SocketPair {
-  int fd[2] = {-1, -1};
-  ~SocketPair() {
-    for (int f : fd) {
-      if (f >= 0) ::close(f);
-    }
-  }
-};
-
 // The port-forwards one volume's download opened: what their kubelet said
 // (the error channel) explains a failed download.
 class Tunnels {
@@ -132,10 +123,6 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   auto cancelled = [&stop] { return stop.stop_requested(); };
   KVB_TRY(auto link, kubevirt::wait_raw_link(c, req, token, ctx.export_timeout, cancelled));
 
-  SocketPair sp;
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp.fd) != 0) {
-    return Error(Errc::kIo, std::string("socketpair: ") + std::strerror(errno));
-  }
   net::DownloadOptions dopt;
   dopt.connections = ctx.connections;
   dopt.retry_budget = ctx.retry_budget;
@@ -164,22 +151,30 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
       ctx.transfer({TransferEvent::Kind::kProgress, item, done, total, 0});
     };
   }
-  const int write_end = sp.fd[0];
-  std::shared_future<Result<net::DownloadResult>> download = std::async(std::launch::async, [url = link.url, write_end, dopt] {
-    auto r = net::download(url, write_end, dopt);
-    ::shutdown(write_end, SHUT_WR);  // the put sees the end of the stream
+  // The download hands its ranges to the put through a short queue, in
+  // process: no socket or pipe, and a range the size of the put's window is
+  // stored without a copy.
+  auto ranges = std::make_shared<BoundedQueue<std::string>>(2);
+  std::shared_future<Result<net::DownloadResult>> download = std::async(std::launch::async, [url = link.url, ranges, dopt] {
+    auto r = net::download_into(
+        url, [&ranges](std::string&& bytes) -> Status {
+          if (ranges->push(std::move(bytes))) return ok();
+          return Error(Errc::kIo, "the repository put stopped reading the download");
+        },
+        dopt);
+    ranges->close();  // the put sees the end of the stream
     return r;
   }).share();
-  auto at_end = [download]() -> Status {
-    const auto& r = download.get();
-    if (!r) return r.error();
-    return ok();
+  auto next = [ranges, download]() -> Result<std::optional<std::string>> {
+    if (auto bytes = ranges->pop()) return std::optional<std::string>(std::move(*bytes));
+    if (const auto& r = download.get(); !r) return r.error();
+    return std::optional<std::string>();
   };
   std::string shown = "export://" + vm.ns + "/" + vol.pvc + "@" + vol.volume_snapshot;
   repo::PutOptions popt;
   popt.tags = {"backup=" + ctx.backup, "snapshot=" + vol.volume_snapshot};
-  auto put = ctx.repo.put(out.series, repo::ImageSource::stream(sp.fd[1], shown, at_end), popt);
-  ::shutdown(sp.fd[1], SHUT_RDWR);  // a put that stopped early: the download's writes fail and it ends
+  auto put = ctx.repo.put(out.series, repo::ImageSource::pulled(shown, next), popt);
+  ranges->close();  // a put that stopped early: the download's next hand-over fails and it ends
   const auto& got = download.get();
   // A put that failed first makes the download fail with kIo (its reader went away): report the put's error then.
   if (!got && (put || got.error().code != Errc::kIo)) {

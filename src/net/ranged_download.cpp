@@ -63,9 +63,7 @@ class Download {
   Download(const Target& t, HttpTransport& http, const DownloadOptions& o, uint64_t size)
       : target_(t), http_(http), o_(o), size_(size), count_((size + o.range_size - 1) / o.range_size) {}
 
-  Result<DownloadResult> run(int fd) {
-    struct stat st {};
-    const bool socket = ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+  Result<DownloadResult> run(const Sink& sink) {
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha(EVP_MD_CTX_new(), EVP_MD_CTX_free);
     EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr);
     const unsigned n = std::max(1u, std::min<unsigned>(o_.connections, static_cast<unsigned>(std::max<uint64_t>(count_, 1))));
@@ -83,12 +81,12 @@ class Download {
         body = std::move(ready_[w]);
         ready_.erase(w);
       }
-      if (auto s = write_all(fd, socket, body); !s) {
+      EVP_DigestUpdate(sha.get(), body.data(), body.size());
+      if (auto s = sink(std::move(body)); !s) {
         std::lock_guard lk(m_);
         if (!error_) error_ = s.error();
         break;
       }
-      EVP_DigestUpdate(sha.get(), body.data(), body.size());
       {
         std::lock_guard lk(m_);
         written_ = w + 1;
@@ -216,6 +214,12 @@ class Download {
 }  // namespace
 
 Result<DownloadResult> download(const std::string& url, int fd, const DownloadOptions& options) {
+  struct stat st {};
+  const bool socket = ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+  return download_into(url, [fd, socket](std::string&& bytes) { return write_all(fd, socket, bytes); }, options);
+}
+
+Result<DownloadResult> download_into(const std::string& url, const Sink& sink, const DownloadOptions& options) {
   if (options.range_size == 0) return Error(Errc::kInvalidArgument, "download range size must not be 0");
   KVB_TRY(auto target, split_url(url));
   TransportOptions t = options.transport;
@@ -258,7 +262,7 @@ Result<DownloadResult> download(const std::string& url, int fd, const DownloadOp
     return empty;
   }
   Download d(target, *http, options, size);
-  return d.run(fd);
+  return d.run(sink);
 }
 
 }  // namespace kvb::net

@@ -1,6 +1,6 @@
 // RangedDownload: one HTTP(S) object downloaded as parallel Range requests and
-// written, in order, into a file descriptor (a socket whose other end a
-// repository put reads: no temporary file of the image anywhere).
+// passed on in order: written into a file descriptor, or handed range by range
+// to a sink (a repository put's source: no temporary file of the image anywhere).
 //
 // How it behaves:
 // - HEAD gives the size; ranges of `range_size` bytes are fetched by
@@ -46,5 +46,11 @@ struct DownloadResult {
 // Downloads `url` into `fd` (written with send(MSG_NOSIGNAL) when fd is a
 // socket, write() otherwise). The url's query is kept on every request.
 Result<DownloadResult> download(const std::string& url, int fd, const DownloadOptions& options);
+
+// Downloads `url` and hands each range's bytes, in order, to `sink` (on the
+// caller's thread, after they were hashed): no copy through a descriptor. A
+// sink that fails stops the download with its error.
+using Sink = std::function<Status(std::string&& bytes)>;
+Result<DownloadResult> download_into(const std::string& url, const Sink& sink, const DownloadOptions& options);
 
 }  // namespace kvb::net

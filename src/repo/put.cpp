@@ -170,6 +170,7 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
               read_status = mapped.error();
               return false;
             }
+            piece.data = (*mapped)->bytes();
             piece.mapped = std::move(*mapped);
           }
           w.pieces.push_back(std::move(piece));
@@ -181,12 +182,13 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
       if (read_status) flush();
     } else {
       // Pieces of kWindow bytes from offset 0: the same windows as a file's.
-      st = source.scan(kWindow, [&](uint64_t off, std::span<const uint8_t> bytes) {
+      st = source.pieces(kWindow, [&](uint64_t off, std::shared_ptr<const std::string> bytes) {
         Window w;
         w.offset = off;
-        w.length = bytes.size();
-        w.owned.assign(bytes.begin(), bytes.end());
-        w.pieces.push_back(Piece{off, bytes.size(), false, nullptr, 0});
+        w.length = bytes->size();
+        auto data = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size());
+        w.pieces.push_back(Piece{off, bytes->size(), false, 0, data, nullptr});
+        w.owned = std::move(bytes);
         return jobs.push(std::move(w));
       });
     }
@@ -203,6 +205,7 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
       while (open) {
         auto window = jobs.pop();
         if (!window) break;
+        put_detail::mark_zero_runs(*window);
         auto report = put_detail::process_window(ctx, *window, [&](ChunkOut&& c) { return open = results.push(WorkerResult{std::move(c), nullptr}); });
         if (open) open = results.push(WorkerResult{{}, std::make_unique<WindowReport>(std::move(report))});
       }
@@ -269,7 +272,12 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
     ++stats.chunks;
     done += r->length;
     if (r->hole || r->zero) {
-      if (!r->reused) (r->hole ? stats.hole_bytes : stats.zero_bytes) += r->length;
+      if (!r->reused && r->hole) {
+        stats.hole_bytes += r->length - r->zeros_read;
+        stats.zero_bytes += r->zeros_read;
+      } else if (!r->reused) {
+        stats.zero_bytes += r->length;
+      }
       extents.push_back(Extent{r->offset, r->length, std::nullopt});
     } else {
       extents.push_back(Extent{r->offset, r->length, r->id});

@@ -112,11 +112,12 @@ class WindowWork {
     return push(std::move(c));
   }
 
-  bool hole(uint64_t offset, uint64_t length) {
+  bool hole(uint64_t offset, uint64_t length, uint64_t zeros_read) {
     ChunkOut c;
     c.offset = offset;
     c.length = length;
     c.hole = true;
+    c.zeros_read = std::min(length, zeros_read);
     return push(std::move(c));
   }
 
@@ -125,7 +126,7 @@ class WindowWork {
     for (const auto& p : w_.pieces) {
       if (!open_) return;
       if (p.hole) {
-        hole(p.offset, p.length);
+        hole(p.offset, p.length, p.zeros_read);
         continue;
       }
       auto bytes = w_.bytes(p);
@@ -173,7 +174,7 @@ class WindowWork {
       const auto& p = w_.pieces[k];
       const uint64_t p_end = p.offset + p.length;
       if (p.hole) {
-        hole(pos, p_end - pos);
+        hole(pos, p_end - pos, p.zeros_read);  // from mid-hole: the split of the statistics is approximate
         pos = p_end;
         continue;
       }
@@ -228,6 +229,106 @@ class WindowWork {
 };
 
 }  // namespace
+
+void mark_zero_runs(Window& w) {
+  static const uint8_t zeros[kZeroBlock] = {};
+  const uint64_t end = w.offset + w.length;
+
+  // The zero runs, [start, end), block by block.
+  struct Run {
+    uint64_t start, end, read;
+  };
+  std::vector<Run> runs;
+  uint64_t run = end, run_read = 0;  // start of the current run (`end`: none), and its bytes read
+  size_t k = 0;                      // the first piece that reaches the block
+  auto block_is_zero = [&](uint64_t b, uint64_t b_end, uint64_t& read) {
+    while (w.pieces[k].offset + w.pieces[k].length <= b) ++k;
+    for (size_t i = k; i < w.pieces.size() && w.pieces[i].offset < b_end; ++i) {
+      const auto& p = w.pieces[i];
+      if (p.hole) continue;
+      uint64_t s = std::max(b, p.offset), e = std::min(b_end, p.offset + p.length);
+      if (std::memcmp(p.data.data() + (s - p.offset), zeros, e - s) != 0) return false;
+      read += e - s;
+    }
+    return true;
+  };
+  for (uint64_t b = w.offset; b < end;) {
+    const uint64_t b_end = std::min(end, (b / kZeroBlock + 1) * kZeroBlock);
+    uint64_t read = 0;
+    if (block_is_zero(b, b_end, read)) {
+      if (run == end) run = b, run_read = 0;
+      run_read += read;
+    } else if (run != end) {
+      if (b - run >= kZeroRun) runs.push_back(Run{run, b, run_read});
+      run = end;
+    }
+    b = b_end;
+  }
+  if (run != end && end - run >= kZeroRun) runs.push_back(Run{run, end, run_read});
+
+  // The bytes between runs become one data piece each. They are contiguous
+  // when they lie in one mapping or buffer; else (a short file hole, rare)
+  // the window's bytes are copied into one buffer first.
+  auto contiguous = [&](uint64_t s, uint64_t e) {
+    const Piece* only = nullptr;
+    for (const auto& p : w.pieces) {
+      if (p.offset + p.length <= s || p.offset >= e) continue;
+      if (p.hole || only) return false;
+      only = &p;
+    }
+    return true;
+  };
+  std::vector<std::pair<uint64_t, uint64_t>> gaps;
+  uint64_t pos = w.offset;
+  for (const auto& r : runs) {
+    if (r.start > pos) gaps.emplace_back(pos, r.start);
+    pos = r.end;
+  }
+  if (pos < end) gaps.emplace_back(pos, end);
+  bool copy = false;
+  for (const auto& [s, e] : gaps) copy = copy || !contiguous(s, e);
+  std::span<const uint8_t> copied;
+  if (copy) {
+    auto bytes = std::make_shared<std::string>(w.length, '\0');
+    for (const auto& p : w.pieces) {
+      if (!p.hole) std::memcpy(bytes->data() + (p.offset - w.offset), p.data.data(), p.length);
+    }
+    copied = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size());
+    w.owned = std::move(bytes);
+  }
+  auto data_piece = [&](uint64_t s, uint64_t e) {
+    Piece q;
+    q.offset = s;
+    q.length = e - s;
+    if (copy) {
+      q.data = copied.subspan(s - w.offset, e - s);
+      return q;
+    }
+    for (const auto& p : w.pieces) {
+      if (p.offset <= s && e <= p.offset + p.length) {
+        q.data = p.data.subspan(s - p.offset, e - s);
+        q.mapped = p.mapped;
+      }
+    }
+    return q;
+  };
+  std::vector<Piece> out;
+  size_t g = 0;
+  for (const auto& r : runs) {
+    while (g < gaps.size() && gaps[g].first < r.start) {
+      out.push_back(data_piece(gaps[g].first, gaps[g].second));
+      ++g;
+    }
+    Piece h;
+    h.offset = r.start;
+    h.length = r.end - r.start;
+    h.hole = true;
+    h.zeros_read = r.read;
+    out.push_back(std::move(h));
+  }
+  for (; g < gaps.size(); ++g) out.push_back(data_piece(gaps[g].first, gaps[g].second));
+  w.pieces = std::move(out);
+}
 
 RegionPrint hole_region_print(uint64_t seed) {
   RegionHasher h(seed);

@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <span>
+#include <string>
 #include <unordered_set>
 #include <vector>
 
@@ -35,27 +36,40 @@ namespace kvb::repo::put_detail {
 
 inline constexpr uint64_t kWindow = 16 << 20;  // a multiple of kRegionSize
 
+// Zero runs: a run of at least kZeroRun bytes of all-zero kZeroBlock blocks
+// (aligned to the image) is a hole, whether the file system had a hole there,
+// the file held written zeros, or the bytes came as a stream; a file hole
+// shorter than that is chunked as zeros. So the pieces, and with them the
+// chunks, depend only on the image's bytes. kZeroRun is the chunker's minimum:
+// a shorter run would only cut a data chunk short.
+inline constexpr uint64_t kZeroBlock = 4096;
+inline constexpr uint64_t kZeroRun = 64 << 10;
+
 // A data range or hole within a window.
 struct Piece {
   uint64_t offset = 0, length = 0;
   bool hole = false;
-  std::shared_ptr<const MappedBytes> mapped;  // a regular file's bytes
-  size_t owned_at = 0;                        // else: where in Window::owned
+  uint64_t zeros_read = 0;                    // of a hole: bytes that were read (written zeros, a stream's)
+  std::span<const uint8_t> data;              // the bytes of a data piece (empty for a hole)
+  std::shared_ptr<const MappedBytes> mapped;  // keeps a regular file's mapping alive
 };
 
 struct Window {
   uint64_t offset = 0, length = 0;
-  std::vector<Piece> pieces;  // in order, contiguous, covering the window
-  std::vector<uint8_t> owned;  // a stream's or device's bytes, read
-  std::span<const uint8_t> bytes(const Piece& p) const {
-    return p.mapped ? p.mapped->bytes() : std::span<const uint8_t>(owned).subspan(p.owned_at, p.length);
-  }
+  std::vector<Piece> pieces;   // in order, contiguous, covering the window
+  std::shared_ptr<const std::string> owned;  // a stream's or device's bytes (pieces point into them)
+  std::span<const uint8_t> bytes(const Piece& p) const { return p.data; }
 };
+
+// Rewrites w.pieces so that every zero run (above) is one hole and every
+// other byte is data. Called by each worker before process_window.
+void mark_zero_runs(Window& w);
 
 struct ChunkOut {
   uint64_t offset = 0, length = 0;
   bool hole = false, zero = false;  // not stored
   bool reused = false;              // the parent's chunk (or zeros), not read
+  uint64_t zeros_read = 0;          // of a hole: bytes read as zeros (the rest was a file hole)
   BlobId id{};
   bool is_new = false;  // the one worker that claimed this id first sealed it into `blob`
   EncodedBlob blob;

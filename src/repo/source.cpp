@@ -45,27 +45,66 @@ ImageSource::~ImageSource() {
   if (owned_ && fd_ >= 0) ::close(fd_);
 }
 
-Status ImageSource::scan(size_t piece, const std::function<bool(uint64_t, std::span<const uint8_t>)>& on_data) {
+Status ImageSource::pieces(size_t piece, const PieceFn& on_piece) {
+  if (next_) return pulled_pieces(piece, on_piece);
   const bool stream = size_ == 0;  // a pipe: read to the end, whatever it is
-  if (buf_.size() < piece) buf_.resize(piece);
   for (uint64_t at = 0; stream || at < size_;) {
     size_t want = stream ? piece : static_cast<size_t>(std::min<uint64_t>(piece, size_ - at));
+    auto buf = std::make_shared<std::string>(want, '\0');
     size_t got = 0;
     while (got < want) {
-      ssize_t n = stream ? ::read(fd_, buf_.data() + got, want - got) : ::pread(fd_, buf_.data() + got, want - got, static_cast<off_t>(at + got));
+      ssize_t n = stream ? ::read(fd_, buf->data() + got, want - got) : ::pread(fd_, buf->data() + got, want - got, static_cast<off_t>(at + got));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return Error(Errc::kIo, "cannot read " + name_ + " at offset " + std::to_string(at + got) + ": " + std::strerror(errno));
       if (n == 0) break;
       got += static_cast<size_t>(n);
     }
     if (!stream && got < want) return Error(Errc::kIo, name_ + " ended at offset " + std::to_string(at + got) + " (it shrank while being read)");
-    if (got > 0 && !on_data(at, std::span<const uint8_t>(buf_.data(), got))) return ok();
+    buf->resize(got);
+    if (got > 0 && !on_piece(at, std::move(buf))) return ok();
     at += got;
     if (stream && got < want) {  // end of the stream
       size_ = at;
       return at_end_ ? at_end_() : ok();
     }
   }
+  return ok();
+}
+
+Status ImageSource::pulled_pieces(size_t piece, const PieceFn& on_piece) {
+  uint64_t at = 0;                   // the offset of the piece being filled
+  std::shared_ptr<std::string> cur;  // a piece assembled from buffers of other sizes
+  for (;;) {
+    auto next = next_();
+    if (!next) return next.error();
+    if (!*next) break;
+    std::string& in = **next;
+    if (!cur && in.size() == piece) {  // the common case: passed on as it is
+      if (!on_piece(at, std::make_shared<const std::string>(std::move(in)))) return ok();
+      at += piece;
+      continue;
+    }
+    for (size_t used = 0; used < in.size();) {
+      if (!cur) {
+        cur = std::make_shared<std::string>();
+        cur->reserve(piece);
+      }
+      size_t n = std::min(piece - cur->size(), in.size() - used);
+      cur->append(in, used, n);
+      used += n;
+      if (cur->size() == piece) {
+        if (!on_piece(at, std::move(cur))) return ok();
+        at += piece;
+        cur.reset();
+      }
+    }
+  }
+  if (cur && !cur->empty()) {
+    const uint64_t n = cur->size();
+    if (!on_piece(at, std::move(cur))) return ok();
+    at += n;
+  }
+  size_ = at;
   return ok();
 }
 

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -49,9 +50,19 @@ class ImageSource {
     s.at_end_ = std::move(at_end);
     return s;
   }
+  // A stream of buffers the caller hands over in order (a download passing on
+  // the ranges it fetched; no socket or pipe in between): `next` returns the
+  // next buffer, nullopt at the end, or an error, which fails the put.
+  // Buffers of exactly the put's window size are used without a copy.
+  using Next = std::function<Result<std::optional<std::string>>()>;
+  static ImageSource pulled(std::string name, Next next) {
+    ImageSource s(-1, false, false, 0, std::move(name));
+    s.next_ = std::move(next);
+    return s;
+  }
   ImageSource(ImageSource&& o) noexcept
-      : fd_(o.fd_), owned_(o.owned_), regular_(o.regular_), size_(o.size_), name_(std::move(o.name_)), buf_(std::move(o.buf_)),
-        at_end_(std::move(o.at_end_)) {
+      : fd_(o.fd_), owned_(o.owned_), regular_(o.regular_), size_(o.size_), name_(std::move(o.name_)), at_end_(std::move(o.at_end_)),
+        next_(std::move(o.next_)) {
     o.fd_ = -1;
   }
   ImageSource(const ImageSource&) = delete;
@@ -63,10 +74,12 @@ class ImageSource {
   const std::string& name() const { return name_; }
 
   // Reads the whole source in order (for block devices and streams; put maps
-  // regular files instead) and calls on_data(offset, bytes) with pieces of
-  // `piece` bytes (the last may be shorter). Stops at the first error, or when
-  // on_data returns false (then returns ok()).
-  Status scan(size_t piece, const std::function<bool(uint64_t, std::span<const uint8_t>)>& on_data);
+  // regular files instead) and hands over pieces of exactly `piece` bytes at
+  // offsets 0, piece, 2 * piece, ... (the last may be shorter), each in a
+  // buffer of its own: on_piece(offset, bytes). Stops at the first error, or
+  // when on_piece returns false (then returns ok()).
+  using PieceFn = std::function<bool(uint64_t offset, std::shared_ptr<const std::string> bytes)>;
+  Status pieces(size_t piece, const PieceFn& on_piece);
 
   // Regular files can be mapped instead of read: no copy through a buffer.
   bool mappable() const { return regular_; }
@@ -83,9 +96,11 @@ class ImageSource {
   bool owned_ = false;
   bool regular_ = false;
   uint64_t size_ = 0;
+  Status pulled_pieces(size_t piece, const PieceFn& on_piece);
+
   std::string name_;
-  std::vector<uint8_t> buf_;  // one read buffer for all ranges
   std::function<Status()> at_end_;  // a fed stream: is it complete?
+  Next next_;                       // a pulled source
 };
 
 }  // namespace kvb::repo

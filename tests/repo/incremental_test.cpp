@@ -126,7 +126,7 @@ TEST(IncrementalPut, ReusesUnchangedRegionsAndCutsChangedOnesLikeAFullPut) {
   auto full = f.repo->put("disk-full", f.dir / "v2.img", with_parent(ParentMode::kNone));
   ASSERT_TRUE(full);
   EXPECT_EQ(full->reused_bytes, 0u);
-  EXPECT_EQ(full->chunked_bytes + full->hole_bytes, v2.size()) << "every data byte chunked";
+  EXPECT_EQ(full->chunked_bytes + full->zero_bytes, v2.size()) << "every data byte chunked; the 3 MiB zero run read, not chunked";
   EXPECT_EQ(full->new_chunks, 0u) << "an incremental put stored exactly the chunks a full put cuts";
   EXPECT_EQ(f.load(s2->snapshot).extents, f.load(full->snapshot).extents);
 
