@@ -67,7 +67,8 @@ std::vector<CopyCell> cells() {
       {"temporary claim never binds",
        {R"({"type":"restore-pending","namespace":"prod","message":"csi.example.com: restore from snapshot failed: quota exceeded"})"},
        {}, 0, false, "is not Bound", {failed(4)}},
-      {"repository disk full", {}, {}, 10u << 20, false, "No space left on device", {failed(1), failed(2), failed(3), failed(4)}},
+      // Each volume's data is four written 4 KiB blocks (16 KiB stored; the rest is zero runs): room for one.
+      {"repository disk full", {}, {}, 24u << 10, false, "No space left on device", {failed(1), failed(2), failed(3), failed(4)}},
       {"wrong repository password", {}, {}, 0, true, "", {"refused"}},
   };
 }

@@ -167,6 +167,20 @@ TEST(Blob, RoundTripsCompressesWhatCompressesAndDetectsTampering) {
   EXPECT_NE(blob_id(MasterKey::generate(), compressible), c.id) << "ids are keyed";
 }
 
+TEST(Blob, AChunkThatStartsWithRandomBytesAndGoesOnWithTextIsStillCompressed) {
+  auto key = MasterKey::generate();
+  auto mixed = random_data(8192, 6);  // a written block, a compressed file's header
+  std::string text;
+  while (text.size() < 500000) text += "kubelet: volume mounted, guest agent connected; ";
+  mixed.insert(mixed.end(), text.begin(), text.end());
+  auto b = encode_blob(key, mixed);
+  EXPECT_TRUE(b.compressed) << "the sample is spread over the chunk, not only its first 4 KiB";
+  EXPECT_LT(b.bytes.size(), mixed.size() / 10);
+  auto back = decode_blob(key, b.id, b.bytes);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(*back, mixed);
+}
+
 TEST(Blob, AllZero) {
   EXPECT_TRUE(all_zero(std::vector<uint8_t>(1 << 20, 0)));
   EXPECT_TRUE(all_zero({}));
