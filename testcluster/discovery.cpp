@@ -71,12 +71,19 @@ std::optional<json::object> api_resource_list_json(const Registry& r, const std:
   }
   if (group == "subresources.kubevirt.io" && version == "v1") {
     any = true;
-    for (const char* sub : {"freeze", "unfreeze", "guestosinfo"}) {
+    for (const char* sub : {"freeze", "unfreeze", "guestosinfo", "pause", "unpause"}) {
       list.push_back(json::object{{"name", std::string("virtualmachineinstances/") + sub},
                                   {"singularName", ""},
                                   {"namespaced", true},
                                   {"kind", "VirtualMachineInstance"},
                                   {"verbs", std::string(sub) == "guestosinfo" ? json::array{"get"} : json::array{"update"}}});
+    }
+    for (const char* sub : {"start", "stop", "restart"}) {
+      list.push_back(json::object{{"name", std::string("virtualmachines/") + sub},
+                                  {"singularName", ""},
+                                  {"namespaced", true},
+                                  {"kind", "VirtualMachine"},
+                                  {"verbs", json::array{"update"}}});
     }
   }
   if (!any) return std::nullopt;
