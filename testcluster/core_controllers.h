@@ -8,6 +8,9 @@
 //  - the namespace controller: a namespace being deleted has its content
 //    deleted, and goes once nothing is left in it (objects with finalizers
 //    keep it Terminating);
+//  - pvc-protection (pvc_protection.cpp): claims get the
+//    kubernetes.io/pvc-protection finalizer and stay Terminating while a pod
+//    that is not shut down uses them;
 //  - the serviceaccount controller: a "default" ServiceAccount in every namespace;
 //  - the node objects (node01, node02);
 //  - KubeVirt's VM status sync that virt-controller does beside the lifecycle:
@@ -24,6 +27,8 @@
 
 namespace kvb::testcluster {
 
+inline constexpr const char* kPvcProtection = "kubernetes.io/pvc-protection";
+
 class CoreControllers {
  public:
   explicit CoreControllers(Cluster& c);
@@ -38,6 +43,10 @@ class CoreControllers {
   void namespace_terminating(const std::string& ns);
   void mirror_vm_status(const std::string& ns, const std::string& name);
   void vmi_ip_from_pod(const Object& pod);
+  // pvc_protection.cpp
+  static void protect_claim(Object& pvc);
+  void pvc_protection(const StoreEvent& e);
+  void release_claim_if_unused(const std::string& ns, const std::string& claim);
 
   Cluster& c_;
   uint32_t next_ip_ = 0;

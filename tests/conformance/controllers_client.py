@@ -11,7 +11,7 @@ a skip.
         SECONDS pass
   freeze KUBECONFIG NS VMI                 PUT .../freeze; the HTTP status
   put KUBECONFIG PATH BODY                 PUT of a JSON BODY ("" for none); the HTTP status and Status body
-  pvc KUBECONFIG NS NAME                   typed read: dataSource, dataSourceRef
+  pvc KUBECONFIG NS NAME                   typed read: phase, finalizers, deletionTimestamp, dataSource, dataSourceRef
   pods KUBECONFIG NS SELECTOR              typed list: name, phase, PodScheduled
 """
 import json
@@ -79,7 +79,8 @@ def cmd_put(kubeconfig, path, body):
 def cmd_pvc(kubeconfig, ns, name):
     pvc = client.CoreV1Api(api(kubeconfig)).read_namespaced_persistent_volume_claim(name, ns)
     ds, ref = pvc.spec.data_source, pvc.spec.data_source_ref
-    return {"phase": pvc.status.phase,
+    return {"phase": pvc.status.phase, "finalizers": pvc.metadata.finalizers,
+            "deletionTimestamp": pvc.metadata.deletion_timestamp and pvc.metadata.deletion_timestamp.isoformat(),
             "dataSource": ds and {"apiGroup": ds.api_group, "kind": ds.kind, "name": ds.name},
             "dataSourceRef": ref and {"apiGroup": ref.api_group, "kind": ref.kind, "name": ref.name}}
 
