@@ -196,6 +196,8 @@ void CoreControllers::default_pod(Object& pod, const Object* old) {
 void CoreControllers::on_change(const StoreEvent& e) {
   const ResourceInfo& r = *e.resource;
   pvc_protection(e);
+  if (is(r, "apiextensions.k8s.io", "customresourcedefinitions")) return crd_changed(e);
+  if (e.type == "DELETED" && !custom_.empty()) custom_resource_deleted(r);
   json::value obj(e.object);
   std::string ns(kube::namespace_of(obj)), name(kube::name_of(obj));
   if (is(r, "", "namespaces")) {

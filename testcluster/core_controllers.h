@@ -11,6 +11,8 @@
 //  - pvc-protection (pvc_protection.cpp): claims get the
 //    kubernetes.io/pvc-protection finalizer and stay Terminating while a pod
 //    that is not shut down uses them;
+//  - CustomResourceDefinitions (crds.cpp): a CRD's served versions become
+//    resources of the Registry, with the CRD's status as apiextensions writes it;
 //  - the serviceaccount controller: a "default" ServiceAccount in every namespace;
 //  - the node objects (node01, node02);
 //  - KubeVirt's VM status sync that virt-controller does beside the lifecycle:
@@ -23,7 +25,9 @@
 
 #include "testcluster/cluster.h"
 
+#include <map>
 #include <string>
+#include <vector>
 
 namespace kvb::testcluster {
 
@@ -43,6 +47,10 @@ class CoreControllers {
   void namespace_terminating(const std::string& ns);
   void mirror_vm_status(const std::string& ns, const std::string& name);
   void vmi_ip_from_pod(const Object& pod);
+  // crds.cpp
+  void crd_changed(const StoreEvent& e);
+  void crd_cleanup(const std::string& name);
+  void custom_resource_deleted(const ResourceInfo& r);
   // pvc_protection.cpp
   static void protect_claim(Object& pvc);
   void pvc_protection(const StoreEvent& e);
@@ -50,6 +58,7 @@ class CoreControllers {
 
   Cluster& c_;
   uint32_t next_ip_ = 0;
+  std::map<std::string, std::vector<kube::ResourceRef>> custom_;  // CRD name -> the resources it serves
 };
 
 }  // namespace kvb::testcluster

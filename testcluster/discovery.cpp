@@ -40,6 +40,7 @@ std::optional<json::object> api_resource_list_json(const Registry& r, const std:
   json::array list;
   bool any = false;
   for (const auto& info : r.all()) {
+    if (!info.served) continue;
     if (info.ref.group != group || info.ref.version != version) continue;
     any = true;
     json::array verbs;
@@ -104,6 +105,7 @@ std::optional<json::object> openapi_group_version_json(const Registry& r, const 
   json::object paths;
   bool any = false;
   for (const auto& info : r.all()) {
+    if (!info.served) continue;
     std::string p = info.ref.group.empty() ? "api/" + info.ref.version : "apis/" + info.ref.group + "/" + info.ref.version;
     if (p != gv_path) continue;
     any = true;
