@@ -185,7 +185,8 @@ Status validate_pvc_update(const ResourceInfo& r, const std::string& name, const
 
 bool is_builtin(const ResourceInfo& r) {
   const std::string& g = r.ref.group;
-  return g.empty() || g == "storage.k8s.io" || g == "coordination.k8s.io" || g == "authorization.k8s.io";
+  return g.empty() || g == "storage.k8s.io" || g == "coordination.k8s.io" || g == "authorization.k8s.io" ||
+         g == "apiextensions.k8s.io";
 }
 
 Status validate_write(const ResourceInfo& r, const Object& obj, const Object* old, bool strict) {

@@ -16,6 +16,8 @@
 
 #include <boost/json.hpp>
 
+#include <set>
+
 namespace kvb::testcluster {
 namespace json = boost::json;
 
@@ -249,17 +251,45 @@ size_t Api::disconnect_watches(const std::string& resource, const std::string& n
 
 void Api::kubevirt_subresource(ServerRequest& req, const std::shared_ptr<Responder>& r, const Caller& caller,
                                const std::vector<std::string>& parts) {
-  // /apis/subresources.kubevirt.io/v1/namespaces/{ns}/virtualmachineinstances/{name}/{sub}
-  if (parts.size() != 8 || parts[2] != "v1" || parts[3] != "namespaces" || parts[5] != "virtualmachineinstances") {
+  // /apis/subresources.kubevirt.io/v1/namespaces/{ns}/{virtualmachines|virtualmachineinstances}/{name}/{sub}
+  if (parts.size() != 8 || parts[2] != "v1" || parts[3] != "namespaces" ||
+      (parts[5] != "virtualmachineinstances" && parts[5] != "virtualmachines")) {
     return r->respond(status_response(404, "the server could not find the requested resource"));
   }
   std::string ns = parts[4], name = parts[6], sub = parts[7];
-  Target t{&c_.resource(res::kVirtualMachineInstances), ns, name, sub};
+  const bool on_vm = parts[5] == "virtualmachines";
+  static const std::set<std::string> kVmSubs{"start", "stop", "restart"};
+  static const std::set<std::string> kVmiSubs{"freeze", "unfreeze", "guestosinfo", "pause", "unpause"};
+  if (!(on_vm ? kVmSubs : kVmiSubs).count(sub)) {
+    return r->respond(status_response(404, "the server could not find the requested resource"));
+  }
+  Target t{&c_.resource(on_vm ? res::kVirtualMachines : res::kVirtualMachineInstances), ns, name, sub};
   std::string verb = sub == "guestosinfo" ? "get" : "update";
   if (!authorize(caller, verb, t, r)) return;
-  ++requests_[verb + " virtualmachineinstances/" + sub];
-  if (const Fault* f = c_.faults().api_error(RequestInfo{verb, "virtualmachineinstances/" + sub, ns, name})) {
+  std::string resource = parts[5] + "/" + sub;
+  ++requests_[verb + " " + resource];
+  if (const Fault* f = c_.faults().api_error(RequestInfo{verb, resource, ns, name})) {
     return r->respond(status_response(f->code, f->message.empty() ? "simulated API error" : f->message));
+  }
+  if (sub == "guestosinfo" ? req.method != "GET" : req.method != "PUT") {
+    return r->respond(status_response(405, "the server does not allow this method on the requested resource"));
+  }
+  if (sub == "start" || sub == "stop" || sub == "restart" || sub == "pause" || sub == "unpause") {
+    // virt-api lifecycle.go: the options body is optional; a malformed one is a 400.
+    std::optional<json::object> body;
+    if (!req.body.empty()) {
+      auto parsed = parse_request_body(req);
+      if (!parsed || !parsed->is_object()) {
+        return r->respond(status_response(400, "Can not unmarshal Request body to struct, error: " +
+                                                   (parsed ? std::string("not a JSON object") : parsed.error().message)));
+      }
+      body = parsed->as_object();
+    }
+    LifecycleAnswer a = c_.kubevirt().lifecycle(ns, name, sub, body ? &*body : nullptr);
+    if (a.status >= 300) return r->respond(status_response(a.status, a.message));
+    ServerResponse done;
+    done.status = a.status;
+    return r->respond(done);
   }
   auto answer = [r](FreezeOutcome o) {
     if (o.http_status == 200) {
@@ -268,7 +298,7 @@ void Api::kubevirt_subresource(ServerRequest& req, const std::shared_ptr<Respond
     }
     r->respond(status_response(o.http_status, o.http_message));
   };
-  if (sub == "freeze" && req.method == "PUT") {
+  if (sub == "freeze") {
     auto body = parse_request_body(req);
     std::string timeout = body ? std::string(kube::str_at(*body, {"unfreezeTimeout"})) : "";
     if (req.body.empty() || !body || timeout.empty()) {
@@ -278,13 +308,10 @@ void Api::kubevirt_subresource(ServerRequest& req, const std::shared_ptr<Respond
     if (!d) return r->respond(status_response(400, "unfreezeTimeout: " + d.error().message));
     return c_.kubevirt().freeze_subresource(ns, name, *d, answer);
   }
-  if (sub == "unfreeze" && req.method == "PUT") return c_.kubevirt().unfreeze_subresource(ns, name, answer);
-  if (sub == "guestosinfo" && req.method == "GET") {
-    auto info = c_.kubevirt().guest_os_info(ns, name);
-    if (!info) return r->respond(error_response(info.error()));
-    return r->respond(json_response(200, *info));
-  }
-  r->respond(status_response(405, "the server does not allow this method on the requested resource"));
+  if (sub == "unfreeze") return c_.kubevirt().unfreeze_subresource(ns, name, answer);
+  auto info = c_.kubevirt().guest_os_info(ns, name);
+  if (!info) return r->respond(error_response(info.error()));
+  r->respond(json_response(200, *info));
 }
 
 void Api::inspection(ServerRequest& req, const std::shared_ptr<Responder>& r) {

@@ -54,6 +54,7 @@ class Cluster {
   EventLoop& loop() { return loop_; }
   Store& store() { return *store_; }
   const Registry& registry() const { return registry_; }
+  Registry& registry() { return registry_; }  // the CRD controller serves and unserves custom resources
   Timeline& timeline() { return timeline_; }
   Faults& faults() { return faults_; }
   const Scenario& scenario() const { return scenario_; }

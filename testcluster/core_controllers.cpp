@@ -93,6 +93,7 @@ void CoreControllers::apply_defaults(const ResourceInfo& r, Object& obj, const O
     if (r.ref.resource == "persistentvolumeclaims" && !old) {
       auto& st = obj_at(obj, "status");
       if (!st.contains("phase")) st["phase"] = "Pending";
+      protect_claim(obj);
     }
   } else if (is(r, "", "namespaces")) {
     // SetDefaults_Namespace labels every namespace with its name; the strategy
@@ -194,6 +195,9 @@ void CoreControllers::default_pod(Object& pod, const Object* old) {
 
 void CoreControllers::on_change(const StoreEvent& e) {
   const ResourceInfo& r = *e.resource;
+  pvc_protection(e);
+  if (is(r, "apiextensions.k8s.io", "customresourcedefinitions")) return crd_changed(e);
+  if (e.type == "DELETED" && !custom_.empty()) custom_resource_deleted(r);
   json::value obj(e.object);
   std::string ns(kube::namespace_of(obj)), name(kube::name_of(obj));
   if (is(r, "", "namespaces")) {

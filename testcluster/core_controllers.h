@@ -8,6 +8,11 @@
 //  - the namespace controller: a namespace being deleted has its content
 //    deleted, and goes once nothing is left in it (objects with finalizers
 //    keep it Terminating);
+//  - pvc-protection (pvc_protection.cpp): claims get the
+//    kubernetes.io/pvc-protection finalizer and stay Terminating while a pod
+//    that is not shut down uses them;
+//  - CustomResourceDefinitions (crds.cpp): a CRD's served versions become
+//    resources of the Registry, with the CRD's status as apiextensions writes it;
 //  - the serviceaccount controller: a "default" ServiceAccount in every namespace;
 //  - the node objects (node01, node02);
 //  - KubeVirt's VM status sync that virt-controller does beside the lifecycle:
@@ -20,9 +25,13 @@
 
 #include "testcluster/cluster.h"
 
+#include <map>
 #include <string>
+#include <vector>
 
 namespace kvb::testcluster {
+
+inline constexpr const char* kPvcProtection = "kubernetes.io/pvc-protection";
 
 class CoreControllers {
  public:
@@ -38,9 +47,18 @@ class CoreControllers {
   void namespace_terminating(const std::string& ns);
   void mirror_vm_status(const std::string& ns, const std::string& name);
   void vmi_ip_from_pod(const Object& pod);
+  // crds.cpp
+  void crd_changed(const StoreEvent& e);
+  void crd_cleanup(const std::string& name);
+  void custom_resource_deleted(const ResourceInfo& r);
+  // pvc_protection.cpp
+  static void protect_claim(Object& pvc);
+  void pvc_protection(const StoreEvent& e);
+  void release_claim_if_unused(const std::string& ns, const std::string& claim);
 
   Cluster& c_;
   uint32_t next_ip_ = 0;
+  std::map<std::string, std::vector<kube::ResourceRef>> custom_;  // CRD name -> the resources it serves
 };
 
 }  // namespace kvb::testcluster

@@ -40,6 +40,7 @@ std::optional<json::object> api_resource_list_json(const Registry& r, const std:
   json::array list;
   bool any = false;
   for (const auto& info : r.all()) {
+    if (!info.served) continue;
     if (info.ref.group != group || info.ref.version != version) continue;
     any = true;
     json::array verbs;
@@ -71,12 +72,19 @@ std::optional<json::object> api_resource_list_json(const Registry& r, const std:
   }
   if (group == "subresources.kubevirt.io" && version == "v1") {
     any = true;
-    for (const char* sub : {"freeze", "unfreeze", "guestosinfo"}) {
+    for (const char* sub : {"freeze", "unfreeze", "guestosinfo", "pause", "unpause"}) {
       list.push_back(json::object{{"name", std::string("virtualmachineinstances/") + sub},
                                   {"singularName", ""},
                                   {"namespaced", true},
                                   {"kind", "VirtualMachineInstance"},
                                   {"verbs", std::string(sub) == "guestosinfo" ? json::array{"get"} : json::array{"update"}}});
+    }
+    for (const char* sub : {"start", "stop", "restart"}) {
+      list.push_back(json::object{{"name", std::string("virtualmachines/") + sub},
+                                  {"singularName", ""},
+                                  {"namespaced", true},
+                                  {"kind", "VirtualMachine"},
+                                  {"verbs", json::array{"update"}}});
     }
   }
   if (!any) return std::nullopt;
@@ -97,6 +105,7 @@ std::optional<json::object> openapi_group_version_json(const Registry& r, const 
   json::object paths;
   bool any = false;
   for (const auto& info : r.all()) {
+    if (!info.served) continue;
     std::string p = info.ref.group.empty() ? "api/" + info.ref.version : "apis/" + info.ref.group + "/" + info.ref.version;
     if (p != gv_path) continue;
     any = true;

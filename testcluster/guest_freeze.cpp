@@ -16,6 +16,8 @@ namespace {
 
 constexpr const char* kFreezeFailed = "Freezing VMI failed, please make sure guest agent is running and try again";
 constexpr const char* kUnfreezeFailed = "Unfreezing VMI failed";
+// virt-api's answer when virt-handler's PUT failed (kubecli virtHandlerConn.doRequest, errors.NewInternalError).
+constexpr const char* kHandlerFailed = "Internal error occurred: unexpected return code 500 (500 Internal Server Error)";
 
 std::string log_line(const std::string& level, const std::string& msg) {
   json::object o{{"component", "freezer"},
@@ -274,8 +276,12 @@ void KubeVirt::freeze_subresource(const std::string& ns, const std::string& vmi,
     return done(o);
   }
   if (g->paused) {
-    o.http_status = 409;
-    o.http_message = "VMI is paused";
+    // virt-api only checks the phase (Running); the launcher's agent command on
+    // a suspended domain fails in libvirt ("domain is not running"), virt-handler
+    // answers 500 and virt-api wraps that status as an internal error.
+    o.http_status = 500;
+    o.http_message = kHandlerFailed;
+    c_.timeline().record(TimelineEvent{WallClock::now(), "FreezeFailed", ns, vmi, "", "", g->frozen, "the domain is paused"});
     return done(o);
   }
   int64_t secs = std::chrono::duration_cast<std::chrono::seconds>(unfreeze_timeout).count();
@@ -301,6 +307,12 @@ void KubeVirt::unfreeze_subresource(const std::string& ns, const std::string& vm
   if (!g) {
     o.http_status = 409;
     o.http_message = "VMI is not running";
+    return done(o);
+  }
+  if (g->paused) {  // as for freeze: the agent of a suspended domain cannot be reached
+    o.http_status = 500;
+    o.http_message = kHandlerFailed;
+    c_.timeline().record(TimelineEvent{WallClock::now(), "ThawFailed", ns, vmi, "", "", g->frozen, "the domain is paused"});
     return done(o);
   }
   thaw(*g, "unfreeze subresource", [done](FreezeOutcome r) {

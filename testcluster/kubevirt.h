@@ -3,7 +3,10 @@
 // references and Velero hook annotations, scheduled once its claims are bound;
 // restarts and printableStatus as upstream, see vm_lifecycle.cpp), the guest (agent modes, freeze/thaw with latencies, the
 // auto-thaw timer, the Windows 10-second VSS limit, pause and migration), the
-// fsFreezeStatus poll, the freeze/unfreeze/guestosinfo subresources and
+// fsFreezeStatus poll, the freeze/unfreeze/guestosinfo subresources, the VM
+// start/stop/restart and VMI pause/unpause subresources (vm_subresources.cpp:
+// runStrategy patches and status.stateChangeRequests as virt-api writes them,
+// carried out by the VM controller in vm_lifecycle.cpp) and
 // /usr/bin/virt-freezer in the compute container, following
 // kvbackup's reference notes on KubeVirt (virt-freezer, launcher pods, the
 // freeze API; see docs/testcluster.md for the upstream sources).
@@ -68,6 +71,20 @@ struct FreezeOutcome {
   std::string http_message;
 };
 
+// The answer of a lifecycle subresource (virt-api lifecycle.go): 202 for
+// start/stop/restart, 200 for pause/unpause, else an error status and message.
+struct LifecycleAnswer {
+  int status = 200;
+  std::string message;
+};
+
+// One entry of a VM's status.stateChangeRequests.
+struct StateChange {
+  std::string action;  // Start | Stop
+  std::string uid;     // Stop: the VMI it is for
+  bool start_paused = false;  // Start: data {"paused": "true"}
+};
+
 class KubeVirt {
  public:
   explicit KubeVirt(Cluster& c);
@@ -87,6 +104,10 @@ class KubeVirt {
                           std::function<void(FreezeOutcome)> done);
   void unfreeze_subresource(const std::string& ns, const std::string& vmi, std::function<void(FreezeOutcome)> done);
   Result<boost::json::object> guest_os_info(const std::string& ns, const std::string& vmi);
+  // subresources.kubevirt.io: PUT virtualmachines/{start,stop,restart} and
+  // virtualmachineinstances/{pause,unpause}; body: the options object or null.
+  LifecycleAnswer lifecycle(const std::string& ns, const std::string& name, const std::string& sub,
+                            const boost::json::object* body);
 
   std::pair<int, int> version() const { return version_; }
 
@@ -103,6 +124,11 @@ class KubeVirt {
   void stop_vmi(const std::string& ns, const std::string& name, const std::string& why);
   void update_vm_status(const std::string& ns, const std::string& name);
   std::string printable_status(const Object& vm, const Object* vmi) const;
+  // vm_subresources.cpp
+  LifecycleAnswer start_vm(const std::string& ns, const std::string& name, const boost::json::object* body);
+  LifecycleAnswer stop_vm(const std::string& ns, const std::string& name, const boost::json::object* body);
+  LifecycleAnswer restart_vm(const std::string& ns, const std::string& name, const boost::json::object* body);
+  LifecycleAnswer pause_vmi(const std::string& ns, const std::string& name, bool pause, bool dry_run);
   // kubevirt.cpp
   Object make_vmi(const Object& vm, const std::string& name);
   Object make_pod(const Object& vmi, const Guest& g, const std::string& hostname);
@@ -130,8 +156,15 @@ class KubeVirt {
   std::map<std::string, std::string> launcher_pods_;      // "ns/vmi" -> pod of a VMI not running yet
   std::set<std::string> waiting_vms_;                     // "ns/vm": waiting on DataVolumes for a VMI
   std::map<std::string, std::chrono::steady_clock::time_point> restart_at_;  // "ns/vm": failed VMI, restart not before
+  std::set<std::string> start_paused_;                    // "ns/vm": the next VMI starts paused (start --paused)
   std::shared_ptr<Timer> poll_timer_;
 };
+
+std::vector<StateChange> state_changes(const Object& vm);
+// Writes status.stateChangeRequests of a VM object.
+void set_state_changes(Object& vm, const std::vector<StateChange>& changes);
+// spec.runStrategy, or what the legacy spec.running stands for.
+std::string run_strategy(const Object& vm);
 
 std::string launcher_hostname(const std::string& vmi_name, const std::string& spec_hostname);
 // An ownerReference to `owner` with controller and blockOwnerDeletion set.

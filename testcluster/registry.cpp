@@ -17,6 +17,8 @@ const kube::ResourceRef kSelfSubjectAccessReviews{"authorization.k8s.io", "v1", 
                                                   "SelfSubjectAccessReview", false};
 const kube::ResourceRef kVirtualMachineExports{"export.kubevirt.io", "v1beta1", "virtualmachineexports",
                                                "VirtualMachineExport", true};
+const kube::ResourceRef kCustomResourceDefinitions{"apiextensions.k8s.io", "v1", "customresourcedefinitions",
+                                                   "CustomResourceDefinition", false};
 }  // namespace res
 
 Registry::Registry() {
@@ -55,18 +57,39 @@ Registry::Registry() {
   add(res::kServiceAccounts, "serviceaccount", {"sa"}, {}, false);
   add(res::kNodes, "node", {"no"}, {"status"}, true);
   add(res::kSelfSubjectAccessReviews, "selfsubjectaccessreview", {}, {}, false)->verbs = {"create"};
+  add(res::kCustomResourceDefinitions, "customresourcedefinition", {"crd", "crds"}, {"status"}, true, {"api-extensions"});
+}
+
+const ResourceInfo* Registry::serve_custom(ResourceInfo info) {
+  for (auto& r : resources_) {
+    if (r.ref.group == info.ref.group && r.ref.version == info.ref.version && r.ref.resource == info.ref.resource) {
+      if (!r.custom) return &r;
+      r = std::move(info);
+      r.custom = r.served = true;
+      return &r;
+    }
+  }
+  info.custom = info.served = true;
+  resources_.push_back(std::move(info));
+  return &resources_.back();
+}
+
+void Registry::unserve_custom(std::string_view group, std::string_view version, std::string_view resource) {
+  for (auto& r : resources_) {
+    if (r.custom && r.ref.group == group && r.ref.version == version && r.ref.resource == resource) r.served = false;
+  }
 }
 
 const ResourceInfo* Registry::find(std::string_view group, std::string_view version, std::string_view resource) const {
   for (const auto& r : resources_) {
-    if (r.ref.group == group && r.ref.version == version && r.ref.resource == resource) return &r;
+    if (r.served && r.ref.group == group && r.ref.version == version && r.ref.resource == resource) return &r;
   }
   return nullptr;
 }
 
 const ResourceInfo* Registry::find_kind(std::string_view api_version, std::string_view kind) const {
   for (const auto& r : resources_) {
-    if (r.ref.api_version() == api_version && r.ref.kind == kind) return &r;
+    if (r.served && r.ref.api_version() == api_version && r.ref.kind == kind) return &r;
   }
   return nullptr;
 }
@@ -74,6 +97,7 @@ const ResourceInfo* Registry::find_kind(std::string_view api_version, std::strin
 std::vector<std::pair<std::string, std::string>> Registry::group_versions() const {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& r : resources_) {
+    if (!r.served) continue;
     std::pair<std::string, std::string> gv{r.ref.group, r.ref.version};
     bool seen = false;
     for (const auto& o : out) seen = seen || o == gv;

@@ -256,6 +256,9 @@ Result<Object> Store::remove(const ResourceInfo& r, const std::string& ns_in, co
   if (!precondition_rv.empty() && precondition_rv != str(it->second, {"metadata", "resourceVersion"})) {
     return failed("ResourceVersion", precondition_rv, str(it->second, {"metadata", "resourceVersion"}));
   }
+  if (propagation == "Foreground") {
+    if (auto done = delete_foreground(r, it)) return std::move(*done);
+  }
   if (has_finalizers(r, it->second)) {
     // Graceful deletion: mark the object; it stays until its finalizers are removed.
     if (kube::value_at(it->second, {"metadata", "deletionTimestamp"})) return it->second;
@@ -284,8 +287,17 @@ Object Store::erase_object(const ResourceInfo& r, Bucket::iterator it, const std
   meta(gone)["resourceVersion"] = std::to_string(++rv_);
   if (!kube::value_at(gone, {"metadata", "deletionTimestamp"})) meta(gone)["deletionTimestamp"] = format_rfc3339(WallClock::now());
   std::string uid = str(gone, {"metadata", "uid"});
+  foreground_.erase(uid);
   emit(r, "DELETED", gone, old);
   collect_garbage(uid, propagation);
+  // An owner deleted in the foreground may have been waiting for this one.
+  if (!foreground_.empty()) {
+    if (const auto* owners = kube::array_at(gone, {"metadata", "ownerReferences"})) {
+      std::vector<std::string> uids;
+      for (const auto& ref : *owners) uids.emplace_back(kube::str_at(ref, {"uid"}));
+      for (const auto& u : uids) finish_foreground(u);
+    }
+  }
   return gone;
 }
 

@@ -19,7 +19,11 @@
 // objects (403, as the NamespaceLifecycle admission plugin). DeleteOptions
 // preconditions (uid, resourceVersion) are checked (409). A `continue` page is
 // served from the state at the first page's resourceVersion, rebuilt from the
-// event history (410 when the history no longer reaches it).
+// event history (410 when the history no longer reaches it). A Foreground
+// delete of an object with dependents adds the foregroundDeletion finalizer
+// and a deletionTimestamp, deletes the dependents, and the object goes when
+// none with blockOwnerDeletion is left (the garbage collector's
+// processDeletingDependentsItem).
 //
 // Invariant: single-threaded; every method runs on the cluster's loop thread.
 #pragma once
@@ -122,6 +126,14 @@ class Store {
   std::optional<Bucket> bucket_at(const ResourceInfo& r, int64_t rv) const;
   static bool has_finalizers(const ResourceInfo& r, const Object& o);
   Object erase_object(const ResourceInfo& r, Bucket::iterator it, const std::string& propagation);
+  // Foreground deletion (store_foreground.cpp).
+  struct OwnerKey {
+    const ResourceInfo* resource;
+    std::string ns, name;
+  };
+  bool has_dependents(const std::string& owner_uid, bool blocking_only) const;
+  std::optional<Result<Object>> delete_foreground(const ResourceInfo& r, Bucket::iterator it);
+  void finish_foreground(const std::string& owner_uid);
 
   const Registry& registry_;
   std::map<std::string, Bucket> objects_;
@@ -134,6 +146,7 @@ class Store {
   std::vector<std::function<void(const StoreEvent&)>> listeners_;
   Admission admission_;
   std::function<void(const ResourceInfo&, Object&, const Object*)> defaulter_;
+  std::map<std::string, OwnerKey> foreground_;  // uid -> owner waiting for its blocking dependents
 };
 
 std::string object_key(const std::string& ns, const std::string& name);

@@ -16,7 +16,7 @@ namespace kvb::testcluster {
 
 struct TimelineEvent {
   WallTime time;
-  std::string type;  // Freeze, Thaw, AutoThaw, FreezeFailed, ThawFailed, SnapshotCut, SnapshotReady, SnapshotFailed, Exec
+  std::string type;  // Freeze, Thaw, AutoThaw, FreezeFailed, ThawFailed, SnapshotCut, SnapshotReady, SnapshotFailed, Exec, Paused, Unpaused
   std::string ns;
   std::string vm;
   std::string volume_snapshot;

@@ -176,34 +176,79 @@ bool KubeVirt::ensure_datavolumes(const Object& vm) {
   return ready;
 }
 
+// vm.go syncRunStrategy, with the status.stateChangeRequests that virt-api's
+// start/stop/restart write (vm_subresources.cpp): a Stop for the current VMI
+// stops it (Always then starts a new one); a leading Start starts one (Manual,
+// RerunOnFailure; Halted turns into Always first). A Stop whose VMI is gone and
+// a Start whose VMI was created are removed.
 void KubeVirt::reconcile_vm(const std::string& ns, const std::string& name) {
   const Object* vm = c_.store().find(c_.resource(res::kVirtualMachines), ns, name);
   if (!vm || kube::value_at(*vm, {"metadata", "deletionTimestamp"})) return;
-  std::string strategy(kube::str_at(*vm, {"spec", "runStrategy"}));
-  if (strategy.empty()) strategy = kube::bool_at(*vm, {"spec", "running"}).value_or(false) ? "Always" : "Halted";
-  bool want = strategy == "Always" || strategy == "RerunOnFailure" || strategy == "Once";
+  std::string strategy = run_strategy(*vm);
+  std::string last_strategy(kube::str_at(*vm, {"status", "runStrategy"}));  // what the last sync saw
   bool dvs_ready = ensure_datavolumes(*vm);
   vm = c_.store().find(c_.resource(res::kVirtualMachines), ns, name);  // creating DataVolumes may move it
   if (!vm) return;
   const Object* vmi = c_.store().find(c_.resource(res::kVirtualMachineInstances), ns, name);
-  if (vmi && strategy != "Manual") {
+  std::string vmi_uid = vmi ? std::string(kube::uid_of(*vmi)) : std::string();
+  auto changes = state_changes(*vm);
+  const size_t had = changes.size();
+  while (!changes.empty() && changes.front().action == "Stop" && changes.front().uid != vmi_uid) changes.erase(changes.begin());
+  if (changes.size() != had) {
+    (void)c_.store().mutate(c_.resource(res::kVirtualMachines), ns, name, [&](Object& o) {
+      set_state_changes(o, changes);
+    });
+    return;  // the MODIFIED event brings us back
+  }
+  bool stop_request = !changes.empty() && changes.front().action == "Stop";
+  bool start_request = !changes.empty() && changes.front().action == "Start";
+  if (vmi) {
     std::string phase(kube::str_at(*vmi, {"status", "phase"}));
-    bool restart = (phase == "Failed" && (strategy == "Always" || strategy == "RerunOnFailure")) ||
-                   (phase == "Succeeded" && strategy == "Always");
+    bool failed = phase == "Failed", succeeded = phase == "Succeeded";
+    bool stop = strategy == "Halted" || stop_request;
+    bool restart = (strategy == "Always" && (failed || succeeded)) || (strategy == "RerunOnFailure" && failed);
+    if (strategy == "RerunOnFailure" && succeeded) stop = true;
     // virt-controller notices a final VMI and replaces it a moment later
     // (not within the write that made it fail, so clients can see it Failed).
     if (auto it = restart_at_.find(key(ns, name)); restart && it != restart_at_.end()) {
       if (std::chrono::steady_clock::now() < it->second) restart = false;
       else restart_at_.erase(it);
     }
-    if (!want || restart) {
+    if (restart && strategy == "RerunOnFailure") {
+      // vm.go: a failed VMI is stopped and a start request queued for the next one.
+      changes.insert(changes.begin(), StateChange{"Start", "", false});
+      (void)c_.store().mutate(c_.resource(res::kVirtualMachines), ns, name, [&](Object& o) {
+        set_state_changes(o, changes);
+      });
+    }
+    if (stop || restart) {
       // The VMI's DELETED event brings us back to start a new one.
-      if (guest(ns, name)) stop_vmi(ns, name, want ? "VM restarting" : "VM stopped");
+      if (guest(ns, name)) stop_vmi(ns, name, strategy == "Always" || restart ? "VM restarting" : "VM stopped");
       else (void)c_.store().remove(c_.resource(res::kVirtualMachineInstances), ns, name);
     }
-  } else if (!vmi && want && dvs_ready) {
-    Object copy = *vm;
-    (void)c_.store().create(c_.resource(res::kVirtualMachineInstances), ns, make_vmi(copy, name));
+  } else if (strategy == "Halted" && start_request) {
+    // A paused start of a Halted VM: the controller turns it into Always.
+    bool legacy = !kube::value_at(*vm, {"spec", "runStrategy"});
+    (void)c_.store().mutate(c_.resource(res::kVirtualMachines), ns, name, [&](Object& o) {
+      auto& spec = o["spec"].as_object();
+      if (legacy) spec["running"] = true;
+      else spec["runStrategy"] = "Always";
+    });
+    return;
+  } else if (dvs_ready) {
+    bool start = strategy == "Always" || strategy == "Once" || (strategy == "Manual" && start_request) ||
+                 (strategy == "RerunOnFailure" && (start_request || last_strategy != strategy));
+    if (start) {
+      if (start_request && changes.front().start_paused) start_paused_.insert(key(ns, name));
+      Object copy = *vm;
+      auto created = c_.store().create(c_.resource(res::kVirtualMachineInstances), ns, make_vmi(copy, name));
+      if (created && start_request) {
+        changes.erase(changes.begin());
+        (void)c_.store().mutate(c_.resource(res::kVirtualMachines), ns, name, [&](Object& o) {
+          set_state_changes(o, changes);
+        });
+      }
+    }
   }
   // "Waiting on DataVolumes to be ready": back here when they change (the
   // status of a stopped VM follows them too).
@@ -355,6 +400,7 @@ void KubeVirt::launch(const std::string& ns, const std::string& name, const std:
       if (!g->qemu && agent == agent_mode_name(m)) g->agent = m;
     }
   }
+  if (start_paused_.erase(key(ns, name))) g->paused = true;  // start with {"paused": true} (StartStrategy Paused)
   g->agent_connected = g->agent != AgentMode::kNone && !g->qemu;  // a real agent connects when it answers
   g->pvcs = claims;
   std::string image = "quay.io/kubevirt/virt-launcher:v" + std::to_string(version_.first) + "." + std::to_string(version_.second) + ".0";
@@ -478,8 +524,7 @@ std::string KubeVirt::printable_status(const Object& vm, const Object* vmi) cons
   std::string ns(kube::namespace_of(vm));
   std::string phase = vmi ? std::string(kube::str_at(*vmi, {"status", "phase"})) : std::string();
   bool final = phase == "Failed" || phase == "Succeeded";
-  std::string strategy(kube::str_at(vm, {"spec", "runStrategy"}));
-  if (strategy.empty()) strategy = kube::bool_at(vm, {"spec", "running"}).value_or(false) ? "Always" : "Halted";
+  std::string strategy = run_strategy(vm);
   bool set_to_start = strategy == "Always" || strategy == "RerunOnFailure" || strategy == "Once" || (strategy == "Manual" && vmi);
   if (kube::value_at(vm, {"metadata", "deletionTimestamp"})) return "Terminating";
   if (vmi && !final && kube::value_at(*vmi, {"metadata", "deletionTimestamp"})) return "Stopping";
@@ -518,7 +563,10 @@ std::string KubeVirt::printable_status(const Object& vm, const Object* vmi) cons
       }
     }
   }
-  if (!vmi) return set_to_start ? "Starting" : "Stopped";
+  // Without a VMI, Starting only while a creation is expected (isVMIStartExpected);
+  // the simulated controller creates the VMI in the same step, so it is Stopped
+  // (a stopped RerunOnFailure VM too).
+  if (!vmi) return "Stopped";
   if (phase.empty() || phase == "Pending" || phase == "Scheduling" || phase == "Scheduled") return "Starting";
   if (final) return "Stopped";
   return "Unknown";
@@ -538,6 +586,10 @@ void KubeVirt::update_vm_status(const std::string& ns, const std::string& name) 
     json::object st;
     if (o.contains("status") && o["status"].is_object()) st = o["status"].as_object();
     st["printableStatus"] = printable;
+    st["runStrategy"] = run_strategy(o);
+    if (auto* scr = st.if_contains("stateChangeRequests"); scr && scr->is_array() && scr->as_array().empty()) {
+      st.erase("stateChangeRequests");
+    }
     st["ready"] = ready;
     st["created"] = created;
     o["status"] = st;

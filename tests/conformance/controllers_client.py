@@ -5,11 +5,13 @@ document on stdout; a missing `kubernetes` module is an error (exit 3), never
 a skip.
 
   rv KUBECONFIG PATH                       resourceVersion of a list
-  watch KUBECONFIG PATH RV FIELD VALUE SECONDS
+  watch KUBECONFIG PATH RV FIELD VALUE SECONDS [TYPE]
         the events of a watch from RV (replayed, then live) until the dotted
-        FIELD of an object equals VALUE, or SECONDS pass
+        FIELD of an object equals VALUE (in an event of TYPE, when given), or
+        SECONDS pass
   freeze KUBECONFIG NS VMI                 PUT .../freeze; the HTTP status
-  pvc KUBECONFIG NS NAME                   typed read: dataSource, dataSourceRef
+  put KUBECONFIG PATH BODY                 PUT of a JSON BODY ("" for none); the HTTP status and Status body
+  pvc KUBECONFIG NS NAME                   typed read: phase, finalizers, deletionTimestamp, dataSource, dataSourceRef
   pods KUBECONFIG NS SELECTOR              typed list: name, phase, PodScheduled
 """
 import json
@@ -42,7 +44,7 @@ def cmd_rv(kubeconfig, path):
     return {"resourceVersion": data["metadata"]["resourceVersion"]}
 
 
-def cmd_watch(kubeconfig, path, rv, dotted, value, seconds):
+def cmd_watch(kubeconfig, path, rv, dotted, value, seconds, etype=""):
     resp = api(kubeconfig).call_api(
         path, "GET",
         query_params=[("watch", "true"), ("resourceVersion", rv), ("timeoutSeconds", str(int(float(seconds))))],
@@ -51,7 +53,7 @@ def cmd_watch(kubeconfig, path, rv, dotted, value, seconds):
     for line in iter_resp_lines(resp[0] if isinstance(resp, tuple) else resp):
         ev = json.loads(line)
         events.append({"type": ev["type"], "object": ev["object"]})
-        if str(field(ev["object"], dotted)) == value:
+        if str(field(ev["object"], dotted)) == value and (not etype or ev["type"] == etype):
             break
     return {"events": events}
 
@@ -65,10 +67,20 @@ def cmd_freeze(kubeconfig, ns, vmi):
         return {"status": e.status, "body": json.loads(e.body) if e.body else None}
 
 
+def cmd_put(kubeconfig, path, body):
+    try:
+        resp = api(kubeconfig).call_api(path, "PUT", body=json.loads(body) if body else None,
+                                        auth_settings=["BearerToken"], _preload_content=False)
+        return {"status": resp[1] if isinstance(resp, tuple) else resp.status}
+    except ApiException as e:
+        return {"status": e.status, "body": json.loads(e.body) if e.body else None}
+
+
 def cmd_pvc(kubeconfig, ns, name):
     pvc = client.CoreV1Api(api(kubeconfig)).read_namespaced_persistent_volume_claim(name, ns)
     ds, ref = pvc.spec.data_source, pvc.spec.data_source_ref
-    return {"phase": pvc.status.phase,
+    return {"phase": pvc.status.phase, "finalizers": pvc.metadata.finalizers,
+            "deletionTimestamp": pvc.metadata.deletion_timestamp and pvc.metadata.deletion_timestamp.isoformat(),
             "dataSource": ds and {"apiGroup": ds.api_group, "kind": ds.kind, "name": ds.name},
             "dataSourceRef": ref and {"apiGroup": ref.api_group, "kind": ref.kind, "name": ref.name}}
 
@@ -84,7 +96,7 @@ def cmd_pods(kubeconfig, ns, selector):
 
 
 def main(argv):
-    cmds = {"rv": cmd_rv, "watch": cmd_watch, "freeze": cmd_freeze, "pvc": cmd_pvc, "pods": cmd_pods}
+    cmds = {"rv": cmd_rv, "watch": cmd_watch, "freeze": cmd_freeze, "put": cmd_put, "pvc": cmd_pvc, "pods": cmd_pods}
     if len(argv) < 2 or argv[1] not in cmds:
         print(__doc__, file=sys.stderr)
         return 2

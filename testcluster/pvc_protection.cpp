@@ -1,0 +1,85 @@
+// The StorageObjectInUseProtection admission plugin and the pvc-protection
+// controller (kubernetes plugin/pkg/admission/storage/storageobjectinuseprotection,
+// pkg/controller/volume/pvcprotection/pvc_protection_controller.go): every new
+// claim gets the kubernetes.io/pvc-protection finalizer; a claim being deleted
+// keeps it (Terminating, deletionTimestamp set) while a pod that is not shut
+// down (phase neither Succeeded nor Failed) names it in a persistentVolumeClaim
+// volume, and loses it, so goes, once no such pod is left.
+#include "kube/object.h"
+#include "testcluster/core_controllers.h"
+
+#include <boost/json.hpp>
+
+namespace kvb::testcluster {
+namespace json = boost::json;
+
+namespace {
+
+bool pod_uses_claim(const Object& pod, std::string_view claim) {
+  auto phase = kube::str_at(pod, {"status", "phase"});
+  if (phase == "Succeeded" || phase == "Failed") return false;
+  if (const auto* vols = kube::array_at(pod, {"spec", "volumes"})) {
+    for (const auto& v : *vols) {
+      if (kube::str_at(v, {"persistentVolumeClaim", "claimName"}) == claim) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void CoreControllers::protect_claim(Object& pvc) {
+  auto& m = pvc["metadata"].as_object();
+  json::array fins;
+  if (auto* f = m.if_contains("finalizers"); f && f->is_array()) fins = f->as_array();
+  for (const auto& f : fins) {
+    if (f.is_string() && f.as_string() == kPvcProtection) return;
+  }
+  fins.push_back(json::string(kPvcProtection));
+  m["finalizers"] = std::move(fins);
+}
+
+void CoreControllers::pvc_protection(const StoreEvent& e) {
+  const auto& ref = e.resource->ref;
+  json::value obj(e.object);
+  std::string ns(kube::namespace_of(obj)), name(kube::name_of(obj));
+  if (ref.group.empty() && ref.resource == "persistentvolumeclaims") {
+    if (e.type != "DELETED" && kube::value_at(e.object, {"metadata", "deletionTimestamp"})) release_claim_if_unused(ns, name);
+    return;
+  }
+  if (!ref.group.empty() || ref.resource != "pods") return;
+  // A pod that goes or shuts down may free the claims it used.
+  auto phase = kube::str_at(e.object, {"status", "phase"});
+  if (e.type != "DELETED" && phase != "Succeeded" && phase != "Failed") return;
+  std::vector<std::string> claims;
+  if (const auto* vols = kube::array_at(e.object, {"spec", "volumes"})) {
+    for (const auto& v : *vols) {
+      auto claim = kube::str_at(v, {"persistentVolumeClaim", "claimName"});
+      if (!claim.empty()) claims.emplace_back(claim);
+    }
+  }
+  for (const auto& claim : claims) release_claim_if_unused(ns, claim);
+}
+
+void CoreControllers::release_claim_if_unused(const std::string& ns, const std::string& claim) {
+  Store& store = c_.store();
+  const ResourceInfo& pvcs = c_.resource(kube::resources::kPersistentVolumeClaims);
+  const Object* pvc = store.find(pvcs, ns, claim);
+  if (!pvc || !kube::value_at(*pvc, {"metadata", "deletionTimestamp"})) return;
+  for (const Object* pod : store.all(c_.resource(kube::resources::kPods), ns)) {
+    if (pod_uses_claim(*pod, claim)) return;
+  }
+  (void)store.mutate(pvcs, ns, claim, [](Object& o) {
+    json::array kept;
+    if (const auto* f = kube::array_at(o, {"metadata", "finalizers"})) {
+      for (const auto& v : *f) {
+        if (!(v.is_string() && v.as_string() == kPvcProtection)) kept.push_back(v);
+      }
+    }
+    auto& m = o["metadata"].as_object();
+    if (kept.empty()) m.erase("finalizers");
+    else m["finalizers"] = std::move(kept);
+  });
+}
+
+}  // namespace kvb::testcluster

@@ -1,0 +1,147 @@
+// Conformance of deletion with real clients (issue 15 item 9: pvc-protection,
+// foreground cascading deletion): kubectl and the official Python client
+// (tests/conformance/controllers_client.py). A missing client FAILS these
+// tests. Upstream: the StorageObjectInUseProtection admission plugin and
+// pkg/controller/volume/pvcprotection; apiserver registry store.go
+// (foregroundDeletion) and the garbage collector's processDeletingDependentsItem.
+#include "common/subprocess.h"
+#include "kube/object.h"
+#include "tests/support/test_cluster.h"
+
+#include <boost/json.hpp>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace kvb::testing {
+namespace {
+
+namespace json = boost::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const char* kScenario = R"(
+kubevirtVersion: "1.8"
+snapshotClasses:
+  - {name: fast, driver: csi.testcluster.kvbackup.io, cutLatency: 50ms, readyLatency: 50ms}
+namespaces:
+  - name: prod
+    vms:
+      - name: db
+        volumes: [{name: data, type: persistentVolumeClaim, size: 1Gi}]
+      - name: web
+        volumes: [{name: root, type: dataVolume, size: 1Gi}]
+)";
+
+class Deletion : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(kubectl_available()) << "kubectl is required by the conformance tests (scripts/deps)";
+    tc_ = std::make_unique<TestCluster>(kScenario);
+  }
+  ProcessResult kubectl(std::vector<std::string> args, const std::string& in = {}) {
+    auto r = run_kubectl(tc_->kubeconfig(), args, in);
+    EXPECT_TRUE(r.has_value()) << "kubectl could not be run";
+    return r ? *r : ProcessResult{};
+  }
+  std::string get(const std::string& what, const std::string& jsonpath) {
+    auto r = kubectl({"get", what, "-n", "prod", "-o", "jsonpath=" + jsonpath});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  }
+  bool exists(const std::string& what) { return kubectl({"get", what, "-n", "prod"}).exit_code == 0; }
+  void wait_for(const std::string& what, const std::string& condition) {
+    auto r = kubectl({"wait", "-n", "prod", what, "--for=" + condition, "--timeout=40s"});
+    ASSERT_EQ(r.exit_code, 0) << what << " never " << condition << ": " << r.err;
+  }
+  void apply(const std::string& yaml) {
+    auto r = kubectl({"apply", "-f", "-"}, yaml);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  json::value python(std::vector<std::string> args) {
+    ProcessSpec spec;
+    spec.argv = {"/usr/bin/python3", std::string(KVB_SOURCE_DIR) + "/tests/conformance/controllers_client.py"};
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    spec.timeout = std::chrono::seconds(60);
+    auto r = run_process(spec);
+    EXPECT_TRUE(r.has_value());
+    if (!r) return nullptr;
+    EXPECT_EQ(r->exit_code, 0) << "python client failed: " << r->err;
+    boost::system::error_code ec;
+    json::value v = json::parse(r->out, ec);
+    EXPECT_FALSE(ec) << r->out << r->err;
+    return v;
+  }
+
+  std::unique_ptr<TestCluster> tc_;
+};
+
+TEST_F(Deletion, AClaimInUseByARunningPodStaysTerminatingUntilThePodIsGone) {
+  wait_for("vm/db", "jsonpath={.status.printableStatus}=Running");
+  EXPECT_THAT(get("pvc/db-data", "{.metadata.finalizers}"), HasSubstr("kubernetes.io/pvc-protection"));
+  auto del = kubectl({"delete", "pvc/db-data", "-n", "prod", "--wait=false"});
+  ASSERT_EQ(del.exit_code, 0) << del.err;
+  EXPECT_NE(get("pvc/db-data", "{.metadata.deletionTimestamp}"), "") << "the launcher pod still uses it";
+  auto table = kubectl({"get", "pvc/db-data", "-n", "prod"});
+  EXPECT_THAT(table.out, HasSubstr("Terminating"));
+  json::value typed = python({"pvc", tc_->kubeconfig().string(), "prod", "db-data"});
+  EXPECT_EQ(kube::str_at(typed, {"phase"}), "Bound");
+  EXPECT_THAT(json::serialize(typed), HasSubstr("kubernetes.io/pvc-protection"));
+  EXPECT_FALSE(kube::str_at(typed, {"deletionTimestamp"}).empty()) << json::serialize(typed);
+
+  // Stopping the VM ends its launcher pod; the claim then goes.
+  auto stop = kubectl({"replace", "--raw", "/apis/subresources.kubevirt.io/v1/namespaces/prod/virtualmachines/db/stop", "-f", "-"}, "{}");
+  ASSERT_EQ(stop.exit_code, 0) << stop.err;
+  wait_for("pvc/db-data", "delete");
+}
+
+TEST_F(Deletion, AnUnusedClaimGoesAtOnce) {
+  apply("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: spare, namespace: prod}\n"
+        "spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n");
+  EXPECT_THAT(get("pvc/spare", "{.metadata.finalizers}"), HasSubstr("kubernetes.io/pvc-protection"));
+  auto del = kubectl({"delete", "pvc/spare", "-n", "prod"});  // kubectl waits for it to go
+  ASSERT_EQ(del.exit_code, 0) << del.err;
+  EXPECT_FALSE(exists("pvc/spare"));
+}
+
+TEST_F(Deletion, ForegroundDeletionWaitsForBlockingDependentsOnly) {
+  apply("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owner, namespace: prod}\ndata: {a: b}\n");
+  std::string uid = get("cm/owner", "{.metadata.uid}");
+  auto dependent = [&](const std::string& name, bool blocking) {
+    return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\n  namespace: prod\n"
+           "  finalizers: [example.com/hold]\n  ownerReferences:\n  - {apiVersion: v1, kind: ConfigMap, name: owner, uid: " +
+           uid + ", blockOwnerDeletion: " + (blocking ? "true" : "false") + "}\ndata: {a: b}\n";
+  };
+  apply(dependent("blocker", true));
+  apply(dependent("bystander", false));
+
+  auto del = kubectl({"delete", "cm/owner", "-n", "prod", "--cascade=foreground", "--wait=false"});
+  ASSERT_EQ(del.exit_code, 0) << del.err;
+  EXPECT_THAT(get("cm/owner", "{.metadata.finalizers}"), HasSubstr("foregroundDeletion"));
+  EXPECT_NE(get("cm/owner", "{.metadata.deletionTimestamp}"), "");
+  EXPECT_NE(get("cm/blocker", "{.metadata.deletionTimestamp}"), "") << "dependents are deleted first";
+  EXPECT_NE(get("cm/bystander", "{.metadata.deletionTimestamp}"), "");
+
+  // The bystander's finalizer does not hold the owner; the blocker's does.
+  auto free_bystander = kubectl({"patch", "cm/bystander", "-n", "prod", "--type=merge", "-p", R"({"metadata":{"finalizers":null}})"});
+  ASSERT_EQ(free_bystander.exit_code, 0) << free_bystander.err;
+  EXPECT_TRUE(exists("cm/owner"));
+  auto free_blocker = kubectl({"patch", "cm/blocker", "-n", "prod", "--type=merge", "-p", R"({"metadata":{"finalizers":null}})"});
+  ASSERT_EQ(free_blocker.exit_code, 0) << free_blocker.err;
+  wait_for("cm/owner", "delete");
+}
+
+TEST_F(Deletion, KubectlForegroundDeleteOfAVmReturnsOnceItsInstanceAndDataVolumesAreGone) {
+  wait_for("vm/web", "jsonpath={.status.printableStatus}=Running");
+  std::string pod = tc_->launcher_pod("prod", "web");
+  auto del = kubectl({"delete", "vm/web", "-n", "prod", "--cascade=foreground", "--timeout=40s"});
+  ASSERT_EQ(del.exit_code, 0) << del.err;
+  EXPECT_FALSE(exists("vm/web"));
+  EXPECT_FALSE(exists("vmi/web"));
+  EXPECT_FALSE(exists("pod/" + pod));
+  EXPECT_FALSE(exists("dv/web-root"));
+  EXPECT_FALSE(exists("pvc/web-root"));
+  EXPECT_TRUE(exists("vm/db")) << "nothing else goes";
+}
+
+}  // namespace
+}  // namespace kvb::testing
