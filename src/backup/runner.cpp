@@ -129,7 +129,7 @@ record::JournalEntry journal_entry(const record::BackupRecord& rec, const Plan& 
 // bench/backup_bench alone, which runs with and without the lane side by side
 // ("0": no gate, the behaviour before it); it is not a user setting.
 int freeze_gate_width() {
-  constexpr int kWidth = 8;
+  constexpr int kWidth = 4;
   const char* knob = std::getenv("KVB_BENCH_PRIORITY_LANE");
   if (!knob || !*knob) return kWidth;
   char* end = nullptr;
