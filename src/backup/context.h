@@ -36,7 +36,8 @@ struct BackupContext {
   // is frozen under it any more. Empty: always held (tests).
   std::function<Status()> run_lock_held;
   // The priority lane for work inside freeze windows (backup/freeze_gate.h);
-  // null: none (a consistency group freezes everything at once anyway).
+  // null: none. A consistency group opens no window scopes (it freezes every
+  // VM at once), so it never waits at the gate.
   FreezeGate* gate = nullptr;
 };
 

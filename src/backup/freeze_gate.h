@@ -28,6 +28,11 @@
 // Errc::kCancelled when `stop` is requested. max_freezing <= 0 disables the
 // gate (admit() never waits; the bench's baseline).
 //
+// A VM holds its slot from before its freeze lease is taken until its freeze
+// call has ended, so a lease held by another backup can keep one slot for up
+// to --freeze-wait. The thaw of a freeze that failed runs inside the freeze
+// call, under the slot, not in an InWindow scope.
+//
 // Threads: every member may be called from any thread.
 #pragma once
 

@@ -120,14 +120,6 @@ bool VmBackup::take_lease(std::stop_token stop) {
   return true;
 }
 
-void VmBackup::give_back_lease() {
-  if (!lease_) return;
-  if (auto st = ctx_.leases.release(*lease_); !st) {
-    rec_.problems.push_back("could not give back " + lease_->describe() + ": " + sanitize_foreign(st.error().message));
-  }
-  lease_.reset();
-}
-
 bool VmBackup::freeze(std::stop_token stop) {
   freeze_ = ctx_.freezer.freeze(plan_, stop);
   rec_.freeze.requested_at = freeze_.requested_at;
@@ -191,7 +183,12 @@ void VmBackup::thaw() {
   rec_.freeze.thaw_ok = thaw_->ok;
   for (const auto& p : thaw_->problems) rec_.problems.push_back(p);
   if (thaw_->ok) {
-    give_back_lease();
+    if (lease_) {
+      if (auto st = ctx_.leases.release(*lease_); !st) {
+        rec_.problems.push_back("could not give back " + lease_->describe() + ": " + sanitize_foreign(st.error().message));
+      }
+      lease_.reset();
+    }
     if (freeze_.frozen()) {
       ctx_.say(rec_.key() + ": thawed (freeze window " + std::to_string(static_cast<long>(rec_.freeze.window_ms())) + " ms)");
     }

@@ -55,7 +55,6 @@ class VmBackup {
   void note_cuts();
   void delete_snapshots();
   void fail(const std::string& reason);
-  void give_back_lease();
   std::vector<std::string> snapshot_names() const;
 
   BackupContext& ctx_;
