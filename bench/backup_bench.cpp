@@ -13,7 +13,12 @@
 // environment), alternating which goes first, and prints the medians as a
 // ratio. KVB_BENCH_KVBACKUP_CPUS=<taskset list> pins kvbackup to those CPUs
 // (pin the bench itself with `taskset -c <others>`), so the tail that is
-// kvbackup's is separated from the test cluster's.
+// kvbackup's is separated from the test cluster's. KVB_BENCH_KEEP_RECORDS=<dir>
+// keeps each run's backup record (JSON) there, for a closer look per VM.
+//
+// kvbackup's peak RSS is wait4's ru_maxrss, which on Linux also counts the
+// forked copy of this process before exec: once this process is larger than
+// kvbackup (a second test cluster), the figure is this process's.
 //
 // kvbackup runs as the real binary (build/kvbackup) in a child process, so its
 // peak RSS is its own; the test cluster runs in this process.
