@@ -5,7 +5,20 @@
 // then the ratios and the checks of docs/backup.md's performance claims.
 //
 //   build/bench/backup_bench [--vms 500] [--concurrency 50] [--baseline-vms 10] [--namespaces 1]
+//                            [--cut-latency-ms 200] [--lane-pairs 1]
 //   build/bench/backup_bench --vms 2000 --namespaces 20 --concurrency 100   (the scale run)
+//
+// --lane-pairs N runs the fleet N times with and N times without the
+// priority lane (backup/freeze_gate.h; KVB_BENCH_PRIORITY_LANE=0 in kvbackup's
+// environment), alternating which goes first, and prints the medians as a
+// ratio. KVB_BENCH_KVBACKUP_CPUS=<taskset list> pins kvbackup to those CPUs
+// (pin the bench itself with `taskset -c <others>`), so the tail that is
+// kvbackup's is separated from the test cluster's. KVB_BENCH_KEEP_RECORDS=<dir>
+// keeps each run's backup record (JSON) there, for a closer look per VM.
+//
+// kvbackup's peak RSS is wait4's ru_maxrss, which on Linux also counts the
+// forked copy of this process before exec: once this process is larger than
+// kvbackup (a second test cluster), the figure is this process's.
 //
 // kvbackup runs as the real binary (build/kvbackup) in a child process, so its
 // peak RSS is its own; the test cluster runs in this process.
@@ -32,12 +45,13 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr double kCutLatencyMs = 200;
+double kCutLatencyMs = 200;  // --cut-latency-ms
 
 std::string scenario(int vms, int namespaces) {
   std::string out = R"(
 kubevirtVersion: "1.8"
-snapshotClasses: [{name: csi-snap, driver: csi.example.com, cutLatency: 200ms, readyLatency: 300ms}]
+snapshotClasses: [{name: csi-snap, driver: csi.example.com, cutLatency: )" +
+                    std::to_string(static_cast<int>(kCutLatencyMs)) + R"(ms, readyLatency: 300ms}]
 storageClasses: [{name: fast, provisioner: csi.example.com}]
 namespaces:
 )";
@@ -70,15 +84,22 @@ struct Run {
   double p99_window_ms = 0;
   double per_vm_path_ms = 0;  // freeze requested .. last volume ready, the VM's critical path
   long peak_rss_kb = 0;
+  double cpu_ms = 0;  // kvbackup's user + system CPU time
   uint64_t requests = 0;
   int vms = 0;
   int fsc = 0;
   // Where the freeze window goes, per VM (max over VMs): frozen .. last cut,
   // last cut .. thaw requested (the watch), thaw requested .. thawed (the exec).
   double to_cut_ms = 0, cut_to_thaw_ms = 0, thaw_ms = 0;
+  // cut..thaw asked split: last cut .. the hold check answered (the watch
+  // event and the guestosinfo GET), hold check .. thaw asked.
+  double cut_to_held_ms = 0, held_to_thaw_ms = 0;
 };
 
-Run run_kvbackup(kvb::testing::TestCluster& tc, const std::string& name, int concurrency, bool all_namespaces) {
+// `lane`: KVB_BENCH_PRIORITY_LANE for the child ("0": without the priority
+// lane of backup/freeze_gate.h; empty: kvbackup's default).
+Run run_kvbackup(kvb::testing::TestCluster& tc, const std::string& name, int concurrency, bool all_namespaces,
+                 const std::string& lane = "") {
   Run out;
   uint64_t before = requests(tc);
   auto loc = tc.dir() / ("loc-" + name);
@@ -90,7 +111,12 @@ Run run_kvbackup(kvb::testing::TestCluster& tc, const std::string& name, int con
   }
   argv.insert(argv.end(), {"--location", loc.string(), "--concurrency", std::to_string(concurrency), "-o", "json"});
   if (const char* extra = std::getenv("KVB_BENCH_QPS")) argv.insert(argv.begin() + 1, {"--qps", extra});
-  auto child = kvb::spawn_process(argv, kvb::environment_with({}), {});
+  // kvbackup on other cores than the test cluster (taskset's CPU list), to
+  // separate kvbackup's share of the freeze-window tail from the simulator's.
+  if (const char* cpus = std::getenv("KVB_BENCH_KVBACKUP_CPUS")) argv.insert(argv.begin(), {"/usr/bin/taskset", "-c", cpus});
+  kvb::EnvVars env;
+  if (!lane.empty()) env.emplace_back("KVB_BENCH_PRIORITY_LANE", lane);
+  auto child = kvb::spawn_process(argv, kvb::environment_with(env), {});
   if (!child) throw std::runtime_error(child.error().message);
   ::close(child->stdin_fd);
   // Drain stderr on a thread so the child never blocks on a full pipe.
@@ -109,7 +135,16 @@ Run run_kvbackup(kvb::testing::TestCluster& tc, const std::string& name, int con
   ::close(child->stdout_fd);
   ::close(child->stderr_fd);
   out.peak_rss_kb = ru.ru_maxrss;
+  out.cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
   out.requests = requests(tc) - before;
+  if (const char* keep = std::getenv("KVB_BENCH_KEEP_RECORDS")) {  // a folder: each run's JSON record, for a closer look
+    static int n = 0;
+    std::string path = std::string(keep) + "/" + name + "-" + std::to_string(n++) + (lane == "0" ? "-nolane" : "-lane") + ".json";
+    if (FILE* f = std::fopen(path.c_str(), "w")) {
+      std::fwrite(text.data(), 1, text.size(), f);
+      std::fclose(f);
+    }
+  }
   auto rec = json::parse(text).as_object();
   out.wall_ms = ms_between(rec.at("startedAt").as_string(), rec.at("finishedAt").as_string());
   std::vector<double> windows;
@@ -128,6 +163,10 @@ Run run_kvbackup(kvb::testing::TestCluster& tc, const std::string& name, int con
       out.to_cut_ms = std::max(out.to_cut_ms, ms_between(fr.at("frozenAt").as_string(), last_cut));
       out.cut_to_thaw_ms = std::max(out.cut_to_thaw_ms, ms_between(last_cut, fr.at("thawRequestedAt").as_string()));
       out.thaw_ms = std::max(out.thaw_ms, ms_between(fr.at("thawRequestedAt").as_string(), fr.at("thawedAt").as_string()));
+      if (fr.contains("heldAt") && fr.at("heldAt").is_string()) {
+        out.cut_to_held_ms = std::max(out.cut_to_held_ms, ms_between(last_cut, fr.at("heldAt").as_string()));
+        out.held_to_thaw_ms = std::max(out.held_to_thaw_ms, ms_between(fr.at("heldAt").as_string(), fr.at("thawRequestedAt").as_string()));
+      }
     }
     for (const auto& vol : v.at("volumes").as_array()) {
       if (vol.as_object().contains("readyAt") && vol.at("readyAt").is_string()) {
@@ -192,6 +231,8 @@ void print(const char* label, const Run& r) {
   if (r.thaw_ms > 0) {
     std::printf("%-34s window parts (max over VMs): frozen..cut %.1f ms, cut..thaw asked %.1f ms, thaw exec %.1f ms\n", "",
                 r.to_cut_ms, r.cut_to_thaw_ms, r.thaw_ms);
+    std::printf("%-34s cut..thaw asked split (max): cut..hold checked %.1f ms, hold checked..thaw asked %.1f ms; kvbackup CPU %.0f ms (%.0f%% of wall)\n",
+                "", r.cut_to_held_ms, r.held_to_thaw_ms, r.cpu_ms, r.wall_ms > 0 ? 100 * r.cpu_ms / r.wall_ms : 0.0);
   }
 }
 
@@ -209,20 +250,54 @@ int main(int argc, char** argv) {
   int concurrency = arg(argc, argv, "--concurrency", 50);
   int baseline_vms = arg(argc, argv, "--baseline-vms", 10);
   int namespaces = std::max(1, arg(argc, argv, "--namespaces", 1));
+  kCutLatencyMs = arg(argc, argv, "--cut-latency-ms", 200);
+  int pairs = std::max(0, arg(argc, argv, "--lane-pairs", 1));  // 0: no run without the priority lane
   std::printf("backup_bench: cut latency %.0f ms, ready latency 300 ms, 1 volume per VM\n", kCutLatencyMs);
 
   kvb::testing::TestCluster one(scenario(1, 1));
   Run single = run_kvbackup(one, "one", concurrency, false);
   print("kvbackup, 1 VM", single);
 
+  std::string label = "kvbackup, " + std::to_string(fleet) + " VMs / " + std::to_string(namespaces) + " ns, c=" + std::to_string(concurrency);
+  // Side by side: the same fleet without the priority lane, each run on a
+  // fresh test cluster, pairs alternating which mode goes first.
+  std::vector<Run> without, with;
+  for (int p = 0; p < pairs; ++p) {
+    for (int k = 0; k < 2; ++k) {
+      bool lane_on = (k == 1) == (p % 2 == 0);
+      if (p == 0 && lane_on) continue;  // the first run with the lane is the one below, on `many`
+      kvb::testing::TestCluster tc(scenario(fleet, namespaces));
+      Run r = run_kvbackup(tc, "fleet", concurrency, namespaces > 1, lane_on ? "" : "0");
+      print((label + (lane_on ? ", lane" : ", no lane")).c_str(), r);
+      (lane_on ? with : without).push_back(r);
+    }
+  }
+
   kvb::testing::TestCluster many(scenario(fleet, namespaces));
   Run fleet_run = run_kvbackup(many, "fleet", concurrency, namespaces > 1);
-  print(("kvbackup, " + std::to_string(fleet) + " VMs / " + std::to_string(namespaces) + " ns, c=" + std::to_string(concurrency))
-            .c_str(),
-        fleet_run);
+  print(label.c_str(), fleet_run);
+  with.insert(with.begin(), fleet_run);
   struct rusage self {};
   ::getrusage(RUSAGE_SELF, &self);
   std::printf("%-34s peak RSS of this process (the test cluster and the bench) %ld KiB\n", "", self.ru_maxrss);
+  if (!without.empty()) {
+    auto excess = [](std::vector<Run> runs) {
+      std::vector<double> v;
+      for (const auto& r : runs) v.push_back(r.max_window_ms - kCutLatencyMs);
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    auto wall = [](std::vector<Run> runs) {
+      std::vector<double> v;
+      for (const auto& r : runs) v.push_back(r.wall_ms);
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    double off = excess(without), on = excess(with);
+    std::printf("\npriority lane (backup/freeze_gate.h), median of %zu runs each:\n", with.size());
+    std::printf("  max freeze window - cut latency: without %+.1f ms, with %+.1f ms: %.2fx shorter\n", off, on, on > 0 ? off / on : 0.0);
+    std::printf("  wall: without %.1f ms, with %.1f ms: %.2fx\n", wall(without), wall(with), wall(with) / wall(without));
+  }
   if (namespaces > 1 || baseline_vms <= 0) {
     std::printf("\nmax freeze window - cut latency: %+.1f ms; wall %.1f ms\n", fleet_run.max_window_ms - kCutLatencyMs,
                 fleet_run.wall_ms);

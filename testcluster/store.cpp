@@ -152,6 +152,7 @@ Result<Object> Store::create(const ResourceInfo& r, const std::string& ns_in, Ob
   m2.erase("deletionTimestamp");
   if (defaulter_) defaulter_(r, obj, nullptr);
   auto& stored = b[key] = std::move(obj);
+  note_owners(stored);
   Object result = stored;  // listeners may change or delete it before we return
   emit(r, "ADDED", stored, {});
   return result;
@@ -204,6 +205,7 @@ Result<Object> Store::update(const ResourceInfo& r, const std::string& ns_in, Ob
   }
   meta(next)["resourceVersion"] = std::to_string(++rv_);
   cur = std::move(next);
+  note_owners(cur);
   emit(r, "MODIFIED", cur, old);  // listeners may change or delete it: found again below
   // The last finalizer of an object being deleted is gone: the object goes.
   auto again = b.find(object_key(ns, name));
@@ -301,7 +303,17 @@ Object Store::erase_object(const ResourceInfo& r, Bucket::iterator it, const std
   return gone;
 }
 
+void Store::note_owners(const Object& o) {
+  const auto* owners = kube::array_at(o, {"metadata", "ownerReferences"});
+  if (!owners) return;
+  for (const auto& ref : *owners) {
+    auto uid = kube::str_at(ref, {"uid"});
+    if (!uid.empty()) owner_uids_.insert(std::string(uid));
+  }
+}
+
 void Store::collect_garbage(const std::string& owner_uid, const std::string& propagation) {
+  if (!owner_uids_.contains(owner_uid)) return;  // nothing ever named it as an owner
   for (const auto& info : registry_.all()) {
     std::vector<std::pair<std::string, std::string>> dependents;
     for (const Object* o : all(info)) {

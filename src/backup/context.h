@@ -1,9 +1,10 @@
 // What the VMs of one backup share while it runs: the cluster, the location,
 // the spec, the run's uid, the snapshot tracker, the freezer, the freeze
-// leases, object caches and the progress line. Built by the runner; every
+// leases, the freeze gate, object caches and the progress line. Built by the runner; every
 // member may be used from the worker threads at once (each is thread-safe).
 #pragma once
 
+#include "backup/freeze_gate.h"
 #include "backup/freeze_lease.h"
 #include "backup/freezer.h"
 #include "backup/resources.h"
@@ -34,6 +35,10 @@ struct BackupContext {
   // lost, another kvbackup may be running recover on this backup, so no VM
   // is frozen under it any more. Empty: always held (tests).
   std::function<Status()> run_lock_held;
+  // The priority lane for work inside freeze windows (backup/freeze_gate.h);
+  // null: none. A consistency group opens no window scopes (it freezes every
+  // VM at once), so it never waits at the gate.
+  FreezeGate* gate = nullptr;
 };
 
 }  // namespace kvb::backup

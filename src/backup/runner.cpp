@@ -18,6 +18,7 @@
 
 #include <boost/json.hpp>
 
+#include <cstdlib>
 #include <mutex>
 #include <set>
 #include <unistd.h>
@@ -123,6 +124,19 @@ record::JournalEntry journal_entry(const record::BackupRecord& rec, const Plan& 
   return e;
 }
 
+// How many freezes may be in flight at once while no freeze window has work
+// waiting (backup/freeze_gate.h). KVB_BENCH_PRIORITY_LANE overrides it for
+// bench/backup_bench alone, which runs with and without the lane side by side
+// ("0": no gate, the behaviour before it); it is not a user setting.
+int freeze_gate_width() {
+  constexpr int kWidth = 4;
+  const char* knob = std::getenv("KVB_BENCH_PRIORITY_LANE");
+  if (!knob || !*knob) return kWidth;
+  char* end = nullptr;
+  long v = std::strtol(knob, &end, 10);
+  return end && *end == '\0' && v >= 0 && v <= 1000 ? static_cast<int>(v) : kWidth;
+}
+
 record::BackupPhase tally(const std::vector<record::VmRecord>& vms, bool interrupted) {
   size_t failed = 0, done = 0;
   for (const auto& v : vms) {
@@ -208,10 +222,12 @@ Result<record::BackupRecord> BackupRunner::run(std::stop_token stop) {
   auto lease_for = std::chrono::duration_cast<std::chrono::seconds>(2 * spec_.freeze_deadline + spec_.thaw_retry_budget +
                                                                      spec_.late_freeze_bound) + std::chrono::seconds(30);
   FreezeLeases leases(client_, lease_holder(spec_.name, rec.uid), lease_for);
+  FreezeGate gate(freeze_gate_width());
   BackupContext ctx{client_, location_, spec_, rec.uid, **tracker, freezer, leases,
                     [&cache](const kube::ResourceRef& r, const std::string& ns, const std::string& n) { return cache(r, ns, n); },
                     [&say](const std::string& line) { say(line); },
-                    [j = journal->get()] { return j->still_held(); }};
+                    [j = journal->get()] { return j->still_held(); },
+                    &gate};
   size_t freezing = 0;
   for (const auto& p : plan.vms) freezing += p.freezes();
   say("backup " + spec_.name + ": " + std::to_string(plan.vms.size()) + " VMs, " + std::to_string(freezing) +

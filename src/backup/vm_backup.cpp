@@ -41,8 +41,22 @@ VmBackup::VmBackup(BackupContext& ctx, const VmPlan& p) : ctx_(ctx), plan_(p), c
 record::VmRecord VmBackup::run(std::stop_token stop) {
   if (!ready_to_start(stop)) return rec_;
   if (!plan_.freezes()) return snapshot_unfrozen(stop, plan_.reason);
+  // The priority lane (backup/freeze_gate.h): a freeze (and the lease taken
+  // for it) starts only when the open windows have no work for the API server.
+  FreezeGate::Token slot, window;
+  if (ctx_.gate) {
+    auto admitted = ctx_.gate->admit(stop);
+    if (!admitted) {
+      fail(admitted.error().message);
+      return rec_;
+    }
+    slot = std::move(*admitted);
+  }
   if (!take_lease(stop)) return rec_;
-  if (!freeze(stop)) {
+  bool frozen = freeze(stop);
+  if (frozen && ctx_.gate) window = ctx_.gate->in_window();  // before the slot ends: no freeze slips in between
+  slot.reset();
+  if (!frozen) {
     bool not_frozen = freeze_.evidence == rules::FreezeEvidence::kNotFrozen;
     if (not_frozen && ctx_.spec.on_no_agent == OnNoAgent::kCrashConsistent) {
       ctx_.say(rec_.key() + ": not frozen (" + freeze_.reason + "); taking crash-consistent snapshots");
@@ -59,9 +73,12 @@ record::VmRecord VmBackup::run(std::stop_token stop) {
     return rec_;
   }
   Status cut = create_snapshots();
+  window.reset();  // waiting for the cut sends nothing
   if (cut) cut = wait_cut(freeze_.confirmed + ctx_.spec.freeze_deadline, stop);
+  if (ctx_.gate) window = ctx_.gate->in_window();  // the hold check and the thaw
   if (cut) check_held();
   thaw();
+  window.reset();
   judge(cut);
   finish(stop);
   return rec_;
@@ -261,6 +278,13 @@ void VmBackup::finish(std::stop_token stop) {
     return;
   }
   for (auto& v : rec_.volumes) v.ready_at = WallClock::now();
+  // Saving the resources is ordinary work: it waits while freeze windows have work (backup/freeze_gate.h).
+  if (ctx_.gate) {
+    if (auto q = ctx_.gate->quiet(stop); !q) {
+      fail("interrupted before the VM's resources were saved");
+      return;
+    }
+  }
   if (auto rs = collect_resources(*ctx_.client, ctx_.loc, ctx_.spec.name, plan_, rec_, ctx_.cached); !rs) {
     fail("saving resources: " + sanitize_foreign(rs.error().message));
   }

@@ -1,9 +1,10 @@
 // One VM's backup, start to finish (docs/backup.md, "The sequence"):
 //
-//   take the VM's freeze lease -> freeze -> create one VolumeSnapshot per
-//   volume -> wait until every one is cut -> check the guest is still frozen
-//   -> thaw (confirmed) -> give the lease back -> judge -> outside the freeze
-//   window: wait for readyToUse, save the VM's resources.
+//   take the VM's freeze lease -> wait at the freeze gate (backup/freeze_gate.h)
+//   -> freeze -> create one VolumeSnapshot per volume -> wait until every one
+//   is cut -> check the guest is still frozen -> thaw (confirmed) -> give the
+//   lease back -> judge -> outside the freeze window: wait for readyToUse,
+//   save the VM's resources.
 //
 // run() is that sequence for a VM on its own; a consistency group
 // (backup/group_backup.h) calls the same steps for many VMs in lock step.
