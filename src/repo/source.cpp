@@ -69,6 +69,33 @@ Status ImageSource::scan(size_t piece, const std::function<bool(uint64_t, std::s
   return ok();
 }
 
+Status ImageSource::read_exact(std::span<uint8_t> out, uint64_t at) {
+  size_t got = 0;
+  while (got < out.size()) {
+    ssize_t n = ::read(fd_, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error(Errc::kIo, "cannot read " + name_ + " at offset " + std::to_string(at + got) + ": " + std::strerror(errno));
+    if (n == 0) {
+      // The feeder's own error (a failed download) says more than the short read.
+      if (at_end_) KVB_CHECK(at_end_());
+      return Error(Errc::kIo, name_ + " ended at offset " + std::to_string(at + got) + ", before the changed ranges did");
+    }
+    got += static_cast<size_t>(n);
+  }
+  return ok();
+}
+
+Status ImageSource::finish(uint64_t at) {
+  uint8_t extra = 0;
+  ssize_t n = 0;
+  do {
+    n = ::read(fd_, &extra, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) return Error(Errc::kInvalidArgument, name_ + " carries more than the changed ranges (" + std::to_string(at) + " bytes)");
+  if (n < 0) return Error(Errc::kIo, "cannot read " + name_ + ": " + std::strerror(errno));
+  return at_end_ ? at_end_() : ok();
+}
+
 Status ImageSource::ranges(const std::function<bool(uint64_t, uint64_t, bool)>& fn) {
   uint64_t pos = 0;
   while (pos < size_) {

@@ -68,6 +68,12 @@ class ImageSource {
   // on_data returns false (then returns ok()).
   Status scan(size_t piece, const std::function<bool(uint64_t, std::span<const uint8_t>)>& on_data);
 
+  // A fed stream read piece by piece (a put with known changes): fills
+  // `out` whole, else an error naming the offset where the stream ended.
+  Status read_exact(std::span<uint8_t> out, uint64_t at);
+  // A fed stream that must end here: more bytes are an error; then at_end.
+  Status finish(uint64_t at);
+
   // Regular files can be mapped instead of read: no copy through a buffer.
   bool mappable() const { return regular_; }
   // The data ranges (hole = false) and holes of a regular file, in order; stops when fn returns false.
