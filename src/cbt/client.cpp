@@ -2,7 +2,10 @@
 
 #include "snapshot_metadata.grpc.pb.h"
 
+#include <grpc/support/log.h>
 #include <grpcpp/grpcpp.h>
+
+#include <mutex>
 
 namespace kvb::cbt {
 namespace pb = ::snapshotmetadata;
@@ -37,6 +40,10 @@ std::string type_name(pb::BlockMetadataType t) {
 }
 
 std::shared_ptr<grpc::Channel> channel(const Endpoint& ep) {
+  // gRPC's own log lines (a failed handshake) would reach the user's terminal
+  // unformatted; what matters comes back in the call's status instead.
+  static std::once_flag quiet;
+  std::call_once(quiet, [] { gpr_set_log_function([](gpr_log_func_args*) {}); });
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = ep.ca_pem;
   grpc::ChannelArguments args;
