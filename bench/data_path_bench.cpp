@@ -73,8 +73,11 @@ std::pair<std::string, double> timed(std::vector<std::string> argv, const EnvVar
   if (r->exit_code != 0) fail(s.argv.at(0) + " " + (s.argv.size() > 1 ? s.argv[1] : "") + " exited " +
                               std::to_string(r->exit_code) + ": " + r->err);
   // kvbackup's own account of each copy (its transfer time within the whole run).
-  for (size_t at = r->err.find("copied VM"); at != std::string::npos; at = r->err.find("copied VM", at + 1)) {
-    std::printf("  (%s)\n", r->err.substr(at, r->err.find('\n', at) - at).c_str());
+  for (const char* what : {"snapshot metadata names", "copied VM"}) {
+    for (size_t at = r->err.find(what); at != std::string::npos; at = r->err.find(what, at + 1)) {
+      const size_t line = r->err.rfind('\n', at) == std::string::npos ? 0 : r->err.rfind('\n', at) + 1;
+      std::printf("  (%s)\n", r->err.substr(line, r->err.find('\n', at) - line).c_str());
+    }
   }
   return {r->out, secs};
 }

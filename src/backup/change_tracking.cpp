@@ -2,6 +2,7 @@
 
 #include "cbt/client.h"
 #include "common/base64.h"
+#include "common/printable.h"
 #include "kube/object.h"
 #include "kube/resource.h"
 
@@ -55,7 +56,9 @@ ChangePlan plan_changes(kube::Client& c, repo::Repository& repo, const std::stri
                         const record::VolumeRecord& vol, const std::string& volume_mode) {
   ChangePlan plan;
   auto target = bound_content(c, vm.ns, vol.volume_snapshot);
-  if (target) plan.target_handle = target->handle;
+  // A handle that cannot be a repository tag (not printable, too long) is not
+  // kept: the next copy then cannot ask for a delta from this snapshot.
+  if (target && check_name(kSnapshotHandleTag + target->handle, "tag")) plan.target_handle = target->handle;
 
   auto parent = repo.find(series);
   if (!parent) {

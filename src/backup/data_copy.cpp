@@ -120,12 +120,17 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   std::string mode(kube::str_at(*source, {"spec", "volumeMode"}));
   out.volume_mode = mode.empty() ? "Filesystem" : mode;
   // Changed-block tracking where the driver offers it (change_tracking.h).
+  const auto asked = std::chrono::steady_clock::now();
   const ChangePlan plan = plan_changes(c, ctx.repo, out.series, vm, vol, out.volume_mode);
   if (ctx.say && plan.known) {
     uint64_t reading = 0;
     for (const auto& r : plan.known->changed) reading += r.length;
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
+    char took[32];
+    std::snprintf(took, sizeof took, "%.2f", s);
     ctx.say("volume " + vm.key() + " " + vol.name + ": the CSI driver's snapshot metadata names " + std::to_string(plan.delta_bytes) +
-            " changed bytes since the previous copy; downloading " + std::to_string(reading) + " of " + std::to_string(plan.known->size));
+            " changed bytes since the previous copy (asked in " + took + " s); downloading " + std::to_string(reading) + " of " +
+            std::to_string(plan.known->size));
   }
 
   const std::string name = "kvbackup-copy-" + random_hex(12);
