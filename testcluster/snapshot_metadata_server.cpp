@@ -89,6 +89,7 @@ struct SnapshotMetadataServer::Impl final : pb::SnapshotMetadata::Service {
   std::string driver, audience, address;
   std::unique_ptr<grpc::Server> server;
   std::atomic<uint64_t> calls{0};
+  std::atomic<int> break_after{-1};  // break_next_stream()
 
   Impl(Cluster& cl, std::string d, std::string a) : c(cl), driver(std::move(d)), audience(std::move(a)) {}
 
@@ -140,7 +141,8 @@ struct SnapshotMetadataServer::Impl final : pb::SnapshotMetadata::Service {
   // Streams `blocks` (FIXED_LENGTH, ascending) from starting_offset on.
   template <typename Response>
   grpc::Status send(grpc::ServerWriter<Response>* w, const std::vector<uint64_t>& blocks, uint64_t capacity, int64_t start, int32_t max) {
-    const size_t per = static_cast<size_t>(max > 0 ? max : kDefaultMaxResults);
+    const int cut = break_after.exchange(-1);
+    const size_t per = cut > 0 ? static_cast<size_t>(cut) : static_cast<size_t>(max > 0 ? max : kDefaultMaxResults);
     Response m;
     auto fresh = [&] {
       m.Clear();
@@ -155,6 +157,7 @@ struct SnapshotMetadataServer::Impl final : pb::SnapshotMetadata::Service {
       bm->set_size_bytes(static_cast<int64_t>(kBlockSize));
       if (static_cast<size_t>(m.block_metadata_size()) == per) {
         if (!w->Write(m)) return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+        if (cut > 0) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the snapshot metadata sidecar restarted (fault)");
         fresh();
       }
     }
@@ -234,6 +237,7 @@ std::string SnapshotMetadataServer::address() const { return impl_->address; }
 const std::string& SnapshotMetadataServer::driver() const { return impl_->driver; }
 const std::string& SnapshotMetadataServer::audience() const { return impl_->audience; }
 uint64_t SnapshotMetadataServer::calls() const { return impl_->calls; }
+void SnapshotMetadataServer::break_next_stream(int ranges) { impl_->break_after = ranges; }
 void SnapshotMetadataServer::stop() {
   if (impl_ && impl_->server) {
     impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

@@ -16,7 +16,8 @@
 //   - authentication: security_token must be a token the cluster's
 //     TokenRequest issued for the CR's audience as the server started (else
 //     UNAUTHENTICATED); a missing target snapshot, one of another driver, or
-//     a base handle whose storage snapshot is gone is NOT_FOUND.
+//     a base handle whose storage snapshot is gone is NOT_FOUND;
+//   - a fault for tests: break_next_stream() cuts one stream short.
 //
 // Threads: gRPC's; object lookups go through the loop (run_sync); the
 // snapshot files are only read.
@@ -45,6 +46,10 @@ class SnapshotMetadataServer {
   const std::string& audience() const;
   // Calls answered so far (any outcome).
   uint64_t calls() const;
+  // Fault: the next call sends one message of at most `ranges` ranges and
+  // then ends with UNAVAILABLE (a sidecar restarting mid-stream); clients
+  // resume with starting_offset.
+  void break_next_stream(int ranges);
   void stop();
 
   struct Impl;

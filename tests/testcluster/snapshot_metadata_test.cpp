@@ -2,7 +2,8 @@
 // through kvbackup's own client (src/cbt/client.h): the CR names a TLS
 // endpoint the client verifies against spec.caCert; GetMetadataDelta names
 // exactly the blocks whose bytes differ between two real snapshots;
-// GetMetadataAllocated the blocks that hold data; a token for another
+// GetMetadataAllocated the blocks that hold data; a stream cut short is
+// resumed from the last range received; a token for another
 // audience is refused (UNAUTHENTICATED), and so is a missing base snapshot
 // (NOT_FOUND) and a server whose certificate the given CA did not issue.
 #include "cbt/client.h"
@@ -12,6 +13,7 @@
 #include "tests/support/test_cluster.h"
 #include "testcluster/cluster.h"
 #include "testcluster/csi.h"
+#include "testcluster/snapshot_metadata_server.h"
 #include "testcluster/storage/volume_store.h"
 
 #include <boost/json.hpp>
@@ -107,6 +109,16 @@ TEST(SnapshotMetadata, DeltaAndAllocatedComeFromTheSnapshotsBytes) {
   EXPECT_EQ(delta->block_type, "FIXED_LENGTH");
   const uint64_t B = 64 << 10;
   EXPECT_EQ(delta->ranges, (std::vector<cbt::Range>{{16 * B, B}, {80 * B, 2 * B}})) << "the changed blocks, merged; not the rewritten ones";
+
+  // The sidecar restarting after the first range: the client resumes from its end, and gets the same answer.
+  testcluster::SnapshotMetadataServer* server = f.tc.cluster().snapshot_metadata().at(0).get();
+  const uint64_t calls = server->calls();
+  server->break_next_stream(1);
+  auto resumed = cbt::get_metadata_delta(f.call(tok), h1, s2);
+  ASSERT_TRUE(resumed) << resumed.error().message;
+  EXPECT_EQ(resumed->resumed, 1u);
+  EXPECT_EQ(server->calls(), calls + 2);
+  EXPECT_EQ(resumed->ranges, delta->ranges);
 
   auto none = cbt::get_metadata_delta(f.call(tok), h2, s2);
   ASSERT_TRUE(none) << none.error().message;
