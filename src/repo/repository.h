@@ -21,6 +21,9 @@
 // - Incremental puts: a put reuses the parent's chunks only where the image
 //   map's fingerprints say the bytes are unchanged, and then stores exactly
 //   the chunks a full put would (docs/repository.md, "Incremental puts").
+// - Puts with known changes (KnownChanges): the caller names the parent and
+//   the changed regions; the rest is taken from the parent unread, and the
+//   chunks are still those a full put would cut (docs/repository.md).
 #pragma once
 
 #include "common/error.h"
