@@ -13,7 +13,12 @@
 //         stream of the export (curl of disk.img.gz | gunzip) into
 //         `restic backup --stdin` (only the transfer is timed, not the export)
 //   copy2 a second backup after ~1% of the 4 KiB blocks changed (in runs of 256 KiB): MB/s and
-//         the bytes it stored new
+//         the bytes it stored new, with the fingerprint map (the driver's
+//         snapshot metadata made unusable: a ServiceAccount that does not exist)
+//   copy3 a third backup after another ~1% changed, with changed-block
+//         tracking (the test cluster's SnapshotMetadata service): only the
+//         changed map regions downloaded; checked with `repo get` against
+//         the claim's SHA-256
 //   restore  kvbackup restore create --data-source repository (CDI upload)
 //         into another namespace, against `kvbackup repo get` of the same
 //         image to a local file, and against the user's script: `restic
@@ -68,8 +73,11 @@ std::pair<std::string, double> timed(std::vector<std::string> argv, const EnvVar
   if (r->exit_code != 0) fail(s.argv.at(0) + " " + (s.argv.size() > 1 ? s.argv[1] : "") + " exited " +
                               std::to_string(r->exit_code) + ": " + r->err);
   // kvbackup's own account of each copy (its transfer time within the whole run).
-  for (size_t at = r->err.find("copied VM"); at != std::string::npos; at = r->err.find("copied VM", at + 1)) {
-    std::printf("  (%s)\n", r->err.substr(at, r->err.find('\n', at) - at).c_str());
+  for (const char* what : {"snapshot metadata names", "copied VM"}) {
+    for (size_t at = r->err.find(what); at != std::string::npos; at = r->err.find(what, at + 1)) {
+      const size_t line = r->err.rfind('\n', at) == std::string::npos ? 0 : r->err.rfind('\n', at) + 1;
+      std::printf("  (%s)\n", r->err.substr(line, r->err.find('\n', at) - line).c_str());
+    }
   }
   return {r->out, secs};
 }
@@ -112,9 +120,9 @@ void fill_image(const std::filesystem::path& file, int64_t mib) {
 // blocks (256 KiB) at random places, as a file system's writes cluster (1%
 // scattered as single blocks would touch almost every content-defined chunk
 // of ~1 MiB, which no VM's week of writes looks like). Returns the blocks.
-int64_t change_one_percent(const std::filesystem::path& file, int64_t size) {
+int64_t change_one_percent(const std::filesystem::path& file, int64_t size, uint64_t seed) {
   int fd = ::open(file.c_str(), O_WRONLY);
-  std::mt19937_64 rng(11);
+  std::mt19937_64 rng(seed);
   constexpr int64_t kRun = 64 * 4096;
   const int64_t runs = std::max<int64_t>(1, size / 100 / kRun);
   std::vector<char> b(kRun);
@@ -152,7 +160,7 @@ int main(int argc, char** argv) {
   const double mb = static_cast<double>(size) / 1e6;
   std::string scenario =
       "storageClasses: [{name: fast, provisioner: csi.example.com}]\n"
-      "snapshotClasses: [{name: csi-snap, driver: csi.example.com}]\n"
+      "snapshotClasses: [{name: csi-snap, driver: csi.example.com, snapshotMetadata: true}]\n"
       "namespaces:\n  - name: prod\n    vms:\n"
       "      - {name: db, running: false, volumes: [{name: rootdisk, type: persistentVolumeClaim, size: " +
       std::to_string(mib) + "Mi, storageClass: fast}]}\n  - name: dr\n";
@@ -164,12 +172,15 @@ int main(int argc, char** argv) {
   tc.dir().write("pw", "bench-password\n", 0600);
   const std::string kvb = testing::kvbackup_binary(), kc = tc.kubeconfig().string(), pw = (tc.dir() / "pw").string();
   const std::string loc = (tc.dir() / "location").string(), image = (tc.dir() / "image").string();
-  auto kvbackup = [&](std::vector<std::string> args) {
+  auto kvbackup = [&](std::vector<std::string> args, const EnvVars& env = {}) {
     args.insert(args.begin(), {kvb, "--kubeconfig", kc});
-    return timed(std::move(args));
+    return timed(std::move(args), env);
   };
-  auto backup = [&](const std::string& name) {
-    return kvbackup({"backup", "create", name, "-n", "prod", "--location", loc, "--copy-data", "--password-file", pw, "-o", "json"});
+  // The ServiceAccount whose token asks for the snapshot metadata: prod/default
+  // (changed-block tracking), or one that does not exist (the fingerprint map).
+  const EnvVars cbt_on{{"KVBACKUP_SERVICE_ACCOUNT", "prod/default"}}, cbt_off{{"KVBACKUP_SERVICE_ACCOUNT", "prod/no-such-account"}};
+  auto backup = [&](const std::string& name, const EnvVars& env = {}) {
+    return kvbackup({"backup", "create", name, "-n", "prod", "--location", loc, "--copy-data", "--password-file", pw, "-o", "json"}, env);
   };
   std::printf("data path of one %lld MiB volume (1/3 random, 1/3 text, 1/3 holes) on the test cluster, %u CPUs\n",
               static_cast<long long>(mib), std::thread::hardware_concurrency());
@@ -201,12 +212,28 @@ int main(int argc, char** argv) {
   tc.client()->remove(kExports, "prod", "user");
 
   // The second backup, ~1% of the blocks changed.
-  const int64_t changed = change_one_percent(claim, size);
+  const int64_t changed = change_one_percent(claim, size, 11);
   tc.cluster().loop().run_sync([&] { tc.cluster().csi().volume_store().claim_written("prod", "db-rootdisk"); });
-  auto [rec2, t_copy2] = backup("b2");
+  auto [rec2, t_copy2] = backup("b2", cbt_off);
   const json::object copy2 = only_volume(rec2);
+  if (kube::str_at(copy2, {"changeTracking"}) != "fingerprint") fail("copy2 did not use the fingerprint map: " + rec2);
   timed({"cp", "--sparse=always", claim.string(), image});
   auto [put2_out, t_put2] = kvbackup({"repo", "put", "--repo", put_repo, "--password-file", pw, "vm", image});
+
+  // The third backup, another ~1% changed, with changed-block tracking.
+  const int64_t changed3 = change_one_percent(claim, size, 13);
+  tc.cluster().loop().run_sync([&] { tc.cluster().csi().volume_store().claim_written("prod", "db-rootdisk"); });
+  auto [rec3, t_copy3] = backup("b3", cbt_on);
+  const json::object copy3 = only_volume(rec3);
+  if (kube::str_at(copy3, {"changeTracking"}) != "snapshot-metadata") fail("copy3 did not use the snapshot metadata: " + rec3);
+  {
+    const std::string got3 = (tc.dir() / "got3").string();
+    kvbackup({"repo", "get", "--repo", loc + "/repository", "--password-file", pw, std::string(kube::str_at(copy3, {"repositorySnapshot"})), got3});
+    auto [sum, t_sum] = timed({"sha256sum", got3});
+    if (sum.substr(0, 64) != tc.claim_sha256("prod", "db-rootdisk")) fail("copy3 does not restore the claim's bytes");
+    std::filesystem::remove(got3);
+  }
+  // (The restore below reads b2's repository snapshot and compares with b2's digest.)
 
   // Restore from the repository against repo get and the user's script.
   tc.dir().write("cluster-ca.pem", tc.cluster().ca().cert_pem);
@@ -258,9 +285,14 @@ int main(int argc, char** argv) {
   std::printf("%-62s %8.2f %9.0f\n", "copy:    backup create --copy-data (first)", t_copy, rate(t_copy));
   std::printf("%-62s %8.2f %9.0f\n", "put:     repo put of the same image from a local file", t_put, rate(t_put));
   std::printf("%-62s %8.2f %9.0f\n", "user:    gzip export stream | restic backup --stdin", t_user, rate(t_user));
-  std::printf("%-62s %8.2f %9.0f   new bytes stored %lld (%lld blocks changed)\n",
-              "copy2:   backup create --copy-data, ~1% of blocks changed", t_copy2, rate(t_copy2),
-              static_cast<long long>(copy2.at("newBytes").to_number<int64_t>()), static_cast<long long>(changed));
+  std::printf("%-62s %8.2f %9.0f   new bytes stored %lld (%lld blocks changed), downloaded %lld bytes\n",
+              "copy2:   backup create --copy-data, ~1% changed, fingerprint map", t_copy2, rate(t_copy2),
+              static_cast<long long>(copy2.at("newBytes").to_number<int64_t>()), static_cast<long long>(changed),
+              static_cast<long long>(copy2.at("downloadedBytes").to_number<int64_t>()));
+  std::printf("%-62s %8.2f %9.0f   new bytes stored %lld (%lld blocks changed), downloaded %lld bytes\n",
+              "copy3:   backup create --copy-data, ~1% changed, changed-block tracking", t_copy3, rate(t_copy3),
+              static_cast<long long>(copy3.at("newBytes").to_number<int64_t>()), static_cast<long long>(changed3),
+              static_cast<long long>(copy3.at("downloadedBytes").to_number<int64_t>()));
   std::printf("%-62s %8.2f %9.0f\n", "put2:    repo put of the changed image from a local file", t_put2, rate(t_put2));
   std::printf("%-62s %8.2f %9.0f\n", "restore: restore create --data-source repository", t_restore, rate(t_restore));
   std::printf("%-62s %8.2f %9.0f\n", "get:     repo get of the same image to a local file", t_get, rate(t_get));
@@ -270,6 +302,7 @@ int main(int argc, char** argv) {
   std::printf("  copy / put (transport overhead; target <= 1.20)          %6.2f\n", t_copy / t_put);
   std::printf("  user script / copy (target >= 3)                         %6.2f\n", t_user / t_copy);
   std::printf("  copy2 / put2 (incremental transport overhead)            %6.2f\n", t_copy2 / t_put2);
+  std::printf("  copy2 / copy3 (fingerprint map / changed-block tracking)  %6.2f\n", t_copy2 / t_copy3);
   std::printf("  restore / get (restore overhead; target <= 1.20)         %6.2f\n", t_restore / t_get);
   std::printf("  user restore script / restore (target >= 2)              %6.2f\n", t_user_restore / t_restore);
   return 0;

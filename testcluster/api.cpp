@@ -260,6 +260,7 @@ void Api::resource_request(ServerRequest& req, const std::shared_ptr<Responder>&
   if (t.sub == "exec") return c_.exec().handle(std::move(req), r, t.ns, t.name);
   if (t.sub == "portforward") return serve_port_forward(c_, std::move(req), r, t.ns, t.name);
   if (t.sub == "log") return pod_log(req, r, t);
+  if (t.sub == "token") return token_request(req, r, t);
   crud(req, r, t);
 }
 

@@ -54,6 +54,8 @@ class Api {
   void list_now(const ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
   void delete_collection(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
   void pod_log(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
+  // POST serviceaccounts/{name}/token: a TokenRequest answered with a token (sa_tokens.h).
+  void token_request(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
   void self_subject_access_review(ServerRequest& req, const std::shared_ptr<Responder>& r, const Caller& caller);
   bool allowed(const Caller& caller, const std::string& verb, const std::string& resource, const std::string& ns) const;
   void watch(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);

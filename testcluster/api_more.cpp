@@ -102,6 +102,37 @@ void Api::delete_collection(ServerRequest& req, const std::shared_ptr<Responder>
                                              {"items", items}}));
 }
 
+void Api::token_request(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t) {
+  if (req.method != "POST") return r->respond(status_response(405, "the server does not allow this method on the requested resource"));
+  auto sa = c_.store().get(*t.resource, t.ns, t.name);
+  if (!sa) return r->respond(error_response(sa.error()));
+  auto body = parse_request_body(req);
+  if (!body) return r->respond(error_response(body.error()));
+  if (!body->is_object()) return r->respond(status_response(400, "the request body must be a JSON object"));
+  ServiceAccountTokens::Holder h{t.ns, t.name, {}, {}};
+  if (const auto* a = kube::array_at(*body, {"spec", "audiences"})) {
+    for (const auto& v : *a) {
+      if (v.is_string()) h.audiences.emplace_back(v.as_string());
+    }
+  }
+  if (h.audiences.empty()) h.audiences.emplace_back("https://kubernetes.default.svc");  // the API server's own audience
+  int64_t seconds = 3600;
+  if (const auto* e = body->as_object().if_contains("spec"); e && e->is_object()) {
+    if (const auto* s = e->as_object().if_contains("expirationSeconds"); s && s->is_int64()) seconds = s->as_int64();
+  }
+  if (seconds < 600) return r->respond(status_response(422, "TokenRequest.authentication.k8s.io is invalid: spec.expirationSeconds: Invalid value: may not specify a duration less than 10 minutes"));
+  h.expires = std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+  const WallTime expires_at = h.expires;
+  json::array audiences;
+  for (const auto& a : h.audiences) audiences.emplace_back(a);
+  std::string token = c_.sa_tokens().issue(std::move(h));
+  return r->respond(json_response(201, json::object{{"apiVersion", "authentication.k8s.io/v1"},
+                                                    {"kind", "TokenRequest"},
+                                                    {"metadata", json::object{{"name", t.name}, {"namespace", t.ns}}},
+                                                    {"spec", json::object{{"audiences", audiences}, {"expirationSeconds", seconds}}},
+                                                    {"status", json::object{{"token", token}, {"expirationTimestamp", format_rfc3339(expires_at)}}}}));
+}
+
 void Api::pod_log(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t) {
   if (req.method != "GET") return r->respond(status_response(405, "the server does not allow this method on the requested resource"));
   const Object* pod = c_.store().find(*t.resource, t.ns, t.name);

@@ -2,6 +2,7 @@
 
 #include "common/base64.h"
 #include "common/random.h"
+#include "testcluster/snapshot_metadata_server.h"
 #include "kube/object.h"
 #include "testcluster/controller_admission.h"
 #include "testcluster/api.h"
@@ -28,6 +29,7 @@ Cluster::~Cluster() { stop(); }
 
 void Cluster::stop() {
   if (server_) server_->stop();
+  for (auto& s : cbt_) s->stop();  // its calls use the loop: before the loop stops
   uninstall_cdi_upload(*this);  // its connection threads use the loop: before the loop stops
   loop_.run_sync([this] {
     api_.reset();
@@ -128,6 +130,17 @@ Status Cluster::populate() {
     if (vsc.is_default) meta["annotations"] = json::object{{"snapshot.storage.kubernetes.io/is-default-class", "true"}};
     KVB_CHECK(store.create(resource(kube::resources::kVolumeSnapshotClasses), "",
                            Object{{"metadata", meta}, {"driver", vsc.driver}, {"deletionPolicy", vsc.deletion_policy}}));
+    if (vsc.snapshot_metadata_audience.empty()) continue;
+    bool served = false;
+    for (const auto& s : cbt_) served = served || s->driver() == vsc.driver;
+    if (served) continue;
+    KVB_TRY(auto server, SnapshotMetadataServer::start(*this, vsc.driver, vsc.snapshot_metadata_audience));
+    KVB_CHECK(store.create(resource(res::kSnapshotMetadataServices), "",
+                           Object{{"metadata", json::object{{"name", vsc.driver}}},
+                                  {"spec", json::object{{"address", server->address()},
+                                                        {"audience", vsc.snapshot_metadata_audience},
+                                                        {"caCert", base64_encode(ca_.cert_pem)}}}}));
+    cbt_.push_back(std::move(server));
   }
   for (const auto& n : scenario_.namespaces) {
     for (const auto& vm : n.vms) {

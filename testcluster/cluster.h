@@ -11,6 +11,7 @@
 #include "testcluster/net/event_loop.h"
 #include "testcluster/net/http_server.h"
 #include "testcluster/registry.h"
+#include "testcluster/sa_tokens.h"
 #include "testcluster/scenario.h"
 #include "testcluster/store.h"
 #include "testcluster/timeline.h"
@@ -18,6 +19,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace kvb::testcluster {
 
@@ -29,6 +31,7 @@ class Api;
 class QemuVms;
 class CoreControllers;
 class ExportController;
+class SnapshotMetadataServer;
 
 struct ClusterOptions {
   std::string listen = "127.0.0.1:0";
@@ -65,6 +68,10 @@ class Cluster {
   ExecService& exec() { return *exec_; }
   QemuVms& qemu() { return *qemu_; }
   ExportController& exports() { return *exports_; }
+  // Tokens TokenRequest issued (thread-safe).
+  ServiceAccountTokens& sa_tokens() { return sa_tokens_; }
+  // The changed-block tracking servers, one per driver with snapshotMetadata.
+  const std::vector<std::unique_ptr<SnapshotMetadataServer>>& snapshot_metadata() const { return cbt_; }
   const ResourceInfo& resource(const kube::ResourceRef& ref) const;
 
   // Records a Kubernetes Event about an object (reason, message, type Normal/Warning).
@@ -92,6 +99,8 @@ class Cluster {
   KeyPair ca_;
   std::string admin_token_;
   std::unique_ptr<HttpServer> server_;
+  ServiceAccountTokens sa_tokens_;
+  std::vector<std::unique_ptr<SnapshotMetadataServer>> cbt_;
 };
 
 }  // namespace kvb::testcluster

@@ -12,6 +12,7 @@ const kube::ResourceRef kStorkRules{"stork.libopenstorage.org", "v1alpha1", "rul
 extern const kube::ResourceRef kCdiConfigs{"cdi.kubevirt.io", "v1beta1", "cdiconfigs", "CDIConfig", false};
 extern const kube::ResourceRef kUploadTokenRequests{"upload.cdi.kubevirt.io", "v1beta1", "uploadtokenrequests", "UploadTokenRequest", true};
 const kube::ResourceRef kServiceAccounts{"", "v1", "serviceaccounts", "ServiceAccount", true};
+const kube::ResourceRef kSnapshotMetadataServices{"cbt.storage.k8s.io", "v1beta1", "snapshotmetadataservices", "SnapshotMetadataService", false};
 const kube::ResourceRef kNodes{"", "v1", "nodes", "Node", false};
 const kube::ResourceRef kSelfSubjectAccessReviews{"authorization.k8s.io", "v1", "selfsubjectaccessreviews",
                                                   "SelfSubjectAccessReview", false};
@@ -54,7 +55,8 @@ Registry::Registry() {
   add(res::kUploadTokenRequests, "uploadtokenrequest", {"utr"}, {}, false);
   add(res::kVirtualMachineExports, "virtualmachineexport", {"vmexport", "vmexports"}, {"status"}, true);
   add(kube::resources::kLeases, "lease", {}, {}, false);
-  add(res::kServiceAccounts, "serviceaccount", {"sa"}, {}, false);
+  add(res::kServiceAccounts, "serviceaccount", {"sa"}, {"token"}, false);
+  add(res::kSnapshotMetadataServices, "snapshotmetadataservice", {"sms"}, {}, false);
   add(res::kNodes, "node", {"no"}, {"status"}, true);
   add(res::kSelfSubjectAccessReviews, "selfsubjectaccessreview", {}, {}, false)->verbs = {"create"};
   add(res::kCustomResourceDefinitions, "customresourcedefinition", {"crd", "crds"}, {"status"}, true, {"api-extensions"});

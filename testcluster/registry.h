@@ -57,6 +57,7 @@ extern const kube::ResourceRef kVirtualMachineInstances;
 extern const kube::ResourceRef kDataVolumes;
 extern const kube::ResourceRef kStorkRules;
 extern const kube::ResourceRef kServiceAccounts;
+extern const kube::ResourceRef kSnapshotMetadataServices;
 extern const kube::ResourceRef kNodes;
 extern const kube::ResourceRef kSelfSubjectAccessReviews;
 extern const kube::ResourceRef kVirtualMachineExports;

@@ -209,10 +209,12 @@ Result<Scenario> parse_scenario(const std::string& text, const std::string& orig
     KVB_TRY(auto cut, c.duration("cutLatency", sc.cut_latency));
     KVB_TRY(auto ready, c.duration("readyLatency", sc.ready_latency));
     KVB_TRY(auto def, c.boolean("default", true));
+    KVB_TRY(auto cbt, c.boolean("snapshotMetadata", false));
     if (policy != "Delete" && policy != "Retain") return c.error("deletionPolicy", "must be Delete or Retain");
     if (auto st = c.finish(); !st) return st.error();
     sc.name = name;
     sc.driver = driver;
+    if (cbt) sc.snapshot_metadata_audience = "snapshot-metadata." + driver;
     sc.deletion_policy = policy;
     sc.cut_latency = cut;
     sc.ready_latency = ready;

@@ -28,6 +28,9 @@ struct SnapshotClassSpec {
   Duration cut_latency = std::chrono::milliseconds(200);
   Duration ready_latency = std::chrono::seconds(1);
   bool is_default = true;
+  // The driver serves changed-block tracking (SnapshotMetadataService `<driver>`,
+  // snapshot_metadata_server.h) for this audience; empty: it does not.
+  std::string snapshot_metadata_audience;
 };
 
 struct StorageClassSpec {

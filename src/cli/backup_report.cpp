@@ -128,8 +128,12 @@ std::string describe_backup(const record::BackupRecord& rec, const std::string& 
       if (const auto& c = vol.copy) {
         if (c->ok()) {
           out += fmt::format("      copied to repository snapshot {} ({}): {} bytes, {} new, {} stored, sha256 {}{}\n",
-                             c->repository_snapshot.substr(0, 12), c->series, c->bytes, c->new_bytes, c->stored_bytes, c->sha256,
+                             c->repository_snapshot.substr(0, 12), c->series, c->bytes, c->new_bytes, c->stored_bytes, c->sha256.empty() ? "-" : c->sha256,
                              c->transport.empty() ? "" : ", via " + c->transport);
+          if (!c->change_tracking.empty()) {
+            out += fmt::format("      change tracking: {}, {} bytes downloaded{}\n", c->change_tracking, c->downloaded_bytes,
+                               c->change_tracking_reason.empty() ? "" : " (not snapshot-metadata: " + c->change_tracking_reason + ")");
+          }
         } else {
           out += "      copy failed: " + c->error + "\n";
         }

@@ -61,7 +61,9 @@ Status write_all(int fd, bool socket, std::string_view data) {
 class Download {
  public:
   Download(const Target& t, HttpTransport& http, const DownloadOptions& o, uint64_t size)
-      : target_(t), http_(http), o_(o), size_(size), count_((size + o.range_size - 1) / o.range_size) {}
+      : target_(t), http_(http), o_(o), size_(size), pieces_(split(o, size)), count_(pieces_.size()) {
+    for (const auto& p : pieces_) total_ += p.second - p.first + 1;
+  }
 
   Result<DownloadResult> run(const Sink& sink) {
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha(EVP_MD_CTX_new(), EVP_MD_CTX_free);
@@ -82,6 +84,7 @@ class Download {
         ready_.erase(w);
       }
       EVP_DigestUpdate(sha.get(), body.data(), body.size());
+      const uint64_t got = body.size();
       if (auto s = sink(std::move(body)); !s) {
         std::lock_guard lk(m_);
         if (!error_) error_ = s.error();
@@ -92,7 +95,8 @@ class Download {
         written_ = w + 1;
       }
       cv_.notify_all();
-      if (o_.progress) o_.progress(std::min(size_, (w + 1) * o_.range_size), size_);
+      done_ += got;
+      if (o_.progress) o_.progress(done_, total_);
     }
     {
       std::lock_guard lk(m_);
@@ -105,7 +109,8 @@ class Download {
     unsigned len = 0;
     EVP_DigestFinal_ex(sha.get(), md, &len);
     DownloadResult r;
-    r.bytes = size_;
+    r.bytes = total_;
+    r.object_size = size_;
     r.sha256 = hex_encode({md, len});
     r.retried_ranges = retried_;
     return r;
@@ -140,8 +145,22 @@ class Download {
     return stop_ || error_.has_value();
   }
 
+  // The ranges to fetch, as inclusive (first, last) byte pairs of at most range_size bytes.
+  static std::vector<std::pair<uint64_t, uint64_t>> split(const DownloadOptions& o, uint64_t size) {
+    std::vector<std::pair<uint64_t, uint64_t>> out;
+    auto add = [&](uint64_t off, uint64_t len) {
+      for (uint64_t at = off; at < off + len; at += o.range_size) out.emplace_back(at, std::min(off + len, at + o.range_size) - 1);
+    };
+    if (!o.only) {
+      add(0, size);
+    } else {
+      for (const auto& [off, len] : *o.only) add(off, len);
+    }
+    return out;
+  }
+
   Result<std::string> fetch(uint64_t i) {
-    const uint64_t first = i * o_.range_size, last = std::min(size_, first + o_.range_size) - 1;
+    const uint64_t first = pieces_[i].first, last = pieces_[i].second;
     const std::string range = "bytes=" + std::to_string(first) + "-" + std::to_string(last);
     std::optional<Clock::time_point> first_failure;
     auto delay = std::chrono::milliseconds(100);
@@ -201,7 +220,9 @@ class Download {
   HttpTransport& http_;
   const DownloadOptions& o_;
   const uint64_t size_;
+  const std::vector<std::pair<uint64_t, uint64_t>> pieces_;
   const uint64_t count_;
+  uint64_t total_ = 0, done_ = 0;
   std::mutex m_;
   std::condition_variable cv_;
   uint64_t next_ = 0, written_ = 0;
@@ -256,8 +277,21 @@ Result<DownloadResult> download_into(const std::string& url, const Sink& sink, c
     if (options.cancelled && options.cancelled()) return Error(Errc::kCancelled, "the download was cancelled");
     std::this_thread::sleep_for(delay);
   }
-  if (size == 0) {
+  if (options.expect_size != 0 && size != options.expect_size) {
+    return Error(Errc::kInvalidArgument, http->display() + " offers " + std::to_string(size) + " bytes where " +
+                                             std::to_string(options.expect_size) + " were expected");
+  }
+  uint64_t prev = 0;
+  for (const auto& [off, len] : options.only.value_or(std::vector<std::pair<uint64_t, uint64_t>>{})) {
+    if (len == 0 || off < prev || off + len > size) {
+      return Error(Errc::kInvalidArgument, "download range [" + std::to_string(off) + ", +" + std::to_string(len) +
+                                               ") is empty, out of order or beyond the " + std::to_string(size) + "-byte object");
+    }
+    prev = off + len;
+  }
+  if (size == 0 || (options.only && options.only->empty())) {
     DownloadResult empty;
+    empty.object_size = size;
     empty.sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     return empty;
   }

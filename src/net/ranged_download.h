@@ -23,7 +23,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace kvb::net {
 
@@ -35,10 +38,17 @@ struct DownloadOptions {
   TransportOptions transport;
   std::function<bool()> cancelled;                               // polled; true stops the download
   std::function<void(uint64_t done, uint64_t total)> progress;  // after each range written
+  // Only these byte ranges of the object (offset, length; sorted, disjoint,
+  // inside it; maybe none), written back to back in order: a changed-block
+  // delta. Unset: the whole object. The object's size (HEAD) must be
+  // `expect_size` when that is not 0.
+  std::optional<std::vector<std::pair<uint64_t, uint64_t>>> only;
+  uint64_t expect_size = 0;
 };
 
 struct DownloadResult {
-  uint64_t bytes = 0;
+  uint64_t bytes = 0;           // written (with `only`: the ranges' bytes)
+  uint64_t object_size = 0;     // the object's size (HEAD)
   std::string sha256;        // hex digest of every byte written
   unsigned retried_ranges = 0;  // ranges fetched more than once
 };

@@ -166,6 +166,11 @@ json::object volume_json(const VolumeRecord& v) {
                     {"sha256", c.sha256},
                     {"retriedRanges", c.retried_ranges}};
     if (!c.transport.empty()) co["transport"] = c.transport;
+    if (!c.change_tracking.empty()) {
+      co["changeTracking"] = c.change_tracking;
+      co["downloadedBytes"] = c.downloaded_bytes;
+    }
+    if (!c.change_tracking_reason.empty()) co["changeTrackingReason"] = c.change_tracking_reason;
     if (!c.error.empty()) co["error"] = c.error;
     o["copy"] = std::move(co);
   }
@@ -191,6 +196,14 @@ Result<DataCopyRecord> copy_from(DocReader& r) {
   if (!c.transport.empty() && c.transport != "external" && c.transport != "port-forward") {
     return r.error("transport", "\"" + c.transport + "\" is not a data path (external, port-forward)");
   }
+  KVB_TRY(c.change_tracking, r.str("changeTracking"));
+  if (!c.change_tracking.empty() && c.change_tracking != "snapshot-metadata" && c.change_tracking != "fingerprint" && c.change_tracking != "full") {
+    return r.error("changeTracking", "\"" + c.change_tracking + "\" is not a change tracking method (snapshot-metadata, fingerprint, full)");
+  }
+  KVB_TRY(c.change_tracking_reason, r.str("changeTrackingReason"));
+  KVB_TRY(auto downloaded, r.integer("downloadedBytes", 0));
+  if (downloaded < 0) return r.error("downloadedBytes", "sizes cannot be negative");
+  c.downloaded_bytes = static_cast<uint64_t>(downloaded);
   KVB_TRY(c.error, r.str("error"));
   return c;
 }

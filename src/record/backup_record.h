@@ -66,9 +66,17 @@ struct DataCopyRecord {
   uint64_t bytes = 0;               // the image's size
   uint64_t new_bytes = 0;           // plaintext the repository did not have yet
   uint64_t stored_bytes = 0;        // what those took (compressed, sealed)
-  std::string sha256;               // of every byte of the image, as downloaded
+  std::string sha256;               // of every byte of the image, as downloaded; empty with snapshot-metadata (not all were)
   unsigned retried_ranges = 0;      // ranges fetched again (exporter restarts, resets)
   std::string transport;            // how the bytes came: "external" (links.external) or "port-forward"
+  // How the unchanged bytes were found: "snapshot-metadata" (the CSI
+  // driver's changed-block delta since the previous copy's snapshot: only
+  // the changed ranges were downloaded), "fingerprint" (every byte
+  // downloaded, regions compared with the previous copy's image map) or
+  // "full" (no previous copy to build on). Empty in records before it existed.
+  std::string change_tracking;
+  std::string change_tracking_reason;  // why not snapshot-metadata (empty when it was used)
+  uint64_t downloaded_bytes = 0;       // bytes read from the export
   std::string error;
   bool ok() const { return error.empty() && !repository_snapshot.empty(); }
 };

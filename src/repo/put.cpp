@@ -91,6 +91,42 @@ Result<Snapshot> Repository::find_parent(const std::string& name, std::string& w
   return std::move(*full);
 }
 
+std::vector<ByteRange> region_ranges(std::vector<ByteRange> ranges, uint64_t size) {
+  std::sort(ranges.begin(), ranges.end(), [](const ByteRange& a, const ByteRange& b) { return a.offset < b.offset; });
+  std::vector<ByteRange> out;
+  for (const auto& r : ranges) {
+    if (r.length == 0 || r.offset >= size) continue;
+    const uint64_t start = r.offset / kRegionSize * kRegionSize;
+    const uint64_t end = std::min(size, (std::min(size, r.offset + r.length) + kRegionSize - 1) / kRegionSize * kRegionSize);
+    if (!out.empty() && start <= out.back().offset + out.back().length) {
+      out.back().length = std::max(out.back().offset + out.back().length, end) - out.back().offset;
+    } else {
+      out.push_back(ByteRange{start, end - start});
+    }
+  }
+  return out;
+}
+
+Result<Snapshot> Repository::known_changes_parent(const KnownChanges& known) const {
+  auto p = load_snapshot(*loc_, key_.encryption, known.parent, true);
+  if (!p) return Error(p.error().code, "the snapshot the changes are relative to, " + known.parent + ", cannot be read: " + p.error().message);
+  if (!p->map) return Error(Errc::kInvalidArgument, "the snapshot the changes are relative to, " + known.parent + ", has no usable image map");
+  if (p->size != known.size) {
+    return Error(Errc::kInvalidArgument, "the image is " + std::to_string(known.size) + " bytes and the snapshot the changes are relative to, " +
+                                             known.parent + ", " + std::to_string(p->size) + ": changes cannot describe a resize");
+  }
+  uint64_t at = 0;
+  for (const auto& r : known.changed) {
+    const bool aligned = r.offset % kRegionSize == 0 && (r.length % kRegionSize == 0 || r.offset + r.length == known.size);
+    if (r.length == 0 || r.offset < at || r.offset + r.length > known.size || !aligned) {
+      return Error(Errc::kInvalidArgument, "changed range [" + std::to_string(r.offset) + ", +" + std::to_string(r.length) +
+                                               ") is not whole map regions, in order and inside the image");
+    }
+    at = r.offset + r.length;
+  }
+  return std::move(*p);
+}
+
 Result<PutStats> Repository::put(const std::string& name, const fs::path& source_path, const PutOptions& options) {
   KVB_CHECK(check_name(name, "snapshot name"));
   KVB_TRY(auto source, ImageSource::open(source_path));
@@ -112,9 +148,15 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
   const uint64_t total = source.size();  // 0 for a stream, whose size the reader learns at its end
   PutStats stats;
 
-  // The parent: the previous snapshot of this name, with its image map.
+  // The parent: the previous snapshot of this name, with its image map; with
+  // known changes, the snapshot they are relative to.
   std::optional<Snapshot> parent;
-  if (options.parent == ParentMode::kNone) {
+  const KnownChanges* known = options.known_changes ? &*options.known_changes : nullptr;
+  if (known) {
+    KVB_TRY(auto p, known_changes_parent(*known));
+    parent = std::move(p);
+    stats.parent = parent->id;
+  } else if (options.parent == ParentMode::kNone) {
     stats.full_reason = "--no-parent: every byte read, chunked and hashed";
   } else {
     auto p = find_parent(name, stats.full_reason);
@@ -131,8 +173,8 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
   ctx.seed = map_seed(key_);
   ctx.hole_region = put_detail::hole_region_print(ctx.seed);
   ctx.parent = parent ? &*parent : nullptr;
-  ctx.reuse = options.parent == ParentMode::kAuto;
-  ctx.verify = options.parent == ParentMode::kRehash;
+  ctx.reuse = known || options.parent == ParentMode::kAuto;
+  ctx.verify = !known && options.parent == ParentMode::kRehash;
   ctx.level = options.compression_level;
   std::mutex claimed_mu;
   std::unordered_set<BlobId, BlobIdHash> claimed;  // new ids some worker is storing in this put
@@ -146,7 +188,30 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
   Status read_status = ok();
   std::thread reader([&] {
     Status st = ok();
-    if (source.mappable()) {
+    if (known) {
+      // Windows of the whole image: the changed regions read from the stream
+      // in order, the others left to the parent (put_window.h).
+      size_t c = 0;
+      bool open = true;
+      for (uint64_t off = 0; open && st && off < known->size; off += kWindow) {
+        Window w;
+        w.offset = off;
+        w.length = std::min<uint64_t>(kWindow, known->size - off);
+        w.owned = std::make_shared<std::string>(w.length, '\0');
+        auto buf = std::span<uint8_t>(reinterpret_cast<uint8_t*>(w.owned->data()), w.owned->size());
+        w.pieces.push_back(Piece{off, w.length, false, 0, buf, nullptr});
+        w.known.assign((w.length + kRegionSize - 1) / kRegionSize, true);
+        for (uint64_t r = off; st && r < off + w.length; r += kRegionSize) {
+          while (c < known->changed.size() && known->changed[c].offset + known->changed[c].length <= r) ++c;
+          if (c == known->changed.size() || known->changed[c].offset > r) continue;
+          const uint64_t len = std::min(kRegionSize, known->size - r);
+          st = source.read_exact(buf.subspan(r - off, len), r);
+          w.known[(r - off) / kRegionSize] = false;
+        }
+        if (st) open = jobs.push(std::move(w));
+      }
+      if (open && st) st = source.finish(known->size);
+    } else if (source.mappable()) {
       Window w;
       auto flush = [&] {
         if (w.pieces.empty()) return true;
@@ -182,7 +247,7 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
       if (read_status) flush();
     } else {
       // Pieces of kWindow bytes from offset 0: the same windows as a file's.
-      st = source.pieces(kWindow, [&](uint64_t off, std::shared_ptr<const std::string> bytes) {
+      st = source.pieces(kWindow, [&](uint64_t off, std::shared_ptr<std::string> bytes) {
         Window w;
         w.offset = off;
         w.length = bytes->size();
@@ -196,6 +261,9 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
     jobs.close();
   });
 
+  std::mutex packs_mu;
+  Status pack_status = ok();  // a pack that could not be written, or a window that failed
+
   // Workers: window -> prints, and chunks (reused, or cut, hashed and sealed when new).
   std::atomic<unsigned> live(workers);
   std::vector<std::thread> pool;
@@ -207,6 +275,15 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
         if (!window) break;
         put_detail::mark_zero_runs(*window);
         auto report = put_detail::process_window(ctx, *window, [&](ChunkOut&& c) { return open = results.push(WorkerResult{std::move(c), nullptr}); });
+        if (!report.failed.empty()) {
+          {
+            std::lock_guard lk(packs_mu);
+            if (pack_status) pack_status = Error(Errc::kDamaged, "put " + name + ": " + report.failed);
+          }
+          jobs.close();
+          results.close();
+          break;
+        }
         if (open) open = results.push(WorkerResult{{}, std::make_unique<WindowReport>(std::move(report))});
       }
       if (--live == 0) results.close();
@@ -221,8 +298,6 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
   const unsigned uploaders = std::max(1u, loc_->parallelism());
   BoundedQueue<FinishedPack> finished(1);  // with one pack per writer: uploaders + 1 packs in flight
   std::vector<PackListing> new_packs;
-  std::mutex packs_mu;
-  Status pack_status = ok();
   std::vector<std::thread> pack_writers;
   for (unsigned u = 0; u < uploaders; ++u) {
     pack_writers.emplace_back([&] {
@@ -311,7 +386,7 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
   snap.name = name;
   snap.source = label;
   snap.time = format_rfc3339(WallClock::now(), TimePrecision::kNanos);
-  snap.size = source.size();
+  snap.size = known ? known->size : source.size();
   snap.tags = options.tags;
   for (auto& e : extents) append_extent(snap.extents, e);
   snap.id = "(new)";
@@ -324,6 +399,11 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
   }
   snap.map = std::move(map);
   if (parent && stats.reused_bytes > 0) stats.full_reason.clear();
+  if (known) {
+    uint64_t read = 0;
+    for (const auto& r : known->changed) read += r.length;
+    stats.skipped_bytes = snap.size - read;
+  }
   stats.bytes = snap.size;
   KVB_TRY(stats.snapshot, save_snapshot(*loc_, key_.encryption, snap));
   // The lock may have been broken (its file deleted, an NFS server restarted)

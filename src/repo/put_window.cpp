@@ -17,6 +17,10 @@ std::vector<RegionPrint> fingerprint(const PutContext& ctx, const Window& w) {
   size_t k = 0;
   for (uint64_t r = w.offset; r < end; r += kRegionSize) {
     const uint64_t r_end = std::min(end, r + kRegionSize);
+    if (const size_t i = (r - w.offset) / kRegionSize; i < w.known.size() && w.known[i]) {
+      out.push_back(ctx.parent->map->regions[r / kRegionSize]);  // known unchanged: never read
+      continue;
+    }
     while (w.pieces[k].offset + w.pieces[k].length <= r) ++k;
     const auto& first = w.pieces[k];
     if (first.hole && r_end - r == kRegionSize && first.offset <= r && first.offset + first.length >= r_end) {
@@ -39,7 +43,7 @@ std::vector<RegionPrint> fingerprint(const PutContext& ctx, const Window& w) {
 
 class WindowWork {
  public:
-  WindowWork(const PutContext& ctx, const Window& w, const std::function<bool(ChunkOut&&)>& emit)
+  WindowWork(const PutContext& ctx, Window& w, const std::function<bool(ChunkOut&&)>& emit)
       : ctx_(ctx), w_(w), emit_(emit), end_(w.offset + w.length) {}
 
   WindowReport run() {
@@ -48,7 +52,7 @@ class WindowWork {
     if (ctx_.parent) {
       clean_.resize(report_.prints.size());
       for (size_t i = 0; i < clean_.size(); ++i) {
-        clean_[i] = region_unchanged(report_.first_region + i);
+        clean_[i] = (i < w_.known.size() && w_.known[i]) || region_unchanged(report_.first_region + i);
         report_.changed_regions += clean_[i] ? 0 : 1;
       }
     }
@@ -56,6 +60,7 @@ class WindowWork {
     if (ctx_.parent && ctx_.reuse && any_clean) {
       walk();
     } else {
+      if (!fill(w_.offset, w_.length)) return std::move(report_);
       chunk_all();
       if (ctx_.parent && ctx_.verify && any_clean) verify();
     }
@@ -178,11 +183,34 @@ class WindowWork {
         pos = p_end;
         continue;
       }
+      if (!fill(pos, std::min<uint64_t>(p_end - pos, ctx_.chunker.params().max))) return;
       auto bytes = w_.bytes(p).subspan(pos - p.offset);
       size_t n = ctx_.chunker.cut(bytes, true);
       chunk(pos, bytes.first(n));
       pos += n;
     }
+  }
+
+  // Known changes: the parent's bytes of the unread regions in [at, at + len),
+  // which chunking is about to look at. A parent that cannot be read ends the
+  // window (and the put) with an error.
+  bool fill(uint64_t at, uint64_t len) {
+    if (w_.known.empty()) return true;
+    w_.filled.resize(w_.known.size());
+    const uint64_t first = (at - w_.offset) / kRegionSize, last = (at + len - 1 - w_.offset) / kRegionSize;
+    for (uint64_t i = first; i <= last && i < w_.known.size(); ++i) {
+      if (!w_.known[i] || w_.filled[i]) continue;
+      const uint64_t start = w_.offset + i * kRegionSize, rlen = std::min(kRegionSize, end_ - start);
+      auto old = read_image_range(ctx_.loc, ctx_.index, ctx_.key, ctx_.parent->extents, start, rlen, cache_);
+      if (!old) {
+        report_.failed = "the parent's bytes at offset " + std::to_string(start) + ", next to a changed range, cannot be read: " + old.error().message;
+        open_ = false;
+        return false;
+      }
+      std::memcpy(w_.owned->data() + (start - w_.offset), old->data(), rlen);
+      w_.filled[i] = true;
+    }
+    return true;
   }
 
   // --rehash: each region that fingerprints as unchanged must hold the
@@ -219,7 +247,8 @@ class WindowWork {
   }
 
   const PutContext& ctx_;
-  const Window& w_;
+  Window& w_;
+  BlobCache cache_;  // known changes: the parent's blobs read back
   const std::function<bool(ChunkOut&&)>& emit_;
   const uint64_t end_;
   WindowReport report_;
@@ -242,6 +271,9 @@ void mark_zero_runs(Window& w) {
   uint64_t run = end, run_read = 0;  // start of the current run (`end`: none), and its bytes read
   size_t k = 0;                      // the first piece that reaches the block
   auto block_is_zero = [&](uint64_t b, uint64_t b_end, uint64_t& read) {
+    // A region a put with known changes did not read: its bytes are not here
+    // (fill() reads them back where chunking needs them), so it is data.
+    if (const uint64_t r = (b - w.offset) / kRegionSize; r < w.known.size() && w.known[r]) return false;
     while (w.pieces[k].offset + w.pieces[k].length <= b) ++k;
     for (size_t i = k; i < w.pieces.size() && w.pieces[i].offset < b_end; ++i) {
       const auto& p = w.pieces[i];
@@ -336,7 +368,7 @@ RegionPrint hole_region_print(uint64_t seed) {
   return h.finish();
 }
 
-WindowReport process_window(const PutContext& ctx, const Window& w, const std::function<bool(ChunkOut&&)>& emit) {
+WindowReport process_window(const PutContext& ctx, Window& w, const std::function<bool(ChunkOut&&)>& emit) {
   return WindowWork(ctx, w, emit).run();
 }
 

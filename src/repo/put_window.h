@@ -7,6 +7,9 @@
 // changed region until a cut lands on one of the parent's boundaries again
 // (docs/repository.md, "Incremental puts").
 //
+// With known changes (a storage delta) the regions the delta calls unchanged
+// were never read: they take the parent's prints and count as unchanged.
+//
 // Invariant: if the fingerprints tell the truth, the chunks are exactly those
 // a full put would cut (chunking restarts at window boundaries and hole ends,
 // a boundary depends only on the bytes since the previous one, and a region
@@ -56,13 +59,22 @@ struct Piece {
 
 struct Window {
   uint64_t offset = 0, length = 0;
-  std::vector<Piece> pieces;   // in order, contiguous, covering the window
-  std::shared_ptr<const std::string> owned;  // a stream's or device's bytes (pieces point into them)
+  std::vector<Piece> pieces;             // in order, contiguous, covering the window
+  std::shared_ptr<std::string> owned;    // a stream's or device's bytes (pieces point into them)
+  // A put with known changes: per region of the window, true when it was not
+  // read (known to hold the parent's bytes). Its print is the parent's, and
+  // its bytes in `owned` are read back from the parent's chunks only where
+  // chunking needs them (then `filled`). Empty: every byte was read.
+  std::vector<bool> known, filled;
   std::span<const uint8_t> bytes(const Piece& p) const { return p.data; }
 };
 
 // Rewrites w.pieces so that every zero run (above) is one hole and every
-// other byte is data. Called by each worker before process_window.
+// other byte is data. Called by each worker before process_window. With known
+// changes, the regions not read count as data: a zero run there stays in the
+// parent's extents (reused as they are), and chunking next to a change may cut
+// a zero run that continues into an unread region as data (the bytes are
+// right; such a chunk can differ from what a full put would cut).
 void mark_zero_runs(Window& w);
 
 struct ChunkOut {
@@ -82,6 +94,7 @@ struct WindowReport {
   size_t changed_regions = 0;
   std::vector<uint64_t> mismatches;  // verify: offsets of regions that fingerprint alike and differ
   std::string unverified;            // verify: why some region could not be compared (the parent unreadable)
+  std::string failed;                // known changes: the parent's bytes could not be read back; the put fails
 };
 
 // What every worker shares: read-only, but for the claim set.
@@ -105,6 +118,6 @@ RegionPrint hole_region_print(uint64_t seed);
 
 // Fingerprints and chunks `w`, handing each chunk to `emit` in order; stops
 // early (and returns what it has) when emit returns false.
-WindowReport process_window(const PutContext& ctx, const Window& w, const std::function<bool(ChunkOut&&)>& emit);
+WindowReport process_window(const PutContext& ctx, Window& w, const std::function<bool(ChunkOut&&)>& emit);
 
 }  // namespace kvb::repo::put_detail

@@ -21,6 +21,9 @@
 // - Incremental puts: a put reuses the parent's chunks only where the image
 //   map's fingerprints say the bytes are unchanged, and then stores exactly
 //   the chunks a full put would (docs/repository.md, "Incremental puts").
+// - Puts with known changes (KnownChanges): the caller names the parent and
+//   the changed regions; the rest is taken from the parent unread, and the
+//   chunks are still those a full put would cut (docs/repository.md).
 #pragma once
 
 #include "common/error.h"
@@ -38,6 +41,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -67,9 +71,35 @@ enum class ParentMode {
   kRehash,  // the same, and compare every region the map calls unchanged with the parent's bytes
 };
 
+// A byte range of an image.
+struct ByteRange {
+  uint64_t offset = 0, length = 0;
+  bool operator==(const ByteRange&) const = default;
+};
+
+// Changes known from outside the repository (a storage system's changed-block
+// tracking; docs/repository.md, "Puts with known changes"): the new image
+// differs from snapshot `parent` at most in `changed`; everywhere else it
+// holds the parent's bytes. The source stream then carries only the bytes of
+// `changed`, in order, and the put takes the parent's chunks and map entries
+// for the rest without reading them (it reads the parent's bytes back only
+// where a changed region's chunking needs its neighbours). The repository
+// trusts the list: a wrong one stores the parent's bytes for a changed range.
+struct KnownChanges {
+  std::string parent;              // the snapshot id the changes are relative to (must have an image map)
+  uint64_t size = 0;               // the new image's size: the parent's
+  std::vector<ByteRange> changed;  // whole map regions (see region_ranges), sorted, disjoint, inside [0, size)
+};
+
+// `ranges` (any order, may overlap) rounded out to whole map regions
+// (kRegionSize at absolute offsets, the last one ending at `size`) and
+// merged: what a caller must read for a put with KnownChanges.
+std::vector<ByteRange> region_ranges(std::vector<ByteRange> ranges, uint64_t size);
+
 struct PutOptions {
   std::vector<std::string> tags;
   ParentMode parent = ParentMode::kAuto;
+  std::optional<KnownChanges> known_changes;  // set: parent is that snapshot, the source carries only the changes
   Progress progress;
   unsigned workers = 0;  // hashing and encoding threads; 0: one per core
   int compression_level = kDefaultCompressionLevel;  // zstd level; 0: no compression
@@ -90,6 +120,7 @@ struct PutStats {
   uint64_t reused_bytes = 0;   // taken from the parent's chunks: fingerprinted, not chunked or hashed
   uint64_t chunked_bytes = 0;  // data that went through FastCDC and HMAC-SHA-256
   size_t regions = 0, changed_regions = 0;  // the image map's regions; those unlike the parent's
+  uint64_t skipped_bytes = 0;  // KnownChanges: bytes known unchanged, never read from the source
   // --rehash: regions whose fingerprint matched the parent's while their bytes
   // differ (a fingerprint collision or a damaged map); the parent restores
   // wrong bytes there, this snapshot does not. Offsets in the image.
@@ -191,6 +222,8 @@ class Repository {
   Result<PutStats> put_source(const std::string& name, ImageSource& source, const std::string& label, const PutOptions& options);
   // The newest snapshot named `name`, with its map, or why there is none to build on.
   Result<Snapshot> find_parent(const std::string& name, std::string& why_not) const;
+  // The snapshot KnownChanges are relative to, checked against them.
+  Result<Snapshot> known_changes_parent(const KnownChanges& known) const;
   // check --read-data: every region of every map against the bytes its chunks restore.
   void check_maps(const std::vector<Snapshot>& snaps, CheckReport& r);
 

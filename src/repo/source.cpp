@@ -80,7 +80,7 @@ Status ImageSource::pulled_pieces(size_t piece, const PieceFn& on_piece) {
     if (!*next) break;
     std::string& in = **next;
     if (!cur && in.size() == piece) {  // the common case: passed on as it is
-      if (!on_piece(at, std::make_shared<const std::string>(std::move(in)))) return ok();
+      if (!on_piece(at, std::make_shared<std::string>(std::move(in)))) return ok();
       at += piece;
       continue;
     }
@@ -106,6 +106,58 @@ Status ImageSource::pulled_pieces(size_t piece, const PieceFn& on_piece) {
   }
   size_ = at;
   return ok();
+}
+
+Status ImageSource::read_exact(std::span<uint8_t> out, uint64_t at) {
+  size_t got = 0;
+  while (got < out.size()) {
+    if (next_) {  // a pulled source: from the buffer in hand, then the next one
+      if (pending_used_ == pending_.size()) {
+        auto next = next_();
+        if (!next) return next.error();
+        if (!*next) return Error(Errc::kIo, name_ + " ended at offset " + std::to_string(at + got) + ", before the changed ranges did");
+        pending_ = std::move(**next);
+        pending_used_ = 0;
+        continue;
+      }
+      size_t n = std::min(out.size() - got, pending_.size() - pending_used_);
+      std::memcpy(out.data() + got, pending_.data() + pending_used_, n);
+      pending_used_ += n;
+      got += n;
+      continue;
+    }
+    ssize_t n = ::read(fd_, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error(Errc::kIo, "cannot read " + name_ + " at offset " + std::to_string(at + got) + ": " + std::strerror(errno));
+    if (n == 0) {
+      // The feeder's own error (a failed download) says more than the short read.
+      if (at_end_) KVB_CHECK(at_end_());
+      return Error(Errc::kIo, name_ + " ended at offset " + std::to_string(at + got) + ", before the changed ranges did");
+    }
+    got += static_cast<size_t>(n);
+  }
+  return ok();
+}
+
+Status ImageSource::finish(uint64_t at) {
+  const std::string more = name_ + " carries more than the changed ranges (" + std::to_string(at) + " bytes)";
+  if (next_) {
+    if (pending_used_ < pending_.size()) return Error(Errc::kInvalidArgument, more);
+    for (;;) {
+      auto next = next_();
+      if (!next) return next.error();
+      if (!*next) return ok();
+      if (!(*next)->empty()) return Error(Errc::kInvalidArgument, more);
+    }
+  }
+  uint8_t extra = 0;
+  ssize_t n = 0;
+  do {
+    n = ::read(fd_, &extra, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) return Error(Errc::kInvalidArgument, more);
+  if (n < 0) return Error(Errc::kIo, "cannot read " + name_ + ": " + std::strerror(errno));
+  return at_end_ ? at_end_() : ok();
 }
 
 Status ImageSource::ranges(const std::function<bool(uint64_t, uint64_t, bool)>& fn) {

@@ -62,7 +62,7 @@ class ImageSource {
   }
   ImageSource(ImageSource&& o) noexcept
       : fd_(o.fd_), owned_(o.owned_), regular_(o.regular_), size_(o.size_), name_(std::move(o.name_)), at_end_(std::move(o.at_end_)),
-        next_(std::move(o.next_)) {
+        next_(std::move(o.next_)), pending_(std::move(o.pending_)), pending_used_(o.pending_used_) {
     o.fd_ = -1;
   }
   ImageSource(const ImageSource&) = delete;
@@ -78,8 +78,14 @@ class ImageSource {
   // offsets 0, piece, 2 * piece, ... (the last may be shorter), each in a
   // buffer of its own: on_piece(offset, bytes). Stops at the first error, or
   // when on_piece returns false (then returns ok()).
-  using PieceFn = std::function<bool(uint64_t offset, std::shared_ptr<const std::string> bytes)>;
+  using PieceFn = std::function<bool(uint64_t offset, std::shared_ptr<std::string> bytes)>;
   Status pieces(size_t piece, const PieceFn& on_piece);
+
+  // A fed or pulled stream read piece by piece (a put with known changes):
+  // fills `out` whole, else an error naming the offset where the stream ended.
+  Status read_exact(std::span<uint8_t> out, uint64_t at);
+  // A fed stream that must end here: more bytes are an error; then at_end.
+  Status finish(uint64_t at);
 
   // Regular files can be mapped instead of read: no copy through a buffer.
   bool mappable() const { return regular_; }
@@ -101,6 +107,8 @@ class ImageSource {
   std::string name_;
   std::function<Status()> at_end_;  // a fed stream: is it complete?
   Next next_;                       // a pulled source
+  std::string pending_;             // read_exact of a pulled source: the buffer in hand
+  size_t pending_used_ = 0;
 };
 
 }  // namespace kvb::repo

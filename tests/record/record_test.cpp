@@ -85,6 +85,9 @@ record::BackupRecord full_backup_record() {
   copy.sha256 = "e3b0";
   copy.retried_ranges = 2;
   copy.transport = "port-forward";
+  copy.change_tracking = "fingerprint";
+  copy.change_tracking_reason = "CSI driver csi.example.com has no SnapshotMetadataService";
+  copy.downloaded_bytes = uint64_t{5} << 32;
   copy.error = "";
   vol.copy = copy;
   record::VolumeRecord failed_copy = vol;
@@ -131,6 +134,21 @@ TEST(RecordRoundTrip, ACopysDataPathIsKeptAndAnUnknownOneIsNamed) {
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("transport"), std::string::npos) << bad.error().message;
   EXPECT_NE(bad.error().message.find("carrier-pigeon"), std::string::npos) << bad.error().message;
+}
+
+TEST(RecordRoundTrip, ACopysChangeTrackingIsKeptAndAnUnknownMethodIsNamed) {
+  auto back = record::BackupRecord::from_json(full_backup_record().to_json(), "backup.json");
+  ASSERT_TRUE(back) << back.error().message;
+  const auto& c = *back->vms[0].volumes[0].copy;
+  EXPECT_EQ(c.change_tracking, "fingerprint");
+  EXPECT_EQ(c.change_tracking_reason, "CSI driver csi.example.com has no SnapshotMetadataService");
+  EXPECT_EQ(c.downloaded_bytes, uint64_t{5} << 32);
+  auto v = full_backup_record().to_json();
+  v["vms"].as_array()[0].as_object()["volumes"].as_array()[0].as_object()["copy"].as_object()["changeTracking"] = "guesswork";
+  auto bad = record::BackupRecord::from_json(v, "backup.json");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("changeTracking"), std::string::npos) << bad.error().message;
+  EXPECT_NE(bad.error().message.find("guesswork"), std::string::npos) << bad.error().message;
 }
 
 TEST(RecordRoundTrip, BackupRecordOfVersionZeroPointOneStillReads) {

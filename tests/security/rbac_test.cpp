@@ -376,5 +376,61 @@ TEST(Rbac, TheCopyRoleCopiesThroughPortForwardAndPodsPortforwardIsNeeded) {
   less->expect_nothing_frozen();
 }
 
+// --copy-data with changed-block tracking: the kvbackup-changed-blocks role
+// is enough for a second copy to download only the delta, and each of its
+// rules is needed (taken away, the copy still succeeds with the fingerprint
+// map and its record names the Forbidden resource).
+TEST(Rbac, TheChangedBlocksRoleLetsASecondCopyUseTheDeltaAndEachRuleIsNeeded) {
+  ::setenv("KVBACKUP_SERVICE_ACCOUNT", "prod/default", 1);  // the serviceaccount controller's
+  auto second_copy = [](const std::string& drop) {
+    const std::string rules = role_rules("kvbackup-backup-exec") + role_rules("kvbackup-copy-data") + role_rules("kvbackup-changed-blocks", drop);
+    BackupFixture f(R"(
+snapshotClasses: [{name: csi-snap, driver: csi.example.com, cutLatency: 30ms, readyLatency: 10ms, snapshotMetadata: true}]
+storageClasses: [{name: fast, provisioner: csi.example.com}]
+namespaces:
+  - name: prod
+    vms:
+      - {name: db, volumes: [{name: data, type: persistentVolumeClaim, storageClass: fast, size: 8Mi}]}
+tokens:
+  - user: system:serviceaccount:kvbackup:kvbackup
+    token: kvbackup-token
+    rules:
+)" + rules);
+    const Secret pw("rbac test password");
+    auto dir = f.tc.dir() / "repository";
+    EXPECT_TRUE(repo::Repository::init(dir, pw));
+    auto repo = repo::Repository::open(dir, pw);
+    EXPECT_TRUE(repo) << repo.error().message;
+    std::optional<record::DataCopyRecord> second;
+    for (const char* name : {"first", "second"}) {
+      auto s = f.spec(name);
+      s.copy_data = true;
+      backup::BackupRunner r(as_kvbackup(f.tc), *f.location, s, {}, repo->get());
+      auto rec = r.run({});
+      EXPECT_TRUE(rec) << rec.error().message;
+      if (!rec) return second;
+      EXPECT_EQ(rec->vms.at(0).phase, record::VmPhase::kCompleted) << rec->vms.at(0).reason;
+      second = rec->vms.at(0).volumes.at(0).copy;
+    }
+    f.expect_nothing_frozen();
+    return second;
+  };
+  auto all = second_copy("");
+  ASSERT_TRUE(all);
+  EXPECT_TRUE(all->ok()) << all->error;
+  EXPECT_EQ(all->change_tracking, "snapshot-metadata") << all->change_tracking_reason;
+  EXPECT_LT(all->downloaded_bytes, all->bytes);
+  for (const std::string drop : {"snapshotmetadataservices", "serviceaccounts/token"}) {
+    SCOPED_TRACE("without " + drop);
+    auto less = second_copy(drop);
+    ASSERT_TRUE(less);
+    EXPECT_TRUE(less->ok()) << less->error;
+    EXPECT_EQ(less->change_tracking, "fingerprint");
+    EXPECT_EQ(less->downloaded_bytes, less->bytes);
+    EXPECT_THAT(less->change_tracking_reason, HasSubstr("resource \"" + drop + "\"")) << less->change_tracking_reason;
+    EXPECT_THAT(less->change_tracking_reason, ::testing::AnyOf(HasSubstr("forbidden"), HasSubstr("Forbidden")));
+  }
+}
+
 }  // namespace
 }  // namespace kvb::testing

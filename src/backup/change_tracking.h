@@ -1,0 +1,48 @@
+// ChangeTracking: how a volume's copy finds what it need not download
+// (docs/backup.md, "Changed-block tracking").
+//
+// When the series' previous repository snapshot came from a VolumeSnapshot
+// that still exists (its tags name the VolumeSnapshot and its CSI handle),
+// the volume is a Block volume (a Filesystem claim's disk.img does not sit at
+// the offsets a block delta names), and the snapshots' CSI driver has a
+// SnapshotMetadataService (cbt.storage.k8s.io/v1beta1, named after the
+// driver), kvbackup asks it for GetMetadataDelta(previous handle, new
+// snapshot) with a ServiceAccount token for the service's audience
+// (TokenRequest), and the copy downloads only the changed map regions
+// (repo::KnownChanges). Anything missing or failing falls back: to the
+// fingerprint map when the series has a previous snapshot with a map, else
+// to a full copy, and the reason is kept for the record.
+//
+// The ServiceAccount whose token is requested: $KVBACKUP_SERVICE_ACCOUNT
+// ("namespace/name"), else kvbackup/kvbackup (deploy/rbac.yaml). Its token
+// is never logged or recorded.
+//
+// Invariant: a plan with `known` set names a parent whose size equals the
+// delta's capacity and changed ranges that are whole map regions.
+#pragma once
+
+#include "kube/client.h"
+#include "record/backup_record.h"
+#include "repo/repository.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kvb::backup {
+
+inline constexpr const char* kSnapshotTag = "snapshot=";
+inline constexpr const char* kSnapshotHandleTag = "snapshot-handle=";
+
+struct ChangePlan {
+  std::string method = "full";  // snapshot-metadata | fingerprint | full
+  std::string reason;           // why not snapshot-metadata
+  std::string target_handle;    // the new snapshot's CSI handle (tagged on the new repository snapshot); "" if unknown
+  std::optional<repo::KnownChanges> known;  // snapshot-metadata: what changed since the parent
+  uint64_t delta_bytes = 0;     // bytes the delta named (before rounding to regions)
+};
+
+ChangePlan plan_changes(kube::Client& client, repo::Repository& repo, const std::string& series, const record::VmRecord& vm,
+                        const record::VolumeRecord& vol, const std::string& volume_mode);
+
+}  // namespace kvb::backup
