@@ -5,6 +5,7 @@
 // Every case asserts something the simulator got wrong before.
 #include "common/subprocess.h"
 #include "kube/object.h"
+#include "tests/conformance/real_clients.h"
 #include "tests/support/test_cluster.h"
 
 #include <boost/json.hpp>
@@ -33,18 +34,10 @@ namespaces:
         volumes: [{name: root, type: dataVolume, size: 1Gi}]
 )";
 
-class Controllers : public ::testing::Test {
+class Controllers : public RealClients {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(kubectl_available()) << "kubectl is required by the conformance tests (scripts/deps)";
-    tc_ = std::make_unique<TestCluster>(kScenario);
-  }
+  Controllers() : RealClients(kScenario) {}
 
-  ProcessResult kubectl(std::vector<std::string> args, const std::string& in = {}) {
-    auto r = run_kubectl(tc_->kubeconfig(), args, in);
-    EXPECT_TRUE(r.has_value()) << "kubectl could not be run";
-    return r ? *r : ProcessResult{};
-  }
   std::string get(const std::string& what, const std::string& jsonpath, const std::string& ns = "prod") {
     std::vector<std::string> args{"get", what, "-o", "jsonpath=" + jsonpath};
     if (!ns.empty()) args.insert(args.end(), {"-n", ns});
@@ -58,25 +51,6 @@ class Controllers : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << what << " " << jsonpath << " never became " << value << ": " << r.err << "\nnow: "
                               << get(what, jsonpath, ns);
   }
-  void apply(const std::string& yaml) {
-    auto r = kubectl({"apply", "-f", "-"}, yaml);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
-  json::value python(std::vector<std::string> args) {
-    ProcessSpec spec;
-    spec.argv = {"/usr/bin/python3", std::string(KVB_SOURCE_DIR) + "/tests/conformance/controllers_client.py"};
-    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-    spec.timeout = std::chrono::seconds(60);
-    auto r = run_process(spec);
-    EXPECT_TRUE(r.has_value());
-    if (!r) return nullptr;
-    EXPECT_EQ(r->exit_code, 0) << "python client failed: " << r->err;
-    boost::system::error_code ec;
-    json::value v = json::parse(r->out, ec);
-    EXPECT_FALSE(ec) << r->out << r->err;
-    return v;
-  }
-  std::string kc() const { return tc_->kubeconfig().string(); }
   // Launcher pods as the typed Python client lists them.
   std::vector<json::object> pods(const std::string& selector) {
     std::vector<json::object> out;
@@ -99,7 +73,6 @@ class Controllers : public ::testing::Test {
     return out;
   }
 
-  std::unique_ptr<TestCluster> tc_;
 };
 
 std::string vm_yaml(const std::string& name, const std::string& volumes, const std::string& templates = {},

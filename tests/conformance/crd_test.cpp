@@ -5,6 +5,7 @@
 // controllers, crd_finalizer.go, the customresource REST storage).
 #include "common/subprocess.h"
 #include "kube/object.h"
+#include "tests/conformance/real_clients.h"
 #include "tests/support/test_cluster.h"
 
 #include <boost/json.hpp>
@@ -49,37 +50,9 @@ std::string widget(const std::string& name, int size) {
          std::to_string(size) + "}\n";
 }
 
-class Crds : public ::testing::Test {
+class Crds : public RealClients {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(kubectl_available()) << "kubectl is required by the conformance tests (scripts/deps)";
-    tc_ = std::make_unique<TestCluster>(kScenario);
-  }
-  ProcessResult kubectl(std::vector<std::string> args, const std::string& in = {}) {
-    auto r = run_kubectl(tc_->kubeconfig(), args, in);
-    EXPECT_TRUE(r.has_value()) << "kubectl could not be run";
-    return r ? *r : ProcessResult{};
-  }
-  void apply(const std::string& yaml) {
-    auto r = kubectl({"apply", "-f", "-"}, yaml);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
-  json::value python(std::vector<std::string> args) {
-    ProcessSpec spec;
-    spec.argv = {"/usr/bin/python3", std::string(KVB_SOURCE_DIR) + "/tests/conformance/controllers_client.py"};
-    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-    spec.timeout = std::chrono::seconds(60);
-    auto r = run_process(spec);
-    EXPECT_TRUE(r.has_value());
-    if (!r) return nullptr;
-    EXPECT_EQ(r->exit_code, 0) << "python client failed: " << r->err;
-    boost::system::error_code ec;
-    json::value v = json::parse(r->out, ec);
-    EXPECT_FALSE(ec) << r->out << r->err;
-    return v;
-  }
-
-  std::unique_ptr<TestCluster> tc_;
+  Crds() : RealClients(kScenario) {}
 };
 
 TEST_F(Crds, ARegisteredCrdIsServedWithDiscoveryStatusAndWatchAndDeletingItStopsServing) {

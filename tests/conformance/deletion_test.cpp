@@ -6,6 +6,7 @@
 // (foregroundDeletion) and the garbage collector's processDeletingDependentsItem.
 #include "common/subprocess.h"
 #include "kube/object.h"
+#include "tests/conformance/real_clients.h"
 #include "tests/support/test_cluster.h"
 
 #include <boost/json.hpp>
@@ -32,17 +33,9 @@ namespaces:
         volumes: [{name: root, type: dataVolume, size: 1Gi}]
 )";
 
-class Deletion : public ::testing::Test {
+class Deletion : public RealClients {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(kubectl_available()) << "kubectl is required by the conformance tests (scripts/deps)";
-    tc_ = std::make_unique<TestCluster>(kScenario);
-  }
-  ProcessResult kubectl(std::vector<std::string> args, const std::string& in = {}) {
-    auto r = run_kubectl(tc_->kubeconfig(), args, in);
-    EXPECT_TRUE(r.has_value()) << "kubectl could not be run";
-    return r ? *r : ProcessResult{};
-  }
+  Deletion() : RealClients(kScenario) {}
   std::string get(const std::string& what, const std::string& jsonpath) {
     auto r = kubectl({"get", what, "-n", "prod", "-o", "jsonpath=" + jsonpath});
     EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -53,26 +46,7 @@ class Deletion : public ::testing::Test {
     auto r = kubectl({"wait", "-n", "prod", what, "--for=" + condition, "--timeout=40s"});
     ASSERT_EQ(r.exit_code, 0) << what << " never " << condition << ": " << r.err;
   }
-  void apply(const std::string& yaml) {
-    auto r = kubectl({"apply", "-f", "-"}, yaml);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
-  json::value python(std::vector<std::string> args) {
-    ProcessSpec spec;
-    spec.argv = {"/usr/bin/python3", std::string(KVB_SOURCE_DIR) + "/tests/conformance/controllers_client.py"};
-    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-    spec.timeout = std::chrono::seconds(60);
-    auto r = run_process(spec);
-    EXPECT_TRUE(r.has_value());
-    if (!r) return nullptr;
-    EXPECT_EQ(r->exit_code, 0) << "python client failed: " << r->err;
-    boost::system::error_code ec;
-    json::value v = json::parse(r->out, ec);
-    EXPECT_FALSE(ec) << r->out << r->err;
-    return v;
-  }
 
-  std::unique_ptr<TestCluster> tc_;
 };
 
 TEST_F(Deletion, AClaimInUseByARunningPodStaysTerminatingUntilThePodIsGone) {

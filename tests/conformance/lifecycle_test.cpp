@@ -9,6 +9,7 @@
 #include "common/subprocess.h"
 #include "kube/object.h"
 #include "tests/backup/backup_fixture.h"
+#include "tests/conformance/real_clients.h"
 #include "tests/support/test_cluster.h"
 
 #include <boost/json.hpp>
@@ -38,18 +39,10 @@ namespaces:
 
 const std::string kSub = "/apis/subresources.kubevirt.io/v1/namespaces/prod/";
 
-class Lifecycle : public ::testing::Test {
+class Lifecycle : public RealClients {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(kubectl_available()) << "kubectl is required by the conformance tests (scripts/deps)";
-    tc_ = std::make_unique<TestCluster>(kScenario);
-  }
+  Lifecycle() : RealClients(kScenario) {}
 
-  ProcessResult kubectl(std::vector<std::string> args, const std::string& in = {}) {
-    auto r = run_kubectl(tc_->kubeconfig(), args, in);
-    EXPECT_TRUE(r.has_value()) << "kubectl could not be run";
-    return r ? *r : ProcessResult{};
-  }
   // kubectl's PUT of a subresource (an empty options object).
   ProcessResult put(const std::string& path) { return kubectl({"replace", "--raw", kSub + path, "-f", "-"}, "{}"); }
   std::string get(const std::string& what, const std::string& jsonpath) {
@@ -62,24 +55,6 @@ class Lifecycle : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << what << " " << jsonpath << " never became " << value << ": " << r.err
                               << "\nnow: " << get(what, jsonpath);
   }
-  void apply(const std::string& yaml) {
-    auto r = kubectl({"apply", "-f", "-"}, yaml);
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
-  json::value python(std::vector<std::string> args) {
-    ProcessSpec spec;
-    spec.argv = {"/usr/bin/python3", std::string(KVB_SOURCE_DIR) + "/tests/conformance/controllers_client.py"};
-    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-    spec.timeout = std::chrono::seconds(60);
-    auto r = run_process(spec);
-    EXPECT_TRUE(r.has_value());
-    if (!r) return nullptr;
-    EXPECT_EQ(r->exit_code, 0) << "python client failed: " << r->err;
-    boost::system::error_code ec;
-    json::value v = json::parse(r->out, ec);
-    EXPECT_FALSE(ec) << r->out << r->err;
-    return v;
-  }
   // The Python client's PUT: HTTP status, and the Status message of an error.
   std::pair<int64_t, std::string> py_put(const std::string& path, const std::string& body = "") {
     json::value v = python({"put", tc_->kubeconfig().string(), kSub + path, body});
@@ -90,7 +65,6 @@ class Lifecycle : public ::testing::Test {
     return std::string(kube::str_at(python({"rv", tc_->kubeconfig().string(), path}), {"resourceVersion"}));
   }
 
-  std::unique_ptr<TestCluster> tc_;
 };
 
 std::string vm_yaml(const std::string& name, const std::string& strategy) {
