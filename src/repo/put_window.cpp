@@ -260,7 +260,6 @@ class WindowWork {
 }  // namespace
 
 void mark_zero_runs(Window& w) {
-  static const uint8_t zeros[kZeroBlock] = {};
   const uint64_t end = w.offset + w.length;
 
   // The zero runs, [start, end), block by block.
@@ -279,7 +278,7 @@ void mark_zero_runs(Window& w) {
       const auto& p = w.pieces[i];
       if (p.hole) continue;
       uint64_t s = std::max(b, p.offset), e = std::min(b_end, p.offset + p.length);
-      if (std::memcmp(p.data.data() + (s - p.offset), zeros, e - s) != 0) return false;
+      if (!all_zero(p.data.subspan(s - p.offset, e - s))) return false;
       read += e - s;
     }
     return true;
@@ -298,67 +297,54 @@ void mark_zero_runs(Window& w) {
   }
   if (run != end && end - run >= kZeroRun) runs.push_back(Run{run, end, run_read});
 
-  // The bytes between runs become one data piece each. They are contiguous
-  // when they lie in one mapping or buffer; else (a short file hole, rare)
-  // the window's bytes are copied into one buffer first.
-  auto contiguous = [&](uint64_t s, uint64_t e) {
-    const Piece* only = nullptr;
+  // The bytes between runs become one data piece each, taken from the old
+  // data piece that holds them all; where none does (a short file hole
+  // between data, rare), the window's bytes are copied into one buffer.
+  auto holder = [&](uint64_t s, uint64_t e) -> const Piece* {
     for (const auto& p : w.pieces) {
-      if (p.offset + p.length <= s || p.offset >= e) continue;
-      if (p.hole || only) return false;
-      only = &p;
+      if (!p.hole && p.offset <= s && e <= p.offset + p.length) return &p;
     }
-    return true;
+    return nullptr;
   };
-  std::vector<std::pair<uint64_t, uint64_t>> gaps;
-  uint64_t pos = w.offset;
-  for (const auto& r : runs) {
-    if (r.start > pos) gaps.emplace_back(pos, r.start);
-    pos = r.end;
-  }
-  if (pos < end) gaps.emplace_back(pos, end);
+  std::vector<Piece> out;
   bool copy = false;
-  for (const auto& [s, e] : gaps) copy = copy || !contiguous(s, e);
-  std::span<const uint8_t> copied;
-  if (copy) {
-    auto bytes = std::make_shared<std::string>(w.length, '\0');
-    for (const auto& p : w.pieces) {
-      if (!p.hole) std::memcpy(bytes->data() + (p.offset - w.offset), p.data.data(), p.length);
-    }
-    copied = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size());
-    w.owned = std::move(bytes);
-  }
-  auto data_piece = [&](uint64_t s, uint64_t e) {
+  auto add_data = [&](uint64_t s, uint64_t e) {
     Piece q;
     q.offset = s;
     q.length = e - s;
-    if (copy) {
-      q.data = copied.subspan(s - w.offset, e - s);
-      return q;
+    if (const Piece* p = holder(s, e)) {
+      q.data = p->data.subspan(s - p->offset, e - s);
+      q.mapped = p->mapped;
+    } else {
+      copy = true;
     }
-    for (const auto& p : w.pieces) {
-      if (p.offset <= s && e <= p.offset + p.length) {
-        q.data = p.data.subspan(s - p.offset, e - s);
-        q.mapped = p.mapped;
-      }
-    }
-    return q;
+    out.push_back(std::move(q));
   };
-  std::vector<Piece> out;
-  size_t g = 0;
+  uint64_t pos = w.offset;
   for (const auto& r : runs) {
-    while (g < gaps.size() && gaps[g].first < r.start) {
-      out.push_back(data_piece(gaps[g].first, gaps[g].second));
-      ++g;
-    }
+    if (r.start > pos) add_data(pos, r.start);
     Piece h;
     h.offset = r.start;
     h.length = r.end - r.start;
     h.hole = true;
     h.zeros_read = r.read;
     out.push_back(std::move(h));
+    pos = r.end;
   }
-  for (; g < gaps.size(); ++g) out.push_back(data_piece(gaps[g].first, gaps[g].second));
+  if (pos < end) add_data(pos, end);
+  if (copy) {
+    auto bytes = std::make_shared<std::string>(w.length, '\0');
+    for (const auto& p : w.pieces) {
+      if (!p.hole) std::memcpy(bytes->data() + (p.offset - w.offset), p.data.data(), p.length);
+    }
+    const auto all = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size());
+    for (auto& q : out) {
+      if (q.hole) continue;
+      q.data = all.subspan(q.offset - w.offset, q.length);
+      q.mapped = nullptr;
+    }
+    w.owned = std::move(bytes);
+  }
   w.pieces = std::move(out);
 }
 
