@@ -10,6 +10,7 @@ namespace kvb::repo {
 namespace json = boost::json;
 
 void Index::add(const PackListing& pack) {
+  std::unique_lock lk(*mu_);
   auto [it, fresh] = pack_numbers_.try_emplace(pack.first, static_cast<uint32_t>(packs_.size()));
   if (fresh) packs_.push_back(pack.first);
   for (const auto& e : pack.second) {

@@ -9,6 +9,10 @@
 // Invariants: find() answers only for blobs some index file names; when two
 // files name a blob (two puts stored the same chunk, or a prune was
 // interrupted), the first one loaded is kept, and either is a valid copy.
+// Concurrent puts on one Repository (copy-data copies volumes in parallel)
+// find() and add() at once: both take the index's lock, and what find() and
+// pack_name() return stays valid while blobs and packs are added (entries are
+// never removed; the blob map's nodes and the pack deque's elements do not move).
 #pragma once
 
 #include "common/error.h"
@@ -16,7 +20,10 @@
 #include "repo/pack.h"
 
 #include <cstring>
+#include <deque>
 #include <filesystem>
+#include <memory>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -50,19 +57,28 @@ class Index {
   static Result<std::string> write(location::Location& loc, const Key256& key, const std::vector<PackListing>& packs);
 
   const BlobLocation* find(const BlobId& id) const {
+    std::shared_lock lk(*mu_);
     auto it = blobs_.find(id);
     return it == blobs_.end() ? nullptr : &it->second;
   }
-  const std::string& pack_name(uint32_t pack) const { return packs_[pack]; }
+  const std::string& pack_name(uint32_t pack) const {
+    std::shared_lock lk(*mu_);
+    return packs_[pack];
+  }
   void add(const PackListing& pack);
-  size_t size() const { return blobs_.size(); }
+  size_t size() const {
+    std::shared_lock lk(*mu_);
+    return blobs_.size();
+  }
+  // Whole-index views, for what holds the repository exclusively (check, prune, stats): no put runs beside them.
   const std::vector<std::string>& files() const { return files_; }  // the index files it was loaded from
   const std::unordered_map<BlobId, BlobLocation, BlobIdHash>& blobs() const { return blobs_; }
-  const std::vector<std::string>& packs() const { return packs_; }
+  const std::deque<std::string>& packs() const { return packs_; }
 
  private:
+  std::unique_ptr<std::shared_mutex> mu_ = std::make_unique<std::shared_mutex>();  // a pointer: Index moves
   std::unordered_map<BlobId, BlobLocation, BlobIdHash> blobs_;
-  std::vector<std::string> packs_;
+  std::deque<std::string> packs_;
   std::unordered_map<std::string, uint32_t> pack_numbers_;
   std::vector<std::string> files_;
 };

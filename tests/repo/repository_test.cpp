@@ -249,6 +249,37 @@ TEST(Repository, ConcurrentPutsShareTheRepository) {
   }
 }
 
+// What --copy-data does: several volumes put at once through one Repository
+// object, sharing chunks, so that one put's index additions meet another's
+// lookups (a data race on the index before it had a lock).
+TEST(Repository, ConcurrentPutsThroughOneRepositoryObject) {
+  testing::TempDir dir;
+  Secret pw("pw");
+  ASSERT_TRUE(Repository::init(dir / "repo", pw, InitOptions{1 << 10, 1 << 20}));
+  auto common = random_data(4 << 20, 5);
+  constexpr int kPuts = 4;
+  for (int i = 0; i < kPuts; ++i) {
+    auto d = common;
+    auto own = random_data(1 << 20, 20 + i);
+    d.insert(d.begin() + (i << 20), own.begin(), own.end());
+    dir.write("img" + std::to_string(i), bytes_of(d));
+  }
+  auto repo = open_ok(dir / "repo", pw);
+  std::vector<Result<PutStats>> got(kPuts, Error(Errc::kUnknown, ""));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kPuts; ++i) {
+    threads.emplace_back([&, i] { got[i] = repo->put("vm" + std::to_string(i), dir / ("img" + std::to_string(i))); });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kPuts; ++i) {
+    ASSERT_TRUE(got[i]) << got[i].error().message;
+    ASSERT_TRUE(repo->get("vm" + std::to_string(i), dir / "out", kReplace));
+    EXPECT_EQ(*read_file(dir / "out"), *read_file(dir / ("img" + std::to_string(i))));
+  }
+  auto report = repo->check(true);
+  EXPECT_TRUE(report.ok()) << report.problems[0];
+}
+
 TEST(Repository, PruneHasTheRepositoryToItself) {
   testing::TempDir dir;
   Secret pw("pw");
