@@ -100,10 +100,12 @@ class FreezeGate {
  private:
   void end(bool window);
   bool may_start() const;  // mu_ held
+  void wake_admitter();    // mu_ held
 
   const int max_freezing_;
   mutable std::mutex mu_;
-  std::condition_variable_any cv_;
+  std::condition_variable_any admit_cv_, quiet_cv_;  // admit() and quiet() waiters
+  std::condition_variable observe_cv_;               // wait_until() observers
   Counts counts_;
 };
 
