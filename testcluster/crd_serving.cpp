@@ -172,6 +172,7 @@ class CustomResponder final : public Responder, public std::enable_shared_from_t
    public:
     Stream(std::shared_ptr<CustomResponder> owner, std::shared_ptr<ResponseStream> inner) : owner_(std::move(owner)), inner_(std::move(inner)) {}
     void write(std::string data) override {
+      if (!owner_->res_.custom) return inner_->write(std::move(data));
       boost::system::error_code ec;
       json::value ev = json::parse(data, ec);
       if (!ec && ev.is_object()) {
