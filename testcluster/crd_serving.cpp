@@ -122,6 +122,29 @@ const json::value* eval_path(const json::value& root, const std::string& path) {
   return cur;
 }
 
+// CRDValidationRatcheting (beta, on by default in 1.30-1.32; apiextensions-apiserver
+// pkg/apiserver/schema/.../ratcheting.go): an update may keep a value that no longer
+// validates as long as it is unchanged. Inside a list the whole list must be unchanged
+// (plain lists are atomic: their items cannot be correlated); a missing required
+// field is kept when the object that lacks it is unchanged.
+std::vector<std::string> ratchet(std::vector<std::string> errs, const json::value& now, const json::value& old) {
+  std::vector<std::string> kept;
+  for (auto& e : errs) {
+    size_t colon = e.find(": ");
+    std::string path = colon == std::string::npos ? std::string() : e.substr(0, colon);
+    bool required = colon != std::string::npos && e.compare(colon + 2, 14, "Required value") == 0;
+    if (required) {
+      size_t dot = path.find_last_of('.');
+      path = dot == std::string::npos ? std::string() : path.substr(0, dot);
+    }
+    if (size_t bracket = path.find('['); bracket != std::string::npos) path = path.substr(0, bracket);
+    const json::value* a = path.empty() ? &now : eval_path(now, "." + path);
+    const json::value* b = path.empty() ? &old : eval_path(old, "." + path);
+    if (!(a && b && *a == *b)) kept.push_back(std::move(e));
+  }
+  return kept;
+}
+
 class CustomResponder final : public Responder, public std::enable_shared_from_this<CustomResponder> {
  public:
   CustomResponder(const Store& store, const ResourceInfo& r, std::shared_ptr<Responder> inner)
@@ -351,6 +374,7 @@ Status admit_custom_write(const Store& store, const ResourceInfo& r, const Serve
   json::value checked(obj);
   if (part == crd::Part::kAllButStatus || (r.has_status && !old)) checked.as_object().erase("status");
   auto errs = crd::validate(checked, *s.schema, part);
+  if (old) errs = ratchet(std::move(errs), checked, json::value(*old));
   if (errs.empty()) return ok();
   std::string name(kube::str_at(obj, {"metadata", "name"}));
   if (cr) cr->set_details(invalid_details(r.ref.group, r.ref.kind, name, errs));

@@ -9,6 +9,8 @@ never a skip.
         object or Status body, and the Warning headers
   get KUBECONFIG GROUP VERSION NS PLURAL NAME
         CustomObjectsApi.get_namespaced_custom_object: status and body
+  patch KUBECONFIG GROUP VERSION NS PLURAL NAME PATCH
+        CustomObjectsApi.patch_namespaced_custom_object (merge patch): status and body
   patch_status KUBECONFIG GROUP VERSION NS PLURAL NAME PATCH
         CustomObjectsApi.patch_namespaced_custom_object_status (merge patch)
   crd KUBECONFIG BODY
@@ -59,6 +61,12 @@ def cmd_get(kubeconfig, group, version, ns, plural, name):
     return answer(lambda: capi.get_namespaced_custom_object(group, version, ns, plural, name, _preload_content=False))
 
 
+def cmd_patch(kubeconfig, group, version, ns, plural, name, patch):
+    capi = client.CustomObjectsApi(api(kubeconfig))
+    return answer(lambda: capi.patch_namespaced_custom_object(group, version, ns, plural, name, json.loads(patch),
+                                                              _preload_content=False))
+
+
 def cmd_patch_status(kubeconfig, group, version, ns, plural, name, patch):
     capi = client.CustomObjectsApi(api(kubeconfig))
     return answer(lambda: capi.patch_namespaced_custom_object_status(group, version, ns, plural, name, json.loads(patch),
@@ -71,7 +79,7 @@ def cmd_crd(kubeconfig, body):
 
 
 def main(argv):
-    cmds = {"create": cmd_create, "get": cmd_get, "patch_status": cmd_patch_status, "crd": cmd_crd}
+    cmds = {"create": cmd_create, "get": cmd_get, "patch": cmd_patch, "patch_status": cmd_patch_status, "crd": cmd_crd}
     if len(argv) < 2 or argv[1] not in cmds:
         print(__doc__, file=sys.stderr)
         return 2

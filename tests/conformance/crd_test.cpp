@@ -335,6 +335,23 @@ TEST_F(CrdSchemas, VersionsAreServedConvertedWithDeprecationWarningsAndPrinterCo
   EXPECT_THAT(table.out, ::testing::ContainsRegex("g1 +4 +fast +true"));
 }
 
+// CRDValidationRatcheting (on by default in 1.30-1.32): a value the schema no
+// longer allows may stay while it is unchanged; changing it is validated.
+TEST_F(CrdSchemas, AnUpdateMayKeepAnUnchangedValueTheSchemaNoLongerAllows) {
+  ASSERT_EQ(refused("g1", "{replicas: 8}"), "");
+  auto tighter = kubectl({"patch", "crd/gadgets.example.com", "--type=json", "-p",
+                          R"([{"op":"replace","path":"/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/replicas/maximum","value":3}])"});
+  ASSERT_EQ(tighter.exit_code, 0) << tighter.err;
+  auto other = kubectl({"patch", "gadget/g1", "-n", "prod", "--type=merge", "-p", R"({"spec":{"mode":"slow"}})"});
+  EXPECT_EQ(other.exit_code, 0) << other.err;
+  json::value py_other = py({"patch", kc(), "example.com", "v1", "prod", "gadgets", "g1", R"({"spec":{"color":"red"}})"});
+  EXPECT_EQ(kube::int_at(py_other, {"status"}).value_or(0), 200) << json::serialize(py_other);
+  json::value py_changed = py({"patch", kc(), "example.com", "v1", "prod", "gadgets", "g1", R"({"spec":{"replicas":9}})"});
+  EXPECT_EQ(kube::int_at(py_changed, {"status"}).value_or(0), 422) << json::serialize(py_changed);
+  EXPECT_THAT(std::string(kube::str_at(py_changed, {"body", "message"})), HasSubstr("spec.replicas in body should be less than or equal to 3"));
+  EXPECT_THAT(refused("g2", "{replicas: 8}"), HasSubstr("should be less than or equal to 3")) << "a new object gets no grace";
+}
+
 TEST_F(CrdSchemas, TheCrdItselfIsValidated) {
   auto wrong_name = kubectl({"create", "-f", "-"}, R"(apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
