@@ -294,13 +294,22 @@ class CustomResponder final : public Responder, public std::enable_shared_from_t
 };
 
 // ValidateCustomResourceDefinition (pkg/apis/apiextensions/validation/validation.go), the parts kept here.
-std::vector<std::string> crd_problems(const Object& crd) {
+std::vector<std::string> crd_problems(const Object& crd, const Object* old) {
   std::vector<std::string> errs;
   std::string name(kube::str_at(crd, {"metadata", "name"}));
   std::string group(kube::str_at(crd, {"spec", "group"}));
   std::string plural(kube::str_at(crd, {"spec", "names", "plural"}));
   if (name != plural + "." + group) {
     errs.push_back("metadata.name: Invalid value: " + crd::go_value(json::string(name)) + ": must be spec.names.plural+\".\"+spec.group");
+  }
+  if (group.empty()) errs.push_back("spec.group: Required value");
+  else if (group.find('.') == std::string::npos) {
+    errs.push_back("spec.group: Invalid value: " + crd::go_value(json::string(group)) + ": should be a domain with at least one dot");
+  }
+  std::string scope(kube::str_at(crd, {"spec", "scope"}));
+  if (scope.empty()) errs.push_back("spec.scope: Required value");
+  else if (scope != "Cluster" && scope != "Namespaced") {
+    errs.push_back("spec.scope: Unsupported value: " + crd::go_value(json::string(scope)) + ": supported values: \"Cluster\", \"Namespaced\"");
   }
   const auto* versions = kube::array_at(crd, {"spec", "versions"});
   size_t storage = 0;
@@ -321,6 +330,18 @@ std::vector<std::string> crd_problems(const Object& crd) {
     errs.push_back("spec.versions: Invalid value: " + (versions ? json::serialize(*versions) : std::string("null")) +
                    ": must have exactly one version marked as storage version");
   }
+  // ValidateStoredVersions: a version objects may be stored in stays until they are migrated.
+  if (const auto* stored = old ? kube::array_at(*old, {"status", "storedVersions"}) : nullptr) {
+    for (size_t i = 0; i < stored->size(); ++i) {
+      if (!(*stored)[i].is_string()) continue;
+      bool listed = false;
+      for (const auto& v : versions ? *versions : json::array()) listed = listed || kube::str_at(v, {"name"}) == (*stored)[i].as_string();
+      if (!listed) {
+        errs.push_back("status.storedVersions[" + std::to_string(i) + "]: Invalid value: " + crd::go_value((*stored)[i]) +
+                       ": must appear in spec.versions");
+      }
+    }
+  }
   if (kube::str_at(crd, {"spec", "conversion", "strategy"}) == "Webhook") {
     errs.push_back("spec.conversion.strategy: Forbidden: kvbackup-testcluster runs no conversion webhooks (use strategy None)");
   }
@@ -339,7 +360,7 @@ Status admit_custom_write(const Store& store, const ResourceInfo& r, const Serve
   auto* cr = dynamic_cast<CustomResponder*>(&resp);
   if (is_crd_resource(r)) {
     if (status) return ok();
-    std::vector<std::string> errs = crd_problems(obj);
+    std::vector<std::string> errs = crd_problems(obj, old);
     if (errs.empty()) return ok();
     std::string name(kube::str_at(obj, {"metadata", "name"}));
     if (cr) cr->set_details(invalid_details(r.ref.group, r.ref.kind, name, errs));

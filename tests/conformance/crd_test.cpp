@@ -384,6 +384,22 @@ spec:
   EXPECT_THAT(std::string(kube::str_at(not_structural, {"body", "message"})),
               HasSubstr("spec.versions[0].schema.openAPIV3Schema.properties[spec].type: Required value: must not be empty for specified object fields"));
 
+  json::value no_dot = py({"crd", kc(), R"({"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition",
+    "metadata":{"name":"gizmos.example"},"spec":{"group":"example","scope":"Galaxy","names":{"plural":"gizmos","kind":"Gizmo"},
+    "versions":[{"name":"v1","served":true,"storage":true,"schema":{"openAPIV3Schema":{"type":"object"}}}]}})"});
+  EXPECT_EQ(kube::int_at(no_dot, {"status"}).value_or(0), 422) << json::serialize(no_dot);
+  EXPECT_THAT(std::string(kube::str_at(no_dot, {"body", "message"})),
+              HasSubstr(R"(spec.group: Invalid value: "example": should be a domain with at least one dot)"));
+  EXPECT_THAT(std::string(kube::str_at(no_dot, {"body", "message"})),
+              HasSubstr(R"(spec.scope: Unsupported value: "Galaxy": supported values: "Cluster", "Namespaced")"));
+  // Dropping the version objects are stored in (status.storedVersions) is refused.
+  std::string only_beta = kGadgetCrd;
+  only_beta = only_beta.substr(0, only_beta.find("  - name: v1\n")) + "  - name: v1beta1\n    served: true\n    storage: true\n"
+              "    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}\n";
+  auto drop = kubectl({"apply", "-f", "-"}, only_beta);
+  EXPECT_NE(drop.exit_code, 0);
+  EXPECT_THAT(drop.err, HasSubstr(R"(status.storedVersions[0]: Invalid value: "v1": must appear in spec.versions)")) << drop.err;
+
   // A second CRD of the group claiming Gadget's kind: NamesAccepted=False, not established, not served.
   apply(R"(apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
