@@ -5,9 +5,11 @@
 // resources (discovery, OpenAPI, every REST verb, watch, the status
 // subresource when declared, its short names and categories); the CRD gets
 // the customresourcecleanup finalizer, status.acceptedNames, storedVersions and
-// the NamesAccepted and Established conditions. Deleting it deletes its custom
-// resources first (condition Terminating), then it goes and its resources are
-// no longer served.
+// the NamesAccepted and Established conditions; names another CRD of the
+// group has accepted make NamesAccepted False (and the CRD is not served).
+// Deleting it deletes its custom resources first (condition Terminating), then
+// it goes and its resources are no longer served. Schemas, pruning, defaulting,
+// versions and the CRD's own validation: crd_serving.h.
 #include "common/time.h"
 #include "kube/object.h"
 #include "testcluster/core_controllers.h"
@@ -93,6 +95,23 @@ void CoreControllers::crd_changed(const StoreEvent& e) {
   if (e.type == "DELETED") {
     for (const auto& ref : custom_[name]) c_.registry().unserve_custom(ref.group, ref.version, ref.resource);
     custom_.erase(name);
+    // Its names are free again: the naming controller requeues every CRD of the group.
+    std::string group(kube::str_at(e.object, {"spec", "group"}));
+    std::vector<Object> waiting;
+    for (const Object* other : store.all(crds)) {
+      if (kube::str_at(*other, {"spec", "group"}) != group) continue;
+      if (const auto* conds = kube::array_at(*other, {"status", "conditions"})) {
+        for (const auto& c : *conds) {
+          if (kube::str_at(c, {"type"}) == "NamesAccepted" && kube::str_at(c, {"status"}) == "False") waiting.push_back(*other);
+        }
+      }
+    }
+    for (const auto& o : waiting) {
+      StoreEvent again;
+      again.type = "MODIFIED";
+      again.object = o;
+      crd_changed(again);
+    }
     return;
   }
   const Object& crd = e.object;

@@ -418,6 +418,12 @@ spec:
                 .out,
             R"(KindConflict "Gadget" is already in use False)");
   EXPECT_NE(kubectl({"get", "gizmos", "-n", "prod"}).exit_code, 0);
+  // Once Gadget's CRD is gone its names are free: the waiting CRD is accepted and served.
+  auto del = kubectl({"delete", "crd/gadgets.example.com", "--timeout=30s"});
+  ASSERT_EQ(del.exit_code, 0) << del.err;
+  auto est = kubectl({"wait", "--for=condition=Established", "crd/gizmos.example.com", "--timeout=20s"});
+  EXPECT_EQ(est.exit_code, 0) << est.err;
+  EXPECT_EQ(kubectl({"get", "crd/gizmos.example.com", "-o", "jsonpath={.status.acceptedNames.kind}"}).out, "Gadget");
 }
 
 }  // namespace
