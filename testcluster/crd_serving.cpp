@@ -402,4 +402,35 @@ Status admit_custom_write(const Store& store, const ResourceInfo& r, const Serve
   return invalid_error(r.ref.kind + "." + r.ref.group, name, errs);
 }
 
+void add_crd_openapi(const Store& store, const std::string& gv_path, json::object& doc) {
+  json::object* schemas = nullptr;
+  if (auto* comps = doc.if_contains("components"); comps && comps->is_object()) {
+    auto& c = comps->as_object();
+    if (!c.contains("schemas") || !c["schemas"].is_object()) c["schemas"] = json::object();
+    schemas = &c["schemas"].as_object();
+  }
+  if (!schemas) return;
+  for (const auto& info : store.registry().all()) {
+    if (!info.custom || !info.served || "apis/" + info.ref.group + "/" + info.ref.version != gv_path) continue;
+    Served s = served(store, info);
+    if (!s.schema) continue;
+    json::object schema = *s.schema;
+    json::object props = schema.contains("properties") && schema["properties"].is_object() ? schema["properties"].as_object() : json::object();
+    if (!props.contains("apiVersion")) props["apiVersion"] = json::object{{"type", "string"}, {"description", "APIVersion defines the versioned schema of this representation of an object."}};
+    if (!props.contains("kind")) props["kind"] = json::object{{"type", "string"}, {"description", "Kind is a string value representing the REST resource this object represents."}};
+    if (!props.contains("metadata")) props["metadata"] = json::object{{"type", "object"}, {"description", "Standard object's metadata."}};
+    schema["properties"] = props;
+    schema["x-kubernetes-group-version-kind"] =
+        json::array{json::object{{"group", info.ref.group}, {"version", info.ref.version}, {"kind", info.ref.kind}}};
+    // Upstream names it by the reversed group: com.example.v1.Gadget.
+    std::string reversed, g = info.ref.group;
+    while (!g.empty()) {
+      size_t dot = g.rfind('.');
+      reversed += (reversed.empty() ? "" : ".") + g.substr(dot == std::string::npos ? 0 : dot + 1);
+      g = dot == std::string::npos ? std::string() : g.substr(0, dot);
+    }
+    (*schemas)[reversed + "." + info.ref.version + "." + info.ref.kind] = std::move(schema);
+  }
+}
+
 }  // namespace kvb::testcluster

@@ -14,7 +14,8 @@
 // - every answer for a custom resource is served in the requested version
 //   (apiVersion rewritten: conversion strategy None), pruned and defaulted as
 //   on a read from storage; Tables carry the version's additionalPrinterColumns;
-//   a deprecated version adds its deprecationWarning as a Warning header.
+//   a deprecated version adds its deprecationWarning as a Warning header;
+// - the OpenAPI v3 document of a group/version carries its CRDs' schemas.
 //
 // Invariants: resources that are not custom (and not the CRD resource) pass
 // through untouched; the CRD is looked up by `<plural>.<group>` on each call
@@ -39,5 +40,11 @@ std::shared_ptr<Responder> custom_responder(const Store& store, const ResourceIn
 // obj (pruning, defaults); warnings go to `resp` when it came from custom_responder.
 Status admit_custom_write(const Store& store, const ResourceInfo& r, const ServerRequest& req, Object& obj,
                           const Object* old, bool status, Responder& resp);
+
+// The CRD schemas of a group/version's custom resources in its OpenAPI v3
+// document (gv_path "apis/example.com/v1"), as components.schemas entries
+// named like upstream's (com.example.v1.Gadget) with their
+// x-kubernetes-group-version-kind: what `kubectl explain` reads.
+void add_crd_openapi(const Store& store, const std::string& gv_path, boost::json::object& doc);
 
 }  // namespace kvb::testcluster

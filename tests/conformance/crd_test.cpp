@@ -335,6 +335,18 @@ TEST_F(CrdSchemas, VersionsAreServedConvertedWithDeprecationWarningsAndPrinterCo
   EXPECT_THAT(table.out, ::testing::ContainsRegex("g1 +4 +fast +true"));
 }
 
+// The CRD's schema is in the OpenAPI v3 document: `kubectl explain` reads it.
+TEST_F(CrdSchemas, KubectlExplainReadsTheSchema) {
+  auto field = kubectl({"explain", "gadgets.spec.replicas"});
+  EXPECT_EQ(field.exit_code, 0) << field.err;
+  EXPECT_THAT(field.out, HasSubstr("KIND:       Gadget"));
+  EXPECT_THAT(field.out, HasSubstr("FIELD: replicas <integer>"));
+  auto spec = kubectl({"explain", "gadget.spec"});
+  EXPECT_EQ(spec.exit_code, 0) << spec.err;
+  EXPECT_THAT(spec.out, ::testing::ContainsRegex("replicas\\s+<integer> -required-"));
+  EXPECT_THAT(spec.out, ::testing::ContainsRegex("color\\s+<string>"));
+}
+
 // CRDValidationRatcheting (on by default in 1.30-1.32): a value the schema no
 // longer allows may stay while it is unchanged; changing it is validated.
 TEST_F(CrdSchemas, AnUpdateMayKeepAnUnchangedValueTheSchemaNoLongerAllows) {
