@@ -8,6 +8,8 @@
 
 #include <boost/json.hpp>
 
+#include <set>
+
 namespace kvb::testcluster {
 namespace json = boost::json;
 
@@ -372,6 +374,20 @@ Status admit_custom_write(const Store& store, const ResourceInfo& r, const Serve
   json::value v(std::move(obj));
   std::vector<std::string> unknown = crd::prune(v, *s.schema);
   obj = std::move(v.as_object());
+  // schemaobjectmeta.GetObjectMetaWithOptions(ReturnUnknownFieldPaths): metadata is ObjectMeta, whatever the schema says.
+  if (auto* m = obj.if_contains("metadata"); m && m->is_object()) {
+    static const std::set<std::string, std::less<>> kMeta{
+        "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp",
+        "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "ownerReferences", "finalizers", "managedFields"};
+    std::vector<std::string> extra;
+    for (const auto& [k, mv] : m->as_object()) {
+      if (!kMeta.count(std::string_view(k))) extra.emplace_back(k);
+    }
+    for (const auto& k : extra) {
+      m->as_object().erase(k);
+      unknown.push_back("metadata." + k);
+    }
+  }
   std::string mode = req.query_param("fieldValidation");
   if (!unknown.empty() && mode == "Strict") {
     std::string msg;

@@ -283,6 +283,8 @@ TEST_F(CrdSchemas, UnknownFieldsArePrunedRefusedUnderStrictAndWarnedAboutOtherwi
   auto strict = kubectl({"create", "-f", "-"}, gadget("g1", "{replicas: 1, bogus: 1, extra: {free: form}}"));
   EXPECT_NE(strict.exit_code, 0);
   EXPECT_THAT(strict.err, HasSubstr(R"(Gadget in version "v1" cannot be handled as a Gadget: strict decoding error: unknown field "spec.bogus")"));
+  auto meta = kubectl({"create", "-f", "-"}, "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g0, namespace: prod, colour: red}\nspec: {replicas: 1}\n");
+  EXPECT_THAT(meta.err, HasSubstr(R"(strict decoding error: unknown field "metadata.colour")"));
   // --validate=warn: created, pruned, warned about.
   auto warn = kubectl({"create", "--validate=warn", "-f", "-"}, gadget("g1", "{replicas: 1, bogus: 1, extra: {free: form}}"));
   EXPECT_EQ(warn.exit_code, 0) << warn.err;
