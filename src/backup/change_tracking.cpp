@@ -53,7 +53,7 @@ std::pair<std::string, std::string> service_account() {
 }  // namespace
 
 ChangePlan plan_changes(kube::Client& c, repo::Repository& repo, const std::string& series, const record::VmRecord& vm,
-                        const record::VolumeRecord& vol, const std::string& volume_mode) {
+                        const record::VolumeRecord& vol, const std::string& volume_mode, std::stop_token stop) {
   ChangePlan plan;
   auto target = bound_content(c, vm.ns, vol.volume_snapshot);
   // A handle that cannot be a repository tag (not printable, too long) is not
@@ -110,7 +110,7 @@ ChangePlan plan_changes(kube::Client& c, repo::Repository& repo, const std::stri
   if (!token) return why_not("cannot get a token of ServiceAccount " + sa_ns + "/" + sa_name + " for audience " + audience + ": " + token.error().message);
   std::string tok(kube::str_at(*token, {"status", "token"}));
   if (tok.empty()) return why_not("the TokenRequest for ServiceAccount " + sa_ns + "/" + sa_name + " returned no token");
-  cbt::Call call{{address, *ca}, Secret(tok), vm.ns, std::chrono::seconds(60)};
+  cbt::Call call{{address, *ca}, Secret(tok), vm.ns, std::chrono::seconds(60), stop};
   auto delta = cbt::get_metadata_delta(call, base_handle, vol.volume_snapshot);
   if (!delta) return why_not("SnapshotMetadataService " + target->driver + ": " + delta.error().message);
   if (delta->capacity != parent->size) {

@@ -26,6 +26,7 @@
 #include "repo/repository.h"
 
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -42,7 +43,8 @@ struct ChangePlan {
   uint64_t delta_bytes = 0;     // bytes the delta named (before rounding to regions)
 };
 
+// A stop request cancels the service call in flight (the plan then falls back).
 ChangePlan plan_changes(kube::Client& client, repo::Repository& repo, const std::string& series, const record::VmRecord& vm,
-                        const record::VolumeRecord& vol, const std::string& volume_mode);
+                        const record::VolumeRecord& vol, const std::string& volume_mode, std::stop_token stop = {});
 
 }  // namespace kvb::backup

@@ -112,7 +112,8 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   out.volume_mode = mode.empty() ? "Filesystem" : mode;
   // Changed-block tracking where the driver offers it (change_tracking.h).
   const auto asked = std::chrono::steady_clock::now();
-  const ChangePlan plan = plan_changes(c, ctx.repo, out.series, vm, vol, out.volume_mode);
+  const ChangePlan plan = plan_changes(c, ctx.repo, out.series, vm, vol, out.volume_mode, stop);
+  if (stop.stop_requested()) return Error(Errc::kCancelled, "interrupted before the copy started");
   if (ctx.say && plan.known) {
     uint64_t reading = 0;
     for (const auto& r : plan.known->changed) reading += r.length;

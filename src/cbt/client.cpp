@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <mutex>
+#include <stop_token>
 
 namespace kvb::cbt {
 namespace pb = ::snapshotmetadata;
@@ -89,8 +90,10 @@ Result<Ranges> stream(const Call& call, Request req, const std::string& what, St
   Ranges out;
   uint64_t next = 0;
   for (int attempt = 0;; ++attempt) {
+    if (call.stop.stop_requested()) return Error(Errc::kCancelled, what + ": interrupted");
     grpc::ClientContext ctx;
     ctx.set_deadline(deadline);
+    std::stop_callback cancel(call.stop, [&ctx] { ctx.TryCancel(); });
     req.set_starting_offset(static_cast<int64_t>(next));
     auto reader = start(*stub, ctx, req);
     Response m;
@@ -103,6 +106,7 @@ Result<Ranges> stream(const Call& call, Request req, const std::string& what, St
     }
     grpc::Status s = reader->Finish();
     if (s.ok()) return out;
+    if (call.stop.stop_requested()) return Error(Errc::kCancelled, what + ": interrupted");
     if (s.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= kResumes) return from_status(s, what);
     ++out.resumed;
   }

@@ -13,7 +13,8 @@
 // and inside [0, capacity). A stream that breaks (UNAVAILABLE) is resumed
 // from the end of the last range received (starting_offset), a few times;
 // an unauthenticated, missing or malformed answer is an error naming what
-// the service said.
+// the service said. A stop request (Ctrl-C) cancels the call in flight
+// instead of waiting for its timeout.
 #pragma once
 
 #include "common/error.h"
@@ -21,6 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,7 @@ struct Call {
   Secret token;
   std::string ns;
   std::chrono::milliseconds timeout{60'000};  // the whole call, resumes included
+  std::stop_token stop;  // a stop request cancels the call at once (Errc::kCancelled)
 };
 
 // The ranges that differ between the snapshot whose CSI handle is

@@ -20,11 +20,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <fstream>
+#include <stop_token>
+#include <thread>
 
 namespace kvb::testing {
 namespace {
@@ -83,7 +88,7 @@ struct Fixture {
     ::close(fd);
     tc.cluster().loop().run_sync([&] { tc.cluster().csi().volume_store().claim_written("prod", "db-data"); });
   }
-  cbt::Call call(const std::string& tok) { return cbt::Call{endpoint, Secret(tok), "prod", std::chrono::seconds(30)}; }
+  cbt::Call call(const std::string& tok) { return cbt::Call{endpoint, Secret(tok), "prod", std::chrono::seconds(30), {}}; }
 
   TestCluster tc;
   std::string loc;
@@ -160,6 +165,43 @@ TEST(SnapshotMetadata, BadTokensMissingSnapshotsAndAnUnknownCaAreRefused) {
   auto untrusted = cbt::get_metadata_delta(c, h1, s1);
   ASSERT_FALSE(untrusted);
   EXPECT_NE(untrusted.error().code, Errc::kUnauthorized) << untrusted.error().message;
+}
+
+// Ctrl-C during a call to a service that does not answer: the call ends at
+// once with Errc::kCancelled, not at its 60 s timeout. The "service" accepts
+// the connection and never speaks TLS.
+TEST(SnapshotMetadata, AStopCancelsACallInFlight) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  auto ca = testcluster::make_ca("a CA");
+  ASSERT_TRUE(ca);
+  std::stop_source stop;
+  cbt::Call call{{"127.0.0.1:" + std::to_string(ntohs(addr.sin_port)), ca->cert_pem}, Secret("t"), "prod", std::chrono::seconds(60),
+                 stop.get_token()};
+  Result<cbt::Ranges> got = Error(Errc::kInternal, "not run");
+  const auto started = std::chrono::steady_clock::now();
+  std::thread caller([&] { got = cbt::get_metadata_delta(call, "base", "target"); });
+  int conn = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);  // the call is under way
+  EXPECT_GE(conn, 0);
+  stop.request_stop();
+  caller.join();
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code, Errc::kCancelled) << got.error().message;
+  EXPECT_LT(took, std::chrono::seconds(30)) << "ended by the stop, not the 60 s timeout";
+  if (conn >= 0) ::close(conn);
+  ::close(fd);
+
+  auto before = cbt::get_metadata_delta(call, "base", "target");
+  ASSERT_FALSE(before);
+  EXPECT_EQ(before.error().code, Errc::kCancelled) << "a stop requested before the call: no call";
 }
 
 }  // namespace
