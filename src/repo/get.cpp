@@ -5,7 +5,7 @@
 // decompresses and verifies a blob; the calling thread writes each at every
 // offset that needs it. Zeros are holes in a file (the file is truncated to size first) and
 // written out (BLKZEROOUT, else zeros) on a block device. To a stream ("-"),
-// extents are written in order by one thread. A file is written beside the
+// extents are written in order, blobs read ahead on the workers (as read()). A file is written beside the
 // target and renamed over it at the end (repo/restore_target.h).
 #include "common/bounded_queue.h"
 #include "repo/blob.h"
@@ -116,17 +116,8 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
   uint64_t done_bytes = 0;
 
   if (stream) {
-    for (const auto& e : snap.extents) {
-      if (!e.blob) {
-        KVB_CHECK(write_zeros(fd, e.offset, e.length, false, true, tname));
-      } else {
-        auto plain = read_blob(*loc_, index_, key_, *e.blob);
-        if (!plain) return unreadable(snap, plain.error(), e.length, {e.offset});
-        KVB_CHECK(write_all(fd, plain->data(), plain->size(), -1, tname));
-      }
-      done_bytes += e.length;
-      if (options.progress) options.progress(done_bytes, snap.size);
-    }
+    // In order, blobs read ahead on the workers (Repository::read).
+    KVB_CHECK(read(snap, [&](std::span<const uint8_t> bytes) { return write_all(fd, bytes.data(), bytes.size(), -1, tname); }, options));
     return out.commit();
   }
 
