@@ -18,14 +18,25 @@
 // the data extents and hashing holes from a static zero buffer; cached until
 // the file is written again.
 //
+// A claim restored from a snapshot (of the snapshot's size) starts as a hard
+// link to the snapshot's file, as an array clones a snapshot in place: no
+// byte is copied until the claim is written. The store copies it (reflink or
+// data extents, then rename over the link) before its own first write to it
+// (write_generation, write_import) and in writable_claim_path(), which every
+// writer outside the store uses (CDI upload, a QEMU guest). A snapshot's file is
+// never written after its cut, so the share cannot change the snapshot.
+//
 // Hooks for other writers (a real QEMU guest backs its disk with the claim's
-// file): claim_path() and snapshot_path() name the files, and cut() accepts
-// a caller-supplied copier that produces the snapshot file instead of the
-// default reflink/extent copy.
+// file): writable_claim_path() names a claim's file for writing (its own
+// inode), claim_path() and snapshot_path() name the files for reading, and
+// cut() accepts a caller-supplied copier that produces the snapshot file
+// instead of the default reflink/extent copy.
 //
 // Invariants: a file exists exactly while its claim is bound or its storage
-// snapshot exists; every method runs on the cluster's loop thread (the export
-// server only opens the files by path, read-only).
+// snapshot exists; a claim's file is another file's inode only while
+// FileState::shared, and nothing writes it then; every method runs on the
+// cluster's loop thread (the export server only opens the files by path,
+// read-only).
 #pragma once
 
 #include "common/error.h"
@@ -47,14 +58,18 @@ class VolumeStore {
 
   explicit VolumeStore(std::filesystem::path state_dir);
 
+  // For reading (a restored claim may still share its snapshot's inode).
   std::filesystem::path claim_path(const std::string& ns, const std::string& claim) const;
+  // For writing: the claim's file, first made its own if it shares a snapshot's.
+  Result<std::filesystem::path> writable_claim_path(const std::string& ns, const std::string& claim);
   std::filesystem::path snapshot_path(const std::string& handle) const;
 
   // `generation`: the guest generation the new file's bytes stand for
   // (write_generation() of that generation writes nothing).
   // A new zero-filled (sparse) claim file of `size` bytes; replaces one left over.
   Status create_claim(const std::string& ns, const std::string& claim, int64_t size, int64_t generation = 0);
-  // A claim file holding the snapshot's bytes, grown to `size` if larger.
+  // A claim file holding the snapshot's bytes, grown to `size` if larger
+  // (not larger: a hard link to the snapshot's file, copied on first write).
   Status restore_claim(const std::string& ns, const std::string& claim, const std::string& handle, int64_t size,
                        int64_t generation);
   // A claim file holding another claim's current bytes (CDI clone), grown to `size`.
@@ -94,9 +109,12 @@ class VolumeStore {
     std::optional<int64_t> written_generation;
     std::optional<std::string> sha256;  // cached until the next write
     bool external = false;              // written by someone else: no synthetic writes
+    bool shared = false;                // a hard link to a snapshot's file: unshare() before writing
   };
   static std::string key(const std::string& ns, const std::string& claim) { return ns + "/" + claim; }
   Result<std::string> hash(const std::filesystem::path& p, FileState& st);
+  // Gives a shared claim a file of its own (a copy, renamed over the link).
+  Status unshare(const std::string& ns, const std::string& claim, FileState& st);
 
   std::filesystem::path root_;
   std::map<std::string, FileState> claims_;     // "ns/claim"
