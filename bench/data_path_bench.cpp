@@ -24,9 +24,25 @@
 //         image to a local file, and against the user's script: `restic
 //         restore` to a file then a curl POST to the upload proxy
 //         (virtctl image-upload's path).
-// Prints the times, MB/s and the ratios. restic must be installed
-// (scripts/deps installs it).
+// Prints the times, MB/s and the ratios, and where each copy's time went
+// (the record's cutAt/readyAt and copy.millis: snapshot cut, readyToUse, the
+// temporary claim and export, the transfer, the cleanup). restic must be
+// installed (scripts/deps installs it).
+//
+// --repeat N: the first copy and the put are run N times each (alternating,
+// each into a repository of its own, so every one is a first copy), and the
+// medians are reported. KVB_BENCH_KVBACKUP_CPUS=<taskset list> runs every
+// kvbackup command on those CPUs (run the bench itself, and with it the test
+// cluster, with `taskset -c <others>`): kvbackup's share of the copy is then
+// separated from the simulator's, which shares the cores otherwise.
+// --copy-only: only the copies and puts of the first backup (no user
+// script, no second backups, no restore).
+//
+// The scenario's snapshot class states its latencies: the snapshot is cut
+// 200 ms after it is created and readyToUse 1 s after the cut (the test
+// cluster's defaults); both are part of the copy's time, as on a real array.
 #include "common/subprocess.h"
+#include "common/time.h"
 #include "kube/object.h"
 #include "kube/watch.h"
 #include "testcluster/csi.h"
@@ -60,9 +76,11 @@ const kube::ResourceRef kCdiConfigs{"cdi.kubevirt.io", "v1beta1", "cdiconfigs", 
 }
 
 // Runs argv (a fixed program, never a shell string built from data); fails the
-// bench on a non-zero exit. Returns stdout and the seconds it took.
-std::pair<std::string, double> timed(std::vector<std::string> argv, const EnvVars& env = {}) {
+// bench on a non-zero exit. Returns stdout and the seconds it took. `cpus`:
+// a taskset CPU list to run it on (empty: anywhere).
+std::pair<std::string, double> timed(std::vector<std::string> argv, const EnvVars& env = {}, const std::string& cpus = {}) {
   ProcessSpec s;
+  if (!cpus.empty()) argv.insert(argv.begin(), {"/usr/bin/taskset", "-c", cpus});
   s.argv = std::move(argv);
   s.env_overrides = env;
   s.timeout = 1800s;
@@ -149,13 +167,58 @@ json::object only_volume(const std::string& record_json) {
   return *copy;
 }
 
+double seconds_between(const json::value* from, const json::value* to) {
+  if (!from || !to || !from->is_string() || !to->is_string()) return 0;
+  auto a = parse_rfc3339(from->as_string()), b = parse_rfc3339(to->as_string());
+  if (!a || !b) return 0;
+  return std::chrono::duration<double>(*b - *a).count();
+}
+
+// Where one backup's time went, from its record: the snapshot (created at the
+// run's start, cut, readyToUse) and the copy's own stages (copy.millis).
+struct Stages {
+  double cut = 0, ready = 0, plan = 0, create = 0, export_ready = 0, transfer = 0, cleanup = 0, record = 0;
+};
+
+Stages stages_of(const std::string& record_json) {
+  auto rec = json::parse(record_json).as_object();
+  const auto& vol = rec.at("vms").as_array().at(0).at("volumes").as_array().at(0).as_object();
+  Stages s;
+  s.cut = seconds_between(rec.if_contains("startedAt"), vol.if_contains("cutAt"));
+  s.ready = seconds_between(vol.if_contains("cutAt"), vol.if_contains("readyAt"));
+  s.record = seconds_between(rec.if_contains("startedAt"), rec.if_contains("finishedAt"));
+  if (const auto* m = kube::object_at(vol, {"copy", "millis"})) {
+    auto ms = [&](const char* k) { return m->contains(k) ? static_cast<double>(m->at(k).to_number<int64_t>()) / 1000 : 0.0; };
+    s.plan = ms("plan"), s.create = ms("create"), s.export_ready = ms("ready"), s.transfer = ms("transfer"), s.cleanup = ms("cleanup");
+  }
+  return s;
+}
+
+void print_stages(const char* what, const Stages& s, double whole) {
+  std::printf("  %-7s start->cut %.2f, cut->readyToUse %.2f | copy: plan %.2f, claim+export created %.2f, export Ready %.2f, "
+              "transfer %.2f, cleanup %.2f | record %.2f, process %.2f s\n",
+              what, s.cut, s.ready, s.plan, s.create, s.export_ready, s.transfer, s.cleanup, s.record, whole);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int64_t mib = 1024;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], "--mib") == 0) mib = std::atoll(argv[i + 1]);
+  int repeat = 1;
+  bool copy_only = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--mib") == 0 && i + 1 < argc) mib = std::atoll(argv[++i]);
+    else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
+    else if (std::strcmp(argv[i], "--copy-only") == 0) copy_only = true;
+    else fail(std::string("unknown argument ") + argv[i] + " (--mib N, --repeat N, --copy-only)");
   }
+  const char* cpus_env = std::getenv("KVB_BENCH_KVBACKUP_CPUS");
+  const std::string kvb_cpus = cpus_env ? cpus_env : "";
   const int64_t size = mib << 20;
   const double mb = static_cast<double>(size) / 1e6;
   std::string scenario =
@@ -166,7 +229,11 @@ int main(int argc, char** argv) {
       std::to_string(mib) + "Mi, storageClass: fast}]}\n  - name: dr\n";
   testing::TestCluster tc(scenario);
   std::filesystem::path claim;
-  tc.cluster().loop().run_sync([&] { claim = tc.cluster().csi().volume_store().claim_path("prod", "db-rootdisk"); });
+  tc.cluster().loop().run_sync([&] {
+    auto w = tc.cluster().csi().volume_store().writable_claim_path("prod", "db-rootdisk");  // the bench writes it
+    if (!w) fail("the claim has no file: " + w.error().message);
+    claim = *w;
+  });
   fill_image(claim, mib);
   tc.cluster().loop().run_sync([&] { tc.cluster().csi().volume_store().claim_written("prod", "db-rootdisk"); });
   tc.dir().write("pw", "bench-password\n", 0600);
@@ -174,25 +241,51 @@ int main(int argc, char** argv) {
   const std::string loc = (tc.dir() / "location").string(), image = (tc.dir() / "image").string();
   auto kvbackup = [&](std::vector<std::string> args, const EnvVars& env = {}) {
     args.insert(args.begin(), {kvb, "--kubeconfig", kc});
-    return timed(std::move(args), env);
+    return timed(std::move(args), env, kvb_cpus);
   };
   // The ServiceAccount whose token asks for the snapshot metadata: prod/default
   // (changed-block tracking), or one that does not exist (the fingerprint map).
   const EnvVars cbt_on{{"KVBACKUP_SERVICE_ACCOUNT", "prod/default"}}, cbt_off{{"KVBACKUP_SERVICE_ACCOUNT", "prod/no-such-account"}};
-  auto backup = [&](const std::string& name, const EnvVars& env = {}) {
-    return kvbackup({"backup", "create", name, "-n", "prod", "--location", loc, "--copy-data", "--password-file", pw, "-o", "json"}, env);
+  auto backup_at = [&](const std::string& name, const std::string& at, const EnvVars& env = {}) {
+    return kvbackup({"backup", "create", name, "-n", "prod", "--location", at, "--copy-data", "--password-file", pw, "-o", "json"}, env);
   };
-  std::printf("data path of one %lld MiB volume (1/3 random, 1/3 text, 1/3 holes) on the test cluster, %u CPUs\n",
-              static_cast<long long>(mib), std::thread::hardware_concurrency());
+  auto backup = [&](const std::string& name, const EnvVars& env = {}) { return backup_at(name, loc, env); };
+  std::printf("data path of one %lld MiB volume (1/3 random, 1/3 text, 1/3 holes) on the test cluster, %u CPUs, kvbackup on %s\n",
+              static_cast<long long>(mib), std::thread::hardware_concurrency(), kvb_cpus.empty() ? "any CPU" : ("CPUs " + kvb_cpus).c_str());
 
-  // copy, then the repository floor on the same bytes.
-  auto [rec1, t_copy] = backup("b1");
-  const json::object copy1 = only_volume(rec1);
-  if (kube::str_at(copy1, {"sha256"}) != tc.claim_sha256("prod", "db-rootdisk")) fail("the copy's SHA-256 is not the claim's");
+  // copy, then the repository floor on the same bytes; with --repeat, each
+  // again into fresh repositories (every copy a first copy), alternating.
+  const std::string claim_sha = tc.claim_sha256("prod", "db-rootdisk");
   timed({"cp", "--sparse=always", claim.string(), image});
   const std::string put_repo = (tc.dir() / "put-repo").string();
-  kvbackup({"repo", "init", "--repo", put_repo, "--password-file", pw});
-  auto [put_out, t_put] = kvbackup({"repo", "put", "--repo", put_repo, "--password-file", pw, "vm", image});
+  std::vector<double> copies, puts, transfers;
+  for (int run = 0; run < repeat; ++run) {
+    const std::string at = run == 0 ? loc : loc + "-" + std::to_string(run);
+    auto [rec, t] = backup_at(run == 0 ? "b1" : "b1-" + std::to_string(run), at);
+    const json::object c = only_volume(rec);
+    if (kube::str_at(c, {"sha256"}) != claim_sha) fail("the copy's SHA-256 is not the claim's");
+    const Stages st = stages_of(rec);
+    print_stages("copy", st, t);
+    copies.push_back(t);
+    transfers.push_back(st.transfer);
+    const std::string pr = run == 0 ? put_repo : put_repo + "-" + std::to_string(run);
+    kvbackup({"repo", "init", "--repo", pr, "--password-file", pw});
+    auto [out, tp] = kvbackup({"repo", "put", "--repo", pr, "--password-file", pw, "vm", image});
+    std::printf("  put     %.2f s\n", tp);
+    puts.push_back(tp);
+  }
+  const double t_copy = median(copies), t_put = median(puts), t_transfer = median(transfers);
+  auto rate = [&](double secs) { return mb / secs; };
+  if (copy_only) {
+    std::printf("\n%-62s %8s %9s   (median of %d)\n", "", "seconds", "MB/s", repeat);
+    std::printf("%-62s %8.2f %9.0f\n", "copy:    backup create --copy-data (first)", t_copy, rate(t_copy));
+    std::printf("%-62s %8.2f %9.0f\n", "  of it, the copy's transfer (download into the put)", t_transfer, rate(t_transfer));
+    std::printf("%-62s %8.2f %9.0f\n", "put:     repo put of the same image from a local file", t_put, rate(t_put));
+    std::printf("\nratios (kvbackup on %s)\n", kvb_cpus.empty() ? "any CPU, shared with the test cluster" : ("CPUs " + kvb_cpus).c_str());
+    std::printf("  copy / put (transport overhead; target <= 1.20)          %6.2f\n", t_copy / t_put);
+    std::printf("  transfer / put (the copy step alone)                     %6.2f\n", t_transfer / t_put);
+    return 0;
+  }
 
   // The user's script: one gzip stream of the export into restic.
   auto exported = testing::export_claim(tc, "prod", "db-rootdisk", "user");
@@ -280,9 +373,11 @@ int main(int argc, char** argv) {
              "user", restic_repo, restored, (tc.dir() / "cluster-ca.pem").string(), upload_token, proxy},
             restic_env);
 
-  auto rate = [&](double secs) { return mb / secs; };
+  print_stages("copy2", stages_of(rec2), t_copy2);
+  print_stages("copy3", stages_of(rec3), t_copy3);
   std::printf("\n%-62s %8s %9s\n", "", "seconds", "MB/s");
   std::printf("%-62s %8.2f %9.0f\n", "copy:    backup create --copy-data (first)", t_copy, rate(t_copy));
+  std::printf("%-62s %8.2f %9.0f\n", "  of it, the copy's transfer (download into the put)", t_transfer, rate(t_transfer));
   std::printf("%-62s %8.2f %9.0f\n", "put:     repo put of the same image from a local file", t_put, rate(t_put));
   std::printf("%-62s %8.2f %9.0f\n", "user:    gzip export stream | restic backup --stdin", t_user, rate(t_user));
   std::printf("%-62s %8.2f %9.0f   new bytes stored %lld (%lld blocks changed), downloaded %lld bytes\n",
@@ -298,8 +393,10 @@ int main(int argc, char** argv) {
   std::printf("%-62s %8.2f %9.0f\n", "get:     repo get of the same image to a local file", t_get, rate(t_get));
   std::printf("%-62s %8.2f %9.0f\n", "user:    restic restore, then curl POST to the upload proxy", t_user_restore,
               rate(t_user_restore));
-  std::printf("\nratios\n");
+  std::printf("\nratios (kvbackup on %s%s)\n", kvb_cpus.empty() ? "any CPU, shared with the test cluster" : ("CPUs " + kvb_cpus).c_str(),
+              repeat > 1 ? ("; copy and put: medians of " + std::to_string(repeat)).c_str() : "");
   std::printf("  copy / put (transport overhead; target <= 1.20)          %6.2f\n", t_copy / t_put);
+  std::printf("  transfer / put (the copy step alone)                     %6.2f\n", t_transfer / t_put);
   std::printf("  user script / copy (target >= 3)                         %6.2f\n", t_user / t_copy);
   std::printf("  copy2 / put2 (incremental transport overhead)            %6.2f\n", t_copy2 / t_put2);
   std::printf("  copy2 / copy3 (fingerprint map / changed-block tracking)  %6.2f\n", t_copy2 / t_copy3);
