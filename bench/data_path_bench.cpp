@@ -228,13 +228,18 @@ int main(int argc, char** argv) {
       "      - {name: db, running: false, volumes: [{name: rootdisk, type: persistentVolumeClaim, size: " +
       std::to_string(mib) + "Mi, storageClass: fast}]}\n  - name: dr\n";
   testing::TestCluster tc(scenario);
+  // The claim's file for writing: asked again before each write, since a
+  // snapshot cut since shares the file until the claim is written.
   std::filesystem::path claim;
-  tc.cluster().loop().run_sync([&] {
-    auto w = tc.cluster().csi().volume_store().writable_claim_path("prod", "db-rootdisk");  // the bench writes it
-    if (!w) fail("the claim has no file: " + w.error().message);
-    claim = *w;
-  });
-  fill_image(claim, mib);
+  auto writable = [&] {
+    tc.cluster().loop().run_sync([&] {
+      auto w = tc.cluster().csi().volume_store().writable_claim_path("prod", "db-rootdisk");
+      if (!w) fail("the claim has no file: " + w.error().message);
+      claim = *w;
+    });
+    return claim;
+  };
+  fill_image(writable(), mib);
   tc.cluster().loop().run_sync([&] { tc.cluster().csi().volume_store().claim_written("prod", "db-rootdisk"); });
   tc.dir().write("pw", "bench-password\n", 0600);
   const std::string kvb = testing::kvbackup_binary(), kc = tc.kubeconfig().string(), pw = (tc.dir() / "pw").string();
@@ -305,7 +310,7 @@ int main(int argc, char** argv) {
   tc.client()->remove(kExports, "prod", "user");
 
   // The second backup, ~1% of the blocks changed.
-  const int64_t changed = change_one_percent(claim, size, 11);
+  const int64_t changed = change_one_percent(writable(), size, 11);
   tc.cluster().loop().run_sync([&] { tc.cluster().csi().volume_store().claim_written("prod", "db-rootdisk"); });
   auto [rec2, t_copy2] = backup("b2", cbt_off);
   const json::object copy2 = only_volume(rec2);
@@ -314,7 +319,7 @@ int main(int argc, char** argv) {
   auto [put2_out, t_put2] = kvbackup({"repo", "put", "--repo", put_repo, "--password-file", pw, "vm", image});
 
   // The third backup, another ~1% changed, with changed-block tracking.
-  const int64_t changed3 = change_one_percent(claim, size, 13);
+  const int64_t changed3 = change_one_percent(writable(), size, 13);
   tc.cluster().loop().run_sync([&] { tc.cluster().csi().volume_store().claim_written("prod", "db-rootdisk"); });
   auto [rec3, t_copy3] = backup("b3", cbt_on);
   const json::object copy3 = only_volume(rec3);

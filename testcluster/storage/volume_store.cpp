@@ -243,13 +243,17 @@ void VolumeStore::remove_claim(const std::string& ns, const std::string& claim) 
 }
 
 void VolumeStore::claim_written(const std::string& ns, const std::string& claim) {
-  if (auto it = claims_.find(key(ns, claim)); it != claims_.end()) it->second.sha256.reset();
+  if (auto it = claims_.find(key(ns, claim)); it != claims_.end()) {
+    it->second.sha256.reset();
+    it->second.writer_out = false;
+  }
 }
 
 Result<fs::path> VolumeStore::writable_claim_path(const std::string& ns, const std::string& claim) {
   auto it = claims_.find(key(ns, claim));
   if (it == claims_.end()) return Error(Errc::kNotFound, "claim " + key(ns, claim) + " has no bytes");
   KVB_CHECK(unshare(ns, claim, it->second));
+  it->second.writer_out = true;
   return claim_path(ns, claim);
 }
 
@@ -294,7 +298,13 @@ Status VolumeStore::cut(const std::string& ns, const std::string& claim, const s
   fs::path to = snapshot_path(handle);
   std::error_code ec;
   fs::create_directories(to.parent_path(), ec);
-  KVB_CHECK(copier ? copier(claim_path(ns, claim), to) : copy_sparse(claim_path(ns, claim), to));
+  FileState& st = claims_[key(ns, claim)];
+  fs::remove(to, ec);
+  if (!copier && !st.external && !st.writer_out && ::link(claim_path(ns, claim).c_str(), to.c_str()) == 0) {
+    st.shared = true;  // copied before the claim's next write
+  } else {
+    KVB_CHECK(copier ? copier(claim_path(ns, claim), to) : copy_sparse(claim_path(ns, claim), to));
+  }
   snapshots_[handle] = FileState{size_of_file(to), std::nullopt, std::nullopt};
   return ok();
 }

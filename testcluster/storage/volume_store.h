@@ -18,13 +18,18 @@
 // the data extents and hashing holes from a static zero buffer; cached until
 // the file is written again.
 //
-// A claim restored from a snapshot (of the snapshot's size) starts as a hard
-// link to the snapshot's file, as an array clones a snapshot in place: no
-// byte is copied until the claim is written. The store copies it (reflink or
-// data extents, then rename over the link) before its own first write to it
-// (write_generation, write_import) and in writable_claim_path(), which every
-// writer outside the store uses (CDI upload, a QEMU guest). A snapshot's file is
-// never written after its cut, so the share cannot change the snapshot.
+// Cuts and restores share files, as an array snapshots and clones in place:
+// a snapshot cut from a claim is a hard link to the claim's file, and a claim
+// restored from a snapshot (at the snapshot's size) a hard link to the
+// snapshot's file; no byte is copied until the claim is written. The store
+// gives a shared claim a file of its own (reflink or data extents, renamed
+// over the link) before its own writes (write_generation, write_import) and
+// in writable_claim_path(), which every writer outside the store uses (CDI
+// upload, a QEMU guest, tests and benches) before each time it writes; such a
+// writer is "out" until it calls claim_written(), and a claim with a writer
+// out, an external writer or a caller's copier is cut by copying, as before.
+// A snapshot's file is never written after its cut, so no share can change
+// a snapshot's bytes.
 //
 // Hooks for other writers (a real QEMU guest backs its disk with the claim's
 // file): writable_claim_path() names a claim's file for writing (its own
@@ -60,7 +65,8 @@ class VolumeStore {
 
   // For reading (a restored claim may still share its snapshot's inode).
   std::filesystem::path claim_path(const std::string& ns, const std::string& claim) const;
-  // For writing: the claim's file, first made its own if it shares a snapshot's.
+  // For writing: the claim's file, first made its own if it shares a snapshot's;
+  // call it again before each later write (a cut in between may share it again).
   Result<std::filesystem::path> writable_claim_path(const std::string& ns, const std::string& claim);
   std::filesystem::path snapshot_path(const std::string& handle) const;
 
@@ -75,7 +81,8 @@ class VolumeStore {
   // A claim file holding another claim's current bytes (CDI clone), grown to `size`.
   Status clone_claim(const std::string& ns, const std::string& claim, const std::string& src_ns,
                      const std::string& src_claim, int64_t size, int64_t generation);
-  // Someone else (a real guest) wrote the claim's file: forget the cached hash.
+  // Someone else (a real guest) wrote the claim's file: forget the cached hash
+  // (and the writer is done: the next cut may share the file).
   void claim_written(const std::string& ns, const std::string& claim);
   // A claim whose bytes another writer owns (a real QEMU guest's disk):
   // write_generation() leaves it alone.
@@ -109,7 +116,8 @@ class VolumeStore {
     std::optional<int64_t> written_generation;
     std::optional<std::string> sha256;  // cached until the next write
     bool external = false;              // written by someone else: no synthetic writes
-    bool shared = false;                // a hard link to a snapshot's file: unshare() before writing
+    bool shared = false;                // its inode is a snapshot's too: unshare() before writing
+    bool writer_out = false;            // writable_claim_path() handed out, no claim_written() since
   };
   static std::string key(const std::string& ns, const std::string& claim) { return ns + "/" + claim; }
   Result<std::string> hash(const std::filesystem::path& p, FileState& st);

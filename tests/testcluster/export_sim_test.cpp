@@ -312,6 +312,38 @@ TEST(SimBytes, ARestoredClaimSharesItsSnapshotUntilItIsWritten) {
   ASSERT_TRUE(vs.restore_claim("ns", "e", "h1", size, 7));
   ASSERT_TRUE(vs.create_claim("ns", "e", size, 0));
   EXPECT_TRUE(snapshot_unchanged());
+  // A cut shares the claim's file too, until the claim is next written.
+  ASSERT_TRUE(vs.cut("ns", "a", "h3"));
+  EXPECT_EQ(inode(vs.claim_path("ns", "a")), inode(vs.snapshot_path("h3")));
+  const std::string h3 = *testcluster::sparse_sha256(vs.snapshot_path("h3"));
+  ASSERT_TRUE(vs.write_generation("ns", "a", "vm", 9));
+  EXPECT_NE(inode(vs.claim_path("ns", "a")), inode(vs.snapshot_path("h3")));
+  EXPECT_EQ(*testcluster::sparse_sha256(vs.snapshot_path("h3")), h3);
+  EXPECT_NE(*vs.claim_sha256("ns", "a"), h3);
+  // With a writer out (writable_claim_path, no claim_written yet) a cut copies: the writer may still write.
+  auto out = vs.writable_claim_path("ns", "a");
+  ASSERT_TRUE(out);
+  ASSERT_TRUE(vs.cut("ns", "a", "h4"));
+  EXPECT_NE(inode(*out), inode(vs.snapshot_path("h4")));
+  vs.claim_written("ns", "a");
+  ASSERT_TRUE(vs.cut("ns", "a", "h5"));
+  EXPECT_EQ(inode(vs.claim_path("ns", "a")), inode(vs.snapshot_path("h5")));
+  // The writer asks again before writing: its own file, the snapshot untouched.
+  const std::string h5 = *testcluster::sparse_sha256(vs.snapshot_path("h5"));
+  auto again = vs.writable_claim_path("ns", "a");
+  ASSERT_TRUE(again);
+  {
+    std::ofstream o(*again, std::ios::in | std::ios::out | std::ios::binary);
+    o.seekp(8192);
+    o << "a later write";
+  }
+  vs.claim_written("ns", "a");
+  EXPECT_EQ(*testcluster::sparse_sha256(vs.snapshot_path("h5")), h5);
+  EXPECT_NE(*vs.claim_sha256("ns", "a"), h5);
+  // An external writer's claim (a running QEMU guest) is always copied at a cut.
+  vs.set_external_writer("ns", "a", true);
+  ASSERT_TRUE(vs.cut("ns", "a", "h6"));
+  EXPECT_NE(inode(vs.claim_path("ns", "a")), inode(vs.snapshot_path("h6")));
   // The snapshot deleted while a claim shares it: the claim keeps its bytes.
   ASSERT_TRUE(vs.restore_claim("ns", "f", "h1", size, 7));
   vs.remove_snapshot("h1");
