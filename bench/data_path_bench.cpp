@@ -35,6 +35,10 @@
 // kvbackup command on those CPUs (run the bench itself, and with it the test
 // cluster, with `taskset -c <others>`): kvbackup's share of the copy is then
 // separated from the simulator's, which shares the cores otherwise.
+// --pinned K:C runs each repetition twice, side by side in one run: shared
+// (any CPU) and pinned (kvbackup on CPUs K by taskset, every thread of this
+// process, the test cluster's included, on CPUs C by sched_setaffinity), and
+// prints both sets of medians and ratios.
 // --copy-only: only the copies and puts of the first backup (no user
 // script, no second backups, no restore).
 //
@@ -56,6 +60,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <random>
+#include <sched.h>
 #include <thread>
 #include <unistd.h>
 
@@ -200,6 +205,31 @@ void print_stages(const char* what, const Stages& s, double whole) {
               what, s.cut, s.ready, s.plan, s.create, s.export_ready, s.transfer, s.cleanup, s.record, whole);
 }
 
+// Pins every thread of this process (threads made later inherit it) to the
+// CPUs of a taskset-style list ("0", "0,2", "0-1"); empty: every CPU.
+void pin_process(const std::string& cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (cpus.empty()) {
+    for (unsigned c = 0; c < std::thread::hardware_concurrency(); ++c) CPU_SET(c, &set);
+  } else {
+    size_t at = 0;
+    while (at < cpus.size()) {
+      size_t end = cpus.find(',', at);
+      if (end == std::string::npos) end = cpus.size();
+      const std::string item = cpus.substr(at, end - at);
+      const size_t dash = item.find('-');
+      const int first = std::atoi(item.c_str()), last = dash == std::string::npos ? first : std::atoi(item.c_str() + dash + 1);
+      for (int c = first; c <= last; ++c) CPU_SET(c, &set);
+      at = end + 1;
+    }
+  }
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    const pid_t tid = static_cast<pid_t>(std::atoi(task.path().filename().c_str()));
+    if (::sched_setaffinity(tid, sizeof set, &set) != 0) fail("cannot pin thread " + std::to_string(tid) + " to CPUs " + cpus);
+  }
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
@@ -211,14 +241,21 @@ int main(int argc, char** argv) {
   int64_t mib = 1024;
   int repeat = 1;
   bool copy_only = false;
+  std::string pin_kvb, pin_cluster;  // --pinned K:C
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--mib") == 0 && i + 1 < argc) mib = std::atoll(argv[++i]);
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--copy-only") == 0) copy_only = true;
-    else fail(std::string("unknown argument ") + argv[i] + " (--mib N, --repeat N, --copy-only)");
+    else if (std::strcmp(argv[i], "--pinned") == 0 && i + 1 < argc) {
+      const std::string kc = argv[++i];
+      const size_t colon = kc.find(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == kc.size()) fail("--pinned wants KVBACKUP_CPUS:CLUSTER_CPUS, e.g. 1:0");
+      pin_kvb = kc.substr(0, colon), pin_cluster = kc.substr(colon + 1);
+    } else fail(std::string("unknown argument ") + argv[i] + " (--mib N, --repeat N, --pinned K:C, --copy-only)");
   }
   const char* cpus_env = std::getenv("KVB_BENCH_KVBACKUP_CPUS");
-  const std::string kvb_cpus = cpus_env ? cpus_env : "";
+  const std::string kvb_cpus_default = cpus_env ? cpus_env : "";
+  std::string kvb_cpus = kvb_cpus_default;  // the pinned phase of --pinned changes it
   const int64_t size = mib << 20;
   const double mb = static_cast<double>(size) / 1e6;
   std::string scenario =
@@ -263,24 +300,43 @@ int main(int argc, char** argv) {
   const std::string claim_sha = tc.claim_sha256("prod", "db-rootdisk");
   timed({"cp", "--sparse=always", claim.string(), image});
   const std::string put_repo = (tc.dir() / "put-repo").string();
-  std::vector<double> copies, puts, transfers;
+  std::vector<double> copies, puts, transfers, pcopies, pputs, ptransfers;
   for (int run = 0; run < repeat; ++run) {
-    const std::string at = run == 0 ? loc : loc + "-" + std::to_string(run);
-    auto [rec, t] = backup_at(run == 0 ? "b1" : "b1-" + std::to_string(run), at);
-    const json::object c = only_volume(rec);
-    if (kube::str_at(c, {"sha256"}) != claim_sha) fail("the copy's SHA-256 is not the claim's");
-    const Stages st = stages_of(rec);
-    print_stages("copy", st, t);
-    copies.push_back(t);
-    transfers.push_back(st.transfer);
-    const std::string pr = run == 0 ? put_repo : put_repo + "-" + std::to_string(run);
-    kvbackup({"repo", "init", "--repo", pr, "--password-file", pw});
-    auto [out, tp] = kvbackup({"repo", "put", "--repo", pr, "--password-file", pw, "vm", image});
-    std::printf("  put     %.2f s\n", tp);
-    puts.push_back(tp);
+    for (const bool pinned : {false, true}) {
+      if (pinned && pin_kvb.empty()) continue;
+      const std::string suffix = (pinned ? "-p" : "-") + std::to_string(run);
+      const bool first = run == 0 && !pinned;  // b1 at `loc`: the series b2 and b3 build on
+      kvb_cpus = pinned ? pin_kvb : kvb_cpus_default;
+      if (!pin_kvb.empty()) pin_process(pinned ? pin_cluster : "");
+      auto [rec, t] = backup_at(first ? "b1" : "b1" + suffix, first ? loc : loc + suffix);
+      const json::object c = only_volume(rec);
+      if (kube::str_at(c, {"sha256"}) != claim_sha) fail("the copy's SHA-256 is not the claim's");
+      const Stages st = stages_of(rec);
+      print_stages(pinned ? "copy[p]" : "copy", st, t);
+      (pinned ? pcopies : copies).push_back(t);
+      (pinned ? ptransfers : transfers).push_back(st.transfer);
+      const std::string pr = first ? put_repo : put_repo + suffix;
+      kvbackup({"repo", "init", "--repo", pr, "--password-file", pw});
+      auto [out, tp] = kvbackup({"repo", "put", "--repo", pr, "--password-file", pw, "vm", image});
+      std::printf("  %-7s %.2f s\n", pinned ? "put[p]" : "put", tp);
+      (pinned ? pputs : puts).push_back(tp);
+    }
   }
+  kvb_cpus = kvb_cpus_default;
+  if (!pin_kvb.empty()) pin_process("");
   const double t_copy = median(copies), t_put = median(puts), t_transfer = median(transfers);
   auto rate = [&](double secs) { return mb / secs; };
+  // The pinned medians and ratios, next to the shared ones.
+  auto print_pinned = [&] {
+    if (pin_kvb.empty()) return;
+    const double c = median(pcopies), p = median(pputs), x = median(ptransfers);
+    std::printf("\npinned: kvbackup on CPUs %s, the test cluster on CPUs %s (median of %d)\n", pin_kvb.c_str(), pin_cluster.c_str(), repeat);
+    std::printf("%-62s %8.2f %9.0f\n", "copy[p]: backup create --copy-data (first)", c, rate(c));
+    std::printf("%-62s %8.2f %9.0f\n", "  of it, the copy's transfer", x, rate(x));
+    std::printf("%-62s %8.2f %9.0f\n", "put[p]:  repo put of the same image from a local file", p, rate(p));
+    std::printf("  copy / put, pinned (target <= 1.20)                      %6.2f\n", c / p);
+    std::printf("  transfer / put, pinned                                   %6.2f\n", x / p);
+  };
   if (copy_only) {
     std::printf("\n%-62s %8s %9s   (median of %d)\n", "", "seconds", "MB/s", repeat);
     std::printf("%-62s %8.2f %9.0f\n", "copy:    backup create --copy-data (first)", t_copy, rate(t_copy));
@@ -289,6 +345,7 @@ int main(int argc, char** argv) {
     std::printf("\nratios (kvbackup on %s)\n", kvb_cpus.empty() ? "any CPU, shared with the test cluster" : ("CPUs " + kvb_cpus).c_str());
     std::printf("  copy / put (transport overhead; target <= 1.20)          %6.2f\n", t_copy / t_put);
     std::printf("  transfer / put (the copy step alone)                     %6.2f\n", t_transfer / t_put);
+    print_pinned();
     return 0;
   }
 
@@ -407,5 +464,6 @@ int main(int argc, char** argv) {
   std::printf("  copy2 / copy3 (fingerprint map / changed-block tracking)  %6.2f\n", t_copy2 / t_copy3);
   std::printf("  restore / get (restore overhead; target <= 1.20)         %6.2f\n", t_restore / t_get);
   std::printf("  user restore script / restore (target >= 2)              %6.2f\n", t_user_restore / t_restore);
+  print_pinned();
   return 0;
 }
