@@ -24,10 +24,30 @@
 //         image to a local file, and against the user's script: `restic
 //         restore` to a file then a curl POST to the upload proxy
 //         (virtctl image-upload's path).
-// Prints the times, MB/s and the ratios. restic must be installed
-// (scripts/deps installs it).
+// Prints the times, MB/s and the ratios, and where each copy's time went
+// (the record's cutAt/readyAt and copy.millis: snapshot cut, readyToUse, the
+// temporary claim and export, the transfer, the cleanup). restic must be
+// installed (scripts/deps installs it).
+//
+// --repeat N: the first copy and the put are run N times each (alternating,
+// each into a repository of its own, so every one is a first copy), and the
+// medians are reported. KVB_BENCH_KVBACKUP_CPUS=<taskset list> runs every
+// kvbackup command on those CPUs (run the bench itself, and with it the test
+// cluster, with `taskset -c <others>`): kvbackup's share of the copy is then
+// separated from the simulator's, which shares the cores otherwise.
+// --pinned K:C runs each repetition twice, side by side in one run: shared
+// (any CPU) and pinned (kvbackup on CPUs K by taskset, every thread of this
+// process, the test cluster's included, on CPUs C by sched_setaffinity), and
+// prints both sets of medians and ratios.
+// --copy-only: only the copies and puts of the first backup (no user
+// script, no second backups, no restore).
+//
+// The scenario's snapshot class states its latencies: the snapshot is cut
+// 200 ms after it is created and readyToUse 1 s after the cut (the test
+// cluster's defaults); both are part of the copy's time, as on a real array.
 #include "common/allocator.h"
 #include "common/subprocess.h"
+#include "common/time.h"
 #include "kube/object.h"
 #include "kube/watch.h"
 #include "testcluster/csi.h"
@@ -41,6 +61,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <random>
+#include <sched.h>
 #include <thread>
 #include <unistd.h>
 
@@ -61,9 +82,11 @@ const kube::ResourceRef kCdiConfigs{"cdi.kubevirt.io", "v1beta1", "cdiconfigs", 
 }
 
 // Runs argv (a fixed program, never a shell string built from data); fails the
-// bench on a non-zero exit. Returns stdout and the seconds it took.
-std::pair<std::string, double> timed(std::vector<std::string> argv, const EnvVars& env = {}) {
+// bench on a non-zero exit. Returns stdout and the seconds it took. `cpus`:
+// a taskset CPU list to run it on (empty: anywhere).
+std::pair<std::string, double> timed(std::vector<std::string> argv, const EnvVars& env = {}, const std::string& cpus = {}) {
   ProcessSpec s;
+  if (!cpus.empty()) argv.insert(argv.begin(), {"/usr/bin/taskset", "-c", cpus});
   s.argv = std::move(argv);
   s.env_overrides = env;
   s.timeout = 1800s;
@@ -150,14 +173,91 @@ json::object only_volume(const std::string& record_json) {
   return *copy;
 }
 
+double seconds_between(const json::value* from, const json::value* to) {
+  if (!from || !to || !from->is_string() || !to->is_string()) return 0;
+  auto a = parse_rfc3339(from->as_string()), b = parse_rfc3339(to->as_string());
+  if (!a || !b) return 0;
+  return std::chrono::duration<double>(*b - *a).count();
+}
+
+// Where one backup's time went, from its record: the snapshot (created at the
+// run's start, cut, readyToUse) and the copy's own stages (copy.millis).
+struct Stages {
+  double cut = 0, ready = 0, plan = 0, create = 0, export_ready = 0, transfer = 0, cleanup = 0, record = 0;
+};
+
+Stages stages_of(const std::string& record_json) {
+  auto rec = json::parse(record_json).as_object();
+  const auto& vol = rec.at("vms").as_array().at(0).at("volumes").as_array().at(0).as_object();
+  Stages s;
+  s.cut = seconds_between(rec.if_contains("startedAt"), vol.if_contains("cutAt"));
+  s.ready = seconds_between(vol.if_contains("cutAt"), vol.if_contains("readyAt"));
+  s.record = seconds_between(rec.if_contains("startedAt"), rec.if_contains("finishedAt"));
+  if (const auto* m = kube::object_at(vol, {"copy", "millis"})) {
+    auto ms = [&](const char* k) { return m->contains(k) ? static_cast<double>(m->at(k).to_number<int64_t>()) / 1000 : 0.0; };
+    s.plan = ms("plan"), s.create = ms("create"), s.export_ready = ms("ready"), s.transfer = ms("transfer"), s.cleanup = ms("cleanup");
+  }
+  return s;
+}
+
+void print_stages(const char* what, const Stages& s, double whole) {
+  std::printf("  %-7s start->cut %.2f, cut->readyToUse %.2f | copy: plan %.2f, claim+export created %.2f, export Ready %.2f, "
+              "transfer %.2f, cleanup %.2f | record %.2f, process %.2f s\n",
+              what, s.cut, s.ready, s.plan, s.create, s.export_ready, s.transfer, s.cleanup, s.record, whole);
+}
+
+// Pins every thread of this process (threads made later inherit it) to the
+// CPUs of a taskset-style list ("0", "0,2", "0-1"); empty: every CPU.
+void pin_process(const std::string& cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (cpus.empty()) {
+    for (unsigned c = 0; c < std::thread::hardware_concurrency(); ++c) CPU_SET(c, &set);
+  } else {
+    size_t at = 0;
+    while (at < cpus.size()) {
+      size_t end = cpus.find(',', at);
+      if (end == std::string::npos) end = cpus.size();
+      const std::string item = cpus.substr(at, end - at);
+      const size_t dash = item.find('-');
+      const int first = std::atoi(item.c_str()), last = dash == std::string::npos ? first : std::atoi(item.c_str() + dash + 1);
+      for (int c = first; c <= last; ++c) CPU_SET(c, &set);
+      at = end + 1;
+    }
+  }
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    const pid_t tid = static_cast<pid_t>(std::atoi(task.path().filename().c_str()));
+    if (::sched_setaffinity(tid, sizeof set, &set) != 0) fail("cannot pin thread " + std::to_string(tid) + " to CPUs " + cpus);
+  }
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   kvb::tune_allocator_for_streaming();  // as kvbackup and kvbackup-testcluster do
   int64_t mib = 1024;
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (std::strcmp(argv[i], "--mib") == 0) mib = std::atoll(argv[i + 1]);
+  int repeat = 1;
+  bool copy_only = false;
+  std::string pin_kvb, pin_cluster;  // --pinned K:C
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--mib") == 0 && i + 1 < argc) mib = std::atoll(argv[++i]);
+    else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
+    else if (std::strcmp(argv[i], "--copy-only") == 0) copy_only = true;
+    else if (std::strcmp(argv[i], "--pinned") == 0 && i + 1 < argc) {
+      const std::string kc = argv[++i];
+      const size_t colon = kc.find(':');
+      if (colon == std::string::npos || colon == 0 || colon + 1 == kc.size()) fail("--pinned wants KVBACKUP_CPUS:CLUSTER_CPUS, e.g. 1:0");
+      pin_kvb = kc.substr(0, colon), pin_cluster = kc.substr(colon + 1);
+    } else fail(std::string("unknown argument ") + argv[i] + " (--mib N, --repeat N, --pinned K:C, --copy-only)");
   }
+  const char* cpus_env = std::getenv("KVB_BENCH_KVBACKUP_CPUS");
+  const std::string kvb_cpus_default = cpus_env ? cpus_env : "";
+  std::string kvb_cpus = kvb_cpus_default;  // the pinned phase of --pinned changes it
   const int64_t size = mib << 20;
   const double mb = static_cast<double>(size) / 1e6;
   std::string scenario =
@@ -167,34 +267,89 @@ int main(int argc, char** argv) {
       "      - {name: db, running: false, volumes: [{name: rootdisk, type: persistentVolumeClaim, size: " +
       std::to_string(mib) + "Mi, storageClass: fast}]}\n  - name: dr\n";
   testing::TestCluster tc(scenario);
+  // The claim's file for writing: asked again before each write, since a
+  // snapshot cut since shares the file until the claim is written.
   std::filesystem::path claim;
-  tc.cluster().loop().run_sync([&] { claim = tc.cluster().csi().volume_store().claim_path("prod", "db-rootdisk"); });
-  fill_image(claim, mib);
+  auto writable = [&] {
+    tc.cluster().loop().run_sync([&] {
+      auto w = tc.cluster().csi().volume_store().writable_claim_path("prod", "db-rootdisk");
+      if (!w) fail("the claim has no file: " + w.error().message);
+      claim = *w;
+    });
+    return claim;
+  };
+  fill_image(writable(), mib);
   tc.cluster().loop().run_sync([&] { tc.cluster().csi().volume_store().claim_written("prod", "db-rootdisk"); });
   tc.dir().write("pw", "bench-password\n", 0600);
   const std::string kvb = testing::kvbackup_binary(), kc = tc.kubeconfig().string(), pw = (tc.dir() / "pw").string();
   const std::string loc = (tc.dir() / "location").string(), image = (tc.dir() / "image").string();
   auto kvbackup = [&](std::vector<std::string> args, const EnvVars& env = {}) {
     args.insert(args.begin(), {kvb, "--kubeconfig", kc});
-    return timed(std::move(args), env);
+    return timed(std::move(args), env, kvb_cpus);
   };
   // The ServiceAccount whose token asks for the snapshot metadata: prod/default
   // (changed-block tracking), or one that does not exist (the fingerprint map).
   const EnvVars cbt_on{{"KVBACKUP_SERVICE_ACCOUNT", "prod/default"}}, cbt_off{{"KVBACKUP_SERVICE_ACCOUNT", "prod/no-such-account"}};
-  auto backup = [&](const std::string& name, const EnvVars& env = {}) {
-    return kvbackup({"backup", "create", name, "-n", "prod", "--location", loc, "--copy-data", "--password-file", pw, "-o", "json"}, env);
+  auto backup_at = [&](const std::string& name, const std::string& at, const EnvVars& env = {}) {
+    return kvbackup({"backup", "create", name, "-n", "prod", "--location", at, "--copy-data", "--password-file", pw, "-o", "json"}, env);
   };
-  std::printf("data path of one %lld MiB volume (1/3 random, 1/3 text, 1/3 holes) on the test cluster, %u CPUs\n",
-              static_cast<long long>(mib), std::thread::hardware_concurrency());
+  auto backup = [&](const std::string& name, const EnvVars& env = {}) { return backup_at(name, loc, env); };
+  std::printf("data path of one %lld MiB volume (1/3 random, 1/3 text, 1/3 holes) on the test cluster, %u CPUs, kvbackup on %s\n",
+              static_cast<long long>(mib), std::thread::hardware_concurrency(), kvb_cpus.empty() ? "any CPU" : ("CPUs " + kvb_cpus).c_str());
 
-  // copy, then the repository floor on the same bytes.
-  auto [rec1, t_copy] = backup("b1");
-  const json::object copy1 = only_volume(rec1);
-  if (kube::str_at(copy1, {"sha256"}) != tc.claim_sha256("prod", "db-rootdisk")) fail("the copy's SHA-256 is not the claim's");
+  // copy, then the repository floor on the same bytes; with --repeat, each
+  // again into fresh repositories (every copy a first copy), alternating.
+  const std::string claim_sha = tc.claim_sha256("prod", "db-rootdisk");
   timed({"cp", "--sparse=always", claim.string(), image});
   const std::string put_repo = (tc.dir() / "put-repo").string();
-  kvbackup({"repo", "init", "--repo", put_repo, "--password-file", pw});
-  auto [put_out, t_put] = kvbackup({"repo", "put", "--repo", put_repo, "--password-file", pw, "vm", image});
+  std::vector<double> copies, puts, transfers, pcopies, pputs, ptransfers;
+  for (int run = 0; run < repeat; ++run) {
+    for (const bool pinned : {false, true}) {
+      if (pinned && pin_kvb.empty()) continue;
+      const std::string suffix = (pinned ? "-p" : "-") + std::to_string(run);
+      const bool first = run == 0 && !pinned;  // b1 at `loc`: the series b2 and b3 build on
+      kvb_cpus = pinned ? pin_kvb : kvb_cpus_default;
+      if (!pin_kvb.empty()) pin_process(pinned ? pin_cluster : "");
+      auto [rec, t] = backup_at(first ? "b1" : "b1" + suffix, first ? loc : loc + suffix);
+      const json::object c = only_volume(rec);
+      if (kube::str_at(c, {"sha256"}) != claim_sha) fail("the copy's SHA-256 is not the claim's");
+      const Stages st = stages_of(rec);
+      print_stages(pinned ? "copy[p]" : "copy", st, t);
+      (pinned ? pcopies : copies).push_back(t);
+      (pinned ? ptransfers : transfers).push_back(st.transfer);
+      const std::string pr = first ? put_repo : put_repo + suffix;
+      kvbackup({"repo", "init", "--repo", pr, "--password-file", pw});
+      auto [out, tp] = kvbackup({"repo", "put", "--repo", pr, "--password-file", pw, "vm", image});
+      std::printf("  %-7s %.2f s\n", pinned ? "put[p]" : "put", tp);
+      (pinned ? pputs : puts).push_back(tp);
+    }
+  }
+  kvb_cpus = kvb_cpus_default;
+  if (!pin_kvb.empty()) pin_process("");
+  const double t_copy = median(copies), t_put = median(puts), t_transfer = median(transfers);
+  auto rate = [&](double secs) { return mb / secs; };
+  // The pinned medians and ratios, next to the shared ones.
+  auto print_pinned = [&] {
+    if (pin_kvb.empty()) return;
+    const double c = median(pcopies), p = median(pputs), x = median(ptransfers);
+    std::printf("\npinned: kvbackup on CPUs %s, the test cluster on CPUs %s (median of %d)\n", pin_kvb.c_str(), pin_cluster.c_str(), repeat);
+    std::printf("%-62s %8.2f %9.0f\n", "copy[p]: backup create --copy-data (first)", c, rate(c));
+    std::printf("%-62s %8.2f %9.0f\n", "  of it, the copy's transfer", x, rate(x));
+    std::printf("%-62s %8.2f %9.0f\n", "put[p]:  repo put of the same image from a local file", p, rate(p));
+    std::printf("  copy / put, pinned (target <= 1.20)                      %6.2f\n", c / p);
+    std::printf("  transfer / put, pinned                                   %6.2f\n", x / p);
+  };
+  if (copy_only) {
+    std::printf("\n%-62s %8s %9s   (median of %d)\n", "", "seconds", "MB/s", repeat);
+    std::printf("%-62s %8.2f %9.0f\n", "copy:    backup create --copy-data (first)", t_copy, rate(t_copy));
+    std::printf("%-62s %8.2f %9.0f\n", "  of it, the copy's transfer (download into the put)", t_transfer, rate(t_transfer));
+    std::printf("%-62s %8.2f %9.0f\n", "put:     repo put of the same image from a local file", t_put, rate(t_put));
+    std::printf("\nratios (kvbackup on %s)\n", kvb_cpus.empty() ? "any CPU, shared with the test cluster" : ("CPUs " + kvb_cpus).c_str());
+    std::printf("  copy / put (transport overhead; target <= 1.20)          %6.2f\n", t_copy / t_put);
+    std::printf("  transfer / put (the copy step alone)                     %6.2f\n", t_transfer / t_put);
+    print_pinned();
+    return 0;
+  }
 
   // The user's script: one gzip stream of the export into restic.
   auto exported = testing::export_claim(tc, "prod", "db-rootdisk", "user");
@@ -214,7 +369,7 @@ int main(int argc, char** argv) {
   tc.client()->remove(kExports, "prod", "user");
 
   // The second backup, ~1% of the blocks changed.
-  const int64_t changed = change_one_percent(claim, size, 11);
+  const int64_t changed = change_one_percent(writable(), size, 11);
   tc.cluster().loop().run_sync([&] { tc.cluster().csi().volume_store().claim_written("prod", "db-rootdisk"); });
   auto [rec2, t_copy2] = backup("b2", cbt_off);
   const json::object copy2 = only_volume(rec2);
@@ -223,7 +378,7 @@ int main(int argc, char** argv) {
   auto [put2_out, t_put2] = kvbackup({"repo", "put", "--repo", put_repo, "--password-file", pw, "vm", image});
 
   // The third backup, another ~1% changed, with changed-block tracking.
-  const int64_t changed3 = change_one_percent(claim, size, 13);
+  const int64_t changed3 = change_one_percent(writable(), size, 13);
   tc.cluster().loop().run_sync([&] { tc.cluster().csi().volume_store().claim_written("prod", "db-rootdisk"); });
   auto [rec3, t_copy3] = backup("b3", cbt_on);
   const json::object copy3 = only_volume(rec3);
@@ -282,9 +437,11 @@ int main(int argc, char** argv) {
              "user", restic_repo, restored, (tc.dir() / "cluster-ca.pem").string(), upload_token, proxy},
             restic_env);
 
-  auto rate = [&](double secs) { return mb / secs; };
+  print_stages("copy2", stages_of(rec2), t_copy2);
+  print_stages("copy3", stages_of(rec3), t_copy3);
   std::printf("\n%-62s %8s %9s\n", "", "seconds", "MB/s");
   std::printf("%-62s %8.2f %9.0f\n", "copy:    backup create --copy-data (first)", t_copy, rate(t_copy));
+  std::printf("%-62s %8.2f %9.0f\n", "  of it, the copy's transfer (download into the put)", t_transfer, rate(t_transfer));
   std::printf("%-62s %8.2f %9.0f\n", "put:     repo put of the same image from a local file", t_put, rate(t_put));
   std::printf("%-62s %8.2f %9.0f\n", "user:    gzip export stream | restic backup --stdin", t_user, rate(t_user));
   std::printf("%-62s %8.2f %9.0f   new bytes stored %lld (%lld blocks changed), downloaded %lld bytes\n",
@@ -300,12 +457,15 @@ int main(int argc, char** argv) {
   std::printf("%-62s %8.2f %9.0f\n", "get:     repo get of the same image to a local file", t_get, rate(t_get));
   std::printf("%-62s %8.2f %9.0f\n", "user:    restic restore, then curl POST to the upload proxy", t_user_restore,
               rate(t_user_restore));
-  std::printf("\nratios\n");
+  std::printf("\nratios (kvbackup on %s%s)\n", kvb_cpus.empty() ? "any CPU, shared with the test cluster" : ("CPUs " + kvb_cpus).c_str(),
+              repeat > 1 ? ("; copy and put: medians of " + std::to_string(repeat)).c_str() : "");
   std::printf("  copy / put (transport overhead; target <= 1.20)          %6.2f\n", t_copy / t_put);
+  std::printf("  transfer / put (the copy step alone)                     %6.2f\n", t_transfer / t_put);
   std::printf("  user script / copy (target >= 3)                         %6.2f\n", t_user / t_copy);
   std::printf("  copy2 / put2 (incremental transport overhead)            %6.2f\n", t_copy2 / t_put2);
   std::printf("  copy2 / copy3 (fingerprint map / changed-block tracking)  %6.2f\n", t_copy2 / t_copy3);
   std::printf("  restore / get (restore overhead; target <= 1.20)         %6.2f\n", t_restore / t_get);
   std::printf("  user restore script / restore (target >= 2)              %6.2f\n", t_user_restore / t_restore);
+  print_pinned();
   return 0;
 }

@@ -93,7 +93,7 @@ UploadVolumes store_upload_files(Cluster& c) {
   v.file = [&c](const std::string& ns, const std::string& claim, int64_t) -> Result<std::filesystem::path> {
     auto& store = c.csi().volume_store();
     if (!store.has_claim(ns, claim)) return Error(Errc::kNotFound, "claim " + ns + "/" + claim + " has no volume (not bound)");
-    return store.claim_path(ns, claim);
+    return store.writable_claim_path(ns, claim);
   };
   v.written = [&c](const std::string& ns, const std::string& claim) { c.csi().volume_store().claim_written(ns, claim); };
   return v;

@@ -340,7 +340,9 @@ void KubeVirt::boot_qemu(Guest& g) {
     });
     return;
   }
-  auto disk = std::filesystem::absolute(c_.csi().volume_store().claim_path(ns, g.pvcs.front()));
+  auto writable = c_.csi().volume_store().writable_claim_path(ns, g.pvcs.front());  // QEMU writes it
+  if (!writable) return fail("the claim " + g.pvcs.front() + " of the guest's disk: " + writable.error().message);
+  auto disk = std::filesystem::absolute(*writable);
   c_.qemu().start(ns + "/" + vm, disk, [this, ns, vm, uid, fail](Result<std::chrono::milliseconds> up) {
     Guest* gp = guest(ns, vm);
     if (!gp || gp->vmi_uid != uid) return;  // stopped meanwhile

@@ -89,9 +89,13 @@ json::object claim_from_snapshot(const std::string& name, const std::map<std::st
 class Temporaries {
  public:
   Temporaries(kube::Client& c, std::string ns) : c_(c), ns_(std::move(ns)) {}
-  ~Temporaries() {
+  ~Temporaries() { remove(); }
+  // Deletes them now (once).
+  void remove() {
     if (!export_.empty()) (void)kubevirt::remove_volume_export(c_, ns_, export_);
     if (!claim_.empty()) (void)c_.remove(kube::resources::kPersistentVolumeClaims, ns_, claim_);
+    export_.clear();
+    claim_.clear();
   }
   void claim(std::string n) { claim_ = std::move(n); }
   void exported(std::string n) { export_ = std::move(n); }
@@ -103,9 +107,18 @@ class Temporaries {
 
 std::string transfer_item(const record::VmRecord& vm, const record::VolumeRecord& vol) { return vm.key() + " " + vol.name; }
 
+// Milliseconds since `t`, and `t` moved to now: one stage of DataCopyRecord::millis.
+int64_t lap(std::chrono::steady_clock::time_point& t) {
+  const auto now = std::chrono::steady_clock::now();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - t).count();
+  t = now;
+  return ms;
+}
+
 Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::VolumeRecord& vol, record::DataCopyRecord& out,
             std::stop_token stop) {
   kube::Client& c = *ctx.client;
+  auto stage = std::chrono::steady_clock::now();
   auto source = c.get(kube::resources::kPersistentVolumeClaims, vm.ns, vol.pvc);
   if (!source) return Error(source.error().code, "cannot read the source claim " + vol.pvc + ": " + source.error().message);
   std::string mode(kube::str_at(*source, {"spec", "volumeMode"}));
@@ -125,18 +138,28 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
             std::to_string(plan.known->size));
   }
 
+  out.millis.plan = lap(stage);
+
   const std::string name = "kvbackup-copy-" + random_hex(12);
   const auto labels = copy_labels(ctx, vm);
   Temporaries temps(c, vm.ns);
-  if (auto r = c.create(kube::resources::kPersistentVolumeClaims, vm.ns, claim_from_snapshot(name, labels, *source, vol)); !r) {
-    return Error(r.error().code, "cannot create a claim from snapshot " + vol.volume_snapshot + ": " + r.error().message);
-  }
-  temps.claim(name);
+  // The claim, and the token Secret with the export, at once: the export
+  // controller looks at an export again when its claim changes, so it becomes
+  // Ready once the claim is bound, whichever was created first.
   kubevirt::ExportRequest req{vm.ns, name, name, labels, "2h"};
-  KVB_TRY(auto token, kubevirt::create_volume_export(c, req));
-  temps.exported(name);
+  auto exported = std::async(std::launch::async, [&c, &req] { return kubevirt::create_volume_export(c, req); });
+  auto claimed = c.create(kube::resources::kPersistentVolumeClaims, vm.ns, claim_from_snapshot(name, labels, *source, vol));
+  if (claimed) temps.claim(name);
+  auto token = exported.get();
+  if (token) temps.exported(name);
+  if (!claimed) {
+    return Error(claimed.error().code, "cannot create a claim from snapshot " + vol.volume_snapshot + ": " + claimed.error().message);
+  }
+  if (!token) return token.error();
+  out.millis.create = lap(stage);
+  KVB_TRY(auto link, kubevirt::wait_raw_link(ctx.client, req, *token, ctx.export_timeout, stop));
+  out.millis.ready = lap(stage);
   auto cancelled = [&stop] { return stop.stop_requested(); };
-  KVB_TRY(auto link, kubevirt::wait_raw_link(c, req, token, ctx.export_timeout, cancelled));
 
   net::DownloadOptions dopt;
   dopt.connections = ctx.connections;
@@ -198,6 +221,9 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   auto put = ctx.repo.put(out.series, repo::ImageSource::pulled(shown, next), popt);
   ranges->close();  // a put that stopped early: the download's next hand-over fails and it ends
   const auto& got = download.get();
+  out.millis.transfer = lap(stage);
+  temps.remove();
+  out.millis.cleanup = lap(stage);
   // A put that failed first makes the download fail with kIo (its reader went away): report the put's error then.
   if (!got && (put || got.error().code != Errc::kIo)) {
     std::string why = got.error().code == Errc::kUnauthorized ? "the exporter refused the export token (401 Unauthorized): " : "";

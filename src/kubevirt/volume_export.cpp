@@ -4,11 +4,12 @@
 #include "common/random.h"
 #include "kube/object.h"
 #include "kube/resource.h"
+#include "kube/watch.h"
 #include "kubevirt/resources.h"
 
 #include <boost/json.hpp>
 
-#include <thread>
+#include <optional>
 
 namespace kvb::kubevirt {
 namespace json = boost::json;
@@ -63,56 +64,60 @@ Result<std::string> create_volume_export(kube::Client& c, const ExportRequest& r
   return token;
 }
 
-Result<RawLink> wait_raw_link(kube::Client& c, const ExportRequest& req, const std::string& token,
-                              std::chrono::milliseconds timeout, const std::function<bool()>& cancelled) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto delay = std::chrono::milliseconds(100);
-  std::string last = "not seen yet";
-  for (;;) {
-    auto vme = c.get(kVirtualMachineExports, req.ns, req.name);
-    if (!vme) {
-      if (vme.error().code != Errc::kNotFound) return vme.error();
-      last = "not found";
-    } else {
-      last = describe_status(*vme);
-      std::string phase(kube::str_at(*vme, {"status", "phase"}));
-      if (phase == "Skipped") return Error(Errc::kInvalid, "export " + req.ns + "/" + req.name + " was skipped: " + last);
-      if (phase == "Ready") {
-        const bool external = kube::array_at(*vme, {"status", "links", "external", "volumes"}) != nullptr;
-        const char* which = external ? "external" : "internal";
-        const auto* vols = kube::array_at(*vme, {"status", "links", which, "volumes"});
-        if (!vols) {
-          return Error(Errc::kNotFound, "export " + req.ns + "/" + req.name + " is Ready but has neither an external nor an internal link");
-        }
-        for (const auto& v : *vols) {
-          if (kube::str_at(v, {"name"}) != req.claim) continue;
-          if (const auto* formats = kube::array_at(v, {"formats"})) {
-            for (const auto& f : *formats) {
-              if (kube::str_at(f, {"format"}) != "raw") continue;
-              RawLink link;
-              link.url = std::string(kube::str_at(f, {"url"}));
-              link.ca_pem = std::string(kube::str_at(*vme, {"status", "links", which, "cert"}));
-              link.token = token;
-              link.external = external;
-              link.exporter_pod = std::string(kube::str_at(*vme, {"status", "serviceName"}));
-              if (link.exporter_pod.empty()) link.exporter_pod = "virt-export-" + req.name;
-              return link;
-            }
-          }
-          return Error(Errc::kInvalid, "export " + req.ns + "/" + req.name + " offers no raw format for claim " + req.claim +
-                                           " (only Block claims and claims with CDI's kubevirt content type have one)");
-        }
-        return Error(Errc::kNotFound, "export " + req.ns + "/" + req.name + " has no link for claim " + req.claim);
+Result<RawLink> wait_raw_link(std::shared_ptr<kube::Client> c, const ExportRequest& req, const std::string& token,
+                              std::chrono::milliseconds timeout, std::stop_token stop) {
+  kube::InformerOptions o;
+  o.field_selector = "metadata.name=" + req.name;
+  auto informer = kube::Informer::start(c, kVirtualMachineExports, req.ns, o);
+  const std::string key = req.ns + "/" + req.name;
+  auto settled = [](const json::object* vme) {
+    if (!vme) return false;
+    auto phase = kube::str_at(*vme, {"status", "phase"});
+    return phase == "Ready" || phase == "Skipped";
+  };
+  auto seen = informer->wait_for(key, settled, std::chrono::steady_clock::now() + timeout, std::move(stop));
+  std::optional<json::object> last_seen = informer->get(key);
+  informer->stop();
+  if (!seen) {
+    if (seen.error().code == Errc::kTimeout) {
+      return Error(Errc::kTimeout, "export " + req.ns + "/" + req.name + " of claim " + req.claim + " was not Ready within " +
+                                       std::to_string(timeout.count() / 1000) + " s: " +
+                                       (last_seen ? describe_status(*last_seen) : std::string("not found")));
+    }
+    if (seen.error().code == Errc::kCancelled) {
+      return Error(Errc::kCancelled, "cancelled while waiting for export " + req.ns + "/" + req.name);
+    }
+    return seen.error();
+  }
+  const json::object& vme = *seen;
+  if (kube::str_at(vme, {"status", "phase"}) == "Skipped") {
+    return Error(Errc::kInvalid, "export " + req.ns + "/" + req.name + " was skipped: " + describe_status(vme));
+  }
+  const bool external = kube::array_at(vme, {"status", "links", "external", "volumes"}) != nullptr;
+  const char* which = external ? "external" : "internal";
+  const auto* vols = kube::array_at(vme, {"status", "links", which, "volumes"});
+  if (!vols) {
+    return Error(Errc::kNotFound, "export " + req.ns + "/" + req.name + " is Ready but has neither an external nor an internal link");
+  }
+  for (const auto& v : *vols) {
+    if (kube::str_at(v, {"name"}) != req.claim) continue;
+    if (const auto* formats = kube::array_at(v, {"formats"})) {
+      for (const auto& f : *formats) {
+        if (kube::str_at(f, {"format"}) != "raw") continue;
+        RawLink link;
+        link.url = std::string(kube::str_at(f, {"url"}));
+        link.ca_pem = std::string(kube::str_at(vme, {"status", "links", which, "cert"}));
+        link.token = token;
+        link.external = external;
+        link.exporter_pod = std::string(kube::str_at(vme, {"status", "serviceName"}));
+        if (link.exporter_pod.empty()) link.exporter_pod = "virt-export-" + req.name;
+        return link;
       }
     }
-    if (cancelled && cancelled()) return Error(Errc::kCancelled, "cancelled while waiting for export " + req.ns + "/" + req.name);
-    if (std::chrono::steady_clock::now() + delay > deadline) {
-      return Error(Errc::kTimeout, "export " + req.ns + "/" + req.name + " of claim " + req.claim + " was not Ready within " +
-                                       std::to_string(timeout.count() / 1000) + " s: " + last);
-    }
-    std::this_thread::sleep_for(delay);
-    delay = std::min(delay * 2, std::chrono::milliseconds(1000));
+    return Error(Errc::kInvalid, "export " + req.ns + "/" + req.name + " offers no raw format for claim " + req.claim +
+                                     " (only Block claims and claims with CDI's kubevirt content type have one)");
   }
+  return Error(Errc::kNotFound, "export " + req.ns + "/" + req.name + " has no link for claim " + req.claim);
 }
 
 Status remove_volume_export(kube::Client& c, const std::string& ns, const std::string& name) {

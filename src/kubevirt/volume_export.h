@@ -26,6 +26,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <stop_token>
 #include <string>
 
 namespace kvb::kubevirt {
@@ -60,8 +62,10 @@ Result<std::string> create_volume_export(kube::Client& c, const ExportRequest& r
 // Waits until the export is Ready and offers the raw format of the claim on
 // links.external, else on links.internal (external false); a timeout or an export that says why it cannot be Ready
 // (Skipped, a missing claim) is an error naming the export and its last status.
-Result<RawLink> wait_raw_link(kube::Client& c, const ExportRequest& req, const std::string& token,
-                              std::chrono::milliseconds timeout, const std::function<bool()>& cancelled);
+// It watches the export (list and watch, by name): woken by the change that
+// makes it Ready, not by a poll interval.
+Result<RawLink> wait_raw_link(std::shared_ptr<kube::Client> c, const ExportRequest& req, const std::string& token,
+                              std::chrono::milliseconds timeout, std::stop_token stop);
 
 // Deletes the export and its token Secret (absent is fine).
 Status remove_volume_export(kube::Client& c, const std::string& ns, const std::string& name);

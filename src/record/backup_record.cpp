@@ -171,6 +171,10 @@ json::object volume_json(const VolumeRecord& v) {
       co["downloadedBytes"] = c.downloaded_bytes;
     }
     if (!c.change_tracking_reason.empty()) co["changeTrackingReason"] = c.change_tracking_reason;
+    if (c.millis.any()) {
+      co["millis"] = json::object{{"plan", c.millis.plan},         {"create", c.millis.create},   {"ready", c.millis.ready},
+                                  {"transfer", c.millis.transfer}, {"cleanup", c.millis.cleanup}};
+    }
     if (!c.error.empty()) co["error"] = c.error;
     o["copy"] = std::move(co);
   }
@@ -204,6 +208,13 @@ Result<DataCopyRecord> copy_from(DocReader& r) {
   KVB_TRY(auto downloaded, r.integer("downloadedBytes", 0));
   if (downloaded < 0) return r.error("downloadedBytes", "sizes cannot be negative");
   c.downloaded_bytes = static_cast<uint64_t>(downloaded);
+  KVB_TRY(auto millis, r.object("millis"));
+  for (auto [key, field] : {std::pair{"plan", &c.millis.plan}, std::pair{"create", &c.millis.create}, std::pair{"ready", &c.millis.ready},
+                            std::pair{"transfer", &c.millis.transfer}, std::pair{"cleanup", &c.millis.cleanup}}) {
+    KVB_TRY(*field, millis.integer(key, 0));
+    if (*field < 0) return millis.error(key, "a duration cannot be negative");
+  }
+  KVB_CHECK(millis.finish());
   KVB_TRY(c.error, r.str("error"));
   return c;
 }

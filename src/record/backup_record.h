@@ -77,6 +77,16 @@ struct DataCopyRecord {
   std::string change_tracking;
   std::string change_tracking_reason;  // why not snapshot-metadata (empty when it was used)
   uint64_t downloaded_bytes = 0;       // bytes read from the export
+  // Where the copy's time went, in milliseconds (all 0 in records before they
+  // existed): plan (the source claim read, changed-block tracking asked),
+  // create (the claim from the snapshot, the token Secret and the export),
+  // ready (until the export was Ready: the claim provisioned from the
+  // snapshot, the exporter started), transfer (the download into the put,
+  // the put's index check), cleanup (the temporaries deleted).
+  struct Millis {
+    int64_t plan = 0, create = 0, ready = 0, transfer = 0, cleanup = 0;
+    bool any() const { return plan || create || ready || transfer || cleanup; }
+  } millis;
   std::string error;
   bool ok() const { return error.empty() && !repository_snapshot.empty(); }
 };

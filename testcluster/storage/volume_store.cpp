@@ -200,6 +200,8 @@ fs::path VolumeStore::claim_path(const std::string& ns, const std::string& claim
 fs::path VolumeStore::snapshot_path(const std::string& handle) const { return root_ / "snapshots" / (handle + ".img"); }
 
 Status VolumeStore::create_claim(const std::string& ns, const std::string& claim, int64_t size, int64_t generation) {
+  std::error_code ec;
+  fs::remove(claim_path(ns, claim), ec);  // one left over may be a link to a snapshot: never truncated in place
   KVB_CHECK(make_sparse(claim_path(ns, claim), size));
   claims_[key(ns, claim)] = FileState{size, generation, std::nullopt};
   return ok();
@@ -209,6 +211,13 @@ Status VolumeStore::restore_claim(const std::string& ns, const std::string& clai
                                   int64_t generation) {
   if (!has_snapshot(handle)) return Error(Errc::kNotFound, "the storage snapshot " + handle + " has no bytes");
   fs::path p = claim_path(ns, claim);
+  std::error_code ec;
+  fs::create_directories(p.parent_path(), ec);
+  fs::remove(p, ec);  // one left over
+  if (size <= snapshot_size(handle) && ::link(snapshot_path(handle).c_str(), p.c_str()) == 0) {
+    claims_[key(ns, claim)] = FileState{size_of_file(p), generation, std::nullopt, false, true};
+    return ok();
+  }
   KVB_CHECK(copy_sparse(snapshot_path(handle), p));
   KVB_CHECK(grow(p, size));
   claims_[key(ns, claim)] = FileState{size_of_file(p), generation, std::nullopt};
@@ -219,6 +228,8 @@ Status VolumeStore::clone_claim(const std::string& ns, const std::string& claim,
                                 const std::string& src_claim, int64_t size, int64_t generation) {
   if (!has_claim(src_ns, src_claim)) return Error(Errc::kNotFound, "the source claim " + src_ns + "/" + src_claim + " has no bytes");
   fs::path p = claim_path(ns, claim);
+  std::error_code ec;
+  fs::remove(p, ec);  // one left over may be a link to a snapshot: never truncated in place
   KVB_CHECK(copy_sparse(claim_path(src_ns, src_claim), p));
   KVB_CHECK(grow(p, size));
   claims_[key(ns, claim)] = FileState{size_of_file(p), generation, std::nullopt};
@@ -232,7 +243,27 @@ void VolumeStore::remove_claim(const std::string& ns, const std::string& claim) 
 }
 
 void VolumeStore::claim_written(const std::string& ns, const std::string& claim) {
-  if (auto it = claims_.find(key(ns, claim)); it != claims_.end()) it->second.sha256.reset();
+  if (auto it = claims_.find(key(ns, claim)); it != claims_.end()) {
+    it->second.sha256.reset();
+    it->second.writer_out = false;
+  }
+}
+
+Result<fs::path> VolumeStore::writable_claim_path(const std::string& ns, const std::string& claim) {
+  auto it = claims_.find(key(ns, claim));
+  if (it == claims_.end()) return Error(Errc::kNotFound, "claim " + key(ns, claim) + " has no bytes");
+  KVB_CHECK(unshare(ns, claim, it->second));
+  it->second.writer_out = true;
+  return claim_path(ns, claim);
+}
+
+Status VolumeStore::unshare(const std::string& ns, const std::string& claim, FileState& st) {
+  if (!st.shared) return ok();
+  const fs::path p = claim_path(ns, claim), own = p.string() + ".unshare";
+  KVB_CHECK(copy_sparse(p, own));
+  if (::rename(own.c_str(), p.c_str()) != 0) return io_error("cannot rename over", p);
+  st.shared = false;
+  return ok();
 }
 
 void VolumeStore::set_external_writer(const std::string& ns, const std::string& claim, bool external) {
@@ -246,6 +277,7 @@ Status VolumeStore::write_generation(const std::string& ns, const std::string& c
   auto it = claims_.find(key(ns, claim));
   if (it == claims_.end()) return Error(Errc::kNotFound, "claim " + key(ns, claim) + " has no bytes");
   if (it->second.external || it->second.written_generation == generation) return ok();
+  KVB_CHECK(unshare(ns, claim, it->second));
   KVB_CHECK(write_blocks(claim_path(ns, claim), it->second.size, writer + "|" + key(ns, claim) + "|" + std::to_string(generation)));
   it->second.written_generation = generation;
   it->second.sha256.reset();
@@ -255,6 +287,7 @@ Status VolumeStore::write_generation(const std::string& ns, const std::string& c
 Status VolumeStore::write_import(const std::string& ns, const std::string& claim, const std::string& source) {
   auto it = claims_.find(key(ns, claim));
   if (it == claims_.end()) return Error(Errc::kNotFound, "claim " + key(ns, claim) + " has no bytes");
+  KVB_CHECK(unshare(ns, claim, it->second));
   KVB_CHECK(write_blocks(claim_path(ns, claim), it->second.size, "import|" + source));
   it->second.sha256.reset();
   return ok();
@@ -265,7 +298,13 @@ Status VolumeStore::cut(const std::string& ns, const std::string& claim, const s
   fs::path to = snapshot_path(handle);
   std::error_code ec;
   fs::create_directories(to.parent_path(), ec);
-  KVB_CHECK(copier ? copier(claim_path(ns, claim), to) : copy_sparse(claim_path(ns, claim), to));
+  FileState& st = claims_[key(ns, claim)];
+  fs::remove(to, ec);
+  if (!copier && !st.external && !st.writer_out && ::link(claim_path(ns, claim).c_str(), to.c_str()) == 0) {
+    st.shared = true;  // copied before the claim's next write
+  } else {
+    KVB_CHECK(copier ? copier(claim_path(ns, claim), to) : copy_sparse(claim_path(ns, claim), to));
+  }
   snapshots_[handle] = FileState{size_of_file(to), std::nullopt, std::nullopt};
   return ok();
 }

@@ -88,6 +88,7 @@ record::BackupRecord full_backup_record() {
   copy.change_tracking = "fingerprint";
   copy.change_tracking_reason = "CSI driver csi.example.com has no SnapshotMetadataService";
   copy.downloaded_bytes = uint64_t{5} << 32;
+  copy.millis = {3, 40, 500, 6000, 70};
   copy.error = "";
   vol.copy = copy;
   record::VolumeRecord failed_copy = vol;
@@ -128,11 +129,21 @@ TEST(RecordRoundTrip, ACopysDataPathIsKeptAndAnUnknownOneIsNamed) {
   auto back = record::BackupRecord::from_json(full_backup_record().to_json(), "backup.json");
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->vms[0].volumes[0].copy->transport, "port-forward");
+  EXPECT_EQ(back->vms[0].volumes[0].copy->millis.ready, 500);
+  EXPECT_EQ(back->vms[0].volumes[0].copy->millis.transfer, 6000);
   auto v = full_backup_record().to_json();
   v["vms"].as_array()[0].as_object()["volumes"].as_array()[0].as_object()["copy"].as_object()["transport"] = "carrier-pigeon";
   auto bad = record::BackupRecord::from_json(v, "backup.json");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("transport"), std::string::npos) << bad.error().message;
+  // Stage durations: never negative, and a misspelt stage is named.
+  for (const char* field : {"transfer", "tranfser"}) {
+    auto w = full_backup_record().to_json();
+    w["vms"].as_array()[0].as_object()["volumes"].as_array()[0].as_object()["copy"].as_object()["millis"].as_object()[field] = -1;
+    auto wrong = record::BackupRecord::from_json(w, "backup.json");
+    ASSERT_FALSE(wrong) << field;
+    EXPECT_NE(wrong.error().message.find(field), std::string::npos) << wrong.error().message;
+  }
   EXPECT_NE(bad.error().message.find("carrier-pigeon"), std::string::npos) << bad.error().message;
 }
 

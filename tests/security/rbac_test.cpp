@@ -9,6 +9,7 @@
 #include "kube/object.h"
 #include "kube/resource.h"
 #include "kubevirt/resources.h"
+#include "kubevirt/volume_export.h"
 #include "record/naming.h"
 #include "repo/repository.h"
 #include "restore/runner.h"
@@ -278,6 +279,9 @@ TEST(Rbac, EachVerbOfTheCopyDataRoleIsNeededOrGrantedByTheBackupRole) {
   int needed = 0, repeated = 0;
   for (const auto& [resource, verb] : copy_role) {
     if (resource == "pods/portforward") continue;  // without an Ingress only: its own test below
+    // Needed only while an export is not Ready yet; the test cluster's is Ready by
+    // the first list: its own test below (AWaitForAnExportNotReadyYetNeedsWatch).
+    if (resource == "virtualmachineexports" && verb == "watch") continue;
     bool in_backup_role = std::find(backup_role.begin(), backup_role.end(), std::make_pair(resource, verb)) != backup_role.end();
     auto less = copy_as_kvbackup(resource + ":" + verb);
     bool named = less.said.find("resource \"" + resource + "\"") != std::string::npos &&
@@ -333,6 +337,30 @@ TEST(Rbac, TheVerifyRoleIsEnoughForABackupVerifyAndItsNamespaceDeleteIsNeeded) {
   auto [ok, why] = verify_as_kvbackup("namespaces:delete");
   EXPECT_FALSE(ok) << why;
   EXPECT_THAT(why, HasSubstr("cannot delete resource \"namespaces\"")) << why;
+}
+
+// The copy waits for its export by watch: with the copy role, an export that
+// is not Ready (its claim does not exist) times out saying why; without the
+// role's `watch` on virtualmachineexports the wait fails with the Forbidden.
+TEST(Rbac, AWaitForAnExportNotReadyYetNeedsWatch) {
+  auto wait = [](const std::string& copy_rules) {
+    BackupFixture f(scenario(role_rules("kvbackup-backup-exec") + copy_rules, "8Mi"));
+    auto client = as_kvbackup(f.tc);
+    kubevirt::ExportRequest req{"prod", "waiting", "no-such-claim", {}, "2h"};
+    auto token = kubevirt::create_volume_export(*client, req);
+    EXPECT_TRUE(token) << token.error().message;
+    auto link = kubevirt::wait_raw_link(client, req, token ? *token : "", std::chrono::seconds(2), {});
+    EXPECT_TRUE(kubevirt::remove_volume_export(*client, "prod", "waiting"));
+    return link;
+  };
+  auto slow = wait(role_rules("kvbackup-copy-data"));
+  ASSERT_FALSE(slow);
+  EXPECT_EQ(slow.error().code, Errc::kTimeout) << slow.error().message;
+  EXPECT_THAT(slow.error().message, HasSubstr("was not Ready within 2 s"));
+  auto denied = wait(role_rules("kvbackup-copy-data", "virtualmachineexports:watch"));
+  ASSERT_FALSE(denied);
+  EXPECT_THAT(denied.error().message, HasSubstr("resource \"virtualmachineexports\""));
+  EXPECT_THAT(denied.error().message, HasSubstr("forbidden"));
 }
 
 // --copy-data on a cluster without an Ingress (no links.external): the copy

@@ -250,6 +250,107 @@ TEST(SimBytes, SparseCopiesAndHashesReadOnlyTheData) {
   EXPECT_FALSE(std::filesystem::exists(vs.snapshot_path("h1")));
 }
 
+// A claim restored from a snapshot shares the snapshot's file (as an array
+// clones in place) until it is written: every write path gives it its own
+// copy first, and the snapshot's bytes never change.
+TEST(SimBytes, ARestoredClaimSharesItsSnapshotUntilItIsWritten) {
+  TempDir d;
+  testcluster::VolumeStore vs(d.path());
+  const int64_t size = int64_t{64} << 20;
+  ASSERT_TRUE(vs.create_claim("ns", "a", size, 0));
+  ASSERT_TRUE(vs.write_generation("ns", "a", "vm", 7));
+  ASSERT_TRUE(vs.cut("ns", "a", "h1"));
+  auto snap = testcluster::sparse_sha256(vs.snapshot_path("h1"));
+  ASSERT_TRUE(snap);
+  auto inode = [](const std::filesystem::path& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 ? st.st_ino : ino_t{0};
+  };
+  auto snapshot_unchanged = [&] {
+    auto now = testcluster::sparse_sha256(vs.snapshot_path("h1"));
+    return now && *now == *snap;
+  };
+
+  // Restored at the snapshot's size: the same file, no byte copied.
+  ASSERT_TRUE(vs.restore_claim("ns", "b", "h1", size, 7));
+  EXPECT_EQ(inode(vs.claim_path("ns", "b")), inode(vs.snapshot_path("h1")));
+  EXPECT_EQ(*vs.claim_sha256("ns", "b"), *snap);
+  // The store's own write (a guest's generation) copies first.
+  ASSERT_TRUE(vs.write_generation("ns", "b", "vm", 8));
+  EXPECT_NE(inode(vs.claim_path("ns", "b")), inode(vs.snapshot_path("h1")));
+  EXPECT_NE(*vs.claim_sha256("ns", "b"), *snap);
+  EXPECT_TRUE(snapshot_unchanged());
+  // An import's write too.
+  ASSERT_TRUE(vs.restore_claim("ns", "i", "h1", size, 7));
+  ASSERT_TRUE(vs.write_import("ns", "i", "http://example/disk.img"));
+  EXPECT_NE(*vs.claim_sha256("ns", "i"), *snap);
+  EXPECT_TRUE(snapshot_unchanged());
+  // An outside writer (CDI upload, QEMU) asks for the writable path: its own file, same bytes.
+  ASSERT_TRUE(vs.restore_claim("ns", "c", "h1", size, 7));
+  auto w = vs.writable_claim_path("ns", "c");
+  ASSERT_TRUE(w) << w.error().message;
+  EXPECT_NE(inode(*w), inode(vs.snapshot_path("h1")));
+  auto copied = testcluster::sparse_sha256(*w);
+  ASSERT_TRUE(copied);
+  EXPECT_EQ(*copied, *snap);
+  {
+    std::ofstream out(*w, std::ios::in | std::ios::out | std::ios::binary);
+    out.seekp(4096);
+    out << "written by the guest";
+  }
+  vs.claim_written("ns", "c");
+  EXPECT_NE(*vs.claim_sha256("ns", "c"), *snap);
+  EXPECT_TRUE(snapshot_unchanged());
+  // Larger than the snapshot: a copy, grown (the snapshot's file keeps its size).
+  ASSERT_TRUE(vs.restore_claim("ns", "big", "h1", 2 * size, 7));
+  EXPECT_NE(inode(vs.claim_path("ns", "big")), inode(vs.snapshot_path("h1")));
+  EXPECT_EQ(vs.claim_size("ns", "big"), 2 * size);
+  EXPECT_EQ(std::filesystem::file_size(vs.snapshot_path("h1")), static_cast<uintmax_t>(size));
+  // A claim made again over one that shared the snapshot does not truncate the snapshot.
+  ASSERT_TRUE(vs.restore_claim("ns", "e", "h1", size, 7));
+  vs.remove_claim("ns", "e");
+  ASSERT_TRUE(vs.restore_claim("ns", "e", "h1", size, 7));
+  ASSERT_TRUE(vs.create_claim("ns", "e", size, 0));
+  EXPECT_TRUE(snapshot_unchanged());
+  // A cut shares the claim's file too, until the claim is next written.
+  ASSERT_TRUE(vs.cut("ns", "a", "h3"));
+  EXPECT_EQ(inode(vs.claim_path("ns", "a")), inode(vs.snapshot_path("h3")));
+  const std::string h3 = *testcluster::sparse_sha256(vs.snapshot_path("h3"));
+  ASSERT_TRUE(vs.write_generation("ns", "a", "vm", 9));
+  EXPECT_NE(inode(vs.claim_path("ns", "a")), inode(vs.snapshot_path("h3")));
+  EXPECT_EQ(*testcluster::sparse_sha256(vs.snapshot_path("h3")), h3);
+  EXPECT_NE(*vs.claim_sha256("ns", "a"), h3);
+  // With a writer out (writable_claim_path, no claim_written yet) a cut copies: the writer may still write.
+  auto out = vs.writable_claim_path("ns", "a");
+  ASSERT_TRUE(out);
+  ASSERT_TRUE(vs.cut("ns", "a", "h4"));
+  EXPECT_NE(inode(*out), inode(vs.snapshot_path("h4")));
+  vs.claim_written("ns", "a");
+  ASSERT_TRUE(vs.cut("ns", "a", "h5"));
+  EXPECT_EQ(inode(vs.claim_path("ns", "a")), inode(vs.snapshot_path("h5")));
+  // The writer asks again before writing: its own file, the snapshot untouched.
+  const std::string h5 = *testcluster::sparse_sha256(vs.snapshot_path("h5"));
+  auto again = vs.writable_claim_path("ns", "a");
+  ASSERT_TRUE(again);
+  {
+    std::ofstream o(*again, std::ios::in | std::ios::out | std::ios::binary);
+    o.seekp(8192);
+    o << "a later write";
+  }
+  vs.claim_written("ns", "a");
+  EXPECT_EQ(*testcluster::sparse_sha256(vs.snapshot_path("h5")), h5);
+  EXPECT_NE(*vs.claim_sha256("ns", "a"), h5);
+  // An external writer's claim (a running QEMU guest) is always copied at a cut.
+  vs.set_external_writer("ns", "a", true);
+  ASSERT_TRUE(vs.cut("ns", "a", "h6"));
+  EXPECT_NE(inode(vs.claim_path("ns", "a")), inode(vs.snapshot_path("h6")));
+  // The snapshot deleted while a claim shares it: the claim keeps its bytes.
+  ASSERT_TRUE(vs.restore_claim("ns", "f", "h1", size, 7));
+  vs.remove_snapshot("h1");
+  EXPECT_FALSE(std::filesystem::exists(vs.snapshot_path("h1")));
+  EXPECT_EQ(*vs.claim_sha256("ns", "f"), *snap);
+}
+
 TEST(SimBytes, RangesFollowGosServeContent) {
   using testcluster::plan_ranges;
   EXPECT_EQ(plan_ranges("", "", 100, 0).status, 200);

@@ -81,7 +81,10 @@ struct Fixture {
   // Writes `bytes` into the stopped VM's claim file at `offset`.
   void write_claim(uint64_t offset, const std::string& bytes) {
     std::filesystem::path p;
-    tc.cluster().loop().run_sync([&] { p = tc.cluster().csi().volume_store().claim_path("prod", "db-data"); });
+    tc.cluster().loop().run_sync([&] {  // its own file: a snapshot cut since may share the last one
+      auto w = tc.cluster().csi().volume_store().writable_claim_path("prod", "db-data");
+      if (w) p = *w;
+    });
     int fd = ::open(p.c_str(), O_WRONLY);
     ASSERT_GE(fd, 0) << p;
     ASSERT_EQ(::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)), static_cast<ssize_t>(bytes.size()));
