@@ -195,12 +195,8 @@ void Csi::on_change(const StoreEvent& e) {
       volumes_.erase(vkey(ns, name));
       bytes_->remove_claim(ns, name);
       std::string pv(kube::str_at(obj, {"spec", "volumeName"}));
-      if (!pv.empty()) {
-        // The PV controller: the claim is gone, the volume is Released, then deleted (reclaim policy
-        // Delete); pv-protection lets it go once it is no longer Bound.
-        (void)c_.store().mutate(c_.resource(kPersistentVolumes), "", pv, [](Object& o) {
-          o["status"] = json::object{{"phase", "Released"}};
-        });
+      if (!pv.empty()) {  // the PV controller: Released, then deleted (policy Delete); pv-protection lets it go
+        (void)c_.store().mutate(c_.resource(kPersistentVolumes), "", pv, [](Object& o) { o["status"] = json::object{{"phase", "Released"}}; });
         (void)c_.store().remove(c_.resource(kPersistentVolumes), "", pv);
       }
     }

@@ -405,6 +405,7 @@ const char* builtin_schema_table() {
 @kv.DataVolumeTemplateSpec: A DataVolume the VM creates.
   metadata meta.ObjectMeta: Metadata of the DataVolume.
   spec cdi.DataVolumeSpec: Spec of the DataVolume.
+  status object: Placeholder status; ignored.
 @kv.VirtualMachineInstance kubevirt.io/v1/VirtualMachineInstance: A running virtual machine.
   metadata meta.ObjectMeta: Standard object metadata.
   spec kv.VirtualMachineInstanceSpec: Specification of the instance.

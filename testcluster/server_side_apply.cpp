@@ -110,7 +110,12 @@ bool erase_at(json::value& root, const Path& path) {
   if (!p) return false;
   const json::value* node = at(root, path);
   if (!node) return false;
-  if (p->is_object()) return p->as_object().erase(path.back().substr(2)) > 0;
+  if (p->is_object()) {
+    if (p->as_object().erase(path.back().substr(2)) == 0) return false;
+    // A map left empty goes too (an omitempty field of the decoded type).
+    if (p->as_object().empty() && parent.size() > 0 && parent.back().rfind("f:", 0) == 0) erase_at(root, parent);
+    return true;
+  }
   if (p->is_array()) {
     auto& a = p->as_array();
     for (auto it = a.begin(); it != a.end(); ++it) {
@@ -153,7 +158,25 @@ void to_set(const json::value& v, Path& path, FieldSet& out, const Ctx& c) {
 void changed_set(const json::value* old, const json::value& now, Path& path, FieldSet& out, const Ctx& c) {
   if (!old) {
     if (now.is_object() && !path.empty() && granular_map(field_of(path.back()))) out.insert(path);
-    to_set(now, path, out, c);
+    if (now.is_object() && !now.as_object().empty()) {
+      for (const auto& [k, child] : now.as_object()) {
+        path.push_back("f:" + std::string(k));
+        changed_set(nullptr, child, path, out, c);
+        path.pop_back();
+      }
+      return;
+    }
+    ListType lt = now.is_array() && !path.empty() ? list_type(Path(path.begin(), path.end() - 1), field_of(path.back()), c) : ListType{};
+    if (lt.kind == ListKind::kAtomic) {
+      out.insert(path);
+      return;
+    }
+    for (const auto& item : now.as_array()) {
+      path.push_back(item_element(item, lt));
+      out.insert(path);
+      if (lt.kind == ListKind::kMap) changed_set(nullptr, item, path, out, c);
+      path.pop_back();
+    }
     return;
   }
   if (now.is_object() && old->is_object() && !now.as_object().empty()) {
