@@ -26,6 +26,7 @@
 //         (virtctl image-upload's path).
 // Prints the times, MB/s and the ratios. restic must be installed
 // (scripts/deps installs it).
+#include "common/allocator.h"
 #include "common/subprocess.h"
 #include "kube/object.h"
 #include "kube/watch.h"
@@ -152,6 +153,7 @@ json::object only_volume(const std::string& record_json) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  kvb::tune_allocator_for_streaming();  // as kvbackup and kvbackup-testcluster do
   int64_t mib = 1024;
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--mib") == 0) mib = std::atoll(argv[i + 1]);

@@ -11,6 +11,7 @@
 //     WebSocket tunnel per connection through the API server, TLS inside; what
 //     --copy-data does without an Ingress) at 1 and 4 connections.
 // Prints MB/s of each and the ratios to the single-stream curl.
+#include "common/allocator.h"
 #include "common/subprocess.h"
 #include "kube/object.h"
 #include "kube/port_forward.h"
@@ -40,6 +41,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  kvb::tune_allocator_for_streaming();  // as kvbackup and kvbackup-testcluster do
   int64_t mib = 1024;
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--mib") == 0) mib = std::atoll(argv[i + 1]);

@@ -1,4 +1,5 @@
 #include "testcluster/api.h"
+#include "testcluster/crd_serving.h"
 #include "testcluster/responses.h"
 
 #include "common/duration.h"
@@ -156,6 +157,7 @@ bool Api::discovery(const ServerRequest& req, const std::shared_ptr<Responder>& 
   if (p == "/openapi/v3") return r->respond(json_response(200, openapi_index_json(c_.registry()))), true;
   if (p.rfind("/openapi/v3/", 0) == 0) {
     auto doc = openapi_group_version_json(c_.registry(), p.substr(12));
+    if (doc) add_crd_openapi(c_.store(), p.substr(12), *doc);
     r->respond(doc ? json_response(200, *doc) : status_response(404, "no OpenAPI document for " + p));
     return true;
   }

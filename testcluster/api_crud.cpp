@@ -7,6 +7,7 @@
 #include "testcluster/admission.h"
 #include "testcluster/api.h"
 #include "testcluster/cdi_upload.h"
+#include "testcluster/crd_serving.h"
 #include "testcluster/tables.h"
 #include "testcluster/openapi_builtin.h"
 #include "testcluster/responses.h"
@@ -85,9 +86,11 @@ ServerResponse object_response(int code, const ServerRequest& req, const Resourc
 }
 }  // namespace
 
-void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t) {
+void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& plain, const Target& t) {
   const ResourceInfo& res = *t.resource;
   Store& store = c_.store();
+  // Custom resources: served at the requested version, with their CRD's printer columns and Warning headers.
+  const std::shared_ptr<Responder> r = custom_responder(store, res, plain);
   if (req.method == "GET" && t.name.empty()) {
     if (query_bool(req, "watch")) return watch(req, r, t);
     return list(req, r, t);
@@ -103,6 +106,7 @@ void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Ta
     if (!body->is_object()) return r->respond(status_response(400, "the request body must be a JSON object"));
     json::object obj = body->as_object();
     if (auto st = validate_write(res, obj, nullptr, strict_fields(req)); !st) return r->respond(error_response(st.error()));
+    if (auto st = admit_custom_write(store, res, req, obj, nullptr, false, *r); !st) return r->respond(error_response(st.error()));
     // PrepareForCreate of a resource with a status subresource drops the client's status.
     if (res.has_status) obj.erase("status");
     auto unknown = prune_unknown(req, res, obj);
@@ -132,6 +136,9 @@ void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Ta
     auto cur = store.get(res, t.ns, t.name);
     if (!cur) return r->respond(error_response(cur.error()));
     if (auto st = validate_write(res, body->as_object(), &*cur, strict_fields(req)); !st) {
+      return r->respond(error_response(st.error()));
+    }
+    if (auto st = admit_custom_write(store, res, req, body->as_object(), &*cur, t.sub == "status", *r); !st) {
       return r->respond(error_response(st.error()));
     }
     json::object next = body->as_object();
@@ -181,6 +188,9 @@ void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Ta
       checked["metadata"].as_object()["resourceVersion"] = kube::str_at(*cur, {"metadata", "resourceVersion"});
     }
     if (auto st = validate_write(res, checked, &*cur, strict_fields(req)); !st) return r->respond(error_response(st.error()));
+    if (auto st = admit_custom_write(store, res, req, target.as_object(), &*cur, t.sub == "status", *r); !st) {
+      return r->respond(error_response(st.error()));
+    }
     auto unknown = prune_unknown(req, res, target.as_object());
     if (t.sub.empty()) record_manager(req, res, &*cur, target.as_object());
     if (dry_run(req)) return r->respond(warned(json_response(200, target), unknown));

@@ -5,14 +5,19 @@
 // resources (discovery, OpenAPI, every REST verb, watch, the status
 // subresource when declared, its short names and categories); the CRD gets
 // the customresourcecleanup finalizer, status.acceptedNames, storedVersions and
-// the NamesAccepted and Established conditions. Deleting it deletes its custom
-// resources first (condition Terminating), then it goes and its resources are
-// no longer served.
+// the NamesAccepted and Established conditions; names another CRD of the
+// group has accepted make NamesAccepted False (and the CRD is not served).
+// Deleting it deletes its custom resources first (condition Terminating), then
+// it goes and its resources are no longer served. Schemas, pruning, defaulting,
+// versions and the CRD's own validation: crd_serving.h.
 #include "common/time.h"
 #include "kube/object.h"
 #include "testcluster/core_controllers.h"
 
 #include <boost/json.hpp>
+
+#include <optional>
+#include <set>
 
 namespace kvb::testcluster {
 namespace json = boost::json;
@@ -51,6 +56,36 @@ json::object condition(const char* type, const char* status, const char* reason,
   return json::object{{"type", type}, {"status", status}, {"reason", reason}, {"message", message}, {"lastTransitionTime", now}};
 }
 
+// pkg/controller/status naming_controller.go calculateNamesAndConditions: the
+// (reason, message) of the last conflict with the names other CRDs of the group
+// have accepted (each check overwrites the condition, as upstream's does).
+std::optional<std::pair<std::string, std::string>> name_conflict(const Store& store, const ResourceInfo& crds, const std::string& self,
+                                                                 const std::string& group, const std::string& singular,
+                                                                 const std::string& kind, const std::string& list_kind,
+                                                                 const std::vector<std::string>& short_names) {
+  std::set<std::string> resources, kinds;
+  for (const Object* other : store.all(crds)) {
+    json::value o(*other);
+    if (kube::str_at(o, {"metadata", "name"}) == self || kube::str_at(o, {"spec", "group"}) != group) continue;
+    for (const char* f : {"plural", "singular"}) {
+      if (auto n = kube::str_at(o, {"status", "acceptedNames", f}); !n.empty()) resources.emplace(n);
+    }
+    for (const auto& n : strings_at(o, {"status", "acceptedNames", "shortNames"})) resources.insert(n);
+    for (const char* f : {"kind", "listKind"}) {
+      if (auto n = kube::str_at(o, {"status", "acceptedNames", f}); !n.empty()) kinds.emplace(n);
+    }
+  }
+  std::optional<std::pair<std::string, std::string>> conflict;
+  auto taken = [](const std::string& n) { return "\"" + n + "\" is already in use"; };
+  if (resources.count(singular)) conflict = {"SingularConflict", taken(singular)};
+  for (const auto& sn : short_names) {
+    if (resources.count(sn)) conflict = {"ShortNamesConflict", taken(sn)};
+  }
+  if (kinds.count(kind)) conflict = {"KindConflict", taken(kind)};
+  if (kinds.count(list_kind)) conflict = {"ListKindConflict", taken(list_kind)};
+  return conflict;
+}
+
 }  // namespace
 
 void CoreControllers::crd_changed(const StoreEvent& e) {
@@ -60,6 +95,23 @@ void CoreControllers::crd_changed(const StoreEvent& e) {
   if (e.type == "DELETED") {
     for (const auto& ref : custom_[name]) c_.registry().unserve_custom(ref.group, ref.version, ref.resource);
     custom_.erase(name);
+    // Its names are free again: the naming controller requeues every CRD of the group.
+    std::string group(kube::str_at(e.object, {"spec", "group"}));
+    std::vector<Object> waiting;
+    for (const Object* other : store.all(crds)) {
+      if (kube::str_at(*other, {"spec", "group"}) != group) continue;
+      if (const auto* conds = kube::array_at(*other, {"status", "conditions"})) {
+        for (const auto& c : *conds) {
+          if (kube::str_at(c, {"type"}) == "NamesAccepted" && kube::str_at(c, {"status"}) == "False") waiting.push_back(*other);
+        }
+      }
+    }
+    for (const auto& o : waiting) {
+      StoreEvent again;
+      again.type = "MODIFIED";
+      again.object = o;
+      crd_changed(again);
+    }
     return;
   }
   const Object& crd = e.object;
@@ -84,6 +136,21 @@ void CoreControllers::crd_changed(const StoreEvent& e) {
     for (auto& ch : singular) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   }
   bool namespaced = kube::str_at(v, {"spec", "scope"}) != "Cluster";
+  std::string list_kind(kube::str_at(v, {"spec", "names", "listKind"}));
+  if (list_kind.empty()) list_kind = kind + "List";
+  // The naming controller: names another CRD of the group has accepted are refused.
+  if (auto conflict = name_conflict(store, crds, name, group, singular, kind, list_kind, strings_at(v, {"spec", "names", "shortNames"}))) {
+    for (const auto& ref : custom_[name]) c_.registry().unserve_custom(ref.group, ref.version, ref.resource);
+    custom_[name].clear();
+    (void)store.mutate(crds, "", name, [&](Object& o) {
+      json::object st = o.contains("status") && o["status"].is_object() ? o["status"].as_object() : json::object();
+      st["conditions"] = json::array{condition("NamesAccepted", "False", conflict->first.c_str(), conflict->second.c_str(), st),
+                                     condition("Established", "False", "NotAccepted", "not all names are accepted", st)};
+      if (!st.contains("acceptedNames")) st["acceptedNames"] = json::object{{"plural", ""}, {"kind", ""}};
+      o["status"] = st;
+    });
+    return;
+  }
   std::vector<kube::ResourceRef> serving;
   std::string storage;
   if (const auto* versions = kube::array_at(v, {"spec", "versions"})) {
@@ -112,10 +179,7 @@ void CoreControllers::crd_changed(const StoreEvent& e) {
   custom_[name] = serving;
   (void)store.mutate(crds, "", name, [&](Object& o) {
     json::object st = o.contains("status") && o["status"].is_object() ? o["status"].as_object() : json::object();
-    json::object accepted{{"plural", plural}, {"singular", singular}, {"kind", kind},
-                          {"listKind", std::string(kube::str_at(v, {"spec", "names", "listKind"})).empty()
-                                           ? kind + "List"
-                                           : std::string(kube::str_at(v, {"spec", "names", "listKind"}))}};
+    json::object accepted{{"plural", plural}, {"singular", singular}, {"kind", kind}, {"listKind", list_kind}};
     if (auto sn = strings_at(v, {"spec", "names", "shortNames"}); !sn.empty()) accepted["shortNames"] = json::value_from(sn);
     if (auto cats = strings_at(v, {"spec", "names", "categories"}); !cats.empty()) accepted["categories"] = json::value_from(cats);
     json::array conds{condition("NamesAccepted", "True", "NoConflicts", "no conflicts found", st),

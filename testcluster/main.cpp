@@ -1,5 +1,6 @@
 // kvbackup-testcluster: a Kubernetes API server simulator with KubeVirt, CDI and
 // CSI snapshot behaviour, for kvbackup's tests and demo (docs/testcluster.md).
+#include "common/allocator.h"
 #include "common/atomic_file.h"
 #include "testcluster/cluster.h"
 
@@ -10,6 +11,7 @@
 #include <pthread.h>
 
 int main(int argc, char** argv) {
+  kvb::tune_allocator_for_streaming();
   CLI::App app{"kvbackup-testcluster: a simulated Kubernetes cluster with KubeVirt and CSI snapshots"};
   std::string scenario_file, listen = "127.0.0.1:0", kubeconfig_out, state_dir, token, guest_image;
   app.add_option("--scenario", scenario_file, "Scenario YAML file")->required();

@@ -5,6 +5,7 @@
 #include "kube/object.h"
 #include "testcluster/export/export_controller.h"
 #include "testcluster/net/fd_stream.h"
+#include "testcluster/port_forward_spdy.h"
 
 #include <boost/json.hpp>
 
@@ -67,17 +68,9 @@ struct PortForwardSession : std::enable_shared_from_this<PortForwardSession> {
   }
 
   void connect(size_t i) {
-    const uint16_t port = forwards[i].port;
-    Result<int> fd = Error(Errc::kTransport, "connect: connection refused");
-    if (port == kExporterPort && !export_name.empty() && c.exports().server()) {
-      fd = c.exports().server()->connect_pod(ns, export_name);
-    }
+    Result<int> fd = dial_pod_port(c, ns, pod, uid, export_name, forwards[i].port);
     if (!fd) {
-      // What the kubelet writes on the error channel (CRI streaming server).
-      std::string msg = "error forwarding port " + std::to_string(port) + " to pod " + uid + ", uid : failed to connect to localhost:" +
-                        std::to_string(port) + " inside namespace of pod " + ns + "/" + pod + ", IPv4: dial tcp4 127.0.0.1:" +
-                        std::to_string(port) + ": " + fd.error().message;
-      ws->send(kube::encode_channel_frame(data_channel(i) + 1, msg));
+      ws->send(kube::encode_channel_frame(data_channel(i) + 1, fd.error().message));
       return;
     }
     std::weak_ptr<PortForwardSession> weak = shared_from_this();
@@ -135,6 +128,18 @@ struct PortForwardSession : std::enable_shared_from_this<PortForwardSession> {
 
 }  // namespace
 
+Result<int> dial_pod_port(Cluster& c, const std::string& ns, const std::string& pod, const std::string& uid,
+                          const std::string& export_name, uint16_t port) {
+  Result<int> fd = Error(Errc::kTransport, "connect: connection refused");
+  if (port == kExporterPort && !export_name.empty() && c.exports().server()) fd = c.exports().server()->connect_pod(ns, export_name);
+  if (fd) return fd;
+  // What the kubelet writes on the error stream (CRI streaming server).
+  return Error(Errc::kTransport, "error forwarding port " + std::to_string(port) + " to pod " + uid +
+                                     ", uid : failed to connect to localhost:" + std::to_string(port) + " inside namespace of pod " +
+                                     ns + "/" + pod + ", IPv4: dial tcp4 127.0.0.1:" + std::to_string(port) + ": " +
+                                     fd.error().message);
+}
+
 void serve_port_forward(Cluster& c, ServerRequest&& req, std::shared_ptr<Responder> r, const std::string& ns,
                         const std::string& pod) {
   const Object* p = c.store().find(c.resource(kube::resources::kPods), ns, pod);
@@ -145,10 +150,16 @@ void serve_port_forward(Cluster& c, ServerRequest&& req, std::shared_ptr<Respond
     return r->respond(status_response(400, "unable to forward ports to pod " + pod + ": pod is not running (phase " + phase + ")"));
   }
   if (!req.websocket) {
-    // kubectl port-forward: SPDY (a POST with Upgrade: SPDY/3.1), after its WebSocket
-    // tunnel (SPDY/3.1+portforward.k8s.io) was refused below.
+    // A bare SPDY upgrade (a POST with Upgrade: SPDY/3.1): what kubectl falls back to
+    // when its WebSocket tunnel is refused; the tunnel is served below.
     return r->respond(status_response(400, "Upgrade request required: the test cluster serves port-forward over WebSocket "
-                                           "(v4.channel.k8s.io) only, not SPDY"));
+                                           "(v4.channel.k8s.io, or SPDY/3.1 tunnelled as SPDY/3.1+portforward.k8s.io), "
+                                           "not a bare SPDY upgrade"));
+  }
+  for (const auto& offered : req.websocket_protocols) {
+    if (offered == kSpdyTunnelProtocol) {
+      return serve_port_forward_spdy(c, std::move(r), ns, pod, std::string(kube::uid_of(pv)), export_of_pod(pv));
+    }
   }
   std::string protocol;
   bool acceptable = req.websocket_protocols.empty();

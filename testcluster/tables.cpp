@@ -21,7 +21,8 @@ struct Column {
 
 std::string str(const Object& o, std::initializer_list<std::string_view> path) { return std::string(kube::str_at(o, path)); }
 
-// The age of a timestamp as kubectl prints it (apimachinery/pkg/util/duration HumanDuration).
+}  // namespace
+
 std::string human_age(const std::string& ts) {
   auto t = parse_rfc3339(ts);
   if (!t) return "<unknown>";
@@ -38,6 +39,8 @@ std::string human_age(const std::string& ts) {
   if (d < 365 * 2) return n(d) + "d";
   return n(d / 365) + "y" + n(d % 365) + "d";
 }
+
+namespace {
 
 json::value path_cell(const Object& o, std::initializer_list<std::string_view> path) {
   const json::value* v = kube::value_at(o, path);

@@ -18,6 +18,8 @@ namespace kvb::testcluster {
 
 // The request asks for a Table (in its Accept header).
 bool wants_table(const ServerRequest& req);
+// The age of an RFC 3339 timestamp as kubectl prints it (apimachinery/pkg/util/duration HumanDuration).
+std::string human_age(const std::string& ts);
 // includeObject: "None", "Metadata" (default) or "Object".
 boost::json::object to_table(const ResourceInfo& r, const std::vector<Object>& items, const std::string& rv,
                              const std::string& continue_token, const std::string& include_object);

@@ -31,7 +31,7 @@
 // A VM holds its slot from before its freeze lease is taken until its freeze
 // call has ended, so a lease held by another backup can keep one slot for up
 // to --freeze-wait. The thaw of a freeze that failed runs inside the freeze
-// call, under the slot, not in an InWindow scope.
+// call, under the slot and in an InWindow scope (the guest may be frozen).
 //
 // Threads: every member may be called from any thread.
 #pragma once
@@ -100,10 +100,12 @@ class FreezeGate {
  private:
   void end(bool window);
   bool may_start() const;  // mu_ held
+  void wake_admitter();    // mu_ held
 
   const int max_freezing_;
   mutable std::mutex mu_;
-  std::condition_variable_any cv_;
+  std::condition_variable_any admit_cv_, quiet_cv_;  // admit() and quiet() waiters
+  std::condition_variable observe_cv_;               // wait_until() observers
   Counts counts_;
 };
 

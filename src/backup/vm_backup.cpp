@@ -130,7 +130,13 @@ bool VmBackup::freeze(std::stop_token stop) {
              std::to_string(ms_between(freeze_.requested_at, freeze_.frozen_at)) + " ms)");
     return true;
   }
-  if (freeze_.attempted) thaw();  // the post rule runs whenever the pre rule started
+  if (freeze_.attempted) {
+    // The post rule runs whenever the pre rule started: the guest may be
+    // frozen although the freeze failed, so its thaw takes the priority lane too.
+    FreezeGate::Token window;
+    if (ctx_.gate) window = ctx_.gate->in_window();
+    thaw();
+  }
   return false;
 }
 

@@ -40,6 +40,25 @@ class BoundedQueue {
     return item;
   }
 
+  // Never waits: false when the queue is full or closed (the item is dropped).
+  bool try_push(T item) {
+    std::lock_guard lk(mu_);
+    if (closed_ || items_.size() >= capacity_) return false;
+    items_.push_back(std::move(item));
+    not_empty_.notify_one();
+    return true;
+  }
+
+  // Never waits: nullopt when the queue is empty.
+  std::optional<T> try_pop() {
+    std::lock_guard lk(mu_);
+    if (items_.empty()) return std::nullopt;
+    T item = std::move(items_.front());
+    items_.pop_front();
+    not_full_.notify_one();
+    return item;
+  }
+
   void close() {
     std::lock_guard lk(mu_);
     closed_ = true;

@@ -20,8 +20,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <deque>
-#include <future>
+#include <condition_variable>
+#include <optional>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -252,27 +252,58 @@ Result<Snapshot> Repository::find(const std::string& snapshot) {
 
 Status Repository::read(const Snapshot& snap, const Sink& sink, const GetOptions& options) {
   static const std::vector<uint8_t> zeros(1 << 20);
-  const size_t window = std::max<size_t>(2, 2 * (options.workers == 0 ? 4 : options.workers));
-  std::deque<std::future<Result<std::vector<uint8_t>>>> ahead;
-  size_t next = 0;  // the next extent whose blob is not asked for yet
-  auto ask = [&] {
-    while (ahead.size() < window && next < snap.extents.size()) {
-      const Extent& e = snap.extents[next++];
-      if (!e.blob) continue;
-      BlobId id = *e.blob;
-      ahead.push_back(std::async(std::launch::async, [this, id] { return read_blob(*loc_, index_, key_, id); }));
-    }
-  };
-  // Every future is waited for before returning (a std::async future blocks in its destructor anyway).
-  struct Drain {
-    std::deque<std::future<Result<std::vector<uint8_t>>>>& q;
-    ~Drain() {
-      for (auto& f : q) f.wait();
-    }
-  } drain{ahead};
-  uint64_t done = 0;
+  // A fixed pool reads, authenticates and decompresses the blobs in image
+  // order, at most `window` ahead of the sink; this thread hands them to the
+  // sink in order. (A thread per blob, as before, cost this thread — the
+  // sink's — a thread start per chunk.)
+  const unsigned workers = options.workers == 0 ? 4 : options.workers;
+  const size_t window = 2 * static_cast<size_t>(workers);
+  std::vector<const Extent*> blobs;
   for (const auto& e : snap.extents) {
-    ask();
+    if (e.blob) blobs.push_back(&e);
+  }
+  std::mutex mu;
+  std::condition_variable fetched, consumed_cv;
+  std::vector<std::optional<Result<std::vector<uint8_t>>>> ring(window);
+  size_t next_fetch = 0, consumed = 0;
+  bool stopping = false;
+  std::vector<std::jthread> pool;
+  for (unsigned w = 0; w < workers && w < blobs.size(); ++w) {
+    pool.emplace_back([&] {
+      for (;;) {
+        size_t k;
+        {
+          std::unique_lock lk(mu);
+          consumed_cv.wait(lk, [&] { return stopping || next_fetch >= blobs.size() || next_fetch < consumed + window; });
+          if (stopping || next_fetch >= blobs.size()) return;
+          k = next_fetch++;
+        }
+        auto plain = read_blob(*loc_, index_, key_, *blobs[k]->blob);
+        std::lock_guard lk(mu);
+        ring[k % window] = std::move(plain);
+        fetched.notify_all();
+      }
+    });
+  }
+  // Every worker is stopped and joined before returning, whatever returns.
+  struct Stop {
+    std::mutex& mu;
+    bool& stopping;
+    std::condition_variable& cv;
+    std::vector<std::jthread>& pool;
+    ~Stop() {
+      {
+        std::lock_guard lk(mu);
+        stopping = true;
+      }
+      cv.notify_all();
+      pool.clear();
+    }
+  } stop_pool{mu, stopping, consumed_cv, pool};
+
+  uint64_t done = 0;
+  size_t k = 0;  // the next blob the sink needs
+  for (const auto& e : snap.extents) {
     if (!e.blob) {
       uint64_t left = e.length;
       while (left > 0) {
@@ -281,8 +312,15 @@ Status Repository::read(const Snapshot& snap, const Sink& sink, const GetOptions
         left -= n;
       }
     } else {
-      auto plain = ahead.front().get();
-      ahead.pop_front();
+      Result<std::vector<uint8_t>> plain = std::vector<uint8_t>{};
+      {
+        std::unique_lock lk(mu);
+        fetched.wait(lk, [&] { return ring[k % window].has_value(); });
+        plain = std::move(*ring[k % window]);
+        ring[k % window].reset();
+        consumed = ++k;
+      }
+      consumed_cv.notify_all();
       if (!plain) return unreadable(snap, plain.error(), e.length, {e.offset});
       if (plain->size() != e.length) {
         return unreadable(snap, Error(Errc::kDamaged, "blob holds " + std::to_string(plain->size()) + " bytes, the extent " +

@@ -33,6 +33,12 @@ void PackWriter::add(const EncodedBlob& blob, BlobType type) {
   bytes_.insert(bytes_.end(), blob.bytes.begin(), blob.bytes.end());
 }
 
+void PackWriter::reuse(std::vector<uint8_t> storage) {
+  if (!bytes_.empty() || bytes_.capacity() >= storage.capacity()) return;
+  storage.clear();
+  bytes_ = std::move(storage);
+}
+
 std::vector<uint8_t> PackWriter::finish(const MasterKey& key) {
   std::vector<uint8_t> trailer;
   put_le<uint32_t>(trailer, static_cast<uint32_t>(entries_.size()));

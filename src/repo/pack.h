@@ -36,6 +36,9 @@ class PackWriter {
   size_t count() const { return entries_.size(); }
   // The whole pack file. The writer is empty afterwards.
   std::vector<uint8_t> finish(const MasterKey& key);
+  // Hands back the buffer of a pack finish() returned, once written: the next
+  // pack is built in it (its pages already mapped) instead of in fresh memory.
+  void reuse(std::vector<uint8_t> storage);
   const std::vector<PackEntry>& entries() const { return entries_; }
 
  private:

@@ -297,6 +297,8 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
   };
   const unsigned uploaders = std::max(1u, loc_->parallelism());
   BoundedQueue<FinishedPack> finished(1);  // with one pack per writer: uploaders + 1 packs in flight
+  // Written packs' buffers, handed back to the PackWriter (common/allocator.h: fresh memory costs page faults).
+  BoundedQueue<std::vector<uint8_t>> spare_buffers(uploaders + 1);
   std::vector<PackListing> new_packs;
   std::vector<std::thread> pack_writers;
   for (unsigned u = 0; u < uploaders; ++u) {
@@ -308,6 +310,7 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
         }
         // Not durable one by one on a disk: one sync below makes them all durable before the index names them.
         auto pack = write_pack_file(*loc_, p->bytes);
+        spare_buffers.try_push(std::move(p->bytes));
         std::lock_guard lk(packs_mu);
         if (!pack) {
           if (pack_status) pack_status = pack.error();
@@ -328,6 +331,7 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
     if (writer.count() == 0) return;
     auto entries = writer.entries();
     finished.push(FinishedPack{writer.finish(key_), std::move(entries)});
+    if (auto spare = spare_buffers.try_pop()) writer.reuse(std::move(*spare));
     ++stats.packs;
   };
   uint64_t done = 0;

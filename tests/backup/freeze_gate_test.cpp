@@ -149,6 +149,39 @@ TEST(FreezeGate, SavingResourcesWaitsUntilTheWindowsAreDone) {
   EXPECT_EQ(wire.sent[1], "save");
 }
 
+// Waiters are woken one at a time (freeze_gate.cpp): when the windows drain,
+// the first admitted wakes the next while slots are free, so exactly `width`
+// start and the rest keep waiting; each ended freeze lets exactly one more start.
+TEST(FreezeGate, SlotsFreedWakeAsManyWaitersAsThereAreSlots) {
+  FreezeGate gate(3);
+  auto window = gate.in_window();
+  std::mutex mu;
+  std::vector<FreezeGate::Token> slots;
+  std::stop_source stop;
+  std::vector<std::jthread> vms;
+  for (int i = 0; i < 6; ++i) {
+    vms.emplace_back([&] {
+      auto s = gate.admit(stop.get_token());
+      if (!s) return;
+      std::lock_guard lock(mu);
+      slots.push_back(std::move(*s));
+    });
+  }
+  ASSERT_TRUE(gate.wait_until([](const FreezeGate::Counts& c) { return c.waiting == 6; }, soon()));
+  window.reset();
+  EXPECT_TRUE(gate.wait_until([](const FreezeGate::Counts& c) { return c.freezing == 3 && c.waiting == 3; }, soon()))
+      << "freezing " << gate.counts().freezing << ", waiting " << gate.counts().waiting;
+  {
+    std::lock_guard lock(mu);
+    slots.pop_back();  // one freeze ends
+  }
+  EXPECT_TRUE(gate.wait_until([](const FreezeGate::Counts& c) { return c.freezing == 3 && c.waiting == 2 && c.admitted == 4; }, soon()));
+  stop.request_stop();  // the two left give up
+  for (auto& t : vms) t.join();
+  EXPECT_EQ(gate.counts().admitted, 4u);
+  EXPECT_EQ(gate.counts().waiting, 0u);
+}
+
 TEST(FreezeGate, DisabledGateNeverWaits) {
   FreezeGate gate(0);
   auto window = gate.in_window();

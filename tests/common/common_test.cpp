@@ -186,3 +186,63 @@ TEST(Subprocess, EnvironmentOverrides) {
 
 }  // namespace
 }  // namespace kvb
+
+#include "common/allocator.h"
+#include "common/bounded_queue.h"
+
+#include <sys/resource.h>
+
+#include <cstring>
+#include <thread>
+
+namespace kvb {
+namespace {
+
+TEST(BoundedQueue, TryPushAndTryPopNeverWait) {
+  BoundedQueue<int> q(2);
+  EXPECT_FALSE(q.try_pop()) << "empty";
+  EXPECT_TRUE(q.try_push(1));
+  EXPECT_TRUE(q.try_push(2));
+  EXPECT_FALSE(q.try_push(3)) << "full: dropped, not waited for";
+  EXPECT_EQ(q.try_pop(), 1);
+  EXPECT_TRUE(q.push(4)) << "try_pop made room for a blocking push";
+  q.close();
+  EXPECT_FALSE(q.try_push(5)) << "closed";
+  EXPECT_EQ(q.try_pop(), 2);
+  EXPECT_EQ(q.pop(), 4);
+  EXPECT_FALSE(q.pop());
+}
+
+// Minor page faults of the calling thread while it touches a fresh 16 MiB
+// buffer (4,096 pages), freed again before it returns.
+long faults_touching_a_new_buffer() {
+  rusage before{}, after{};
+  ::getrusage(RUSAGE_THREAD, &before);
+  auto* p = static_cast<char*>(std::malloc(16 << 20));
+  std::memset(p, 1, 16 << 20);
+  asm volatile("" : : "r"(p) : "memory");  // the stores must happen although the buffer is freed
+  std::free(p);
+  ::getrusage(RUSAGE_THREAD, &after);
+  return after.ru_minflt - before.ru_minflt;
+}
+
+// What tune_allocator_for_streaming is for: a worker thread that frees a
+// pack-sized buffer and allocates the next one reuses the pages it has, instead of
+// glibc unmapping the empty heap and the kernel faulting 4,096 zeroed pages in again.
+TEST(Allocator, AWorkerThreadsSecondBufferReusesTheFirstOnesPages) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer has its own allocator; mallopt does not apply";
+#else
+  tune_allocator_for_streaming();
+  long first = 0, second = 0;
+  std::thread([&] {
+    first = faults_touching_a_new_buffer();
+    second = faults_touching_a_new_buffer();
+  }).join();
+  EXPECT_GT(first, 2000) << "the first buffer is new memory";
+  EXPECT_LT(second, 200) << "the second buffer lies in the pages the first one left (first: " << first << " faults)";
+#endif
+}
+
+}  // namespace
+}  // namespace kvb

@@ -15,6 +15,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <filesystem>
+
+#include <poll.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace kvb::testing {
@@ -184,16 +189,93 @@ TEST_F(PortForward, TheSocketIsHandedOutOnceAndDestroyingTheClientEndsTheTunnel)
   EXPECT_TRUE((*held)->ended());
 }
 
-// kubectl port-forward (1.31/1.32) speaks SPDY: first tunnelled in a WebSocket
-// (SPDY/3.1+portforward.k8s.io), then as a SPDY upgrade. The test cluster
-// serves neither: kubectl must fail at once and say why, never hang.
-TEST_F(PortForward, KubectlPortForwardFailsClearlyForWantOfSpdy) {
+// Reads fd (a pipe) until `text` has appeared in what was read, or 30 s pass; everything read.
+std::string read_until(int fd, const std::string& text, std::string& seen) {
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (seen.find(text) == std::string::npos) {
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
+    if (left <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, left) <= 0) break;
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    seen.append(buf, static_cast<size_t>(n));
+  }
+  return seen;
+}
+
+// The local port kubectl prints for a remote one ("Forwarding from 127.0.0.1:41234 -> 8443").
+std::string local_port(const std::string& out, const std::string& remote) {
+  std::string suffix = " -> " + remote;
+  size_t at = out.find("Forwarding from 127.0.0.1:");
+  while (at != std::string::npos) {
+    size_t colon = at + std::string("Forwarding from 127.0.0.1:").size();
+    size_t arrow = out.find(suffix, colon);
+    size_t eol = out.find('\n', colon);
+    if (arrow != std::string::npos && arrow < eol) return out.substr(colon, arrow - colon);
+    at = out.find("Forwarding from 127.0.0.1:", colon);
+  }
+  return {};
+}
+
+// kubectl port-forward (1.31+) speaks SPDY/3.1 inside a WebSocket
+// (SPDY/3.1+portforward.k8s.io): a curl through the forwarded port gets the
+// export's bytes (TLS from the exporter pod, its token), and a port the pod
+// does not listen on gets the kubelet's error, which kubectl reports.
+TEST_F(PortForward, KubectlPortForwardTunnelsSpdyToTheExporterPod) {
   ASSERT_TRUE(kubectl_available()) << "kubectl is required (scripts/deps)";
-  ready_export("kctl");
-  auto r = run_kubectl(tc_->kubeconfig(), {"-n", "prod", "port-forward", "pod/virt-export-kctl", "0:8443"});
-  ASSERT_TRUE(r.has_value());
-  EXPECT_NE(r->exit_code, 0);
-  EXPECT_THAT(r->err, HasSubstr("not SPDY")) << r->err;
+  auto vme = ready_export("kctl");
+  std::string url;
+  for (const auto& v : *kube::array_at(vme, {"status", "links", "internal", "volumes"})) {
+    for (const auto& f : *kube::array_at(v, {"formats"})) {
+      if (kube::str_at(f, {"format"}) == "raw") url = std::string(kube::str_at(f, {"url"}));
+    }
+  }
+  ASSERT_FALSE(url.empty()) << json::serialize(vme);
+  std::string path = url.substr(url.find('/', url.find("//") + 2));
+  auto secret = run_kubectl(tc_->kubeconfig(), {"-n", "prod", "get", "secret", std::string(kube::str_at(vme, {"status", "tokenSecretRef"})),
+                                                "-o", "go-template={{.data.token | base64decode}}"});
+  ASSERT_TRUE(secret && secret->exit_code == 0);
+  std::string token = secret->out;
+
+  auto pf = spawn_process({"/usr/bin/kubectl", "--kubeconfig", tc_->kubeconfig().string(), "-n", "prod", "port-forward",
+                           "pod/virt-export-kctl", "0:8443", "0:9999"},
+                          environment_with({}), std::filesystem::current_path());
+  ASSERT_TRUE(pf) << pf.error().describe();
+  std::string out, err;
+  read_until(pf->stdout_fd, "-> 9999", out);
+  std::string good = local_port(out, "8443"), bad = local_port(out, "9999");
+  ASSERT_FALSE(good.empty() || bad.empty()) << out;
+
+  auto run = [](std::vector<std::string> argv) {
+    ProcessSpec spec;
+    spec.argv = std::move(argv);
+    spec.timeout = 90s;
+    return run_process(spec);
+  };
+  std::string file = ::testing::TempDir() + "/kctl-disk.img";
+  auto curl = run({"/usr/bin/curl", "-sk", "--max-time", "60", "-o", file, "-w", "%{http_code}", "-H",
+                   "x-kubevirt-export-token: " + token, "https://127.0.0.1:" + good + path});
+  ASSERT_TRUE(curl);
+  EXPECT_EQ(curl->out, "200") << curl->err;
+  auto sum = run({"/usr/bin/sha256sum", file});
+  ASSERT_TRUE(sum);
+  EXPECT_EQ(sum->out.substr(0, 64), oracle_) << "the bytes through kubectl's tunnel are the snapshot's";
+  std::filesystem::remove(file);
+
+  auto refused = run({"/usr/bin/curl", "-sk", "--max-time", "20", "https://127.0.0.1:" + bad + "/"});
+  ASSERT_TRUE(refused);
+  EXPECT_NE(refused->exit_code, 0);
+  read_until(pf->stderr_fd, "error forwarding port 9999 to pod", err);
+  EXPECT_THAT(err, HasSubstr("error forwarding port 9999 to pod")) << err;
+
+  ::kill(-pf->pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pf->pid, &status, 0);
+  for (int fd : {pf->stdin_fd, pf->stdout_fd, pf->stderr_fd}) {
+    if (fd >= 0) ::close(fd);
+  }
 }
 
 }  // namespace

@@ -242,3 +242,42 @@ TEST(Pack, SelfDescribingAndEveryDamageNamed) {
 
 }  // namespace
 }  // namespace kvb::repo
+
+namespace kvb::repo {
+namespace {
+
+// A writer handed back an old pack's buffer builds the next pack in it: the
+// same entries as a fresh writer, nothing of the old pack left in the new one.
+TEST(Pack, ReusedBufferHoldsOnlyTheNewPack) {
+  auto key = MasterKey::generate();
+  auto a = encode_blob(key, random_data(200000, 3)), b = encode_blob(key, random_data(70000, 4));
+  PackWriter w(1 << 20);
+  w.add(a);
+  auto first = w.finish(key);
+  const auto* storage = first.data();
+  w.reuse(std::move(first));
+  w.add(b);
+  auto second = w.finish(key);
+  EXPECT_EQ(second.data(), storage) << "the second pack was built in the first one's buffer";
+  auto entries = read_pack_trailer(key, second, "p2");
+  ASSERT_TRUE(entries) << entries.error().message;
+  ASSERT_EQ(entries->size(), 1u);
+  EXPECT_EQ((*entries)[0].id, b.id);
+  EXPECT_EQ((*entries)[0].offset, 0u);
+  auto back = decode_blob(key, b.id, std::span(second).subspan(0, (*entries)[0].length));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, random_data(70000, 4));
+
+  PackWriter busy;
+  busy.add(a);
+  std::vector<uint8_t> spare(1 << 20);
+  busy.reuse(std::move(spare));
+  auto only_a = busy.finish(key);
+  auto e2 = read_pack_trailer(key, only_a, "p3");
+  ASSERT_TRUE(e2) << "a writer with a pack under way keeps its own buffer";
+  ASSERT_EQ(e2->size(), 1u);
+  EXPECT_EQ((*e2)[0].id, a.id);
+}
+
+}  // namespace
+}  // namespace kvb::repo

@@ -448,5 +448,60 @@ TEST(Repository, TruncatedPackAndMissingIndexAreNamedAndRecoverable) {
   EXPECT_THAT(get.error().message, HasSubstr(packs[0].name));
 }
 
+// Repository::read, the path of a restore through CDI upload: the whole
+// image in order, zeros included, with any number of workers; a sink's error
+// stops it at once; a damaged blob names the byte range and nothing after it
+// reaches the sink.
+TEST(Repository, ReadStreamsTheImageInOrderAndStopsAtTheFirstError) {
+  testing::TempDir dir;
+  Secret pw("pw");
+  ASSERT_TRUE(Repository::init(dir / "repo", pw, InitOptions{1 << 10, 1 << 20}));
+  auto disk = random_data(5 << 20, 31);
+  disk.resize(7 << 20, 0);
+  auto tail = random_data(3 << 20, 32);
+  disk.insert(disk.end(), tail.begin(), tail.end());
+  dir.write("img", bytes_of(disk));
+  auto repo = open_ok(dir / "repo", pw);
+  ASSERT_TRUE(repo->put("vm", dir / "img"));
+  auto snap = repo->find("vm");
+  ASSERT_TRUE(snap) << snap.error().message;
+  for (unsigned workers : {1u, 2u, 7u}) {
+    std::vector<uint8_t> got;
+    GetOptions o;
+    o.workers = workers;
+    auto st = repo->read(*snap, [&](std::span<const uint8_t> b) {
+      got.insert(got.end(), b.begin(), b.end());
+      return ok();
+    }, o);
+    ASSERT_TRUE(st) << st.error().message;
+    EXPECT_TRUE(got == disk) << workers << " workers: the bytes differ";
+  }
+
+  size_t calls = 0;
+  auto refused = repo->read(*snap, [&](std::span<const uint8_t>) -> Status {
+    return ++calls == 3 ? Status(Error(Errc::kTransport, "the upload proxy went away")) : ok();
+  });
+  ASSERT_FALSE(refused);
+  EXPECT_THAT(refused.error().message, HasSubstr("the upload proxy went away"));
+  EXPECT_EQ(calls, 3u) << "nothing reaches the sink after its error";
+
+  auto packs = packs_on_disk(dir / "repo");
+  ASSERT_FALSE(packs.empty());
+  for (const auto& p : packs) {
+    auto bytes = *read_file(p.path);
+    bytes[bytes.size() / 4] ^= 0x01;
+    ASSERT_TRUE(write_file_atomic(p.path, bytes, 0600));
+  }
+  uint64_t delivered = 0;
+  auto damaged = repo->read(*snap, [&](std::span<const uint8_t> b) {
+    delivered += b.size();
+    return ok();
+  });
+  ASSERT_FALSE(damaged);
+  EXPECT_THAT(damaged.error().message, HasSubstr("cannot be restored"));
+  EXPECT_THAT(damaged.error().message, HasSubstr("bytes "));
+  EXPECT_LT(delivered, disk.size());
+}
+
 }  // namespace
 }  // namespace kvb::repo
