@@ -2,6 +2,7 @@
 
 #include "kube/object.h"
 #include "testcluster/csi.h"
+#include "testcluster/openapi_builtin.h"
 
 #include <boost/json.hpp>
 
@@ -15,56 +16,6 @@ namespace json = boost::json;
 namespace {
 
 using Fields = std::set<std::string>;
-
-const Fields kMeta{"name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
-                   "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations",
-                   "ownerReferences", "finalizers", "managedFields"};
-
-// Top-level fields of each kind (besides apiVersion, kind, metadata).
-const std::map<std::string, Fields>& top_fields() {
-  static const std::map<std::string, Fields> m{
-      {"Pod", {"spec", "status"}},
-      {"PersistentVolumeClaim", {"spec", "status"}},
-      {"PersistentVolume", {"spec", "status"}},
-      {"Namespace", {"spec", "status"}},
-      {"Node", {"spec", "status"}},
-      {"Secret", {"data", "stringData", "type", "immutable"}},
-      {"ConfigMap", {"data", "binaryData", "immutable"}},
-      {"ServiceAccount", {"secrets", "imagePullSecrets", "automountServiceAccountToken"}},
-      {"StorageClass", {"provisioner", "parameters", "reclaimPolicy", "mountOptions", "allowVolumeExpansion",
-                        "volumeBindingMode", "allowedTopologies"}},
-      {"VolumeSnapshotClass", {"driver", "parameters", "deletionPolicy"}},
-      {"VolumeSnapshot", {"spec", "status"}},
-      {"VolumeSnapshotContent", {"spec", "status"}},
-      {"VirtualMachine", {"spec", "status"}},
-      {"VirtualMachineInstance", {"spec", "status"}},
-      {"DataVolume", {"spec", "status"}},
-      {"Lease", {"spec"}},
-  };
-  return m;
-}
-
-// Fields of `spec` (k8s.io/api core/v1 types.go, kubevirt.io/api core/v1 types.go, CDI and external-snapshotter types).
-const std::map<std::string, Fields>& spec_fields() {
-  static const std::map<std::string, Fields> m{
-      {"PersistentVolumeClaim", {"accessModes", "selector", "resources", "volumeName", "storageClassName", "volumeMode",
-                                 "dataSource", "dataSourceRef", "volumeAttributesClassName"}},
-      {"Pod", {"volumes", "initContainers", "containers", "ephemeralContainers", "restartPolicy",
-               "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy", "nodeSelector",
-               "serviceAccountName", "serviceAccount", "automountServiceAccountToken", "nodeName", "hostNetwork",
-               "hostPID", "hostIPC", "shareProcessNamespace", "securityContext", "imagePullSecrets", "hostname",
-               "subdomain", "affinity", "schedulerName", "tolerations", "hostAliases", "priorityClassName", "priority",
-               "dnsConfig", "readinessGates", "runtimeClassName", "enableServiceLinks", "preemptionPolicy", "overhead",
-               "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers", "schedulingGates",
-               "resourceClaims", "resources"}},
-      {"VirtualMachine", {"running", "runStrategy", "instancetype", "preference", "template", "dataVolumeTemplates",
-                          "updateVolumesStrategy"}},
-      {"VolumeSnapshot", {"source", "volumeSnapshotClassName"}},
-      {"DataVolume", {"source", "sourceRef", "pvc", "storage", "priorityClassName", "contentType", "checkpoints",
-                      "finalCheckpoint", "preallocation"}},
-  };
-  return m;
-}
 
 Error invalid(const ResourceInfo& r, const std::string& name, const std::string& detail) {
   Error e(Errc::kInvalid, r.ref.kind + (is_builtin(r) ? "" : "." + r.ref.group) + " \"" + name + "\" is invalid: " + detail);
@@ -106,29 +57,10 @@ std::string name_problem(const std::string& name, bool label) {
   return {};
 }
 
-std::vector<std::string> unknown_fields(const Object& obj, const std::string& kind) {
-  std::vector<std::string> out;
-  auto top = top_fields().find(kind);
-  if (top == top_fields().end()) return out;
-  for (const auto& [k, v] : obj) {
-    std::string key(k);
-    if (key == "apiVersion" || key == "kind" || key == "metadata") continue;
-    if (!top->second.count(key)) out.push_back(key);
-  }
-  if (const auto* m = kube::object_at(obj, {"metadata"})) {
-    for (const auto& [k, v] : *m) {
-      if (!kMeta.count(std::string(k))) out.push_back("metadata." + std::string(k));
-    }
-  }
-  auto spec = spec_fields().find(kind);
-  if (spec != spec_fields().end()) {
-    if (const auto* s = kube::object_at(obj, {"spec"})) {
-      for (const auto& [k, v] : *s) {
-        if (!spec->second.count(std::string(k))) out.push_back("spec." + std::string(k));
-      }
-    }
-  }
-  return out;
+// Unknown fields at any depth, from the schema table (openapi_builtin.h); kinds without a schema have none.
+std::vector<std::string> undeclared_fields(const ResourceInfo& r, const Object& obj) {
+  Object copy = obj;
+  return unknown_fields(r, copy, false);
 }
 
 Status validate_vm(const ResourceInfo& r, const std::string& name, const Object& vm) {
@@ -196,7 +128,7 @@ Status validate_write(const ResourceInfo& r, const Object& obj, const Object* ol
     return bad_request("resourceVersion should not be set on objects to be created");
   }
   if (strict) {
-    auto unknown = unknown_fields(obj, r.ref.kind);
+    auto unknown = undeclared_fields(r, obj);
     if (!unknown.empty()) {
       std::string msg;
       for (const auto& f : unknown) msg += (msg.empty() ? "" : ", ") + std::string("unknown field ") + json_quoted(f);

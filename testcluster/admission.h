@@ -1,8 +1,8 @@
 // Admission: the write validation of the simulated API server, applied to
 // requests from clients (never to the simulated controllers): object-meta
 // validation (DNS-1123 names, label values), create with a resourceVersion,
-// unknown fields under fieldValidation=Strict (the schema is known down to the
-// fields of `spec` for the served kinds; deeper fields are not checked), the
+// unknown fields at any depth under fieldValidation=Strict (from the schema
+// table of openapi_builtin.h; custom resources are crds.cpp's), the
 // PVC spec immutability rules, the custom-resource rule that an update needs a
 // resourceVersion, KubeVirt's VirtualMachine admission webhook (running vs
 // runStrategy), and which field selectors each resource supports. Messages

@@ -49,6 +49,8 @@ class Api {
   std::optional<Target> route(const std::vector<std::string>& parts, std::string& error) const;
   void resource_request(ServerRequest& req, const std::shared_ptr<Responder>& r, const Caller& caller, const Target& t);
   void crud(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
+  // api_apply.cpp: PATCH with application/apply-patch+yaml (server-side apply).
+  void apply_patch(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
   // api_more.cpp: lists (JSON or Table), deletecollection, pods/log, SelfSubjectAccessReview.
   void list(ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);
   void list_now(const ServerRequest& req, const std::shared_ptr<Responder>& r, const Target& t);

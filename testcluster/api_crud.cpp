@@ -9,7 +9,9 @@
 #include "testcluster/cdi_upload.h"
 #include "testcluster/crd_serving.h"
 #include "testcluster/tables.h"
+#include "testcluster/openapi_builtin.h"
 #include "testcluster/responses.h"
+#include "testcluster/server_side_apply.h"
 #include "testcluster/csi.h"
 #include "testcluster/export/export_controller.h"
 #include "testcluster/json_patch.h"
@@ -48,6 +50,34 @@ bool dry_run(const ServerRequest& req, const json::value* delete_options = nullp
 
 bool strict_fields(const ServerRequest& req) { return req.query_param("fieldValidation") == "Strict"; }
 
+// metadata.managedFields of a client's create, update or patch (an Update operation).
+void record_manager(const ServerRequest& req, const ResourceInfo& res, const Object* old, json::object& next) {
+  record_update(res, old, next, default_manager(req.query_param("fieldManager"), req.header("User-Agent")), WallClock::now());
+}
+
+// fieldValidation Warn (the default) and Ignore: unknown fields are dropped, as decoding into the
+// kind's type drops them; Warn answers a Warning header for each (Strict was refused by validate_write).
+std::vector<std::string> prune_unknown(const ServerRequest& req, const ResourceInfo& res, json::object& obj) {
+  auto dropped = unknown_fields(res, obj, true);
+  if (req.query_param("fieldValidation") == "Ignore") dropped.clear();
+  return dropped;
+}
+
+ServerResponse warned(ServerResponse resp, const std::vector<std::string>& unknown) {
+  for (const auto& f : unknown) {
+    resp.headers.emplace_back("Warning", "299 - " + json::serialize(json::string("unknown field \"" + f + "\"")));
+  }
+  return resp;
+}
+
+Error invalid_patch_options(const std::string& detail) {
+  // apimachinery ValidatePatchOptions, answered by patch.go as an Invalid PatchOptions.
+  Error e(Errc::kInvalid, "PatchOptions.meta.k8s.io \"\" is invalid: " + detail);
+  e.http_status = 422;
+  e.reason = "Invalid";
+  return e;
+}
+
 ServerResponse object_response(int code, const ServerRequest& req, const ResourceInfo& res, const json::object& o, int64_t rv) {
   if (wants_table(req)) {
     return json_response(code, to_table(res, {o}, std::to_string(rv), {}, req.query_param("includeObject")));
@@ -79,10 +109,12 @@ void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& plain, cons
     if (auto st = admit_custom_write(store, res, req, obj, nullptr, false, *r); !st) return r->respond(error_response(st.error()));
     // PrepareForCreate of a resource with a status subresource drops the client's status.
     if (res.has_status) obj.erase("status");
+    auto unknown = prune_unknown(req, res, obj);
+    record_manager(req, res, nullptr, obj);
     if (dry_run(req)) {
       obj["apiVersion"] = res.ref.api_version();
       obj["kind"] = res.ref.kind;
-      return r->respond(json_response(201, obj));
+      return r->respond(warned(json_response(201, obj), unknown));
     }
     // CDI's aggregated API: answered with a token, stored nowhere.
     if (res.ref.group == testcluster::res::kUploadTokenRequests.group &&
@@ -91,7 +123,7 @@ void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& plain, cons
       return r->respond(cdi ? cdi->token_request(t.ns, obj) : status_response(503, "the CDI apiserver is not running"));
     }
     auto created = store.create(res, t.ns, std::move(obj));
-    return r->respond(created ? json_response(201, *created) : error_response(created.error()));
+    return r->respond(created ? warned(json_response(201, *created), unknown) : error_response(created.error()));
   }
   if (req.method == "PUT" && !t.name.empty()) {
     auto body = parse_request_body(req);
@@ -109,11 +141,22 @@ void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& plain, cons
     if (auto st = admit_custom_write(store, res, req, body->as_object(), &*cur, t.sub == "status", *r); !st) {
       return r->respond(error_response(st.error()));
     }
-    if (dry_run(req)) return r->respond(json_response(200, body->as_object()));
-    auto updated = store.update(res, t.ns, body->as_object(), t.sub == "status" ? UpdateMode::kStatus : UpdateMode::kMain);
-    return r->respond(updated ? json_response(200, *updated) : error_response(updated.error()));
+    json::object next = body->as_object();
+    auto unknown = prune_unknown(req, res, next);
+    if (t.sub.empty()) record_manager(req, res, &*cur, next);
+    if (dry_run(req)) return r->respond(warned(json_response(200, next), unknown));
+    auto updated = store.update(res, t.ns, std::move(next), t.sub == "status" ? UpdateMode::kStatus : UpdateMode::kMain);
+    return r->respond(updated ? warned(json_response(200, *updated), unknown) : error_response(updated.error()));
   }
   if (req.method == "PATCH" && !t.name.empty()) {
+    bool apply = req.header("Content-Type").find("apply-patch") != std::string::npos;
+    if (apply && req.query_param("fieldManager").empty()) {
+      return r->respond(error_response(invalid_patch_options("fieldManager: Required value: is required for apply patch")));
+    }
+    if (!apply && req.query.count("force")) {
+      return r->respond(error_response(invalid_patch_options("force: Forbidden: may not be specified for non-apply patch")));
+    }
+    if (apply) return apply_patch(req, r, t);
     auto cur = store.get(res, t.ns, t.name);
     if (!cur) return r->respond(error_response(cur.error()));
     auto patch = parse_request_body(req);
@@ -148,9 +191,11 @@ void Api::crud(ServerRequest& req, const std::shared_ptr<Responder>& plain, cons
     if (auto st = admit_custom_write(store, res, req, target.as_object(), &*cur, t.sub == "status", *r); !st) {
       return r->respond(error_response(st.error()));
     }
-    if (dry_run(req)) return r->respond(json_response(200, target));
+    auto unknown = prune_unknown(req, res, target.as_object());
+    if (t.sub.empty()) record_manager(req, res, &*cur, target.as_object());
+    if (dry_run(req)) return r->respond(warned(json_response(200, target), unknown));
     auto updated = store.update(res, t.ns, target.as_object(), t.sub == "status" ? UpdateMode::kStatus : UpdateMode::kMain);
-    return r->respond(updated ? json_response(200, *updated) : error_response(updated.error()));
+    return r->respond(updated ? warned(json_response(200, *updated), unknown) : error_response(updated.error()));
   }
   if (req.method == "DELETE" && !t.name.empty()) {
     std::string precondition_rv, precondition_uid, propagation;

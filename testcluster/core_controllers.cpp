@@ -95,6 +95,8 @@ void CoreControllers::apply_defaults(const ResourceInfo& r, Object& obj, const O
       if (!st.contains("phase")) st["phase"] = "Pending";
       protect_claim(obj);
     }
+    // The StorageObjectInUseProtection admission plugin protects PersistentVolumes too.
+    if (r.ref.resource == "persistentvolumes" && !old) add_finalizer(obj, kPvProtection);
   } else if (is(r, "", "namespaces")) {
     // SetDefaults_Namespace labels every namespace with its name; the strategy
     // adds the kubernetes finalizer and the Active phase on create.

@@ -10,7 +10,8 @@
 //    keep it Terminating);
 //  - pvc-protection (pvc_protection.cpp): claims get the
 //    kubernetes.io/pvc-protection finalizer and stay Terminating while a pod
-//    that is not shut down uses them;
+//    that is not shut down uses them; pv-protection: persistent volumes get
+//    kubernetes.io/pv-protection and stay Terminating while their phase is Bound;
 //  - CustomResourceDefinitions (crds.cpp): a CRD's served versions become
 //    resources of the Registry, with the CRD's status as apiextensions writes it;
 //  - the serviceaccount controller: a "default" ServiceAccount in every namespace;
@@ -32,6 +33,7 @@
 namespace kvb::testcluster {
 
 inline constexpr const char* kPvcProtection = "kubernetes.io/pvc-protection";
+inline constexpr const char* kPvProtection = "kubernetes.io/pv-protection";
 
 class CoreControllers {
  public:
@@ -53,6 +55,7 @@ class CoreControllers {
   void custom_resource_deleted(const ResourceInfo& r);
   // pvc_protection.cpp
   static void protect_claim(Object& pvc);
+  static void add_finalizer(Object& o, const char* finalizer);
   void pvc_protection(const StoreEvent& e);
   void release_claim_if_unused(const std::string& ns, const std::string& claim);
 

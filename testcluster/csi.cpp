@@ -195,7 +195,10 @@ void Csi::on_change(const StoreEvent& e) {
       volumes_.erase(vkey(ns, name));
       bytes_->remove_claim(ns, name);
       std::string pv(kube::str_at(obj, {"spec", "volumeName"}));
-      if (!pv.empty()) (void)c_.store().remove(c_.resource(kPersistentVolumes), "", pv);
+      if (!pv.empty()) {  // the PV controller: Released, then deleted (policy Delete); pv-protection lets it go
+        (void)c_.store().mutate(c_.resource(kPersistentVolumes), "", pv, [](Object& o) { o["status"] = json::object{{"phase", "Released"}}; });
+        (void)c_.store().remove(c_.resource(kPersistentVolumes), "", pv);
+      }
     }
     if (e.type != "ADDED") recheck_deleting_snapshots(ns);
   } else if (ref.resource == "volumesnapshotcontents" && e.type == "MODIFIED" &&

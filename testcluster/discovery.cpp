@@ -1,5 +1,6 @@
 // Discovery and OpenAPI v3 documents: what kubectl reads before get/apply.
 #include "testcluster/api.h"
+#include "testcluster/openapi_builtin.h"
 
 #include <boost/json.hpp>
 
@@ -121,10 +122,12 @@ std::optional<json::object> openapi_group_version_json(const Registry& r, const 
     paths[base] = json::object{{"get", op}, {"post", op}};
   }
   if (!any) return std::nullopt;
+  json::object schemas;
+  add_builtin_schemas(gv_path, schemas);  // the kinds the simulator serves itself (openapi_builtin.h)
   return json::object{{"openapi", "3.0.0"},
                       {"info", json::object{{"title", "Kubernetes"}, {"version", "v1"}}},
                       {"paths", paths},
-                      {"components", json::object{{"schemas", json::object()}}}};
+                      {"components", json::object{{"schemas", std::move(schemas)}}}};
 }
 
 }  // namespace kvb::testcluster

@@ -175,7 +175,7 @@ http::response<http::string_body> to_beast(const ServerResponse& r, unsigned ver
   http::response<http::string_body> res{static_cast<http::status>(r.status), version};
   bool has_type = false;
   for (const auto& [k, v] : r.headers) {
-    res.set(k, v);
+    res.insert(k, v);  // a header may repeat (one Warning per unknown field)
     if (beast::iequals(k, "Content-Type")) has_type = true;
   }
   if (!has_type) res.set(http::field::content_type, "application/json");
@@ -366,7 +366,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     http::response<http::empty_body> res{static_cast<http::status>(r.response.status), version};
     bool has_type = false;
     for (const auto& [k, v] : r.response.headers) {
-      res.set(k, v);
+      res.insert(k, v);
       if (beast::iequals(k, "Content-Type")) has_type = true;
     }
     if (!has_type) res.set(http::field::content_type, "application/json");

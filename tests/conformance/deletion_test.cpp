@@ -1,4 +1,4 @@
-// Conformance of deletion with real clients (issue 15 item 9: pvc-protection,
+// Conformance of deletion with real clients (issue 15 item 9: pvc-protection, pv-protection,
 // foreground cascading deletion): kubectl and the official Python client
 // (tests/conformance/controllers_client.py). A missing client FAILS these
 // tests. Upstream: the StorageObjectInUseProtection admission plugin and
@@ -75,6 +75,35 @@ TEST_F(Deletion, AnUnusedClaimGoesAtOnce) {
   auto del = kubectl({"delete", "pvc/spare", "-n", "prod"});  // kubectl waits for it to go
   ASSERT_EQ(del.exit_code, 0) << del.err;
   EXPECT_FALSE(exists("pvc/spare"));
+}
+
+TEST_F(Deletion, ABoundPersistentVolumeStaysTerminatingUntilItsClaimIsGone) {
+  apply("apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: held, namespace: prod}\n"
+        "spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n");
+  wait_for("pvc/held", "jsonpath={.status.phase}=Bound");
+  std::string pv = get("pvc/held", "{.spec.volumeName}");
+  ASSERT_FALSE(pv.empty());
+  EXPECT_EQ(kubectl({"get", "pv/" + pv, "-o", "jsonpath={.metadata.finalizers}"}).out, R"(["kubernetes.io/pv-protection"])");
+  // The Python client deletes it: it stays, Bound, with a deletionTimestamp.
+  json::value typed = python({"pv", kc(), pv, "delete"});
+  EXPECT_EQ(kube::str_at(typed, {"phase"}), "Bound") << json::serialize(typed);
+  EXPECT_FALSE(kube::str_at(typed, {"deletionTimestamp"}).empty()) << json::serialize(typed);
+  EXPECT_THAT(json::serialize(typed), HasSubstr("kubernetes.io/pv-protection"));
+  EXPECT_EQ(kubectl({"get", "pv/" + pv, "-o", "jsonpath={.status.phase}"}).out, "Bound");
+  // Its claim goes: the volume is Released and then goes too.
+  auto del = kubectl({"delete", "pvc/held", "-n", "prod"});
+  ASSERT_EQ(del.exit_code, 0) << del.err;
+  auto gone = kubectl({"wait", "pv/" + pv, "--for=delete", "--timeout=20s"});
+  EXPECT_EQ(gone.exit_code, 0) << gone.err;
+  EXPECT_NE(kubectl({"get", "pv/" + pv}).exit_code, 0);
+
+  // A volume no claim is bound to goes at once (kubectl waits for it).
+  apply("apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: static-pv}\n"
+        "spec: {capacity: {storage: 1Gi}, accessModes: [ReadWriteOnce], hostPath: {path: /tmp/x}}\n");
+  EXPECT_EQ(kubectl({"get", "pv/static-pv", "-o", "jsonpath={.metadata.finalizers}"}).out, R"(["kubernetes.io/pv-protection"])");
+  del = kubectl({"delete", "pv/static-pv", "--timeout=20s"});
+  ASSERT_EQ(del.exit_code, 0) << del.err;
+  EXPECT_NE(kubectl({"get", "pv/static-pv"}).exit_code, 0);
 }
 
 TEST_F(Deletion, ForegroundDeletionWaitsForBlockingDependentsOnly) {
