@@ -22,7 +22,6 @@
 //
 // kvbackup runs as the real binary (build/kvbackup) in a child process, so its
 // peak RSS is its own; the test cluster runs in this process.
-#include "common/allocator.h"
 #include "common/subprocess.h"
 #include "common/time.h"
 #include "kube/exec.h"
@@ -247,7 +246,6 @@ int arg(int argc, char** argv, const char* name, int def) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  kvb::tune_allocator_for_streaming();  // as kvbackup and kvbackup-testcluster do
   int fleet = arg(argc, argv, "--vms", 500);
   int concurrency = arg(argc, argv, "--concurrency", 50);
   int baseline_vms = arg(argc, argv, "--baseline-vms", 10);

@@ -239,7 +239,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  kvb::tune_allocator_for_streaming();  // as kvbackup and kvbackup-testcluster do
+  kvb::tune_allocator_for_streaming();  // as kvbackup-testcluster does (and kvbackup on its data path)
   int64_t mib = 1024;
   int repeat = 1;
   bool copy_only = false;

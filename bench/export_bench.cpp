@@ -41,7 +41,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  kvb::tune_allocator_for_streaming();  // as kvbackup and kvbackup-testcluster do
+  kvb::tune_allocator_for_streaming();  // as kvbackup-testcluster does (and kvbackup on its data path)
   int64_t mib = 1024;
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--mib") == 0) mib = std::atoll(argv[i + 1]);

@@ -1,4 +1,5 @@
 // kvbackup backup create | list | describe | delete, and kvbackup recover.
+#include "common/allocator.h"
 #include "backup/journal.h"
 #include "backup/recover.h"
 #include "backup/runner.h"
@@ -122,6 +123,7 @@ Result<backup::BackupSpec> make_spec(const GlobalOptions& g, const BackupOptions
 
 // <location>/repository, created on first use (docs/backup.md "Copying the data").
 Result<std::unique_ptr<repo::Repository>> open_data_repository(const BackupOptions& o) {
+  tune_allocator_for_streaming();  // the copies stream through the repository (common/allocator.h)
   KVB_TRY(auto pw, repository_password(o.password_file));
   std::string where = location::child_location(o.location.empty() ? location::default_location() : o.location, "repository");
   KVB_TRY(auto loc, location::open(where, location::OpenMode::kCreate));

@@ -4,6 +4,7 @@
 // The password comes from $KVBACKUP_REPO_PASSWORD, --password-file, or a
 // prompt on the terminal; never from argv. --repo is a directory or an
 // s3:// location (docs/location.md).
+#include "common/allocator.h"
 #include "cli/options.h"
 #include "cli/progress.h"
 #include "cli/repo_password.h"
@@ -49,6 +50,7 @@ int report(const Error& e) {
 }
 
 Result<std::unique_ptr<repo::Repository>> open_repo(const RepoOptions& o, repo::LockMode mode, bool load_index = true) {
+  tune_allocator_for_streaming();  // puts and gets stream through large buffers (common/allocator.h)
   KVB_TRY(auto pw, repository_password(o.password_file));
   repo::OpenOptions opts;
   opts.mode = mode;

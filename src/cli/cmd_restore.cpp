@@ -1,4 +1,5 @@
 // kvbackup restore create | list | describe, and kvbackup backup verify (restore/verify.h)
+#include "common/allocator.h"
 #include "cli/options.h"
 #include "cli/repo_password.h"
 #include "cli/stop_signals.h"
@@ -52,6 +53,7 @@ std::string verification_line(const restore::VerificationRecord& v) {
 
 // <location>/repository, which `backup create --copy-data` filled; never created here.
 Result<std::shared_ptr<repo::Repository>> open_backup_repository(const RestoreOptions& o) {
+  tune_allocator_for_streaming();  // the uploads stream out of the repository (common/allocator.h)
   std::string where = location::child_location(o.location.empty() ? location::default_location() : o.location, "repository");
   KVB_TRY(auto loc, location::open(where, location::OpenMode::kExisting));
   std::shared_ptr<location::Location> shared(std::move(loc));

@@ -1,6 +1,5 @@
 // kvbackup command line entry point.
 #include "cli/options.h"
-#include "common/allocator.h"
 #include "version.h"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -9,7 +8,6 @@
 #include <cstdio>
 
 int main(int argc, char** argv) {
-  kvb::tune_allocator_for_streaming();
   using namespace kvb::cli;
   CLI::App app{"kvbackup: file-system-consistent backups of KubeVirt virtual machines"};
   app.require_subcommand(1);

@@ -16,9 +16,14 @@
 // unmapped the moment it is empty. Measured with the same put and get:
 // 128,000 -> 20,000 and 312,000 -> 27,000 page faults, system time about
 // 1.3 s -> 0.6 s and 1.3 s -> 0.45 s. Memory use is still bounded by each
-// arena's peak; only the return of freed memory to the kernel is delayed.
-// Call it first thing in main(), before any thread starts. Without glibc (or
-// under a sanitizer's allocator) it changes nothing.
+// arena's peak; only the return of freed memory to the kernel is delayed,
+// which is why kvbackup sets it only for commands that stream data through
+// a repository (repo put/get/check, backup create --copy-data, restore from
+// the repository), not for a fleet backup's many control-plane threads,
+// whose arenas would each keep their padding. The settings are
+// process-wide and apply to later allocations and frees; call it before the
+// streaming starts. Without glibc (or under a sanitizer's allocator) it
+// changes nothing.
 #pragma once
 
 namespace kvb {
