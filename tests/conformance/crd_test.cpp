@@ -197,20 +197,7 @@ class CrdSchemas : public Crds {
     ASSERT_EQ(est.exit_code, 0) << est.err;
   }
   // tests/conformance/crd_client.py (the official Python client's CustomObjectsApi).
-  json::value py(std::vector<std::string> args) {
-    ProcessSpec spec;
-    spec.argv = {"/usr/bin/python3", std::string(KVB_SOURCE_DIR) + "/tests/conformance/crd_client.py"};
-    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-    spec.timeout = std::chrono::seconds(60);
-    auto r = run_process(spec);
-    EXPECT_TRUE(r.has_value());
-    if (!r) return nullptr;
-    EXPECT_EQ(r->exit_code, 0) << "python client failed: " << r->err;
-    boost::system::error_code ec;
-    json::value v = json::parse(r->out, ec);
-    EXPECT_FALSE(ec) << r->out << r->err;
-    return v;
-  }
+  json::value py(std::vector<std::string> args) { return python_script("crd_client.py", std::move(args)); }
   // kubectl create of one Gadget: its stderr (empty when it was created).
   std::string refused(const std::string& name, const std::string& spec) {
     auto r = kubectl({"create", "-f", "-"}, gadget(name, spec));

@@ -36,9 +36,11 @@ class RealClients : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   // controllers_client.py with `args`; its JSON answer (null when it failed, with a test failure).
-  boost::json::value python(std::vector<std::string> args) {
+  boost::json::value python(std::vector<std::string> args) { return python_script("controllers_client.py", std::move(args)); }
+  // tests/conformance/<script> with `args`, the same way.
+  boost::json::value python_script(const std::string& script, std::vector<std::string> args) {
     ProcessSpec spec;
-    spec.argv = {"/usr/bin/python3", std::string(KVB_SOURCE_DIR) + "/tests/conformance/controllers_client.py"};
+    spec.argv = {"/usr/bin/python3", std::string(KVB_SOURCE_DIR) + "/tests/conformance/" + script};
     spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     spec.timeout = std::chrono::seconds(60);
     auto r = run_process(spec);
