@@ -215,7 +215,7 @@ TEST(BoundedQueue, TryPushAndTryPopNeverWait) {
 
 // Minor page faults of the calling thread while it touches a fresh 16 MiB
 // buffer (4,096 pages), freed again before it returns.
-long faults_touching_a_new_buffer() {
+[[maybe_unused]] long faults_touching_a_new_buffer() {
   rusage before{}, after{};
   ::getrusage(RUSAGE_THREAD, &before);
   auto* p = static_cast<char*>(std::malloc(16 << 20));
