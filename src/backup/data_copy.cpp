@@ -27,7 +27,6 @@ namespace {
 
 constexpr const char* kContentTypeAnnotation = "cdi.kubevirt.io/storage.contentType";
 
-// Closes a socket pair's ends once.
 // The port-forwards one volume's download opened: what their kubelet said
 // (the error channel) explains a failed download.
 class Tunnels {

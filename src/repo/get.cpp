@@ -3,10 +3,11 @@
 // To a file or block device: the distinct blobs are sorted by pack and
 // offset and shared among worker threads, each of which reads, authenticates,
 // decompresses and verifies a blob; the calling thread writes each at every
-// offset that needs it. Zeros are holes in a file (the file is truncated to size first) and
-// written out (BLKZEROOUT, else zeros) on a block device. To a stream ("-"),
-// extents are written in order, blobs read ahead on the workers (as read()). A file is written beside the
-// target and renamed over it at the end (repo/restore_target.h).
+// offset that needs it. Zeros are holes in a file (the file is truncated to
+// size first) and written out (BLKZEROOUT, else zeros) on a block device. To
+// a stream ("-"), extents are written in order, blobs read ahead on the
+// workers (read()). A file is written beside the target and renamed over it
+// at the end (repo/restore_target.h).
 #include "common/bounded_queue.h"
 #include "repo/blob.h"
 #include "repo/layout.h"
@@ -46,15 +47,20 @@ Status write_all(int fd, const uint8_t* data, size_t n, int64_t offset, const st
   return ok();
 }
 
-Status write_zeros(int fd, uint64_t offset, uint64_t length, bool block_device, bool stream, const std::string& target) {
-  if (block_device) {
-    uint64_t range[2] = {offset, length};
-    if (::ioctl(fd, BLKZEROOUT, range) == 0) return ok();
-  }
+// 1 MiB of zeros: what a zero extent is written or streamed from.
+const std::vector<uint8_t>& zero_buffer() {
   static const std::vector<uint8_t> zeros(1 << 20);
+  return zeros;
+}
+
+// A zero extent of a block device: BLKZEROOUT, else written out.
+Status zero_device_range(int fd, uint64_t offset, uint64_t length, const std::string& target) {
+  uint64_t range[2] = {offset, length};
+  if (::ioctl(fd, BLKZEROOUT, range) == 0) return ok();
+  const auto& zeros = zero_buffer();
   while (length > 0) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(length, zeros.size()));
-    KVB_CHECK(write_all(fd, zeros.data(), n, stream ? -1 : static_cast<int64_t>(offset), target));
+    KVB_CHECK(write_all(fd, zeros.data(), n, static_cast<int64_t>(offset), target));
     offset += n;
     length -= n;
   }
@@ -137,7 +143,7 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
     if (e.blob) {
       wanted[*e.blob].push_back(e.offset);
     } else {
-      if (block_device) KVB_CHECK(write_zeros(fd, e.offset, e.length, true, false, tname));
+      if (block_device) KVB_CHECK(zero_device_range(fd, e.offset, e.length, tname));
       done_bytes += e.length;
     }
   }
@@ -242,7 +248,7 @@ Result<Snapshot> Repository::find(const std::string& snapshot) {
 }
 
 Status Repository::read(const Snapshot& snap, const Sink& sink, const GetOptions& options) {
-  static const std::vector<uint8_t> zeros(1 << 20);
+  const auto& zeros = zero_buffer();
   // A fixed pool reads, authenticates and decompresses the blobs in image
   // order, at most `window` ahead of the sink; this thread hands them to the
   // sink in order. (A thread per blob, as before, cost this thread — the
