@@ -41,6 +41,10 @@
 // prints both sets of medians and ratios.
 // --copy-only: only the copies and puts of the first backup (no user
 // script, no second backups, no restore).
+// The first copies ask the driver's SnapshotMetadata service for the
+// snapshot's allocated ranges and download only those (the holes stay holes,
+// as the put of the sparse file skips them); --every-byte makes them read
+// every byte instead (the ServiceAccount for the token does not exist).
 //
 // The scenario's snapshot class states its latencies: the snapshot is cut
 // 200 ms after it is created and readyToUse 1 s after the cut (the test
@@ -242,18 +246,19 @@ int main(int argc, char** argv) {
   kvb::tune_allocator_for_streaming();  // as kvbackup-testcluster does (and kvbackup on its data path)
   int64_t mib = 1024;
   int repeat = 1;
-  bool copy_only = false;
+  bool copy_only = false, every_byte = false;
   std::string pin_kvb, pin_cluster;  // --pinned K:C
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--mib") == 0 && i + 1 < argc) mib = std::atoll(argv[++i]);
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--copy-only") == 0) copy_only = true;
+    else if (std::strcmp(argv[i], "--every-byte") == 0) every_byte = true;
     else if (std::strcmp(argv[i], "--pinned") == 0 && i + 1 < argc) {
       const std::string kc = argv[++i];
       const size_t colon = kc.find(':');
       if (colon == std::string::npos || colon == 0 || colon + 1 == kc.size()) fail("--pinned wants KVBACKUP_CPUS:CLUSTER_CPUS, e.g. 1:0");
       pin_kvb = kc.substr(0, colon), pin_cluster = kc.substr(colon + 1);
-    } else fail(std::string("unknown argument ") + argv[i] + " (--mib N, --repeat N, --pinned K:C, --copy-only)");
+    } else fail(std::string("unknown argument ") + argv[i] + " (--mib N, --repeat N, --pinned K:C, --copy-only, --every-byte)");
   }
   const char* cpus_env = std::getenv("KVB_BENCH_KVBACKUP_CPUS");
   const std::string kvb_cpus_default = cpus_env ? cpus_env : "";
@@ -310,9 +315,11 @@ int main(int argc, char** argv) {
       const bool first = run == 0 && !pinned;  // b1 at `loc`: the series b2 and b3 build on
       kvb_cpus = pinned ? pin_kvb : kvb_cpus_default;
       if (!pin_kvb.empty()) pin_process(pinned ? pin_cluster : "");
-      auto [rec, t] = backup_at(first ? "b1" : "b1" + suffix, first ? loc : loc + suffix);
+      auto [rec, t] = backup_at(first ? "b1" : "b1" + suffix, first ? loc : loc + suffix, every_byte ? cbt_off : cbt_on);
       const json::object c = only_volume(rec);
       if (kube::str_at(c, {"sha256"}) != claim_sha) fail("the copy's SHA-256 is not the claim's");
+      if (c.contains("allocatedOnly") == every_byte) fail("the first copy did not read what the bench asked for (allocatedOnly)");
+      if (run == 0) std::printf("  (first copy: %lld bytes downloaded)\n", static_cast<long long>(c.at("downloadedBytes").to_number<int64_t>()));
       const Stages st = stages_of(rec);
       print_stages(pinned ? "copy[p]" : "copy", st, t);
       (pinned ? pcopies : copies).push_back(t);

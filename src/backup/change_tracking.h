@@ -13,12 +13,22 @@
 // fingerprint map when the series has a previous snapshot with a map, else
 // to a full copy, and the reason is kept for the record.
 //
+// A copy that cannot use a delta (the first copy of a volume, or any of the
+// reasons above after the service was found) still asks the service for
+// GetMetadataAllocated(new snapshot) when the volume is Block: only the
+// allocated ranges are downloaded and the rest is stored as holes
+// (repo::AllocatedRanges), the way KEP-3314 means full backups to skip
+// unallocated blocks. The driver is trusted to report every block that does
+// not read as zeros, as it is trusted for a delta.
+//
 // The ServiceAccount whose token is requested: $KVBACKUP_SERVICE_ACCOUNT
 // ("namespace/name"), else kvbackup/kvbackup (deploy/rbac.yaml). Its token
 // is never logged or recorded.
 //
-// Invariant: a plan with `known` set names a parent whose size equals the
-// delta's capacity and changed ranges that are whole map regions.
+// Invariants: `known` and `allocated` are never both set; a plan with `known`
+// set names a parent whose size equals the delta's capacity and changed
+// ranges that are whole map regions; `allocated` ranges are sorted, disjoint
+// and inside the capacity the service reported (cbt::Ranges' invariant).
 #pragma once
 
 #include "kube/client.h"
@@ -41,6 +51,10 @@ struct ChangePlan {
   std::string target_handle;    // the new snapshot's CSI handle (tagged on the new repository snapshot); "" if unknown
   std::optional<repo::KnownChanges> known;  // snapshot-metadata: what changed since the parent
   uint64_t delta_bytes = 0;     // bytes the delta named (before rounding to regions)
+  // Without `known`: the snapshot's allocated ranges (adjacent blocks merged),
+  // or why every byte must be read (allocated_reason).
+  std::optional<repo::AllocatedRanges> allocated;
+  std::string allocated_reason;
 };
 
 // A stop request cancels the service call in flight (the plan then falls back).

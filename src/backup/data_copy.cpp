@@ -126,15 +126,17 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   const auto asked = std::chrono::steady_clock::now();
   const ChangePlan plan = plan_changes(c, ctx.repo, out.series, vm, vol, out.volume_mode, stop);
   if (stop.stop_requested()) return Error(Errc::kCancelled, "interrupted before the copy started");
-  if (ctx.say && plan.known) {
+  if (ctx.say && (plan.known || plan.allocated)) {
     uint64_t reading = 0;
-    for (const auto& r : plan.known->changed) reading += r.length;
+    for (const auto& r : plan.known ? plan.known->changed : plan.allocated->data) reading += r.length;
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
     char took[32];
     std::snprintf(took, sizeof took, "%.2f", s);
-    ctx.say("volume " + vm.key() + " " + vol.name + ": the CSI driver's snapshot metadata names " + std::to_string(plan.delta_bytes) +
-            " changed bytes since the previous copy (asked in " + took + " s); downloading " + std::to_string(reading) + " of " +
-            std::to_string(plan.known->size));
+    const std::string named = plan.known ? std::to_string(plan.delta_bytes) + " changed bytes since the previous copy"
+                                         : std::to_string(reading) + " allocated bytes in " + std::to_string(plan.allocated->data.size()) +
+                                               " ranges";
+    ctx.say("volume " + vm.key() + " " + vol.name + ": the CSI driver's snapshot metadata names " + named + " (asked in " + took +
+            " s); downloading " + std::to_string(reading) + " of " + std::to_string(plan.known ? plan.known->size : plan.allocated->size));
   }
 
   out.millis.plan = lap(stage);
@@ -187,6 +189,11 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
     dopt.only.emplace();
     for (const auto& r : plan.known->changed) dopt.only->emplace_back(r.offset, r.length);
     dopt.expect_size = plan.known->size;
+  } else if (plan.allocated) {
+    dopt.only.emplace();
+    for (const auto& r : plan.allocated->data) dopt.only->emplace_back(r.offset, r.length);
+    dopt.expect_size = plan.allocated->size;
+    dopt.hash_gaps_as_zeros = true;  // the image's digest, unallocated bytes read as zeros
   }
   if (ctx.transfer) {
     dopt.progress = [&ctx, item = transfer_item(vm, vol)](uint64_t done, uint64_t total) {
@@ -217,6 +224,7 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   popt.tags = {"backup=" + ctx.backup, kSnapshotTag + vol.volume_snapshot};
   if (!plan.target_handle.empty()) popt.tags.push_back(kSnapshotHandleTag + plan.target_handle);
   popt.known_changes = plan.known;
+  popt.allocated = plan.allocated;
   auto put = ctx.repo.put(out.series, repo::ImageSource::pulled(shown, next), popt);
   ranges->close();  // a put that stopped early: the download's next hand-over fails and it ends
   const auto& got = download.get();
@@ -241,12 +249,16 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
     out.change_tracking = put->parent.empty() ? "full" : "fingerprint";
     out.change_tracking_reason = plan.reason.empty() ? put->full_reason : plan.reason;
   }
+  out.allocated_only = plan.allocated.has_value();
+  out.allocated_only_reason = plan.allocated_reason;
   out.downloaded_bytes = got->bytes;
   out.repository_snapshot = put->snapshot;
   out.bytes = put->bytes;
   out.new_bytes = put->new_bytes;
   out.stored_bytes = put->stored_bytes;
-  out.sha256 = plan.known ? "" : got->sha256;  // only the changed ranges were read
+  // Only the changed ranges were read: no digest. Only the allocated ones: the
+  // image's digest with the unallocated bytes as zeros, which they read as.
+  out.sha256 = plan.known ? "" : got->sha256;
   out.retried_ranges = got->retried_ranges;
   return ok();
 }

@@ -131,8 +131,12 @@ std::string describe_backup(const record::BackupRecord& rec, const std::string& 
                              c->repository_snapshot.substr(0, 12), c->series, c->bytes, c->new_bytes, c->stored_bytes, c->sha256.empty() ? "-" : c->sha256,
                              c->transport.empty() ? "" : ", via " + c->transport);
           if (!c->change_tracking.empty()) {
-            out += fmt::format("      change tracking: {}, {} bytes downloaded{}\n", c->change_tracking, c->downloaded_bytes,
+            out += fmt::format("      change tracking: {}, {} bytes downloaded{}{}\n", c->change_tracking, c->downloaded_bytes,
+                               c->allocated_only ? ", only the allocated ranges" : "",
                                c->change_tracking_reason.empty() ? "" : " (not snapshot-metadata: " + c->change_tracking_reason + ")");
+            if (!c->allocated_only && !c->allocated_only_reason.empty()) {
+              out += "      every byte read: " + c->allocated_only_reason + "\n";
+            }
           }
         } else {
           out += "      copy failed: " + c->error + "\n";

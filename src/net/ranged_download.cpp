@@ -58,6 +58,16 @@ Status write_all(int fd, bool socket, std::string_view data) {
   return ok();
 }
 
+// Adds `n` zero bytes to the digest.
+void update_zeros(EVP_MD_CTX* sha, uint64_t n) {
+  static const std::vector<uint8_t> zeros(1 << 20);
+  for (uint64_t left = n; left > 0;) {
+    const uint64_t k = std::min<uint64_t>(zeros.size(), left);
+    EVP_DigestUpdate(sha, zeros.data(), k);
+    left -= k;
+  }
+}
+
 class Download {
  public:
   Download(const Target& t, HttpTransport& http, const DownloadOptions& o, uint64_t size)
@@ -83,7 +93,9 @@ class Download {
         body = std::move(ready_[w]);
         ready_.erase(w);
       }
+      if (o_.hash_gaps_as_zeros) hash_zeros(sha.get(), pieces_[w].first);
       EVP_DigestUpdate(sha.get(), body.data(), body.size());
+      hashed_ = pieces_[w].second + 1;
       const uint64_t got = body.size();
       if (auto s = sink(std::move(body)); !s) {
         std::lock_guard lk(m_);
@@ -105,6 +117,7 @@ class Download {
     cv_.notify_all();
     for (auto& t : workers) t.join();
     if (error_) return *error_;
+    if (o_.hash_gaps_as_zeros) hash_zeros(sha.get(), size_);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned len = 0;
     EVP_DigestFinal_ex(sha.get(), md, &len);
@@ -138,6 +151,12 @@ class Download {
       }
       cv_.notify_all();
     }
+  }
+
+  // The digest takes zeros from where it stopped up to `to` (a gap between `only` ranges).
+  void hash_zeros(EVP_MD_CTX* sha, uint64_t to) {
+    if (hashed_ < to) update_zeros(sha, to - hashed_);
+    hashed_ = std::max(hashed_, to);
   }
 
   bool stopping() {
@@ -223,6 +242,7 @@ class Download {
   const std::vector<std::pair<uint64_t, uint64_t>> pieces_;
   const uint64_t count_;
   uint64_t total_ = 0, done_ = 0;
+  uint64_t hashed_ = 0;  // the digest covers [0, hashed_) (hash_gaps_as_zeros)
   std::mutex m_;
   std::condition_variable cv_;
   uint64_t next_ = 0, written_ = 0;
@@ -231,6 +251,16 @@ class Download {
   bool stop_ = false;
   unsigned retried_ = 0;
 };
+
+std::string zeros_sha256(uint64_t size) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr);
+  update_zeros(sha.get(), size);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_DigestFinal_ex(sha.get(), md, &len);
+  return hex_encode({md, len});
+}
 
 }  // namespace
 
@@ -293,6 +323,7 @@ Result<DownloadResult> download_into(const std::string& url, const Sink& sink, c
     DownloadResult empty;
     empty.object_size = size;
     empty.sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    if (options.hash_gaps_as_zeros && size != 0) empty.sha256 = zeros_sha256(size);
     return empty;
   }
   Download d(target, *http, options, size);

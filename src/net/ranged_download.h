@@ -44,12 +44,15 @@ struct DownloadOptions {
   // `expect_size` when that is not 0.
   std::optional<std::vector<std::pair<uint64_t, uint64_t>>> only;
   uint64_t expect_size = 0;
+  // With `only`: the digest is the whole object's, the bytes outside the
+  // ranges taken as zeros (ranges the storage reported unallocated).
+  bool hash_gaps_as_zeros = false;
 };
 
 struct DownloadResult {
   uint64_t bytes = 0;           // written (with `only`: the ranges' bytes)
   uint64_t object_size = 0;     // the object's size (HEAD)
-  std::string sha256;        // hex digest of every byte written
+  std::string sha256;        // hex digest of every byte written (hash_gaps_as_zeros: of the object)
   unsigned retried_ranges = 0;  // ranges fetched more than once
 };
 

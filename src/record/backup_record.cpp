@@ -171,6 +171,8 @@ json::object volume_json(const VolumeRecord& v) {
       co["downloadedBytes"] = c.downloaded_bytes;
     }
     if (!c.change_tracking_reason.empty()) co["changeTrackingReason"] = c.change_tracking_reason;
+    if (c.allocated_only) co["allocatedOnly"] = true;
+    if (!c.allocated_only_reason.empty()) co["allocatedOnlyReason"] = c.allocated_only_reason;
     if (c.millis.any()) {
       co["millis"] = json::object{{"plan", c.millis.plan},         {"create", c.millis.create},   {"ready", c.millis.ready},
                                   {"transfer", c.millis.transfer}, {"cleanup", c.millis.cleanup}};
@@ -205,6 +207,8 @@ Result<DataCopyRecord> copy_from(DocReader& r) {
     return r.error("changeTracking", "\"" + c.change_tracking + "\" is not a change tracking method (snapshot-metadata, fingerprint, full)");
   }
   KVB_TRY(c.change_tracking_reason, r.str("changeTrackingReason"));
+  KVB_TRY(c.allocated_only, r.boolean("allocatedOnly", false));
+  KVB_TRY(c.allocated_only_reason, r.str("allocatedOnlyReason"));
   KVB_TRY(auto downloaded, r.integer("downloadedBytes", 0));
   if (downloaded < 0) return r.error("downloadedBytes", "sizes cannot be negative");
   c.downloaded_bytes = static_cast<uint64_t>(downloaded);

@@ -77,6 +77,11 @@ struct DataCopyRecord {
   std::string change_tracking;
   std::string change_tracking_reason;  // why not snapshot-metadata (empty when it was used)
   uint64_t downloaded_bytes = 0;       // bytes read from the export
+  // Only the snapshot's allocated ranges were downloaded (the CSI driver's
+  // GetMetadataAllocated; the rest stored as holes), else why every byte
+  // (or, with snapshot-metadata, every changed byte) was read.
+  bool allocated_only = false;
+  std::string allocated_only_reason;
   // Where the copy's time went, in milliseconds (all 0 in records before they
   // existed): plan (the source claim read, changed-block tracking asked),
   // create (the claim from the snapshot, the token Secret and the export),

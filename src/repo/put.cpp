@@ -107,6 +107,22 @@ std::vector<ByteRange> region_ranges(std::vector<ByteRange> ranges, uint64_t siz
   return out;
 }
 
+namespace {
+
+Status check_allocated(const AllocatedRanges& a) {
+  uint64_t at = 0;
+  for (const auto& r : a.data) {
+    if (r.length == 0 || r.offset < at || r.offset + r.length > a.size) {
+      return Error(Errc::kInvalidArgument, "allocated range [" + std::to_string(r.offset) + ", +" + std::to_string(r.length) +
+                                               ") is empty, out of order or outside the " + std::to_string(a.size) + "-byte image");
+    }
+    at = r.offset + r.length;
+  }
+  return ok();
+}
+
+}  // namespace
+
 Result<Snapshot> Repository::known_changes_parent(const KnownChanges& known) const {
   auto p = load_snapshot(*loc_, key_.encryption, known.parent, true);
   if (!p) return Error(p.error().code, "the snapshot the changes are relative to, " + known.parent + ", cannot be read: " + p.error().message);
@@ -145,13 +161,16 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
     return Error(Errc::kInvalidArgument, "compression level " + std::to_string(options.compression_level) + " is outside 0..19");
   }
   const unsigned workers = worker_count(options.workers);
-  const uint64_t total = source.size();  // 0 for a stream, whose size the reader learns at its end
+  // 0 for a stream, whose size the reader learns at its end.
+  const uint64_t total = options.allocated ? options.allocated->size : source.size();
   PutStats stats;
 
   // The parent: the previous snapshot of this name, with its image map; with
   // known changes, the snapshot they are relative to.
   std::optional<Snapshot> parent;
   const KnownChanges* known = options.known_changes ? &*options.known_changes : nullptr;
+  if (known && options.allocated) return Error(Errc::kInvalidArgument, "a put takes known changes or allocated ranges, not both");
+  if (options.allocated) KVB_CHECK(check_allocated(*options.allocated));
   if (known) {
     KVB_TRY(auto p, known_changes_parent(*known));
     parent = std::move(p);
@@ -211,6 +230,40 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
         if (st) open = jobs.push(std::move(w));
       }
       if (open && st) st = source.finish(known->size);
+    } else if (const AllocatedRanges* alloc = options.allocated ? &*options.allocated : nullptr) {
+      // Windows of the whole image: the allocated ranges read from the stream
+      // in order into one buffer per window, the rest holes never read.
+      size_t a = 0;
+      bool open = true;
+      for (uint64_t off = 0; open && st && off < alloc->size; off += kWindow) {
+        Window w;
+        w.offset = off;
+        w.length = std::min<uint64_t>(kWindow, alloc->size - off);
+        const uint64_t end = off + w.length;
+        uint64_t data = 0;
+        for (size_t i = a; i < alloc->data.size() && alloc->data[i].offset < end; ++i) {
+          data += std::min(end, alloc->data[i].offset + alloc->data[i].length) - std::max(off, alloc->data[i].offset);
+        }
+        w.owned = std::make_shared<std::string>(data, '\0');
+        uint8_t* buf = reinterpret_cast<uint8_t*>(w.owned->data());
+        for (uint64_t at = off; st && at < end;) {
+          while (a < alloc->data.size() && alloc->data[a].offset + alloc->data[a].length <= at) ++a;
+          const bool inside = a < alloc->data.size() && alloc->data[a].offset <= at;
+          const uint64_t next = inside ? std::min(end, alloc->data[a].offset + alloc->data[a].length)
+                                       : std::min(end, a < alloc->data.size() ? alloc->data[a].offset : end);
+          Piece piece{at, next - at, !inside, 0, {}, nullptr};
+          if (inside) {
+            auto bytes = std::span<uint8_t>(buf, next - at);
+            st = source.read_exact(bytes, at);
+            piece.data = bytes;
+            buf += next - at;
+          }
+          w.pieces.push_back(std::move(piece));
+          at = next;
+        }
+        if (st) open = jobs.push(std::move(w));
+      }
+      if (open && st) st = source.finish(alloc->size);
     } else if (source.mappable()) {
       Window w;
       auto flush = [&] {
@@ -390,7 +443,7 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
   snap.name = name;
   snap.source = label;
   snap.time = format_rfc3339(WallClock::now(), TimePrecision::kNanos);
-  snap.size = known ? known->size : source.size();
+  snap.size = known ? known->size : options.allocated ? options.allocated->size : source.size();
   snap.tags = options.tags;
   for (auto& e : extents) append_extent(snap.extents, e);
   snap.id = "(new)";

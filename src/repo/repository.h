@@ -91,6 +91,16 @@ struct KnownChanges {
   std::vector<ByteRange> changed;  // whole map regions (see region_ranges), sorted, disjoint, inside [0, size)
 };
 
+// A sparse image described by its storage (a CSI driver's allocated blocks):
+// an image of `size` bytes whose bytes outside `data` read as zeros. The
+// source stream then carries only the bytes of `data`, in order, and the put
+// stores the rest as holes without reading them. The repository trusts the
+// list: data outside it is stored as zeros.
+struct AllocatedRanges {
+  uint64_t size = 0;
+  std::vector<ByteRange> data;  // sorted, disjoint, non-empty, inside [0, size)
+};
+
 // `ranges` (any order, may overlap) rounded out to whole map regions
 // (kRegionSize at absolute offsets, the last one ending at `size`) and
 // merged: what a caller must read for a put with KnownChanges.
@@ -100,6 +110,7 @@ struct PutOptions {
   std::vector<std::string> tags;
   ParentMode parent = ParentMode::kAuto;
   std::optional<KnownChanges> known_changes;  // set: parent is that snapshot, the source carries only the changes
+  std::optional<AllocatedRanges> allocated;   // set (never with known_changes): the source carries only these ranges
   Progress progress;
   unsigned workers = 0;  // hashing and encoding threads; 0: one per core
   int compression_level = kDefaultCompressionLevel;  // zstd level; 0: no compression

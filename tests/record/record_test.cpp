@@ -87,6 +87,7 @@ record::BackupRecord full_backup_record() {
   copy.transport = "port-forward";
   copy.change_tracking = "fingerprint";
   copy.change_tracking_reason = "CSI driver csi.example.com has no SnapshotMetadataService";
+  copy.allocated_only = true;
   copy.downloaded_bytes = uint64_t{5} << 32;
   copy.millis = {3, 40, 500, 6000, 70};
   copy.error = "";
@@ -154,6 +155,8 @@ TEST(RecordRoundTrip, ACopysChangeTrackingIsKeptAndAnUnknownMethodIsNamed) {
   EXPECT_EQ(c.change_tracking, "fingerprint");
   EXPECT_EQ(c.change_tracking_reason, "CSI driver csi.example.com has no SnapshotMetadataService");
   EXPECT_EQ(c.downloaded_bytes, uint64_t{5} << 32);
+  EXPECT_TRUE(c.allocated_only);
+  EXPECT_EQ(c.allocated_only_reason, "");
   auto v = full_backup_record().to_json();
   v["vms"].as_array()[0].as_object()["volumes"].as_array()[0].as_object()["copy"].as_object()["changeTracking"] = "guesswork";
   auto bad = record::BackupRecord::from_json(v, "backup.json");

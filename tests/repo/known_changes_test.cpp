@@ -3,7 +3,8 @@
 // the named parent unread; the result restores byte for byte and holds the
 // very chunks a full put of the image cuts; a list that does not fit the
 // parent or a stream that does not fit the list fails the put, and nothing is
-// stored.
+// stored. The same for puts of allocated ranges (a sparse image described by
+// its storage).
 #include "common/atomic_file.h"
 #include "repo/repository.h"
 #include "tests/repo/test_data.h"
@@ -154,6 +155,89 @@ TEST(KnownChanges, AListOrStreamThatDoesNotFitFailsAndStoresNothing) {
   auto snaps = f.repo->snapshots();
   ASSERT_TRUE(snaps);
   EXPECT_EQ(snaps->size(), 1u) << "no failed put left a snapshot";
+}
+
+// A sparse image described by its storage (AllocatedRanges): the stream holds
+// only the allocated ranges; the rest is stored as holes without a read.
+std::vector<ByteRange> allocated_ranges() {
+  const uint64_t K = 64 << 10, M = kRegionSize;
+  // Unallocated: [5M, 9M), [15M + 64K, 17M) across a window edge, [30M + 128K, 30M + 192K), and the tail from 38M.
+  return {{0, 5 * M}, {9 * M, 6 * M + K}, {17 * M, 13 * M + 2 * K}, {30 * M + 3 * K, 8 * M - 3 * K}};
+}
+
+TEST(AllocatedRanges, TheUnallocatedRangesAreHolesAndTheChunksAreAFullPuts) {
+  Fixture f;
+  auto v = disk(3);
+  const auto data = allocated_ranges();
+  uint64_t allocated = 0, last = 0;
+  for (const auto& r : data) {
+    std::fill(v.begin() + static_cast<long>(last), v.begin() + static_cast<long>(r.offset), 0);
+    allocated += r.length;
+    last = r.offset + r.length;
+  }
+  std::fill(v.begin() + static_cast<long>(last), v.end(), 0);
+  f.dir.write("allocated.bin", changed_bytes(v, data));
+  PutOptions o;
+  o.allocated = AllocatedRanges{v.size(), data};
+  auto s1 = f.put_stream("vm/disk", "allocated.bin", o);
+  ASSERT_TRUE(s1) << s1.error().message;
+  EXPECT_EQ(s1->bytes, v.size());
+  EXPECT_GE(s1->hole_bytes, v.size() - allocated) << "the unallocated ranges were holes, never read";
+  EXPECT_TRUE(f.restored(s1->snapshot) == bytes_of(v)) << "the put restores the image byte for byte";
+
+  // A full put of the same image: no new chunk, the same extents.
+  f.dir.write("v.img", bytes_of(v));
+  PutOptions none;
+  none.parent = ParentMode::kNone;
+  auto full = f.put_stream("vm/disk-full", "v.img", none);
+  ASSERT_TRUE(full) << full.error().message;
+  EXPECT_EQ(full->new_chunks, 0u);
+  auto a = f.repo->find(s1->snapshot), b = f.repo->find(full->snapshot);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->extents, b->extents);
+
+  // The next copy of the series, allocated ranges again, finds its parent and
+  // reuses the unchanged regions by fingerprint.
+  auto v2 = v;
+  auto change = random_data(64 << 10, 11);
+  std::copy(change.begin(), change.end(), v2.begin() + (2 << 20));
+  f.dir.write("allocated2.bin", changed_bytes(v2, data));
+  auto s2 = f.put_stream("vm/disk", "allocated2.bin", o);
+  ASSERT_TRUE(s2) << s2.error().message;
+  EXPECT_EQ(s2->parent, s1->snapshot);
+  EXPECT_GT(s2->reused_bytes, allocated / 2);
+  EXPECT_TRUE(f.restored(s2->snapshot) == bytes_of(v2));
+}
+
+TEST(AllocatedRanges, AListOrStreamThatDoesNotFitFailsAndStoresNothing) {
+  Fixture f;
+  const uint64_t M = kRegionSize;
+  f.dir.write("one.bin", std::string(M, 'a'));
+  PutOptions o;
+  auto put = [&](AllocatedRanges a, const std::string& file = "one.bin") {
+    o.allocated = std::move(a);
+    return f.put_stream("vm/disk", file, o);
+  };
+  auto r = put({8 * M, {{2 * M, M}, {M, M}}});
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message, HasSubstr("out of order"));
+  r = put({8 * M, {{7 * M, 2 * M}}});
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message, HasSubstr("outside the"));
+  r = put({8 * M, {{M, 2 * M}}});  // the stream holds one region of two
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message, HasSubstr("ended at offset"));
+  f.dir.write("two.bin", std::string(2 * M, 'b'));
+  r = put({8 * M, {{M, M}}}, "two.bin");
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message, HasSubstr("more than"));
+  o.known_changes = KnownChanges{"0123", 8 * M, {}};
+  r = put({8 * M, {{M, M}}});
+  ASSERT_FALSE(r);
+  EXPECT_THAT(r.error().message, HasSubstr("not both"));
+  auto snaps = f.repo->snapshots();
+  ASSERT_TRUE(snaps);
+  EXPECT_EQ(snaps->size(), 0u) << "no failed put left a snapshot";
 }
 
 }  // namespace
