@@ -66,6 +66,7 @@
 #include <fcntl.h>
 #include <random>
 #include <sched.h>
+#include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
 
@@ -88,15 +89,32 @@ const kube::ResourceRef kCdiConfigs{"cdi.kubevirt.io", "v1beta1", "cdiconfigs", 
 // Runs argv (a fixed program, never a shell string built from data); fails the
 // bench on a non-zero exit. Returns stdout and the seconds it took. `cpus`:
 // a taskset CPU list to run it on (empty: anywhere).
+// CPU-seconds (user + system) of the last timed() command and of this
+// process (the test cluster's threads) meanwhile: what each side spent,
+// whatever else ran on the machine.
+struct Cpu {
+  double command = 0, cluster = 0;
+};
+Cpu last_cpu;
+
+double cpu_seconds(int who) {
+  rusage u{};
+  ::getrusage(who, &u);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
 std::pair<std::string, double> timed(std::vector<std::string> argv, const EnvVars& env = {}, const std::string& cpus = {}) {
   ProcessSpec s;
   if (!cpus.empty()) argv.insert(argv.begin(), {"/usr/bin/taskset", "-c", cpus});
   s.argv = std::move(argv);
   s.env_overrides = env;
   s.timeout = 1800s;
+  const double children0 = cpu_seconds(RUSAGE_CHILDREN), self0 = cpu_seconds(RUSAGE_SELF);
   auto t0 = std::chrono::steady_clock::now();
   auto r = run_process(s);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  last_cpu = Cpu{cpu_seconds(RUSAGE_CHILDREN) - children0, cpu_seconds(RUSAGE_SELF) - self0};
   if (!r) fail(s.argv.at(0) + ": " + r.error().message);
   if (r->exit_code != 0) fail(s.argv.at(0) + " " + (s.argv.size() > 1 ? s.argv[1] : "") + " exited " +
                               std::to_string(r->exit_code) + ": " + r->err);
@@ -320,14 +338,16 @@ int main(int argc, char** argv) {
       if (kube::str_at(c, {"sha256"}) != claim_sha) fail("the copy's SHA-256 is not the claim's");
       if (c.contains("allocatedOnly") == every_byte) fail("the first copy did not read what the bench asked for (allocatedOnly)");
       if (run == 0) std::printf("  (first copy: %lld bytes downloaded)\n", static_cast<long long>(c.at("downloadedBytes").to_number<int64_t>()));
+      const Cpu copy_cpu = last_cpu;
       const Stages st = stages_of(rec);
       print_stages(pinned ? "copy[p]" : "copy", st, t);
+      std::printf("  %-7s CPU-seconds: kvbackup %.2f, test cluster %.2f\n", pinned ? "copy[p]" : "copy", copy_cpu.command, copy_cpu.cluster);
       (pinned ? pcopies : copies).push_back(t);
       (pinned ? ptransfers : transfers).push_back(st.transfer);
       const std::string pr = first ? put_repo : put_repo + suffix;
       kvbackup({"repo", "init", "--repo", pr, "--password-file", pw});
       auto [out, tp] = kvbackup({"repo", "put", "--repo", pr, "--password-file", pw, "vm", image});
-      std::printf("  %-7s %.2f s\n", pinned ? "put[p]" : "put", tp);
+      std::printf("  %-7s %.2f s; CPU-seconds: kvbackup %.2f\n", pinned ? "put[p]" : "put", tp, last_cpu.command);
       (pinned ? pputs : puts).push_back(tp);
     }
   }
