@@ -109,6 +109,70 @@ std::vector<ByteRange> region_ranges(std::vector<ByteRange> ranges, uint64_t siz
 
 namespace {
 
+// The window of an image of `size` bytes that starts at `off`.
+Window window_at(uint64_t off, uint64_t size) {
+  Window w;
+  w.offset = off;
+  w.length = std::min<uint64_t>(kWindow, size - off);
+  return w;
+}
+
+// Windows of the whole image for a put with known changes: the changed
+// regions read from the stream in order, the others left to the parent
+// (put_window.h).
+Status feed_known_changes(ImageSource& source, const KnownChanges& known, BoundedQueue<Window>& jobs) {
+  size_t c = 0;
+  for (uint64_t off = 0; off < known.size; off += kWindow) {
+    Window w = window_at(off, known.size);
+    w.owned = std::make_shared<std::string>(w.length, '\0');
+    auto buf = std::span<uint8_t>(reinterpret_cast<uint8_t*>(w.owned->data()), w.owned->size());
+    w.pieces.push_back(Piece{off, w.length, false, 0, buf, nullptr});
+    w.known.assign((w.length + kRegionSize - 1) / kRegionSize, true);
+    for (uint64_t r = off; r < off + w.length; r += kRegionSize) {
+      while (c < known.changed.size() && known.changed[c].offset + known.changed[c].length <= r) ++c;
+      if (c == known.changed.size() || known.changed[c].offset > r) continue;
+      const uint64_t len = std::min(kRegionSize, known.size - r);
+      KVB_CHECK(source.read_exact(buf.subspan(r - off, len), r));
+      w.known[(r - off) / kRegionSize] = false;
+    }
+    if (!jobs.push(std::move(w))) return ok();  // the put stopped: its own error says why
+  }
+  return source.finish(known.size);
+}
+
+// Windows of the whole image for a put of allocated ranges: those read from
+// the stream in order into one buffer per window, the rest holes never read.
+Status feed_allocated(ImageSource& source, const AllocatedRanges& alloc, BoundedQueue<Window>& jobs) {
+  size_t a = 0;
+  for (uint64_t off = 0; off < alloc.size; off += kWindow) {
+    Window w = window_at(off, alloc.size);
+    const uint64_t end = off + w.length;
+    uint64_t data = 0;
+    for (size_t i = a; i < alloc.data.size() && alloc.data[i].offset < end; ++i) {
+      data += std::min(end, alloc.data[i].offset + alloc.data[i].length) - std::max(off, alloc.data[i].offset);
+    }
+    w.owned = std::make_shared<std::string>(data, '\0');
+    uint8_t* buf = reinterpret_cast<uint8_t*>(w.owned->data());
+    for (uint64_t at = off; at < end;) {
+      while (a < alloc.data.size() && alloc.data[a].offset + alloc.data[a].length <= at) ++a;
+      const bool inside = a < alloc.data.size() && alloc.data[a].offset <= at;
+      const uint64_t next = inside ? std::min(end, alloc.data[a].offset + alloc.data[a].length)
+                                   : std::min(end, a < alloc.data.size() ? alloc.data[a].offset : end);
+      Piece piece{at, next - at, !inside, 0, {}, nullptr};
+      if (inside) {
+        auto bytes = std::span<uint8_t>(buf, next - at);
+        KVB_CHECK(source.read_exact(bytes, at));
+        piece.data = bytes;
+        buf += next - at;
+      }
+      w.pieces.push_back(std::move(piece));
+      at = next;
+    }
+    if (!jobs.push(std::move(w))) return ok();
+  }
+  return source.finish(alloc.size);
+}
+
 Status check_allocated(const AllocatedRanges& a) {
   uint64_t at = 0;
   for (const auto& r : a.data) {
@@ -208,62 +272,9 @@ Result<PutStats> Repository::put_source(const std::string& name, ImageSource& so
   std::thread reader([&] {
     Status st = ok();
     if (known) {
-      // Windows of the whole image: the changed regions read from the stream
-      // in order, the others left to the parent (put_window.h).
-      size_t c = 0;
-      bool open = true;
-      for (uint64_t off = 0; open && st && off < known->size; off += kWindow) {
-        Window w;
-        w.offset = off;
-        w.length = std::min<uint64_t>(kWindow, known->size - off);
-        w.owned = std::make_shared<std::string>(w.length, '\0');
-        auto buf = std::span<uint8_t>(reinterpret_cast<uint8_t*>(w.owned->data()), w.owned->size());
-        w.pieces.push_back(Piece{off, w.length, false, 0, buf, nullptr});
-        w.known.assign((w.length + kRegionSize - 1) / kRegionSize, true);
-        for (uint64_t r = off; st && r < off + w.length; r += kRegionSize) {
-          while (c < known->changed.size() && known->changed[c].offset + known->changed[c].length <= r) ++c;
-          if (c == known->changed.size() || known->changed[c].offset > r) continue;
-          const uint64_t len = std::min(kRegionSize, known->size - r);
-          st = source.read_exact(buf.subspan(r - off, len), r);
-          w.known[(r - off) / kRegionSize] = false;
-        }
-        if (st) open = jobs.push(std::move(w));
-      }
-      if (open && st) st = source.finish(known->size);
-    } else if (const AllocatedRanges* alloc = options.allocated ? &*options.allocated : nullptr) {
-      // Windows of the whole image: the allocated ranges read from the stream
-      // in order into one buffer per window, the rest holes never read.
-      size_t a = 0;
-      bool open = true;
-      for (uint64_t off = 0; open && st && off < alloc->size; off += kWindow) {
-        Window w;
-        w.offset = off;
-        w.length = std::min<uint64_t>(kWindow, alloc->size - off);
-        const uint64_t end = off + w.length;
-        uint64_t data = 0;
-        for (size_t i = a; i < alloc->data.size() && alloc->data[i].offset < end; ++i) {
-          data += std::min(end, alloc->data[i].offset + alloc->data[i].length) - std::max(off, alloc->data[i].offset);
-        }
-        w.owned = std::make_shared<std::string>(data, '\0');
-        uint8_t* buf = reinterpret_cast<uint8_t*>(w.owned->data());
-        for (uint64_t at = off; st && at < end;) {
-          while (a < alloc->data.size() && alloc->data[a].offset + alloc->data[a].length <= at) ++a;
-          const bool inside = a < alloc->data.size() && alloc->data[a].offset <= at;
-          const uint64_t next = inside ? std::min(end, alloc->data[a].offset + alloc->data[a].length)
-                                       : std::min(end, a < alloc->data.size() ? alloc->data[a].offset : end);
-          Piece piece{at, next - at, !inside, 0, {}, nullptr};
-          if (inside) {
-            auto bytes = std::span<uint8_t>(buf, next - at);
-            st = source.read_exact(bytes, at);
-            piece.data = bytes;
-            buf += next - at;
-          }
-          w.pieces.push_back(std::move(piece));
-          at = next;
-        }
-        if (st) open = jobs.push(std::move(w));
-      }
-      if (open && st) st = source.finish(alloc->size);
+      st = feed_known_changes(source, *known, jobs);
+    } else if (options.allocated) {
+      st = feed_allocated(source, *options.allocated, jobs);
     } else if (source.mappable()) {
       Window w;
       auto flush = [&] {
