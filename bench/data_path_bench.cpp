@@ -30,8 +30,9 @@
 // installed (scripts/deps installs it).
 //
 // --repeat N: the first copy and the put are run N times each (alternating,
-// each into a repository of its own, so every one is a first copy), and the
-// medians are reported. KVB_BENCH_KVBACKUP_CPUS=<taskset list> runs every
+// each into a repository of its own, so every one is a first copy), and so
+// are the restore, the get and the user's restore script; the medians are
+// reported. KVB_BENCH_KVBACKUP_CPUS=<taskset list> runs every
 // kvbackup command on those CPUs (run the bench itself, and with it the test
 // cluster, with `taskset -c <others>`): kvbackup's share of the copy is then
 // separated from the simulator's, which shares the cores otherwise.
