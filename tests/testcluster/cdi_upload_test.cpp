@@ -183,6 +183,26 @@ TEST_F(CdiUpload, ZerosBecomeHolesAndTheClaimHoldsTheImageChunkedOrNot) {
   }
 }
 
+// kvbackup's streamed POST (its TLS body written around Asio's engine:
+// net/tls_bulk_writer.h) of an image larger than the claim: the proxy answers
+// 400 mid-body and closes; the client's write fails, and the answer it reads
+// says why (not only "broken pipe").
+TEST_F(CdiUpload, AnEarlyRefusalMidBodyIsTheAnswerTheStreamingClientReports) {
+  make_upload_dv("small");
+  std::string image = disk_image(kSize, 5) + std::string(16 << 20, 'x');  // 16 MiB more than the claim holds
+  auto t = net::HttpTransport::create(proxy(), [&] { net::TransportOptions o; o.ca_pem = tc.cluster().ca().cert_pem; return o; }());
+  ASSERT_TRUE(t);
+  net::HttpRequest req{"POST", "/v1beta1/upload-async", {{"Authorization", "Bearer " + token_for("small")}}, {}, false};
+  auto res = (*t)->exchange_streamed(req, image.size(), [&](const net::BodyWriter& write) -> Status {
+    for (size_t at = 0; at < image.size(); at += 1 << 20) KVB_CHECK(write(std::string_view(image).substr(at, 1 << 20)));
+    return ok();
+  });
+  ASSERT_TRUE(res) << res.error().describe();
+  EXPECT_EQ(res->status, 400);
+  EXPECT_THAT(res->body, HasSubstr("larger than the claim"));
+  EXPECT_EQ(dv_phase("small"), "UploadReady");  // and it can be sent again
+}
+
 TEST_F(CdiUpload, RefusalsBadTokenNoTokenTooLargeAndAGzipBody) {
   make_upload_dv("disk");
   tc.dir().write("big.img", std::string(kSize + 1, 'x'));
