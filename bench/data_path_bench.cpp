@@ -30,8 +30,9 @@
 // installed (scripts/deps installs it).
 //
 // --repeat N: the first copy and the put are run N times each (alternating,
-// each into a repository of its own, so every one is a first copy), and the
-// medians are reported. KVB_BENCH_KVBACKUP_CPUS=<taskset list> runs every
+// each into a repository of its own, so every one is a first copy), and so
+// are the restore, the get and the user's restore script; the medians are
+// reported. KVB_BENCH_KVBACKUP_CPUS=<taskset list> runs every
 // kvbackup command on those CPUs (run the bench itself, and with it the test
 // cluster, with `taskset -c <others>`): kvbackup's share of the copy is then
 // separated from the simulator's, which shares the cores otherwise.
@@ -45,6 +46,13 @@
 // snapshot's allocated ranges and download only those (the holes stay holes,
 // as the put of the sparse file skips them); --every-byte makes them read
 // every byte instead (the ServiceAccount for the token does not exist).
+// --restore-only: one backup (and a restic repository of the same image),
+// then only the restores: each repetition (and with --pinned, each in both
+// placements) restores from the repository into a fresh namespace, gets the
+// image with `repo get` and runs the user's restore script; medians and
+// ratios as for the copies, and where each restore's time went (the
+// record's millis: plan, DataVolume created, UploadReady, token, transfer,
+// Succeeded, bound, VM created).
 //
 // The scenario's snapshot class states its latencies: the snapshot is cut
 // 200 ms after it is created and readyToUse 1 s after the cut (the test
@@ -80,6 +88,8 @@ const kube::ResourceRef kExports{"export.kubevirt.io", "v1beta1", "virtualmachin
 const kube::ResourceRef kDataVolumes{"cdi.kubevirt.io", "v1beta1", "datavolumes", "DataVolume", true};
 const kube::ResourceRef kUploadTokens{"upload.cdi.kubevirt.io", "v1beta1", "uploadtokenrequests", "UploadTokenRequest", true};
 const kube::ResourceRef kCdiConfigs{"cdi.kubevirt.io", "v1beta1", "cdiconfigs", "CDIConfig", false};
+const kube::ResourceRef kClaims{"", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true};
+const kube::ResourceRef kVirtualMachines{"kubevirt.io", "v1", "virtualmachines", "VirtualMachine", true};
 
 [[noreturn]] void fail(const std::string& what) {
   std::fprintf(stderr, "data_path_bench: %s\n", what.c_str());
@@ -228,6 +238,39 @@ void print_stages(const char* what, const Stages& s, double whole) {
               what, s.cut, s.ready, s.plan, s.create, s.export_ready, s.transfer, s.cleanup, s.record, whole);
 }
 
+// Where one restore from the repository went, from its record's millis.
+struct RestoreStages {
+  double plan = 0, created = 0, upload_ready = 0, token = 0, transfer = 0, succeeded = 0, bound = 0, vm = 0, record = 0;
+};
+
+RestoreStages restore_stages_of(const json::object& rec) {
+  auto ms = [](const json::value* o, const char* k) {
+    const auto* m = o && o->is_object() ? o->as_object().if_contains("millis") : nullptr;
+    const auto* v = m && m->is_object() ? m->as_object().if_contains(k) : nullptr;
+    return v && v->is_number() ? static_cast<double>(v->to_number<int64_t>()) / 1000 : 0.0;
+  };
+  const json::value whole(rec);
+  const json::value& vm = rec.at("vms").as_array().at(0);
+  const json::value& claim = vm.at("claims").as_array().at(0);
+  RestoreStages s;
+  s.plan = ms(&whole, "plan");
+  s.created = ms(&vm, "claims");
+  s.upload_ready = ms(&claim, "uploadReady");
+  s.token = ms(&claim, "token");
+  s.transfer = ms(&claim, "transfer");
+  s.succeeded = ms(&claim, "succeeded");
+  s.bound = ms(&vm, "bound");
+  s.vm = ms(&vm, "vm");
+  s.record = seconds_between(rec.if_contains("startedAt"), rec.if_contains("finishedAt"));
+  return s;
+}
+
+void print_restore_stages(const char* what, const RestoreStages& s, double whole) {
+  std::printf("  %-10s plan %.2f | DataVolume created %.2f, UploadReady %.2f, token %.2f, transfer %.2f, Succeeded %.2f | "
+              "bound %.2f, VM created %.2f | record %.2f, process %.2f s\n",
+              what, s.plan, s.created, s.upload_ready, s.token, s.transfer, s.succeeded, s.bound, s.vm, s.record, whole);
+}
+
 // Pins every thread of this process (threads made later inherit it) to the
 // CPUs of a taskset-style list ("0", "0,2", "0-1"); empty: every CPU.
 void pin_process(const std::string& cpus) {
@@ -264,19 +307,20 @@ int main(int argc, char** argv) {
   kvb::tune_allocator_for_streaming();  // as kvbackup-testcluster does (and kvbackup on its data path)
   int64_t mib = 1024;
   int repeat = 1;
-  bool copy_only = false, every_byte = false;
+  bool copy_only = false, restore_only = false, every_byte = false;
   std::string pin_kvb, pin_cluster;  // --pinned K:C
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--mib") == 0 && i + 1 < argc) mib = std::atoll(argv[++i]);
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--copy-only") == 0) copy_only = true;
     else if (std::strcmp(argv[i], "--every-byte") == 0) every_byte = true;
+    else if (std::strcmp(argv[i], "--restore-only") == 0) restore_only = true;
     else if (std::strcmp(argv[i], "--pinned") == 0 && i + 1 < argc) {
       const std::string kc = argv[++i];
       const size_t colon = kc.find(':');
       if (colon == std::string::npos || colon == 0 || colon + 1 == kc.size()) fail("--pinned wants KVBACKUP_CPUS:CLUSTER_CPUS, e.g. 1:0");
       pin_kvb = kc.substr(0, colon), pin_cluster = kc.substr(colon + 1);
-    } else fail(std::string("unknown argument ") + argv[i] + " (--mib N, --repeat N, --pinned K:C, --copy-only, --every-byte)");
+    } else fail(std::string("unknown argument ") + argv[i] + " (--mib N, --repeat N, --pinned K:C, --copy-only, --restore-only, --every-byte)");
   }
   const char* cpus_env = std::getenv("KVB_BENCH_KVBACKUP_CPUS");
   const std::string kvb_cpus_default = cpus_env ? cpus_env : "";
@@ -289,6 +333,7 @@ int main(int argc, char** argv) {
       "namespaces:\n  - name: prod\n    vms:\n"
       "      - {name: db, running: false, volumes: [{name: rootdisk, type: persistentVolumeClaim, size: " +
       std::to_string(mib) + "Mi, storageClass: fast}]}\n  - name: dr\n";
+  if (copy_only && restore_only) fail("--copy-only and --restore-only exclude each other");
   testing::TestCluster tc(scenario);
   // The claim's file for writing: asked again before each write, since a
   // snapshot cut since shares the file until the claim is written.
@@ -326,9 +371,10 @@ int main(int argc, char** argv) {
   timed({"cp", "--sparse=always", claim.string(), image});
   const std::string put_repo = (tc.dir() / "put-repo").string();
   std::vector<double> copies, puts, transfers, pcopies, pputs, ptransfers;
-  for (int run = 0; run < repeat; ++run) {
+  json::object first_copy;  // b1's copy
+  for (int run = 0; run < (restore_only ? 1 : repeat); ++run) {
     for (const bool pinned : {false, true}) {
-      if (pinned && pin_kvb.empty()) continue;
+      if (pinned && (pin_kvb.empty() || restore_only)) continue;
       const std::string suffix = (pinned ? "-p" : "-") + std::to_string(run);
       const bool first = run == 0 && !pinned;  // b1 at `loc`: the series b2 and b3 build on
       kvb_cpus = pinned ? pin_kvb : kvb_cpus_default;
@@ -339,6 +385,7 @@ int main(int argc, char** argv) {
       if (c.contains("allocatedOnly") == every_byte) fail("the first copy did not read what the bench asked for (allocatedOnly)");
       if (run == 0) std::printf("  (first copy: %lld bytes downloaded)\n", static_cast<long long>(c.at("downloadedBytes").to_number<int64_t>()));
       const Cpu copy_cpu = last_cpu;
+      if (first) first_copy = c;
       const Stages st = stages_of(rec);
       print_stages(pinned ? "copy[p]" : "copy", st, t);
       std::printf("  %-7s CPU-seconds: kvbackup %.2f, test cluster %.2f\n", pinned ? "copy[p]" : "copy", copy_cpu.command, copy_cpu.cluster);
@@ -377,6 +424,117 @@ int main(int argc, char** argv) {
     print_pinned();
     return 0;
   }
+  const EnvVars restic_env{{"RESTIC_PASSWORD", "bench-password"}, {"RESTIC_CACHE_DIR", (tc.dir() / "restic-cache").string()}};
+  const std::string restic_repo = (tc.dir() / "restic").string();
+  timed({"restic", "init", "--repo", restic_repo}, restic_env);
+
+  // Restores from the repository against repo get and the user's script:
+  // `repeat` rounds (each in both placements with --pinned), each into a
+  // namespace of its own; what each made is deleted after it (disk space).
+  struct RestoreResults {
+    std::vector<double> restore, get, user, prestore, pget, puser;
+  };
+  tc.dir().write("cluster-ca.pem", tc.cluster().ca().cert_pem);
+  const std::string cluster_ca = (tc.dir() / "cluster-ca.pem").string();
+  auto drop_upload = [&](const std::string& ns, const std::string& name) {
+    (void)tc.client()->remove(kDataVolumes, ns, name);
+    (void)tc.client()->remove(kClaims, ns, name);
+  };
+  auto measure_restores = [&](const std::string& backup_name, const json::object& copy, const std::string& restic,
+                              const EnvVars& restic_env_) {
+    RestoreResults rr;
+    const std::string want_sha(kube::str_at(copy, {"sha256"}));
+    int round = 0;
+    for (int run = 0; run < repeat; ++run) {
+      for (const bool pinned : {false, true}) {
+        if (pinned && pin_kvb.empty()) continue;
+        kvb_cpus = pinned ? pin_kvb : kvb_cpus_default;
+        if (!pin_kvb.empty()) pin_process(pinned ? pin_cluster : "");
+        const std::string n = std::to_string(round++), ns = "dr" + n;
+        auto [rrec, t_restore] = kvbackup({"restore", "create", "r" + n, "--from-backup", backup_name, "--location", loc,
+                                           "--namespace-mapping", "prod:" + ns, "--create-namespace", "--data-source", "repository",
+                                           "--run-strategy", "Halted", "--password-file", pw, "--upload-proxy-ca", cluster_ca, "-o", "json"});
+        const auto r = json::parse(rrec).as_object();
+        const std::string rclaim(kube::str_at(r.at("vms").as_array().at(0).at("claims").as_array().at(0), {"claim"}));
+        if (tc.claim_sha256(ns, rclaim) != want_sha) fail("the restored claim's SHA-256 differs from the backed-up image's");
+        print_restore_stages(pinned ? "restore[p]" : "restore", restore_stages_of(r), t_restore);
+        (void)tc.client()->remove(kVirtualMachines, ns, "db");
+        drop_upload(ns, rclaim);
+
+        const std::string got = (tc.dir() / "got").string();
+        auto [get_out, t_get] = kvbackup({"repo", "get", "--repo", loc + "/repository", "--password-file", pw,
+                                          std::string(kube::str_at(copy, {"repositorySnapshot"})), got});
+        std::filesystem::remove(got);
+
+        const std::string dvname = "user-upload";
+        json::object dv{{"apiVersion", "cdi.kubevirt.io/v1beta1"},
+                        {"kind", "DataVolume"},
+                        {"metadata", json::object{{"name", dvname}}},
+                        {"spec", json::object{{"source", json::object{{"upload", json::object{}}}},
+                                              {"pvc", json::object{{"accessModes", json::array{"ReadWriteOnce"}},
+                                                                   {"storageClassName", "fast"},
+                                                                   {"resources", json::object{{"requests", json::object{{"storage", std::to_string(size)}}}}}}}}}};
+        if (!tc.client()->create(kDataVolumes, ns, dv)) fail("cannot create the upload DataVolume");
+        if (!kube::wait_for_object(
+                tc.client(), kDataVolumes, ns, dvname,
+                [](const json::object* o) { return o && kube::str_at(*o, {"status", "phase"}) == "UploadReady"; }, 60s))
+          fail("the upload DataVolume never became UploadReady");
+        auto utr = tc.client()->create(kUploadTokens, ns,
+                                       json::object{{"apiVersion", "upload.cdi.kubevirt.io/v1beta1"},
+                                                    {"kind", "UploadTokenRequest"},
+                                                    {"metadata", json::object{{"name", dvname}}},
+                                                    {"spec", json::object{{"pvcName", dvname}}}});
+        if (!utr) fail("no upload token");
+        const std::string upload_token(kube::str_at(*utr, {"status", "token"}));
+        auto cfg = tc.client()->get(kCdiConfigs, "", "config");
+        if (!cfg) fail("no CDIConfig");
+        const std::string proxy = "https://" + std::string(kube::str_at(*cfg, {"status", "uploadProxyURL"})) + "/v1beta1/upload";
+        const std::string restored = (tc.dir() / "restic-out").string();
+        auto [ur_out, t_user] =
+            timed({"bash", "-o", "pipefail", "-c",
+                   "restic --repo \"$1\" restore latest --target \"$2\" -q && "
+                   "curl -sS --fail -o /dev/null --cacert \"$3\" -H \"Authorization: Bearer $4\" "
+                   "-H 'Content-Type: application/octet-stream' -X POST -T \"$2/disk.img\" \"$5\"",
+                   "user", restic, restored, cluster_ca, upload_token, proxy},
+                  restic_env_, kvb_cpus);
+        std::filesystem::remove_all(restored);
+        drop_upload(ns, dvname);
+        std::printf("  %-10s %.2f s, get %.2f s, user script %.2f s\n", pinned ? "round[p]" : "round", t_restore, t_get, t_user);
+        (pinned ? rr.prestore : rr.restore).push_back(t_restore);
+        (pinned ? rr.pget : rr.get).push_back(t_get);
+        (pinned ? rr.puser : rr.user).push_back(t_user);
+      }
+    }
+    kvb_cpus = kvb_cpus_default;
+    if (!pin_kvb.empty()) pin_process("");
+    return rr;
+  };
+  auto print_restores = [&](const RestoreResults& rr) {
+    auto block = [&](const char* tag, const std::vector<double>& rs, const std::vector<double>& gs, const std::vector<double>& us,
+                     const std::string& where) {
+      const double r = median(rs), g = median(gs), u = median(us);
+      std::printf("\nrestores, %s (median of %zu)\n", where.c_str(), rs.size());
+      std::printf("%-62s %8.2f %9.0f\n", (std::string("restore") + tag + ": restore create --data-source repository").c_str(), r, rate(r));
+      std::printf("%-62s %8.2f %9.0f\n", (std::string("get") + tag + ":     repo get of the same image to a local file").c_str(), g, rate(g));
+      std::printf("%-62s %8.2f %9.0f\n", (std::string("user") + tag + ":    restic restore, then curl POST to the upload proxy").c_str(), u,
+                  rate(u));
+      std::printf("  restore / get%s (restore overhead; target <= 1.20)      %6.2f\n", tag, r / g);
+      std::printf("  user restore script / restore%s (target >= 2)           %6.2f\n", tag, u / r);
+    };
+    block("", rr.restore, rr.get, rr.user,
+          kvb_cpus_default.empty() ? "kvbackup on any CPU, shared with the test cluster" : "kvbackup on CPUs " + kvb_cpus_default);
+    if (!pin_kvb.empty()) block("[p]", rr.prestore, rr.pget, rr.puser, "pinned: kvbackup and the user's script on CPUs " + pin_kvb +
+                                                                         ", the test cluster on CPUs " + pin_cluster);
+  };
+
+  if (restore_only) {
+    // The user's restic repository holds the same image (not timed: only its restore is compared).
+    timed({"bash", "-o", "pipefail", "-c", "restic --repo \"$1\" backup --stdin --stdin-filename disk.img -q < \"$2\"", "user",
+           restic_repo, image},
+          restic_env);
+    print_restores(measure_restores("b1", first_copy, restic_repo, restic_env));
+    return 0;
+  }
 
   // The user's script: one gzip stream of the export into restic.
   auto exported = testing::export_claim(tc, "prod", "db-rootdisk", "user");
@@ -384,9 +542,6 @@ int main(int argc, char** argv) {
   const std::string token = exported->token, gz_url = exported->url("gzip");
   if (gz_url.empty()) fail("the export has no gzip link");
   tc.dir().write("export-ca.pem", exported->ca_pem());
-  const std::string restic_repo = (tc.dir() / "restic").string();
-  const EnvVars restic_env{{"RESTIC_PASSWORD", "bench-password"}, {"RESTIC_CACHE_DIR", (tc.dir() / "restic-cache").string()}};
-  timed({"restic", "init", "--repo", restic_repo}, restic_env);
   // A fixed script; the data comes in as positional parameters.
   auto [user_out, t_user] = timed({"bash", "-o", "pipefail", "-c",
                                    "curl -sS --fail --cacert \"$1\" -H \"x-kubevirt-export-token: $2\" \"$3\" | gunzip | "
@@ -419,51 +574,7 @@ int main(int argc, char** argv) {
   }
   // (The restore below reads b2's repository snapshot and compares with b2's digest.)
 
-  // Restore from the repository against repo get and the user's script.
-  tc.dir().write("cluster-ca.pem", tc.cluster().ca().cert_pem);
-  auto [rrec, t_restore] = kvbackup({"restore", "create", "r1", "--from-backup", "b2", "--location", loc, "--namespace-mapping",
-                                     "prod:dr", "--data-source", "repository", "--run-strategy", "Halted", "--password-file", pw,
-                                     "--upload-proxy-ca", (tc.dir() / "cluster-ca.pem").string(), "-o", "json"});
-  {
-    auto r = json::parse(rrec).as_object();
-    const auto& c = r.at("vms").as_array().at(0).at("claims").as_array().at(0);
-    if (tc.claim_sha256("dr", std::string(kube::str_at(c, {"claim"}))) != kube::str_at(copy2, {"sha256"}))
-      fail("the restored claim's SHA-256 differs from the backed-up image's");
-  }
-  const std::string got = (tc.dir() / "got").string();
-  auto [get_out, t_get] = kvbackup({"repo", "get", "--repo", loc + "/repository", "--password-file", pw,
-                                    std::string(kube::str_at(copy2, {"repositorySnapshot"})), got});
-  json::object dv{{"apiVersion", "cdi.kubevirt.io/v1beta1"},
-                  {"kind", "DataVolume"},
-                  {"metadata", json::object{{"name", "user-upload"}}},
-                  {"spec", json::object{{"source", json::object{{"upload", json::object{}}}},
-                                        {"pvc", json::object{{"accessModes", json::array{"ReadWriteOnce"}},
-                                                             {"storageClassName", "fast"},
-                                                             {"resources", json::object{{"requests", json::object{{"storage", std::to_string(size)}}}}}}}}}};
-  if (!tc.client()->create(kDataVolumes, "dr", dv)) fail("cannot create the upload DataVolume");
-  if (!kube::wait_for_object(
-          tc.client(), kDataVolumes, "dr", "user-upload",
-          [](const json::object* o) { return o && kube::str_at(*o, {"status", "phase"}) == "UploadReady"; }, 60s))
-    fail("the upload DataVolume never became UploadReady");
-  auto utr = tc.client()->create(kUploadTokens, "dr",
-                                 json::object{{"apiVersion", "upload.cdi.kubevirt.io/v1beta1"},
-                                              {"kind", "UploadTokenRequest"},
-                                              {"metadata", json::object{{"name", "user-upload"}}},
-                                              {"spec", json::object{{"pvcName", "user-upload"}}}});
-  if (!utr) fail("no upload token");
-  const std::string upload_token(kube::str_at(*utr, {"status", "token"}));
-  auto cfg = tc.client()->get(kCdiConfigs, "", "config");
-  if (!cfg) fail("no CDIConfig");
-  const std::string proxy = "https://" + std::string(kube::str_at(*cfg, {"status", "uploadProxyURL"})) + "/v1beta1/upload";
-  const std::string restored = (tc.dir() / "restic-out").string();
-  auto [ur_out, t_user_restore] =
-      timed({"bash", "-o", "pipefail", "-c",
-             "restic --repo \"$1\" restore latest --target \"$2\" -q && "
-             "curl -sS --fail -o /dev/null --cacert \"$3\" -H \"Authorization: Bearer $4\" "
-             "-H 'Content-Type: application/octet-stream' -X POST -T \"$2/disk.img\" \"$5\"",
-             "user", restic_repo, restored, (tc.dir() / "cluster-ca.pem").string(), upload_token, proxy},
-            restic_env);
-
+  const RestoreResults rr = measure_restores("b2", copy2, restic_repo, restic_env);
   print_stages("copy2", stages_of(rec2), t_copy2);
   print_stages("copy3", stages_of(rec3), t_copy3);
   std::printf("\n%-62s %8s %9s\n", "", "seconds", "MB/s");
@@ -480,10 +591,6 @@ int main(int argc, char** argv) {
               static_cast<long long>(copy3.at("newBytes").to_number<int64_t>()), static_cast<long long>(changed3),
               static_cast<long long>(copy3.at("downloadedBytes").to_number<int64_t>()));
   std::printf("%-62s %8.2f %9.0f\n", "put2:    repo put of the changed image from a local file", t_put2, rate(t_put2));
-  std::printf("%-62s %8.2f %9.0f\n", "restore: restore create --data-source repository", t_restore, rate(t_restore));
-  std::printf("%-62s %8.2f %9.0f\n", "get:     repo get of the same image to a local file", t_get, rate(t_get));
-  std::printf("%-62s %8.2f %9.0f\n", "user:    restic restore, then curl POST to the upload proxy", t_user_restore,
-              rate(t_user_restore));
   std::printf("\nratios (kvbackup on %s%s)\n", kvb_cpus.empty() ? "any CPU, shared with the test cluster" : ("CPUs " + kvb_cpus).c_str(),
               repeat > 1 ? ("; copy and put: medians of " + std::to_string(repeat)).c_str() : "");
   std::printf("  copy / put (transport overhead; target <= 1.20)          %6.2f\n", t_copy / t_put);
@@ -491,8 +598,7 @@ int main(int argc, char** argv) {
   std::printf("  user script / copy (target >= 3)                         %6.2f\n", t_user / t_copy);
   std::printf("  copy2 / put2 (incremental transport overhead)            %6.2f\n", t_copy2 / t_put2);
   std::printf("  copy2 / copy3 (fingerprint map / changed-block tracking)  %6.2f\n", t_copy2 / t_copy3);
-  std::printf("  restore / get (restore overhead; target <= 1.20)         %6.2f\n", t_restore / t_get);
-  std::printf("  user restore script / restore (target >= 2)              %6.2f\n", t_user_restore / t_restore);
   print_pinned();
+  print_restores(rr);
   return 0;
 }

@@ -49,7 +49,8 @@ ServerResponse plain(int status, std::string body = {}) {
 }
 
 // Writes an image into a claim's file as it arrives: all-zero 64 KiB blocks
-// are skipped (the file starts as holes), nothing beyond the claim's size.
+// are skipped (the file starts as holes), nothing beyond the claim's size;
+// the data blocks between two holes go out in one pwrite.
 class ImageWriter {
  public:
   ImageWriter(int fd, int64_t size) : fd_(fd), size_(static_cast<uint64_t>(size)) {}
@@ -62,23 +63,36 @@ class ImageWriter {
     }
     constexpr size_t kBlock = 64 << 10;
     static const std::vector<unsigned char> zeros(kBlock);
-    size_t i = 0;
+    size_t i = 0, run = 0, run_len = 0;  // [run, run + run_len): data blocks not written yet
     while (i < n) {
       size_t len = std::min(kBlock - static_cast<size_t>((offset_ + i) % kBlock), n - i);
       if (std::memcmp(data + i, zeros.data(), len) != 0) {
-        size_t done = 0;
-        while (done < len) {
-          ssize_t w = ::pwrite(fd_, data + i + done, len - done, static_cast<off_t>(offset_ + i + done));
-          if (w < 0 && errno == EINTR) continue;
-          if (w <= 0) return Error(Errc::kIo, std::string("writing the claim's file: ") + std::strerror(errno));
-          done += static_cast<size_t>(w);
-        }
+        if (run_len == 0) run = i;
+        run_len += len;
+      } else if (run_len > 0) {
+        KVB_CHECK(put(data + run, run_len, offset_ + run));
+        run_len = 0;
       }
       i += len;
     }
+    if (run_len > 0) KVB_CHECK(put(data + run, run_len, offset_ + run));
     offset_ += n;
     return true;
   }
+
+ private:
+  Status put(const unsigned char* data, size_t len, uint64_t at) {
+    size_t done = 0;
+    while (done < len) {
+      ssize_t w = ::pwrite(fd_, data + done, len - done, static_cast<off_t>(at + done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return Error(Errc::kIo, std::string("writing the claim's file: ") + std::strerror(errno));
+      done += static_cast<size_t>(w);
+    }
+    return ok();
+  }
+
+ public:
 
  private:
   int fd_;

@@ -1,5 +1,7 @@
 #include "net/http_transport.h"
 
+#include "net/tls_bulk_writer.h"
+
 #include <boost/asio/buffer.hpp>
 
 #include <boost/asio/connect.hpp>
@@ -123,15 +125,28 @@ class BeastTransport : public HttpTransport {
     if (ec) return transport_error(r, ec, false);
     uint64_t sent = 0;
     boost::system::error_code write_ec;
+    // TLS: the body around Asio's engine, in ~256 KiB sends (net/tls_bulk_writer.h).
+    std::optional<TlsBulkWriter> bulk;
+    if (c.tls) bulk.emplace(c.tls->native_handle(), c.lowest().socket().native_handle(), options_.request_timeout);
+    auto bulk_failed = [&](const Status& st) {
+      write_ec = st.error().code == Errc::kTimeout ? boost::system::error_code(beast::error::timeout)
+                                                   : boost::system::error_code(asio::error::broken_pipe);
+      return Error(st.error().code, r.method + " " + display_ + ": sending the body failed after " + std::to_string(sent) +
+                                        " bytes: " + st.error().message);
+    };
     Status produced = produce([&](std::string_view piece) -> Status {
       if (write_ec) return Error(Errc::kTransport, r.method + " " + display_ + ": " + write_ec.message());
       if (sent + piece.size() > content_length) {
         return Error(Errc::kInternal, r.method + " " + display_ + ": the body is longer than its Content-Length " +
                                           std::to_string(content_length));
       }
+      if (bulk) {
+        if (auto st = bulk->write(piece); !st) return bulk_failed(st);
+        sent += piece.size();
+        return ok();
+      }
       write_ec = c.run(options_.request_timeout, [&](auto handler) {
-        if (c.tls) asio::async_write(*c.tls, asio::buffer(piece.data(), piece.size()), handler);
-        else asio::async_write(*c.plain, asio::buffer(piece.data(), piece.size()), handler);
+        asio::async_write(*c.plain, asio::buffer(piece.data(), piece.size()), handler);
       });
       if (write_ec) {
         return Error(write_ec == beast::error::timeout ? Errc::kTimeout : Errc::kTransport,
@@ -141,6 +156,10 @@ class BeastTransport : public HttpTransport {
       sent += piece.size();
       return ok();
     });
+    if (bulk && produced && !write_ec) {
+      if (auto st = bulk->flush(); !st) produced = bulk_failed(st);
+    }
+    bulk.reset();  // Asio's engine writes again (nothing is pending in it)
     // The server may have answered early (a refusal) and closed: its answer says more than the broken pipe.
     if (!produced && !write_ec) return produced.error();
     if (produced && sent != content_length) {

@@ -46,7 +46,9 @@ struct HttpResponse {
 
 // The body of a streamed request (HttpTransport::exchange_streamed): the
 // producer is called once and calls `write` with each piece, in order; a
-// piece is on the wire (or failed) when write returns.
+// piece is taken (sent, or encrypted into the connection's send buffer: its
+// memory may be reused) or failed when write returns; what is buffered is
+// sent before the response is read.
 using BodyWriter = std::function<Status(std::string_view piece)>;
 using BodyProducer = std::function<Status(const BodyWriter& write)>;
 
@@ -80,7 +82,8 @@ class HttpTransport {
   // connection: a producer cannot run twice, so no retry on a stale pooled
   // one. The producer's own error is returned as is; a server that answered
   // before the body was complete (and stopped reading) gives its response.
-  // Each piece has request_timeout to be written.
+  // Each piece has request_timeout to be written (over TLS: no progress for
+  // that long). Over TLS the body bypasses Asio's engine (tls_bulk_writer.h).
   virtual Result<HttpResponse> exchange_streamed(const HttpRequest& req, uint64_t content_length, const BodyProducer& produce) = 0;
   virtual const std::string& host_header() const = 0;  // host[:port] as sent
   virtual const std::string& display() const = 0;      // "https://host:port" for messages

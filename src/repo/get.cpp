@@ -278,7 +278,7 @@ Status Repository::read(const Snapshot& snap, const Sink& sink, const GetOptions
         auto plain = read_blob(*loc_, index_, key_, *blobs[k]->blob);
         std::lock_guard lk(mu);
         ring[k % window] = std::move(plain);
-        fetched.notify_all();
+        fetched.notify_one();  // only the sink waits on it
       }
     });
   }
@@ -317,7 +317,9 @@ Status Repository::read(const Snapshot& snap, const Sink& sink, const GetOptions
         ring[k % window].reset();
         consumed = ++k;
       }
-      consumed_cv.notify_all();
+      // One slot freed: one worker may fetch (waking all four cost a futex storm
+      // per blob). Workers left waiting at the end are woken by stop_pool.
+      consumed_cv.notify_one();
       if (!plain) return unreadable(snap, plain.error(), e.length, {e.offset});
       if (plain->size() != e.length) {
         return unreadable(snap, Error(Errc::kDamaged, "blob holds " + std::to_string(plain->size()) + " bytes, the extent " +

@@ -41,7 +41,44 @@ json::value time_json(const std::optional<WallTime>& t) {
   return t ? json::value(format_rfc3339(*t, TimePrecision::kNanos)) : json::value(nullptr);
 }
 
+json::object millis_json(const StageMillis& m) {
+  json::object o;
+  for (const auto& [stage, ms] : m) o[stage] = ms;
+  return o;
+}
+
+Result<StageMillis> millis_from(DocReader& parent) {
+  StageMillis m;
+  const json::value* v = parent.raw("millis");
+  if (!v || v->is_null()) return m;
+  if (!v->is_object()) return parent.error("millis", "must be an object of stage: milliseconds");
+  for (const auto& [stage, ms] : v->as_object()) {
+    if (!ms.is_int64() && !ms.is_uint64()) return parent.error("millis", "stage " + std::string(stage) + " is not an integer");
+    int64_t n = ms.to_number<int64_t>();
+    if (n < 0) return parent.error("millis", "stage " + std::string(stage) + ": a duration cannot be negative");
+    m.emplace_back(std::string(stage), n);
+  }
+  return m;
+}
+
 }  // namespace
+
+void add_millis(StageMillis& m, const std::string& stage, int64_t ms) {
+  for (auto& [s, v] : m) {
+    if (s == stage) {
+      v += ms;
+      return;
+    }
+  }
+  m.emplace_back(stage, ms);
+}
+
+int64_t millis_of(const StageMillis& m, const std::string& stage) {
+  for (const auto& [s, v] : m) {
+    if (s == stage) return v;
+  }
+  return 0;
+}
 
 json::object verification_json(const VerificationRecord& v) {
   return json::object{{"vm", v.vm},
@@ -69,7 +106,8 @@ json::object RestoreRecord::to_json() const {
                                     {"sha256", c.sha256},
                                     {"uploadedBytes", c.uploaded_bytes},
                                     {"uploadAttempts", c.upload_attempts},
-                                    {"uploadMillis", c.upload_ms}});
+                                    {"uploadMillis", c.upload_ms},
+                                    {"millis", millis_json(c.millis)}});
     }
     for (const auto& c : vm.created) {
       created.push_back(json::object{{"resource", c.resource}, {"namespace", c.ns}, {"name", c.name}, {"removed", c.removed}});
@@ -88,7 +126,8 @@ json::object RestoreRecord::to_json() const {
                                   {"created", created},
                                   {"replaced", strings(vm.replaced)},
                                   {"problems", strings(vm.problems)},
-                                  {"verification", verification}});
+                                  {"verification", verification},
+                                  {"millis", millis_json(vm.millis)}});
   }
   return json::object{{"apiVersion", "kvbackup.io/v1alpha1"},
                       {"kind", "RestoreRecord"},
@@ -102,7 +141,8 @@ json::object RestoreRecord::to_json() const {
                       {"phase", to_string(phase)},
                       {"error", error},
                       {"options", spec_json(options)},
-                      {"vms", vm_arr}};
+                      {"vms", vm_arr},
+                      {"millis", millis_json(millis)}};
 }
 
 Result<RestoreRecord> RestoreRecord::from_json(const json::value& v, const std::string& origin) {
@@ -137,6 +177,7 @@ Result<RestoreRecord> RestoreRecord::from_json(const json::value& v, const std::
   KVB_TRY(rec.options, spec_from_json(opts));
   rec.options.name = rec.name;
   rec.options.backup = rec.backup;
+  KVB_TRY(rec.millis, millis_from(r));
   KVB_TRY(auto vms, r.list("vms"));
   for (auto& vr : vms) {
     VmRestoreRecord vm;
@@ -175,6 +216,7 @@ Result<RestoreRecord> RestoreRecord::from_json(const json::value& v, const std::
       KVB_TRY(auto attempts, c.integer("uploadAttempts", 0));
       cr.upload_attempts = static_cast<int>(attempts);
       KVB_TRY(cr.upload_ms, c.integer("uploadMillis", 0));
+      KVB_TRY(cr.millis, millis_from(c));
       vm.claims.push_back(std::move(cr));
     }
     KVB_TRY(auto created, vr.list("created"));
@@ -188,6 +230,7 @@ Result<RestoreRecord> RestoreRecord::from_json(const json::value& v, const std::
     }
     KVB_TRY(vm.replaced, vr.string_list("replaced"));
     KVB_TRY(vm.problems, vr.string_list("problems"));
+    KVB_TRY(vm.millis, millis_from(vr));
     if (const auto* ver = vr.value().is_object() ? vr.value().as_object().if_contains("verification") : nullptr;
         ver && ver->is_object()) {
       KVB_TRY(auto vo, vr.object("verification"));

@@ -13,6 +13,10 @@
 
 #include <boost/json/object.hpp>
 
+#include <chrono>
+#include <cstdint>
+#include <utility>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,6 +32,29 @@ std::string_view to_string(RestorePhase p);
 // the VM in the way may be gone (recover completes the restore).
 enum class RestoreStage { kPending, kCreating, kReplacing, kCreatingVm, kDone };
 std::string_view to_string(RestoreStage s);
+
+// Where a restore's time went, in milliseconds, stage by stage in the order
+// the stages ran (JSON: an object "millis"; docs/restore.md "Where the time
+// goes"). Empty in records before it existed and for stages not run.
+using StageMillis = std::vector<std::pair<std::string, int64_t>>;
+// Adds ms to `stage` (appended when new: a stage run twice, e.g. a retried
+// upload's token, is their sum).
+void add_millis(StageMillis& m, const std::string& stage, int64_t ms);
+int64_t millis_of(const StageMillis& m, const std::string& stage);  // 0 when absent
+
+// Milliseconds since it was made or last lapped (steady clock).
+class Stopwatch {
+ public:
+  int64_t lap() {
+    auto now = std::chrono::steady_clock::now();
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - last_).count();
+    last_ = now;
+    return ms;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
 
 struct ClaimRecord {
   std::string volume;          // the volume's name in the VM spec
@@ -45,6 +72,9 @@ struct ClaimRecord {
   uint64_t uploaded_bytes = 0;
   int upload_attempts = 0;
   int64_t upload_ms = 0;       // the successful attempt, POST start to response
+  // repository: uploadReady (DataVolume created to UploadReady), token, transfer
+  // (every attempt's POST, start to response), succeeded (response to phase Succeeded).
+  StageMillis millis;
 };
 
 struct CreatedObject {
@@ -77,6 +107,10 @@ struct VmRestoreRecord {
   std::vector<std::string> replaced;  // "resource ns/name" deleted by --existing replace
   std::vector<std::string> problems;
   std::optional<VerificationRecord> verification;  // restore create --verify
+  // configs, snapshots (imported), claims (claims or upload DataVolumes
+  // created), uploads (every upload, wall clock), bound, replace, vm (created),
+  // running, cleanup (what a failure undid).
+  StageMillis millis;
 };
 
 struct RestoreRecord {
@@ -90,6 +124,9 @@ struct RestoreRecord {
   std::string error;
   RestoreSpec options;  // what was asked (name and backup are above)
   std::vector<VmRestoreRecord> vms;
+  // plan (the plan, the repository opened and its snapshots checked, the
+  // upload proxy found; before startedAt), namespaces, vms.
+  StageMillis millis;
 
   boost::json::object to_json() const;
   static Result<RestoreRecord> from_json(const boost::json::value& v, const std::string& origin);

@@ -48,8 +48,10 @@ Status RestoreRunner::prepare_uploads(const RestorePlan& plan, bool required) {
 }
 
 Result<RestoreRecord> RestoreRunner::run(std::stop_token stop) {
+  Stopwatch clock;
   KVB_TRY(auto plan, make_restore_plan(*client_, loc_, spec_));
   KVB_CHECK(prepare_uploads(plan, true));
+  const int64_t plan_ms = clock.lap();
   KVB_TRY(auto lock, lock_restore(loc_, spec_.name, location::kRunLockContention));
   // Under the lock, again: another run of this name may have started meanwhile.
   if (loc_.exists(restore_record_path(spec_.name))) {
@@ -62,6 +64,7 @@ Result<RestoreRecord> RestoreRunner::run(std::stop_token stop) {
   rec.cluster = redact_url(client_->config().cluster.server);
   rec.started = WallClock::now();
   rec.options = spec_;
+  add_millis(rec.millis, "plan", plan_ms);
   for (const auto& vm : plan.vms) {
     VmRestoreRecord r;
     r.source_ns = vm.source.ns;
@@ -84,6 +87,7 @@ Result<RestoreRecord> RestoreRunner::run(std::stop_token stop) {
     }
     say("created namespace " + ns);
   }
+  add_millis(rec.millis, "namespaces", clock.lap());
   std::vector<size_t> all(plan.vms.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
   return restore_vms(rec, plan, all, stop);
@@ -160,6 +164,7 @@ void RestoreRunner::finish(RestoreRecord& rec) {
 Result<RestoreRecord> RestoreRunner::restore_vms(RestoreRecord& rec, const RestorePlan& plan, const std::vector<size_t>& which,
                                                  std::stop_token stop, std::function<Status(const RestoreRecord&)> persist) {
   if (!persist) persist = [this](const RestoreRecord& r) { return save(r); };
+  Stopwatch clock;
   for (size_t i : which) {
     auto& r = rec.vms[i];
     say("restoring " + r.source_ns + "/" + r.source_name + " as " + r.ns + "/" + r.name);
@@ -181,6 +186,7 @@ Result<RestoreRecord> RestoreRunner::restore_vms(RestoreRecord& rec, const Resto
     }
     KVB_CHECK(persist(rec));
   }
+  add_millis(rec.millis, "vms", clock.lap());
   finish(rec);
   KVB_CHECK(persist(rec));
   return rec;

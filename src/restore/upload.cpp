@@ -6,8 +6,7 @@
 #include "kubevirt/cdi_upload.h"
 #include "net/http_transport.h"
 #include "repo/repository.h"
-
-#include <openssl/evp.h>
+#include "restore/side_digest.h"
 
 #include <chrono>
 #include <fstream>
@@ -38,7 +37,9 @@ class Uploader : public VolumeUploader {
       return Error(Errc::kDamaged, "repository snapshot " + snap->id + " holds " + std::to_string(snap->size) +
                                        " bytes; the backup recorded " + std::to_string(copy.bytes));
     }
+    Stopwatch clock;
     auto ready = kubevirt::wait_datavolume_phase(client_, ns, claim, {"UploadReady", "Succeeded"}, spec_.bind_timeout, stop);
+    add_millis(rec.millis, "uploadReady", clock.lap());
     if (!ready) return ready.error();
     if (kube::str_at(*ready, {"status", "phase"}) == "Succeeded") return ok();  // an interrupted run of this restore uploaded it
     std::string first_failure;
@@ -53,10 +54,14 @@ class Uploader : public VolumeUploader {
       }
       first_failure = a.status.error().message;
       // CDI cannot resume: the next attempt starts from byte 0 once the upload server is ready again.
+      clock.lap();
       auto again = kubevirt::wait_datavolume_phase(client_, ns, claim, {"UploadReady"}, spec_.bind_timeout, stop);
+      add_millis(rec.millis, "uploadReady", clock.lap());
       if (!again) return again.error();
     }
+    clock.lap();
     auto done = kubevirt::wait_datavolume_phase(client_, ns, claim, {"Succeeded"}, spec_.upload_timeout, stop);
+    add_millis(rec.millis, "succeeded", clock.lap());
     if (!done) return done.error();
     return ok();
   }
@@ -64,14 +69,15 @@ class Uploader : public VolumeUploader {
  private:
   Attempt send(const std::string& ns, const std::string& claim, const repo::Snapshot& snap, const record::DataCopyRecord& copy,
                ClaimRecord& rec, std::stop_token stop) {
+    Stopwatch clock;
     auto token = kubevirt::request_upload_token(*client_, ns, claim);
+    add_millis(rec.millis, "token", clock.lap());
     if (!token) return {token.error(), false};
     net::HttpRequest req;
     req.method = "POST";
     req.target = prefix_ + kubevirt::kUploadAsyncPath;
     req.headers = {{"Authorization", "Bearer " + token->reveal()}, {"Content-Type", "application/octet-stream"}};
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr);
+    SideDigest sha;  // hashed on its own thread while the same bytes are sent
     uint64_t sent = 0;
     Status source_failed = ok();  // the repository or a stop, not the network
     auto start = std::chrono::steady_clock::now();
@@ -80,14 +86,17 @@ class Uploader : public VolumeUploader {
       o.workers = 4;
       auto st = repo_->read(snap, [&](std::span<const uint8_t> bytes) -> Status {
         if (stop.stop_requested()) return Error(Errc::kCancelled, "interrupted");
-        EVP_DigestUpdate(sha.get(), bytes.data(), bytes.size());
-        KVB_CHECK(write(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+        sha.begin(bytes);
+        Status written = write(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+        sha.end();  // the bytes stay valid until hashed
+        KVB_CHECK(written);
         sent += bytes.size();
         return ok();
       }, o);
       if (!st && st.error().code != Errc::kTransport && st.error().code != Errc::kTimeout) source_failed = st;
       return st;
     });
+    add_millis(rec.millis, "transfer", clock.lap());
     if (!source_failed) return {source_failed, false};
     if (!res) {
       bool retry = res.error().code == Errc::kTransport || res.error().code == Errc::kTimeout;
@@ -103,10 +112,7 @@ class Uploader : public VolumeUploader {
       return {Error(res->status >= 500 ? Errc::kTransport : Errc::kInvalidArgument, what), res->status >= 500};
     }
     rec.upload_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    EVP_DigestFinal_ex(sha.get(), md, &len);
-    rec.sha256 = hex_encode({md, len});
+    rec.sha256 = sha.hex();
     rec.uploaded_bytes = sent;
     if (!copy.sha256.empty() && rec.sha256 != copy.sha256) {
       return {Error(Errc::kDamaged, "the bytes sent have SHA-256 " + rec.sha256 + "; the backup recorded " + copy.sha256), false};

@@ -25,19 +25,28 @@ struct VmRestore::Impl {
 
   Status run() {
     KVB_CHECK(enter(RestoreStage::kCreating));
-    KVB_CHECK(restore_configs());
-    KVB_CHECK(import_snapshots());
-    KVB_CHECK(create_claims());
-    KVB_CHECK(upload_volumes());
-    KVB_CHECK(wait_claims());
+    KVB_CHECK(timed("configs", [&] { return restore_configs(); }));
+    KVB_CHECK(timed("snapshots", [&] { return import_snapshots(); }));
+    KVB_CHECK(timed("claims", [&] { return create_claims(); }));
+    KVB_CHECK(timed("uploads", [&] { return upload_volumes(); }));
+    KVB_CHECK(timed("bound", [&] { return wait_claims(); }));
     if (vm_.existing) {
       KVB_CHECK(enter(RestoreStage::kReplacing));  // from here the VM in the way may be gone: recover completes
-      KVB_CHECK(replace_existing());
+      KVB_CHECK(timed("replace", [&] { return replace_existing(); }));
     }
     KVB_CHECK(enter(RestoreStage::kCreatingVm));
-    KVB_CHECK(create_vm());
-    KVB_CHECK(wait_running());
+    KVB_CHECK(timed("vm", [&] { return create_vm(); }));
+    KVB_CHECK(timed("running", [&] { return wait_running(); }));
     return enter(RestoreStage::kDone);
+  }
+
+  // Runs one stage and adds its wall-clock time to the VM's record (failed or not).
+  template <typename F>
+  Status timed(const char* stage, F&& f) {
+    Stopwatch clock;
+    Status st = f();
+    add_millis(rec_.millis, stage, clock.lap());
+    return st;
   }
 
   Status enter(RestoreStage stage) {
@@ -48,6 +57,12 @@ struct VmRestore::Impl {
   // After a failure: delete what this VM's restore created, newest first, and
   // start again a VM in the way that was stopped but not deleted.
   void undo() {
+    Stopwatch clock;
+    undo_objects();
+    add_millis(rec_.millis, "cleanup", clock.lap());
+  }
+
+  void undo_objects() {
     if (stopped_original_ && !replaced_) {
       const auto& old = *vm_.existing;
       json::object spec_patch{{"runStrategy", nullptr}, {"running", nullptr}};
@@ -239,6 +254,7 @@ struct VmRestore::Impl {
         rec_.claims[i].uploaded_bytes = cr.uploaded_bytes;
         rec_.claims[i].upload_attempts = cr.upload_attempts;
         rec_.claims[i].upload_ms = cr.upload_ms;
+        rec_.claims[i].millis = cr.millis;
         if (!st) {
           code = st.error().code;
           failures.push_back("volume " + v.source.name + " (claim " + vm_.ns + "/" + v.claim + ", repository snapshot " +

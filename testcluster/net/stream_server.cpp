@@ -6,12 +6,18 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
+#include <cerrno>
+#include <cstring>
 #include <list>
+#include <sstream>
 #include <mutex>
 #include <strings.h>
 #include <thread>
@@ -44,42 +50,148 @@ struct Conn {
   std::thread thread;
 };
 
-using TlsStream = ssl::stream<tcp::socket>;
+// TLS on a connection's (blocking) socket by OpenSSL itself, reading ahead
+// into a 256 KiB buffer: an upload arrives in few large recv()s. (Asio's
+// engine feeds OpenSSL through a 17 KiB BIO pair: a recv per 16 KiB record.)
+class TlsConn {
+ public:
+  TlsConn(SSL_CTX* ctx, int fd) : ssl_(SSL_new(ctx)) {
+    if (!ssl_) return;
+    SSL_set_fd(ssl_, fd);
+    SSL_set_read_ahead(ssl_, 1);
+    SSL_set_default_read_buffer_len(ssl_, 256 << 10);
+  }
+  ~TlsConn() {
+    if (ssl_) SSL_free(ssl_);
+  }
+  TlsConn(const TlsConn&) = delete;
+  TlsConn& operator=(const TlsConn&) = delete;
 
+  bool accept() { return ssl_ && SSL_accept(ssl_) == 1; }
+  // Up to n bytes; 0 when the client closed the connection cleanly.
+  Result<size_t> read(char* data, size_t n) {
+    size_t got = 0;
+    ERR_clear_error();
+    errno = 0;
+    if (SSL_read_ex(ssl_, data, n, &got) == 1) return got;
+    return failed(0, "reading");
+  }
+  Status write(std::string_view data) {
+    while (!data.empty()) {
+      size_t put = 0;
+      ERR_clear_error();
+      errno = 0;
+      if (SSL_write_ex(ssl_, data.data(), data.size(), &put) != 1) {
+        auto f = failed(0, "writing");
+        return f ? Status(Error(Errc::kTransport, "writing: the client closed the connection")) : Status(f.error());
+      }
+      data.remove_prefix(put);
+    }
+    return ok();
+  }
+  void shutdown() { SSL_shutdown(ssl_); }
+
+ private:
+  Result<size_t> failed(int ret, const char* what) {
+    int saved = errno;
+    switch (SSL_get_error(ssl_, ret)) {
+      case SSL_ERROR_ZERO_RETURN: return size_t{0};
+      case SSL_ERROR_SYSCALL:
+        return Error(Errc::kTransport, std::string(what) + ": " + (saved ? std::strerror(saved) : "the client went away"));
+      default: {
+        char buf[256];
+        ERR_error_string_n(ERR_peek_last_error(), buf, sizeof buf);
+        return Error(Errc::kTransport, std::string(what) + ": TLS: " + buf);
+      }
+    }
+  }
+  SSL* ssl_;
+};
+
+// The bytes read from a connection that the parser has not taken yet, and
+// the parser's steps over them.
+struct Input {
+  TlsConn& tls;
+  beast::flat_buffer buf;
+  // Reads more into buf: an error, or false at a clean end.
+  Result<bool> more() {
+    auto space = buf.prepare(256 << 10);
+    KVB_TRY(auto n, tls.read(static_cast<char*>(space.data()), space.size()));
+    buf.commit(n);
+    return n > 0;
+  }
+};
+
+// A body with a Content-Length is read straight into the handler's buffer
+// (what the header's read left over first, then TLS reads into place); a
+// chunked one goes through Beast's parser, which copies it once more.
 class ParserBody : public BodyReader {
  public:
-  ParserBody(TlsStream& s, beast::flat_buffer& buf, http::request_parser<http::buffer_body>& p, Conn& c, bool expect_continue)
-      : s_(s), buf_(buf), p_(p), c_(c), expect_continue_(expect_continue) {}
+  ParserBody(Input& in, http::request_parser<http::buffer_body>& p, Conn& c, bool expect_continue)
+      : in_(in), p_(p), c_(c), expect_continue_(expect_continue) {
+    if (auto len = p_.content_length(); len && !p_.chunked()) {
+      direct_ = true;
+      left_ = *len;
+    }
+  }
 
   Result<size_t> read(char* data, size_t n) override {
-    if (p_.is_done()) return size_t{0};
-    boost::system::error_code ec;
+    if (done()) return size_t{0};
     if (expect_continue_) {
       expect_continue_ = false;
       static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      asio::write(s_, asio::buffer(kContinue, sizeof(kContinue) - 1), ec);
-      if (ec) return Error(Errc::kTransport, "client gone: " + ec.message());
+      if (auto st = in_.tls.write(std::string_view(kContinue, sizeof(kContinue) - 1)); !st) {
+        return Error(Errc::kTransport, "client gone: " + st.error().message);
+      }
     }
-    while (!p_.is_done()) {
+    if (direct_) {
+      size_t got = 0;
+      n = static_cast<size_t>(std::min<uint64_t>(n, left_));
+      if (in_.buf.size() > 0) {
+        got = asio::buffer_copy(asio::buffer(data, n), in_.buf.data());
+        in_.buf.consume(got);
+      }
+      while (got < n) {  // fill the buffer: the handler writes what it gets, and fewer larger writes are cheaper
+        auto r = in_.tls.read(data + got, n - got);
+        if (!r) return Error(Errc::kTransport, "reading the body: " + r.error().message);
+        if (*r == 0) return Error(Errc::kTransport, "reading the body: the client closed the connection after " +
+                                                        std::to_string(p_.content_length().value_or(0) - left_ + got) + " bytes");
+        got += *r;
+        c_.last_activity = now_ms();
+      }
+      left_ -= got;
+      return got;
+    }
+    for (;;) {
+      if (p_.is_done()) return size_t{0};
       p_.get().body().data = data;
       p_.get().body().size = n;
-      http::read(s_, buf_, p_, ec);
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) return Error(Errc::kTransport, "reading the body: " + ec.message());
+      size_t used = 0;
+      boost::system::error_code ec;
+      if (in_.buf.size() > 0) {
+        used = p_.put(in_.buf.data(), ec);
+        in_.buf.consume(used);
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec && ec != http::error::need_more) return Error(Errc::kTransport, "reading the body: " + ec.message());
+        size_t got = n - p_.get().body().size;
+        if (got > 0) return got;
+        if (!ec && used > 0) continue;  // framing (a chunk's header) parsed: go on
+      }
+      auto more = in_.more();
+      if (!more) return Error(Errc::kTransport, "reading the body: " + more.error().message);
+      if (!*more) return Error(Errc::kTransport, "reading the body: the client closed the connection mid-body");
       c_.last_activity = now_ms();
-      size_t got = n - p_.get().body().size;
-      if (got > 0) return got;
     }
-    return size_t{0};
   }
-  bool done() const override { return p_.is_done(); }
+  bool done() const override { return direct_ ? left_ == 0 : p_.is_done(); }
 
  private:
-  TlsStream& s_;
-  beast::flat_buffer& buf_;
+  Input& in_;
   http::request_parser<http::buffer_body>& p_;
   Conn& c_;
   bool expect_continue_;
+  bool direct_ = false;
+  uint64_t left_ = 0;  // direct: body bytes not read yet
 };
 
 }  // namespace
@@ -141,17 +253,24 @@ struct StreamServer::Impl {
   void serve(Conn& c, tcp::socket sock) {
     boost::system::error_code ec;
     sock.set_option(tcp::no_delay(true), ec);
-    TlsStream s(std::move(sock), tls);
-    s.handshake(ssl::stream_base::server, ec);
-    if (ec) return;
-    beast::flat_buffer buf;
-    buf.reserve(256 << 10);  // Beast reads max(512, free capacity) a step: an upload in 512-byte steps otherwise
+    TlsConn tls(this->tls.native_handle(), sock.native_handle());
+    if (!tls.accept()) return;
+    Input in{tls, {}};
     while (!stopping) {
       http::request_parser<http::buffer_body> p;
       p.body_limit(boost::none);
       p.header_limit(64 << 10);
-      http::read_header(s, buf, p, ec);
-      if (ec) return;
+      while (!p.is_header_done()) {
+        if (in.buf.size() > 0) {
+          size_t used = p.put(in.buf.data(), ec);
+          in.buf.consume(used);
+          if (ec && ec != http::error::need_more) return;
+          ec = {};
+          if (p.is_header_done()) break;
+        }
+        auto more = in.more();
+        if (!more || !*more) return;  // gone, or closed between requests
+      }
       c.last_activity = now_ms();
       auto& msg = p.get();
       StreamRequest req;
@@ -165,7 +284,7 @@ struct StreamServer::Impl {
       }
       bool expect = ::strcasecmp(req.header("Expect").c_str(), "100-continue") == 0;
       bool keep_alive = msg.keep_alive();
-      ParserBody body(s, buf, p, c, expect);
+      ParserBody body(in, p, c, expect);
       ServerResponse r = options.handler(req, body);
       if (r.status <= 0) return;  // the handler drops the connection (fault injection)
       bool reusable = keep_alive && body.done();
@@ -174,10 +293,12 @@ struct StreamServer::Impl {
       res.body() = r.body;
       res.keep_alive(reusable);
       res.prepare_payload();
-      http::write(s, res, ec);
+      std::ostringstream out;
+      out << res;
+      auto written = tls.write(out.str());
       c.last_activity = now_ms();
-      if (ec || !reusable) {
-        s.shutdown(ec);
+      if (!written || !reusable) {
+        if (written) tls.shutdown();
         return;
       }
     }

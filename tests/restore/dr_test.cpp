@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <signal.h>
@@ -151,6 +152,18 @@ TEST(DisasterRecovery, RestoreIntoAnotherClusterFromTheRepositoryAfterTheFirstIs
     }
   }
   EXPECT_EQ(attempts, 3);  // two volumes, one sent twice
+  // Where the time went, stage by stage (docs/restore.md "Where the time goes").
+  auto has_stages = [](const json::value& v, std::vector<const char*> stages) {
+    const auto* m = kube::object_at(v, {"millis"});
+    ASSERT_TRUE(m) << json::serialize(v);
+    for (const char* s : stages) {
+      ASSERT_TRUE(m->contains(s)) << s << " in " << json::serialize(*m);
+      EXPECT_GE(m->at(s).to_number<int64_t>(), 0) << s;
+    }
+  };
+  has_stages(json::value(rec), {"plan", "namespaces", "vms"});
+  has_stages(vm, {"configs", "snapshots", "claims", "uploads", "bound", "vm", "running"});
+  for (const auto& c : vm.at("claims").as_array()) has_stages(c, {"uploadReady", "token", "transfer", "succeeded"});
   auto restored = b.client()->get(kube::ResourceRef{"kubevirt.io", "v1", "virtualmachines", "VirtualMachine", true}, "other", "db");
   ASSERT_TRUE(restored);
   std::string vols = json::serialize(*kube::value_at(*restored, {"spec", "template", "spec", "volumes"}));
@@ -169,6 +182,13 @@ TEST(DisasterRecovery, RestoreIntoAnotherClusterFromTheRepositoryAfterTheFirstIs
   ASSERT_TRUE(left);
   EXPECT_EQ(left->items.size(), 0u);
   EXPECT_FALSE(b.client()->get(kube::ResourceRef{"kubevirt.io", "v1", "virtualmachines", "VirtualMachine", true}, "other", "db2"));
+  {
+    std::ifstream in(loc / "restores" / "r2" / "restore.json");
+    std::stringstream text;
+    text << in.rdbuf();
+    const auto r2 = json::parse(text.str());
+    has_stages(r2.at("vms").at(0), {"claims", "uploads", "cleanup"});  // the failure's undo is timed too
+  }
 
   // A rehearsal at the DR site: backup verify restores from the repository into a
   // temporary namespace, boots, reports, and keeps nothing.

@@ -7,6 +7,8 @@
 #include "kube/watch.h"
 #include "net/http_transport.h"
 #include "testcluster/cdi_upload.h"
+#include "testcluster/csi.h"
+#include "testcluster/storage/volume_store.h"
 #include "tests/support/test_cluster.h"
 #include "tests/support/volume_bytes.h"
 
@@ -15,6 +17,8 @@
 #include <gtest/gtest.h>
 
 #include <thread>
+
+#include <sys/stat.h>
 
 namespace kvb::testing {
 namespace {
@@ -141,6 +145,62 @@ TEST_F(CdiUpload, KubectlAndCurlUploadTheBytesThenTheDataVolumeSucceeds) {
   ASSERT_TRUE(d);
   EXPECT_EQ(d->exit_code, 0) << d->err;
   EXPECT_EQ(sha256_hex(read_whole(tc.dir() / "back.img")), sha256_hex(image)) << "the export gives back the uploaded bytes";
+}
+
+// The proxy writes data runs between holes in one pwrite each and leaves
+// all-zero 64 KiB blocks as holes: the claim holds the image's bytes either
+// way, for a body with a Content-Length (read straight into place) and a
+// chunked one (through the parser).
+TEST_F(CdiUpload, ZerosBecomeHolesAndTheClaimHoldsTheImageChunkedOrNot) {
+  std::string image(kSize, '\0');
+  auto fill = [&](size_t from, size_t len, char c) {
+    for (size_t i = 0; i < len; ++i) image[from + i] = static_cast<char>(c + (i * 7919) % 13);
+  };
+  fill(0, 3 * 65536 + 100, 'a');          // a run of data blocks, ending inside a block
+  fill(5 * 65536 + 1, 10, 'q');           // a block that is zeros but for 10 bytes
+  fill(kSize - 65536 - 512, 512, 'z');    // the end of the last-but-one block
+  tc.dir().write("sparse.img", image);
+  for (bool chunked : {false, true}) {
+    const std::string name = chunked ? "chunked" : "sized";
+    make_upload_dv(name);
+    std::string token = token_for(name);
+    ProcessSpec spec;
+    spec.argv = {"curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", (tc.dir() / "ca.pem").string(), "-H",
+                 "Authorization: Bearer " + token, "-H", "Content-Type: application/octet-stream", "--data-binary",
+                 "@" + (tc.dir() / "sparse.img").string(), proxy() + "/v1beta1/upload-async"};
+    if (chunked) spec.argv.insert(spec.argv.begin() + 1, {"-H", "Transfer-Encoding: chunked"});
+    auto r = run_process(spec);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->out, "200") << name << ": " << r->err;
+    EXPECT_EQ(dv_phase(name), "Succeeded") << name;
+    EXPECT_EQ(tc.claim_sha256("dr", name), sha256_hex(image)) << name;
+    std::filesystem::path file;
+    tc.cluster().loop().run_sync([&] { file = tc.cluster().csi().volume_store().claim_path("dr", name); });
+    struct stat st {};
+    ASSERT_EQ(::stat(file.c_str(), &st), 0) << file;
+    // Data in 5 of the 64 blocks (0-3, 5, 62): at most those are allocated (the file system may round up).
+    EXPECT_LE(static_cast<uint64_t>(st.st_blocks) * 512, uint64_t{8} * 65536) << name << ": zeros were written, not left as holes";
+  }
+}
+
+// kvbackup's streamed POST (its TLS body written around Asio's engine:
+// net/tls_bulk_writer.h) of an image larger than the claim: the proxy answers
+// 400 mid-body and closes; the client's write fails, and the answer it reads
+// says why (not only "broken pipe").
+TEST_F(CdiUpload, AnEarlyRefusalMidBodyIsTheAnswerTheStreamingClientReports) {
+  make_upload_dv("small");
+  std::string image = disk_image(kSize, 5) + std::string(16 << 20, 'x');  // 16 MiB more than the claim holds
+  auto t = net::HttpTransport::create(proxy(), [&] { net::TransportOptions o; o.ca_pem = tc.cluster().ca().cert_pem; return o; }());
+  ASSERT_TRUE(t);
+  net::HttpRequest req{"POST", "/v1beta1/upload-async", {{"Authorization", "Bearer " + token_for("small")}}, {}, false};
+  auto res = (*t)->exchange_streamed(req, image.size(), [&](const net::BodyWriter& write) -> Status {
+    for (size_t at = 0; at < image.size(); at += 1 << 20) KVB_CHECK(write(std::string_view(image).substr(at, 1 << 20)));
+    return ok();
+  });
+  ASSERT_TRUE(res) << res.error().describe();
+  EXPECT_EQ(res->status, 400);
+  EXPECT_THAT(res->body, HasSubstr("larger than the claim"));
+  EXPECT_EQ(dv_phase("small"), "UploadReady");  // and it can be sent again
 }
 
 TEST_F(CdiUpload, RefusalsBadTokenNoTokenTooLargeAndAGzipBody) {
