@@ -16,9 +16,13 @@
 // kvbackup's is separated from the test cluster's. KVB_BENCH_KEEP_RECORDS=<dir>
 // keeps each run's backup record (JSON) there, for a closer look per VM.
 //
-// kvbackup's peak RSS is wait4's ru_maxrss, which on Linux also counts the
-// forked copy of this process before exec: once this process is larger than
-// kvbackup (a second test cluster), the figure is this process's.
+// "peak RSS" is wait4's ru_maxrss, which on Linux also counts the forked copy
+// of this process before exec: once this process is larger than kvbackup (a
+// test cluster of 2,000 VMs), the figure is this process's. "kvbackup's own
+// VmHWM" is kvbackup's: its /proc status, sampled every 20 ms while it runs.
+// After each run the test cluster's own figures (GET /testcluster/v1/stats)
+// are printed: its loop thread's CPU, timer lateness, the cuts' parts and the
+// requests that held the loop longest.
 //
 // kvbackup runs as the real binary (build/kvbackup) in a child process, so its
 // peak RSS is its own; the test cluster runs in this process.
