@@ -276,6 +276,8 @@ void print_test_cluster(const Run& r) {
   std::printf("%-34s cuts: timer late p99 %.1f max %.1f ms; file work p99 %.2f max %.2f ms; cut() p99 %.2f max %.2f ms\n", "",
               num(cuts.at("lateness"), "p99Ms"), num(cuts.at("lateness"), "maxMs"), num(cuts.at("fileWork"), "p99Ms"),
               num(cuts.at("fileWork"), "maxMs"), num(cuts.at("total"), "p99Ms"), num(cuts.at("total"), "maxMs"));
+  std::printf("%-34s frozen (in the cluster) .. snapshot create handled: p50 %.1f p99 %.1f max %.1f ms\n", "",
+              num(cuts.at("frozenToCreate"), "p50Ms"), num(cuts.at("frozenToCreate"), "p99Ms"), num(cuts.at("frozenToCreate"), "maxMs"));
   std::vector<std::pair<double, std::string>> by;
   for (const auto& [k, v] : r.tc_stats.at("handled").as_object()) by.emplace_back(num(v, "sumMs"), std::string(k));
   std::sort(by.rbegin(), by.rend());

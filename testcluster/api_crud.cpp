@@ -430,7 +430,8 @@ void Api::inspection(ServerRequest& req, const std::shared_ptr<Responder>& r) {
                           {"requestsByVerb", std::move(by)},
                           {"loop", json::object{{"cpuMs", static_cast<double>(cpu.tv_sec) * 1e3 + static_cast<double>(cpu.tv_nsec) / 1e6},
                                                 {"timerLateness", summary(c_.loop().timer_lateness())}}},
-                          {"cuts", json::object{{"lateness", summary(cuts.lateness)},
+                          {"cuts", json::object{{"frozenToCreate", summary(cuts.frozen_to_create)},
+                                                {"lateness", summary(cuts.lateness)},
                                                 {"fileWork", summary(cuts.file_work)},
                                                 {"total", summary(cuts.total)}}},
                           {"handled", std::move(handled)}}));

@@ -489,6 +489,15 @@ void Csi::start_snapshot(const std::string& ns, const std::string& name) {
     }
   }
   std::string vm = vm_using_claim(ns, claim);
+  if (const Guest* g = vm.empty() ? nullptr : c_.kubevirt().guest(ns, vm); g && g->frozen) {
+    const auto& events = c_.timeline().events();  // the guest's last freeze: its latest frozen event
+    for (auto it = events.rbegin(); it != events.rend(); ++it) {
+      if (it->frozen && it->volume_snapshot.empty() && it->vm == vm && it->ns == ns) {
+        cut_stats_.frozen_to_create.record(WallClock::now() - it->time);
+        break;
+      }
+    }
+  }
   if (auto extra = c_.faults().snapshot_cut_delay(ns, vm, claim)) cut_latency += *extra;
   auto due = std::chrono::steady_clock::now() + cut_latency;
   timers_[vkey(ns, name)].push_back(c_.loop().after(cut_latency, [this, ns, name, content, claim, vm, ready_latency, due] {

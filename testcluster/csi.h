@@ -67,9 +67,11 @@ class Csi {
   // Where a snapshot's cut spends the loop thread's time: how late the cut
   // timer fired after its cutLatency (queued behind other work), the file
   // work of the cut (sync_bytes + the store's copy), and the whole cut()
-  // (the two status writes and their watch fan-out included).
+  // (the two status writes and their watch fan-out included). For a VM
+  // frozen when its snapshot is created: from the freeze to the create
+  // (the exec's answer, the client, the create's wait to be read).
   struct CutStats {
-    LatencyStats lateness, file_work, total;
+    LatencyStats lateness, file_work, total, frozen_to_create;
   };
   const CutStats& cut_stats() const { return cut_stats_; }
 
