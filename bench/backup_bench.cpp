@@ -16,9 +16,13 @@
 // kvbackup's is separated from the test cluster's. KVB_BENCH_KEEP_RECORDS=<dir>
 // keeps each run's backup record (JSON) there, for a closer look per VM.
 //
-// kvbackup's peak RSS is wait4's ru_maxrss, which on Linux also counts the
-// forked copy of this process before exec: once this process is larger than
-// kvbackup (a second test cluster), the figure is this process's.
+// "peak RSS" is wait4's ru_maxrss, which on Linux also counts the forked copy
+// of this process before exec: once this process is larger than kvbackup (a
+// test cluster of 2,000 VMs), the figure is this process's. "kvbackup's own
+// VmHWM" is kvbackup's: its /proc status, sampled every 20 ms while it runs.
+// After each run the test cluster's own figures (GET /testcluster/v1/stats)
+// are printed: its loop thread's CPU, timer lateness, the cuts' parts and the
+// requests that held the loop longest.
 //
 // kvbackup runs as the real binary (build/kvbackup) in a child process, so its
 // peak RSS is its own; the test cluster runs in this process.
@@ -36,8 +40,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 namespace {
@@ -83,7 +89,8 @@ struct Run {
   double p50_window_ms = 0;
   double p99_window_ms = 0;
   double per_vm_path_ms = 0;  // freeze requested .. last volume ready, the VM's critical path
-  long peak_rss_kb = 0;
+  long peak_rss_kb = 0;      // wait4's ru_maxrss (counts this process, forked, too)
+  long own_peak_rss_kb = 0;  // kvbackup's VmHWM, sampled
   double cpu_ms = 0;  // kvbackup's user + system CPU time
   uint64_t requests = 0;
   int vms = 0;
@@ -94,6 +101,10 @@ struct Run {
   // cut..thaw asked split: last cut .. the hold check answered (the watch
   // event and the guestosinfo GET), hold check .. thaw asked.
   double cut_to_held_ms = 0, held_to_thaw_ms = 0;
+  // The test cluster's side (GET /testcluster/v1/stats): its loop thread's
+  // CPU during the run, and its timer-lateness / cut / per-request figures.
+  double loop_cpu_ms = 0;
+  json::object tc_stats;
 };
 
 // `lane`: KVB_BENCH_PRIORITY_LANE for the child ("0": without the priority
@@ -102,6 +113,7 @@ Run run_kvbackup(kvb::testing::TestCluster& tc, const std::string& name, int con
                  const std::string& lane = "") {
   Run out;
   uint64_t before = requests(tc);
+  double loop_cpu_before = tc.stats().at("loop").at("cpuMs").to_number<double>();
   auto loc = tc.dir() / ("loc-" + name);
   std::vector<std::string> argv = {build_dir() + "/kvbackup", "--kubeconfig", tc.kubeconfig().string(), "backup", "create", name};
   if (all_namespaces) {
@@ -125,18 +137,45 @@ Run run_kvbackup(kvb::testing::TestCluster& tc, const std::string& name, int con
     while (::read(fd, buf, sizeof buf) > 0) {
     }
   });
+  // kvbackup's own peak RSS: VmHWM of its (post-exec) address space, read
+  // every 20 ms while it runs (the mark only grows; wait4's ru_maxrss also
+  // counts this process as forked before the exec).
+  std::atomic<bool> exited{false};
+  std::atomic<long> hwm_kb{0};
+  std::thread hwm([pid = child->pid, &exited, &hwm_kb] {
+    auto path = "/proc/" + std::to_string(pid) + "/status";
+    while (!exited) {
+      if (FILE* f = std::fopen(path.c_str(), "r")) {
+        char line[256];
+        bool is_kvbackup = false;
+        long kb = -1;
+        while (std::fgets(line, sizeof line, f)) {
+          if (std::strncmp(line, "Name:", 5) == 0) is_kvbackup = std::strstr(line, "kvbackup") != nullptr;
+          if (std::strncmp(line, "VmHWM:", 6) == 0) kb = std::atol(line + 6);
+        }
+        std::fclose(f);
+        if (is_kvbackup && kb > hwm_kb) hwm_kb = kb;
+      }
+      std::this_thread::sleep_for(20ms);  // a sampling period, not synchronisation
+    }
+  });
   std::string text;
   char buf[65536];
   for (ssize_t n; (n = ::read(child->stdout_fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
   int status = 0;
   struct rusage ru {};
   ::wait4(child->pid, &status, 0, &ru);
+  exited = true;
+  hwm.join();
+  out.own_peak_rss_kb = hwm_kb;
   drain.join();
   ::close(child->stdout_fd);
   ::close(child->stderr_fd);
   out.peak_rss_kb = ru.ru_maxrss;
   out.cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
   out.requests = requests(tc) - before;
+  out.tc_stats = tc.stats();
+  out.loop_cpu_ms = out.tc_stats.at("loop").at("cpuMs").to_number<double>() - loop_cpu_before;
   if (const char* keep = std::getenv("KVB_BENCH_KEEP_RECORDS")) {  // a folder: each run's JSON record, for a closer look
     static int n = 0;
     std::string path = std::string(keep) + "/" + name + "-" + std::to_string(n++) + (lane == "0" ? "-nolane" : "-lane") + ".json";
@@ -224,16 +263,43 @@ Run run_naive(kvb::testing::TestCluster& tc, int vms) {
   return out;
 }
 
+// The test cluster's loop thread during the run: its CPU, how late it ran
+// due timers (its queueing delay), the cuts, and the requests that held it
+// longest in total.
+void print_test_cluster(const Run& r) {
+  auto num = [](const json::value& v, const char* k) { return v.at(k).to_number<double>(); };
+  const auto& late = r.tc_stats.at("loop").at("timerLateness");
+  const auto& cuts = r.tc_stats.at("cuts");
+  std::printf("%-34s test cluster loop: CPU %.0f ms (%.0f%% of wall); timers late p50 %.1f p99 %.1f max %.1f ms\n", "",
+              r.loop_cpu_ms, r.wall_ms > 0 ? 100 * r.loop_cpu_ms / r.wall_ms : 0.0, num(late, "p50Ms"), num(late, "p99Ms"),
+              num(late, "maxMs"));
+  std::printf("%-34s cuts: timer late p99 %.1f max %.1f ms; file work p99 %.2f max %.2f ms; cut() p99 %.2f max %.2f ms\n", "",
+              num(cuts.at("lateness"), "p99Ms"), num(cuts.at("lateness"), "maxMs"), num(cuts.at("fileWork"), "p99Ms"),
+              num(cuts.at("fileWork"), "maxMs"), num(cuts.at("total"), "p99Ms"), num(cuts.at("total"), "maxMs"));
+  std::printf("%-34s frozen (in the cluster) .. snapshot create handled: p50 %.1f p99 %.1f max %.1f ms\n", "",
+              num(cuts.at("frozenToCreate"), "p50Ms"), num(cuts.at("frozenToCreate"), "p99Ms"), num(cuts.at("frozenToCreate"), "maxMs"));
+  std::vector<std::pair<double, std::string>> by;
+  for (const auto& [k, v] : r.tc_stats.at("handled").as_object()) by.emplace_back(num(v, "sumMs"), std::string(k));
+  std::sort(by.rbegin(), by.rend());
+  for (size_t i = 0; i < std::min<size_t>(by.size(), 5); ++i) {
+    const auto& v = r.tc_stats.at("handled").at(by[i].second);
+    std::printf("%-34s   handler %-36s n %6.0f  total %7.1f ms  p99 %6.2f max %6.2f ms\n", "", by[i].second.c_str(),
+                num(v, "count"), by[i].first, num(v, "p99Ms"), num(v, "maxMs"));
+  }
+}
+
 void print(const char* label, const Run& r) {
-  std::printf("%-34s vms %4d  fsc %4d  wall %9.1f ms  window p50 %7.1f p99 %7.1f max %7.1f ms  requests/VM %5.1f  peak RSS %6ld KiB\n",
+  std::printf("%-34s vms %4d  fsc %4d  wall %9.1f ms  window p50 %7.1f p99 %7.1f max %7.1f ms  requests/VM %5.1f  peak RSS %6ld KiB"
+              " (kvbackup's own VmHWM %ld KiB)\n",
               label, r.vms, r.fsc, r.wall_ms, r.p50_window_ms, r.p99_window_ms, r.max_window_ms,
-              r.vms ? static_cast<double>(r.requests) / r.vms : 0.0, r.peak_rss_kb);
+              r.vms ? static_cast<double>(r.requests) / r.vms : 0.0, r.peak_rss_kb, r.own_peak_rss_kb);
   if (r.thaw_ms > 0) {
     std::printf("%-34s window parts (max over VMs): frozen..cut %.1f ms, cut..thaw asked %.1f ms, thaw exec %.1f ms\n", "",
                 r.to_cut_ms, r.cut_to_thaw_ms, r.thaw_ms);
     std::printf("%-34s cut..thaw asked split (max): cut..hold checked %.1f ms, hold checked..thaw asked %.1f ms; kvbackup CPU %.0f ms (%.0f%% of wall)\n",
                 "", r.cut_to_held_ms, r.held_to_thaw_ms, r.cpu_ms, r.wall_ms > 0 ? 100 * r.cpu_ms / r.wall_ms : 0.0);
   }
+  if (r.tc_stats.contains("loop")) print_test_cluster(r);
 }
 
 int arg(int argc, char** argv, const char* name, int def) {

@@ -88,7 +88,10 @@ void Api::handle(ServerRequest&& req, std::shared_ptr<Responder> r) {
     }
   }
   if (!known) return r->respond(status_response(401, "Unauthorized", "Unauthorized"));
+  auto t0 = std::chrono::steady_clock::now();
+  current_.clear();
   serve(req, r, caller);
+  handled_[current_.empty() ? "other" : current_].record(std::chrono::steady_clock::now() - t0);
 }
 
 bool Api::allowed(const Caller& caller, const std::string& verb, const std::string& resource, const std::string& ns) const {
@@ -235,7 +238,8 @@ void Api::resource_request(ServerRequest& req, const std::shared_ptr<Responder>&
   if (res.ref.resource == "selfsubjectaccessreviews") return self_subject_access_review(req, r, caller);
   if (!authorize(caller, verb, t, r)) return;
   RequestInfo info{verb, res.ref.resource + (t.sub.empty() ? "" : "/" + t.sub), t.ns, t.name};
-  ++requests_[verb + " " + info.resource];
+  current_ = verb + " " + info.resource;
+  ++requests_[current_];
   if (const Fault* f = c_.faults().api_error(info)) {
     if (verb == "watch" && f->code == 410) {
       // An expired watch is an ERROR event in a 200 stream, as the real API server sends it.

@@ -68,6 +68,11 @@ class Api {
   std::map<uint64_t, WatchStream> watches_;
   uint64_t next_watch_ = 1;
   std::map<std::string, uint64_t> requests_;  // "verb resource" -> count (GET /testcluster/v1/stats)
+  // Time on the loop thread per request, from the handler's call to its
+  // return (controllers and watch fan-out included; an exec's or a watch's
+  // later life is not), by the key of requests_.
+  std::map<std::string, LatencyStats> handled_;
+  std::string current_;  // requests_'s key of the request being handled ("" for others)
 };
 
 // Discovery and OpenAPI documents for the registry (discovery.cpp).

@@ -19,6 +19,7 @@
 
 #include <boost/json.hpp>
 
+#include <ctime>
 #include <set>
 
 namespace kvb::testcluster {
@@ -322,7 +323,8 @@ void Api::kubevirt_subresource(ServerRequest& req, const std::shared_ptr<Respond
   std::string verb = sub == "guestosinfo" ? "get" : "update";
   if (!authorize(caller, verb, t, r)) return;
   std::string resource = parts[5] + "/" + sub;
-  ++requests_[verb + " " + resource];
+  current_ = verb + " " + resource;
+  ++requests_[current_];
   if (const Fault* f = c_.faults().api_error(RequestInfo{verb, resource, ns, name})) {
     return r->respond(status_response(f->code, f->message.empty() ? "simulated API error" : f->message));
   }
@@ -411,11 +413,28 @@ void Api::inspection(ServerRequest& req, const std::shared_ptr<Responder>& r) {
       by[k] = n;
       total += n;
     }
-    return r->respond(json_response(200, json::object{{"objects", c_.store().object_count()},
-                                                      {"watches", watches_.size()},
-                                                      {"resourceVersion", c_.store().resource_version()},
-                                                      {"requests", total},
-                                                      {"requestsByVerb", std::move(by)}}));
+    auto summary = [](const LatencyStats& s) {
+      return json::object{{"count", s.count()}, {"sumMs", s.sum_ms()}, {"p50Ms", s.quantile_ms(0.5)},
+                          {"p99Ms", s.quantile_ms(0.99)}, {"maxMs", s.max_ms()}};
+    };
+    json::object handled;
+    for (const auto& [k, s] : handled_) handled[k] = summary(s);
+    timespec cpu{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);  // this handler runs on the loop thread
+    const auto& cuts = c_.csi().cut_stats();
+    return r->respond(json_response(
+        200, json::object{{"objects", c_.store().object_count()},
+                          {"watches", watches_.size()},
+                          {"resourceVersion", c_.store().resource_version()},
+                          {"requests", total},
+                          {"requestsByVerb", std::move(by)},
+                          {"loop", json::object{{"cpuMs", static_cast<double>(cpu.tv_sec) * 1e3 + static_cast<double>(cpu.tv_nsec) / 1e6},
+                                                {"timerLateness", summary(c_.loop().timer_lateness())}}},
+                          {"cuts", json::object{{"frozenToCreate", summary(cuts.frozen_to_create)},
+                                                {"lateness", summary(cuts.lateness)},
+                                                {"fileWork", summary(cuts.file_work)},
+                                                {"total", summary(cuts.total)}}},
+                          {"handled", std::move(handled)}}));
   }
   r->respond(status_response(404, "unknown test cluster endpoint " + p));
 }

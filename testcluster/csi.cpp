@@ -184,6 +184,8 @@ void Csi::on_change(const StoreEvent& e) {
   json::value obj(e.object);
   std::string ns(kube::namespace_of(obj)), name(kube::name_of(obj));
   if (ref.resource == "persistentvolumeclaims") {
+    if (e.type == "DELETED" || kube::str_at(obj, {"status", "phase"}) == "Bound") unbound_.erase(vkey(ns, name));
+    else unbound_.insert(vkey(ns, name));
     if (e.type == "ADDED") bind_claim(ns, name);
     // A consumer was chosen for a claim of a WaitForFirstConsumer class.
     if (e.type == "MODIFIED" && kube::str_at(obj, {"status", "phase"}) != "Bound" &&
@@ -251,9 +253,12 @@ std::string Csi::driver_of_claim(const Object& pvc) const {
 }
 
 void Csi::retry_pending_claims(const std::string& ns) {
+  // unbound_ holds every claim not Bound whose event was seen; one whose
+  // ADDED event is still queued is bound when that event is handled.
   std::vector<std::string> pending;
-  for (const Object* o : c_.store().all(c_.resource(kPersistentVolumeClaims), ns)) {
-    if (kube::str_at(*o, {"status", "phase"}) != "Bound") pending.emplace_back(kube::name_of(*o));
+  std::string prefix = vkey(ns, "");
+  for (auto it = unbound_.lower_bound(prefix); it != unbound_.end() && it->compare(0, prefix.size(), prefix) == 0; ++it) {
+    pending.emplace_back(it->substr(prefix.size()));
   }
   for (const auto& p : pending) bind_claim(ns, p);
 }
@@ -484,9 +489,22 @@ void Csi::start_snapshot(const std::string& ns, const std::string& name) {
     }
   }
   std::string vm = vm_using_claim(ns, claim);
+  if (const Guest* g = vm.empty() ? nullptr : c_.kubevirt().guest(ns, vm); g && g->frozen) {
+    const auto& events = c_.timeline().events();  // the guest's last freeze: its latest frozen event
+    for (auto it = events.rbegin(); it != events.rend(); ++it) {
+      if (it->frozen && it->volume_snapshot.empty() && it->vm == vm && it->ns == ns) {
+        cut_stats_.frozen_to_create.record(WallClock::now() - it->time);
+        break;
+      }
+    }
+  }
   if (auto extra = c_.faults().snapshot_cut_delay(ns, vm, claim)) cut_latency += *extra;
-  timers_[vkey(ns, name)].push_back(c_.loop().after(cut_latency, [this, ns, name, content, claim, vm, ready_latency] {
+  auto due = std::chrono::steady_clock::now() + cut_latency;
+  timers_[vkey(ns, name)].push_back(c_.loop().after(cut_latency, [this, ns, name, content, claim, vm, ready_latency, due] {
+    auto fired = std::chrono::steady_clock::now();
+    cut_stats_.lateness.record(fired - due);
     cut(ns, name, content, claim, vm, ready_latency);
+    cut_stats_.total.record(std::chrono::steady_clock::now() - fired);
   }));
 }
 
@@ -521,8 +539,10 @@ void Csi::cut(const std::string& ns, const std::string& name, const std::string&
   // A running real guest's disk is copied by QEMU (cut_guest_disk), not here.
   const bool real = g && g->qemu && !g->pvcs.empty() && g->pvcs.front() == claim;
   if (!real) {
+    auto t0 = std::chrono::steady_clock::now();
     Status copied = sync_bytes(ns, claim);
     if (copied) copied = bytes_->cut(ns, claim, "snap-" + content);
+    cut_stats_.file_work.record(std::chrono::steady_clock::now() - t0);
     if (!copied) {
       snapshot_error(ns, name, "Failed to create snapshot: rpc error: code = Internal desc = " + copied.error().message);
       cutting_.erase(content);

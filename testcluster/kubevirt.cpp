@@ -77,6 +77,9 @@ Guest* KubeVirt::guest(const std::string& ns, const std::string& vm) {
 }
 
 Guest* KubeVirt::guest_for_pod(const std::string& ns, const std::string& pod) {
+  if (auto it = guest_by_pod_.find(key(ns, pod)); it != guest_by_pod_.end() && it->second->ns == ns && it->second->pod == pod) {
+    return it->second;
+  }
   for (auto& [k, g] : guests_) {
     if (g->ns == ns && g->pod == pod) return g.get();
   }
@@ -267,6 +270,13 @@ void KubeVirt::poll_fs_freeze() {
       continue;
     }
     bool frozen = g->frozen;
+    // Most VMIs already show their state: skip the store's copy-and-compare.
+    if (const Object* vmi = c_.store().find(c_.resource(res::kVirtualMachineInstances), g->ns, g->vm)) {
+      const auto* st = vmi->if_contains("status");
+      const auto* fs = st && st->is_object() ? st->as_object().if_contains("fsFreezeStatus") : nullptr;
+      bool shown = fs && fs->is_string() && fs->as_string() == "frozen";
+      if (st && st->is_object() && shown == frozen) continue;
+    }
     (void)c_.store().mutate(c_.resource(res::kVirtualMachineInstances), g->ns, g->vm, [&](Object& o) {
       auto& st = o["status"].as_object();
       if (frozen) st["fsFreezeStatus"] = "frozen";

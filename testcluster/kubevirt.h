@@ -151,6 +151,9 @@ class KubeVirt {
   Cluster& c_;
   std::pair<int, int> version_;
   std::map<std::string, std::unique_ptr<Guest>> guests_;  // "ns/vm"
+  // "ns/pod" -> the guest whose launcher pod it is, so that an exec finds its
+  // guest without a scan of every guest; checked against the guest on use.
+  std::map<std::string, Guest*> guest_by_pod_;
   std::map<std::string, VmSpec> specs_;                   // "ns/vm": scenario settings of each VM
   std::set<std::string> pending_vmis_;                    // "ns/vmi": not running yet (Pending, Scheduling)
   std::map<std::string, std::string> launcher_pods_;      // "ns/vmi" -> pod of a VMI not running yet

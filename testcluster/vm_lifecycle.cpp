@@ -456,6 +456,7 @@ void KubeVirt::launch(const std::string& ns, const std::string& name, const std:
     }
   }
   Guest& gr = *g;
+  guest_by_pod_[key(ns, gr.pod)] = &gr;
   guests_[key(ns, name)] = std::move(g);
   c_.timeline().vm_known(ns, name);
   for (const auto& claim : claims) c_.csi().attach(ns, claim, &gr);
@@ -505,6 +506,7 @@ void KubeVirt::teardown(const std::string& ns, const std::string& name, const st
   if (g.auto_thaw) g.auto_thaw->cancel();
   if (g.vss_timer) g.vss_timer->cancel();
   for (const auto& claim : g.pvcs) c_.csi().detach(ns, claim);
+  if (auto p = guest_by_pod_.find(key(ns, g.pod)); p != guest_by_pod_.end() && p->second == &g) guest_by_pod_.erase(p);
   guests_.erase(it);
 }
 

@@ -18,12 +18,13 @@ struct EventLoop::Impl {
   std::thread thread;
   std::thread::id id;
   std::atomic<bool> stopped{false};
+  LatencyStats lateness;  // loop thread only
 };
 
 namespace {
 class AsioTimer : public Timer, public std::enable_shared_from_this<AsioTimer> {
  public:
-  explicit AsioTimer(asio::io_context& io) : timer_(io) {}
+  AsioTimer(asio::io_context& io, LatencyStats& lateness) : timer_(io), lateness_(lateness) {}
   void cancel() override {
     cancelled_ = true;
     timer_.cancel();
@@ -33,6 +34,7 @@ class AsioTimer : public Timer, public std::enable_shared_from_this<AsioTimer> {
     // The pending wait keeps the timer alive: fire-and-forget works; cancel() stops it.
     timer_.async_wait([self = shared_from_this(), fn = std::move(fn)](const boost::system::error_code& ec) {
       if (ec || self->cancelled_) return;
+      self->lateness_.record(asio::steady_timer::clock_type::now() - self->timer_.expiry());
       fn();
     });
   }
@@ -40,6 +42,7 @@ class AsioTimer : public Timer, public std::enable_shared_from_this<AsioTimer> {
 
  private:
   asio::steady_timer timer_;
+  LatencyStats& lateness_;
   bool cancelled_ = false;
 };
 }  // namespace
@@ -68,7 +71,7 @@ void EventLoop::stop() {
 void EventLoop::post(std::function<void()> fn) { asio::post(impl_->io, std::move(fn)); }
 
 std::shared_ptr<Timer> EventLoop::after(std::chrono::nanoseconds d, std::function<void()> fn) {
-  auto t = std::make_shared<AsioTimer>(impl_->io);
+  auto t = std::make_shared<AsioTimer>(impl_->io, impl_->lateness);
   t->start(d, std::move(fn));
   return t;
 }
@@ -88,6 +91,8 @@ void EventLoop::run_sync(const std::function<void()>& fn) {
 }
 
 bool EventLoop::in_loop_thread() const { return std::this_thread::get_id() == impl_->id; }
+
+const LatencyStats& EventLoop::timer_lateness() const { return impl_->lateness; }
 
 void* EventLoop::native() { return &impl_->io; }
 

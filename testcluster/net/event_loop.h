@@ -4,7 +4,13 @@
 // Invariant: every callback given to post()/after() and every server handler
 // runs on the loop thread, one at a time, so state touched only from callbacks
 // needs no locks.
+//
+// The loop measures how late it runs each timer (fire time - deadline): the
+// time a due timer waited behind other work on the loop thread, i.e. the
+// loop's queueing delay (read it on the loop thread only).
 #pragma once
+
+#include "testcluster/net/latency_stats.h"
 
 #include <chrono>
 #include <functional>
@@ -33,6 +39,8 @@ class EventLoop {
   // signals). After stop() it returns at once without running fn.
   void run_sync(const std::function<void()>& fn);
   bool in_loop_thread() const;
+  // Lateness of every timer fired so far (loop thread only).
+  const LatencyStats& timer_lateness() const;
   void stop();
 
   // The underlying boost::asio::io_context, for net/*.cpp only.

@@ -108,6 +108,28 @@ TEST(SimLauncherPod, HostnameLabelIsTheHostnameNotTheVmName) {
   EXPECT_EQ(label(long_name), std::string(63, 'a'));
 }
 
+// An exec finds its guest through the launcher pod (an index, not a scan):
+// after a restart the new pod reaches the new guest, and fsFreezeStatus (the
+// poll skips VMIs that already show their state) follows the freeze both ways.
+TEST(SimFreezer, AnExecReachesTheGuestOfARestartedVm) {
+  TestCluster tc(scenario("1.8", kDb));
+  auto c = tc.client();
+  std::string first = tc.launcher_pod("prod", "db");
+  ASSERT_TRUE(c->patch(kVm, "prod", "db", kube::PatchType::kMerge, json::parse(R"({"spec":{"runStrategy":"Halted"}})")));
+  ASSERT_TRUE(c->patch(kVm, "prod", "db", kube::PatchType::kMerge, json::parse(R"({"spec":{"runStrategy":"Always"}})")));
+  std::string second = tc.launcher_pod("prod", "db");
+  ASSERT_NE(second, "");
+  EXPECT_NE(second, first);
+  auto r = tc.exec("prod", second, "compute", freezer("freeze", "db"));
+  ASSERT_TRUE(r.status) << r.status.error().describe();
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(kube::bool_at(tc.vm_state("prod", "db"), {"frozen"}), true);
+  wait_vmi(tc, "db", fs_frozen);
+  EXPECT_EQ(tc.exec("prod", second, "compute", freezer("unfreeze", "db")).exit_code, 0);
+  EXPECT_EQ(kube::bool_at(tc.vm_state("prod", "db"), {"frozen"}), false);
+  wait_vmi(tc, "db", fs_thawed);
+}
+
 TEST(SimFreezer, FreezeAndThawShowOnTheTimelineAndInFsFreezeStatus) {
   TestCluster tc(scenario("1.8", kDb));
   std::string pod = tc.launcher_pod("prod", "db");

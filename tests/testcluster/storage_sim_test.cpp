@@ -177,6 +177,25 @@ TEST(SimStorage, SnapshotErrorsAndInjectedFailures) {
   EXPECT_EQ(tc.events("SnapshotFailed", "db").size(), 1u);
 }
 
+// GET /testcluster/v1/stats says where a cut spent the loop thread: one cut,
+// its timer's lateness, its file work and the whole cut, the loop's CPU and
+// the time each kind of request held the loop.
+TEST(SimStorage, StatsShowWhereACutSpendsTheLoop) {
+  TestCluster tc(kScenario);
+  ASSERT_TRUE(tc.client()->create(kube::resources::kVolumeSnapshots, "prod", snapshot_object("s1", "db-rootdisk")));
+  wait_snapshot(tc, "s1", ready);
+  auto st = tc.stats();
+  const auto& cuts = st.at("cuts").as_object();
+  for (const char* part : {"lateness", "fileWork", "total"}) {
+    EXPECT_EQ(cuts.at(part).at("count").to_number<uint64_t>(), 1u) << part;
+    EXPECT_GE(cuts.at(part).at("maxMs").to_number<double>(), 0.0) << part;
+  }
+  EXPECT_GE(cuts.at("total").at("maxMs").to_number<double>(), cuts.at("fileWork").at("maxMs").to_number<double>());
+  EXPECT_GT(st.at("loop").at("cpuMs").to_number<double>(), 0.0);
+  EXPECT_GE(st.at("loop").at("timerLateness").at("count").to_number<uint64_t>(), 2u) << "the cut and the ready timers";
+  EXPECT_EQ(st.at("handled").at("create volumesnapshots").at("count").to_number<uint64_t>(), 1u);
+}
+
 TEST(SimStorage, StoppingAndStartingAVm) {
   TestCluster tc(kScenario);
   auto c = tc.client();
