@@ -209,6 +209,20 @@ TEST(AllocatedRanges, TheUnallocatedRangesAreHolesAndTheChunksAreAFullPuts) {
   EXPECT_TRUE(f.restored(s2->snapshot) == bytes_of(v2));
 }
 
+TEST(AllocatedRanges, AVolumeWithNothingAllocatedIsAllHoles) {
+  Fixture f;
+  const uint64_t size = 20 << 20;  // two windows, the last one short
+  f.dir.write("none.bin", "");
+  PutOptions o;
+  o.allocated = AllocatedRanges{size, {}};
+  auto s = f.put_stream("vm/blank", "none.bin", o);
+  ASSERT_TRUE(s) << s.error().message;
+  EXPECT_EQ(s->bytes, size);
+  EXPECT_EQ(s->hole_bytes, size);
+  EXPECT_EQ(s->new_chunks, 0u);
+  EXPECT_TRUE(f.restored(s->snapshot) == std::string(size, '\0'));
+}
+
 TEST(AllocatedRanges, AListOrStreamThatDoesNotFitFailsAndStoresNothing) {
   Fixture f;
   const uint64_t M = kRegionSize;
