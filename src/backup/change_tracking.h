@@ -55,6 +55,13 @@ struct ChangePlan {
   // or why every byte must be read (allocated_reason).
   std::optional<repo::AllocatedRanges> allocated;
   std::string allocated_reason;
+
+  // What the copy downloads: the changed regions or the allocated ranges
+  // (nullptr: every byte), of an image of size() bytes.
+  const std::vector<repo::ByteRange>* reading() const {
+    return known ? &known->changed : allocated ? &allocated->data : nullptr;
+  }
+  uint64_t size() const { return known ? known->size : allocated ? allocated->size : 0; }
 };
 
 // A stop request cancels the service call in flight (the plan then falls back).

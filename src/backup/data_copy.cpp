@@ -126,17 +126,17 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
   const auto asked = std::chrono::steady_clock::now();
   const ChangePlan plan = plan_changes(c, ctx.repo, out.series, vm, vol, out.volume_mode, stop);
   if (stop.stop_requested()) return Error(Errc::kCancelled, "interrupted before the copy started");
-  if (ctx.say && (plan.known || plan.allocated)) {
-    uint64_t reading = 0;
-    for (const auto& r : plan.known ? plan.known->changed : plan.allocated->data) reading += r.length;
+  const std::vector<repo::ByteRange>* reading = plan.reading();
+  if (ctx.say && reading) {
+    uint64_t bytes = 0;
+    for (const auto& r : *reading) bytes += r.length;
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
     char took[32];
     std::snprintf(took, sizeof took, "%.2f", s);
     const std::string named = plan.known ? std::to_string(plan.delta_bytes) + " changed bytes since the previous copy"
-                                         : std::to_string(reading) + " allocated bytes in " + std::to_string(plan.allocated->data.size()) +
-                                               " ranges";
+                                         : std::to_string(bytes) + " allocated bytes in " + std::to_string(reading->size()) + " ranges";
     ctx.say("volume " + vm.key() + " " + vol.name + ": the CSI driver's snapshot metadata names " + named + " (asked in " + took +
-            " s); downloading " + std::to_string(reading) + " of " + std::to_string(plan.known ? plan.known->size : plan.allocated->size));
+            " s); downloading " + std::to_string(bytes) + " of " + std::to_string(plan.size()));
   }
 
   out.millis.plan = lap(stage);
@@ -185,15 +185,11 @@ Status copy(const DataCopyContext& ctx, const record::VmRecord& vm, record::Volu
     };
   }
   dopt.cancelled = cancelled;
-  if (plan.known) {
+  if (reading) {
     dopt.only.emplace();
-    for (const auto& r : plan.known->changed) dopt.only->emplace_back(r.offset, r.length);
-    dopt.expect_size = plan.known->size;
-  } else if (plan.allocated) {
-    dopt.only.emplace();
-    for (const auto& r : plan.allocated->data) dopt.only->emplace_back(r.offset, r.length);
-    dopt.expect_size = plan.allocated->size;
-    dopt.hash_gaps_as_zeros = true;  // the image's digest, unallocated bytes read as zeros
+    for (const auto& r : *reading) dopt.only->emplace_back(r.offset, r.length);
+    dopt.expect_size = plan.size();
+    dopt.hash_gaps_as_zeros = plan.allocated.has_value();  // the image's digest, unallocated bytes read as zeros
   }
   if (ctx.transfer) {
     dopt.progress = [&ctx, item = transfer_item(vm, vol)](uint64_t done, uint64_t total) {
