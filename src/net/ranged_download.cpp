@@ -58,16 +58,6 @@ Status write_all(int fd, bool socket, std::string_view data) {
   return ok();
 }
 
-// Adds `n` zero bytes to the digest.
-void update_zeros(EVP_MD_CTX* sha, uint64_t n) {
-  static const std::vector<uint8_t> zeros(1 << 20);
-  for (uint64_t left = n; left > 0;) {
-    const uint64_t k = std::min<uint64_t>(zeros.size(), left);
-    EVP_DigestUpdate(sha, zeros.data(), k);
-    left -= k;
-  }
-}
-
 class Download {
  public:
   Download(const Target& t, HttpTransport& http, const DownloadOptions& o, uint64_t size)
@@ -155,8 +145,10 @@ class Download {
 
   // The digest takes zeros from where it stopped up to `to` (a gap between `only` ranges).
   void hash_zeros(EVP_MD_CTX* sha, uint64_t to) {
-    if (hashed_ < to) update_zeros(sha, to - hashed_);
-    hashed_ = std::max(hashed_, to);
+    static const std::vector<uint8_t> zeros(1 << 20);
+    for (; hashed_ < to; hashed_ += std::min<uint64_t>(zeros.size(), to - hashed_)) {
+      EVP_DigestUpdate(sha, zeros.data(), std::min<uint64_t>(zeros.size(), to - hashed_));
+    }
   }
 
   bool stopping() {
@@ -252,16 +244,6 @@ class Download {
   unsigned retried_ = 0;
 };
 
-std::string zeros_sha256(uint64_t size) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr);
-  update_zeros(sha.get(), size);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned len = 0;
-  EVP_DigestFinal_ex(sha.get(), md, &len);
-  return hex_encode({md, len});
-}
-
 }  // namespace
 
 Result<DownloadResult> download(const std::string& url, int fd, const DownloadOptions& options) {
@@ -318,13 +300,6 @@ Result<DownloadResult> download_into(const std::string& url, const Sink& sink, c
                                                ") is empty, out of order or beyond the " + std::to_string(size) + "-byte object");
     }
     prev = off + len;
-  }
-  if (size == 0 || (options.only && options.only->empty())) {
-    DownloadResult empty;
-    empty.object_size = size;
-    empty.sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-    if (options.hash_gaps_as_zeros && size != 0) empty.sha256 = zeros_sha256(size);
-    return empty;
   }
   Download d(target, *http, options, size);
   return d.run(sink);
