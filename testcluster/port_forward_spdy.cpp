@@ -6,6 +6,7 @@
 
 #include <charconv>
 #include <map>
+#include <optional>
 
 namespace kvb::testcluster {
 
@@ -162,28 +163,30 @@ struct SpdySession : std::enable_shared_from_this<SpdySession> {
 
   // The pod side ended (or never began): both streams end, as the kubelet's deferred Close()s do.
   void finish(const std::string& request) {
-    auto it = pairs.find(request);
-    if (it == pairs.end()) return;
-    Pair p = it->second;
-    pairs.erase(it);
-    request_of.erase(p.data);
-    request_of.erase(p.error);
-    if (p.data) send(spdy::data_frame(p.data, {}, true));
-    if (p.error) send(spdy::data_frame(p.error, {}, true));
-    if (p.pod) p.pod->close();
+    auto p = take(request);
+    if (!p) return;
+    if (p->data) send(spdy::data_frame(p->data, {}, true));
+    if (p->error) send(spdy::data_frame(p->error, {}, true));
+    if (p->pod) p->pod->close();
   }
 
+  // The client reset one of a pair's streams: the pair ends without FINs.
   void reset(uint32_t stream) {
     auto r = request_of.find(stream);
     if (r == request_of.end()) return;
-    std::string request = r->second;
+    auto p = take(std::string(r->second));
+    if (p && p->pod) p->pod->close();
+  }
+
+  // Forgets the pair of `request` and its streams; nullopt when there is none.
+  std::optional<Pair> take(const std::string& request) {
     auto it = pairs.find(request);
-    if (it == pairs.end()) return;
+    if (it == pairs.end()) return std::nullopt;
     Pair p = it->second;
     pairs.erase(it);
     request_of.erase(p.data);
     request_of.erase(p.error);
-    if (p.pod) p.pod->close();
+    return p;
   }
 
   void on_close() {
