@@ -52,7 +52,14 @@ class S3Environment : public ::testing::Environment {
     dir_ = ::mkdtemp(tmpl);
     start_radosgw();
     if (with_s3rver_) start_s3rver();
-    if (with_proxy_ && rgw_.ok) start_proxy();
+    if (with_proxy_) {
+      if (rgw_.ok) {
+        start_proxy();
+      } else {
+        proxy_.name = "proxy";
+        proxy_.error = "not started, radosgw behind it is not running: " + rgw_.error;
+      }
+    }
   }
 
   void TearDown() override {
