@@ -5,7 +5,11 @@
 // Invariants: decode_blob() returns exactly the plaintext that encode_blob()
 // was given for that id, or an error naming what is wrong (tampered, sealed
 // for another id, not decompressible, plaintext not matching its id); never
-// other bytes.
+// other bytes. The last check (the plaintext's HMAC against its id) guards
+// against a writer that sealed other bytes than it hashed; a caller that
+// checks the bytes otherwise (a restore against the image map:
+// repo/region_check.h) may skip it, and stays protected from everything
+// else by the tag, which binds the ciphertext to its id.
 #pragma once
 
 #include "repo/crypto.h"
@@ -31,7 +35,9 @@ inline constexpr int kDefaultCompressionLevel = 2;
 EncodedBlob encode_blob(const MasterKey& key, std::span<const uint8_t> plaintext, int level = kDefaultCompressionLevel);
 // The same, for a caller that already has the id (blob_id(key, plaintext)).
 EncodedBlob encode_blob(const MasterKey& key, const BlobId& id, std::span<const uint8_t> plaintext, int level = kDefaultCompressionLevel);
-Result<std::vector<uint8_t>> decode_blob(const MasterKey& key, const BlobId& id, std::span<const uint8_t> stored);
+enum class IdCheck { kRecompute, kSkip };
+Result<std::vector<uint8_t>> decode_blob(const MasterKey& key, const BlobId& id, std::span<const uint8_t> stored,
+                                         IdCheck id_check = IdCheck::kRecompute);
 
 // True when every byte is zero (such chunks are recorded, not stored).
 bool all_zero(std::span<const uint8_t> data);

@@ -1,16 +1,19 @@
-// Repository::get: restore a snapshot (docs/repository.md, "Restore").
+// Repository::get and Repository::read: restore a snapshot (docs/repository.md,
+// "Restore").
 //
-// To a file or block device: the distinct blobs are sorted by pack and
-// offset and shared among worker threads, each of which reads, authenticates,
-// decompresses and verifies a blob; the calling thread writes each at every
-// offset that needs it. Zeros are holes in a file (the file is truncated to
-// size first) and written out (BLKZEROOUT, else zeros) on a block device. To
-// a stream ("-"), extents are written in order, blobs read ahead on the
-// workers (read()). A file is written beside the target and renamed over it
-// at the end (repo/restore_target.h).
-#include "common/bounded_queue.h"
+// Both go through read_in_order: the image in order, its blobs read in runs
+// (the blobs of consecutive extents that lie close together in one pack: one
+// pread on a disk, one ranged GET on an object store), authenticated and
+// decompressed ahead by a pool of workers, checked region by region against
+// the snapshot's image map (repo/region_check.h) and handed to the caller's
+// thread, which writes them: at their offsets into a file (zeros are holes:
+// the file is truncated to size first) or a block device (zeros written:
+// BLKZEROOUT, else zeros), or in order to a stream or a consumer. A file is
+// written beside the target and renamed over it at the end
+// (repo/restore_target.h).
 #include "repo/blob.h"
 #include "repo/layout.h"
+#include "repo/region_check.h"
 #include "repo/repository.h"
 #include "repo/restore_target.h"
 
@@ -22,11 +25,9 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <optional>
-#include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <map>
+#include <optional>
 #include <mutex>
 #include <thread>
 
@@ -67,27 +68,35 @@ Status zero_device_range(int fd, uint64_t offset, uint64_t length, const std::st
   return ok();
 }
 
-// The blobs of one pack that lie close together: read with one request.
+// Consecutive data extents whose blobs lie close together in one pack: read
+// with one request. A gap of up to 256 KiB is read and dropped rather than
+// paid for with another request; a run stops at 8 MiB stored or 16 MiB of
+// plaintext, which bounds what the read-ahead holds.
 struct Run {
   uint32_t pack = 0;
-  uint64_t offset = 0, length = 0;
-  size_t first = 0, count = 0;  // into the sorted work list
+  uint64_t offset = 0, length = 0, plaintext = 0;
+  size_t first = 0, count = 0;  // into the data extents
 };
 
-// A stored blob, authenticated, decompressed and checked against its id.
-Result<std::vector<uint8_t>> open_blob(const Index& index, const MasterKey& key, const BlobId& id, std::span<const uint8_t> stored) {
-  const auto* loc = index.find(id);
-  auto plain = decode_blob(key, id, stored);
-  if (!plain) return Error(plain.error().code, "pack " + index.pack_name(loc->pack) + ": " + plain.error().message);
-  return plain;
-}
-
-Result<std::vector<uint8_t>> read_blob(const location::Location& where, const Index& index, const MasterKey& key, const BlobId& id) {
-  const auto* loc = index.find(id);
-  if (!loc) return Error(Errc::kNotFound, "blob " + to_hex(id) + " is in no pack (run kvbackup repo check)");
-  auto stored = where.read_range(pack_path(index.pack_name(loc->pack)), loc->offset, loc->length);
-  if (!stored) return Error(stored.error().code, "pack " + index.pack_name(loc->pack) + ": " + stored.error().message);
-  return open_blob(index, key, id, as_bytes(*stored));
+std::vector<Run> plan_runs(const Index& index, const std::vector<const Extent*>& blobs) {
+  constexpr uint64_t kMaxGap = 256 << 10, kMaxStored = 8 << 20, kMaxPlain = 16 << 20;
+  std::vector<Run> runs;
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    const auto* l = index.find(*blobs[i]->blob);
+    if (!runs.empty()) {
+      Run& r = runs.back();
+      const uint64_t end = r.offset + r.length;
+      if (r.pack == l->pack && l->offset >= end && l->offset - end <= kMaxGap && l->offset + l->length - r.offset <= kMaxStored &&
+          r.plaintext + l->plaintext_size <= kMaxPlain) {
+        r.length = l->offset + l->length - r.offset;
+        r.plaintext += l->plaintext_size;
+        ++r.count;
+        continue;
+      }
+    }
+    runs.push_back(Run{l->pack, l->offset, l->length, l->plaintext_size, i, 1});
+  }
+  return runs;
 }
 
 // A blob that cannot be read: which snapshot and which bytes of its image are
@@ -108,25 +117,15 @@ Error unreadable(const Snapshot& snap, const Error& why, uint64_t length, const 
 }  // namespace
 
 Status Repository::get(const std::string& snapshot, const fs::path& target, const GetOptions& options) {
-  KVB_TRY(auto snap, find_snapshot(*loc_, key_.encryption, snapshot));
-  for (const auto& e : snap.extents) {
-    if (e.blob && !index_.find(*e.blob)) {
-      return Error(Errc::kNotFound, "snapshot " + snap.id + " needs blob " + to_hex(*e.blob) + ", which is in no pack (run kvbackup repo check)");
-    }
-  }
+  KVB_TRY(auto snap, find(snapshot));
   KVB_TRY(auto out, RestoreTarget::open(target, options.overwrite));
-  const bool stream = out.kind() == RestoreTarget::Kind::kStream;
   const bool block_device = out.kind() == RestoreTarget::Kind::kBlockDevice;
   const int fd = out.fd();
   const std::string& tname = out.name();
-  uint64_t done_bytes = 0;
-
-  if (stream) {
-    // In order, blobs read ahead on the workers (Repository::read).
+  if (out.kind() == RestoreTarget::Kind::kStream) {
     KVB_CHECK(read(snap, [&](std::span<const uint8_t> bytes) { return write_all(fd, bytes.data(), bytes.size(), -1, tname); }, options));
     return out.commit();
   }
-
   if (block_device) {
     uint64_t dev_size = 0;
     if (::ioctl(fd, BLKGETSIZE64, &dev_size) != 0 || dev_size < snap.size) {
@@ -136,106 +135,14 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
   } else if (::ftruncate(fd, static_cast<off_t>(snap.size)) != 0) {
     return Error(Errc::kIo, "cannot size " + tname + ": " + std::strerror(errno));
   }
-
-  // Each distinct blob once, in pack order; the offsets that need it.
-  std::map<BlobId, std::vector<uint64_t>> wanted;
-  for (const auto& e : snap.extents) {
-    if (e.blob) {
-      wanted[*e.blob].push_back(e.offset);
-    } else {
-      if (block_device) KVB_CHECK(zero_device_range(fd, e.offset, e.length, tname));
-      done_bytes += e.length;
-    }
-  }
-  std::vector<std::pair<const BlobId*, const std::vector<uint64_t>*>> work;
-  work.reserve(wanted.size());
-  for (const auto& [id, offsets] : wanted) work.emplace_back(&id, &offsets);
-  std::sort(work.begin(), work.end(), [&](const auto& a, const auto& b) {
-    const auto *la = index_.find(*a.first), *lb = index_.find(*b.first);
-    return std::tie(la->pack, la->offset) < std::tie(lb->pack, lb->offset);
-  });
-
-  // Runs: the blobs of a pack that lie close together, read with one request
-  // (one pread on a disk, one ranged GET on an object store). A gap of up to
-  // 256 KiB is read and dropped rather than paid for with another request.
-  constexpr uint64_t kMaxGap = 256 << 10, kMaxRun = 16 << 20;
-  std::vector<Run> runs;
-  for (size_t i = 0; i < work.size(); ++i) {
-    const auto* l = index_.find(*work[i].first);
-    if (!runs.empty()) {
-      Run& r = runs.back();
-      uint64_t end = r.offset + r.length;
-      if (r.pack == l->pack && l->offset >= end && l->offset - end <= kMaxGap && l->offset + l->length - r.offset <= kMaxRun) {
-        r.length = l->offset + l->length - r.offset;
-        ++r.count;
-        continue;
-      }
-    }
-    runs.push_back(Run{l->pack, l->offset, l->length, i, 1});
-  }
-
-  // Workers read, authenticate and decompress; this thread writes (one
-  // writer: ext4 serializes writers of a file on its inode lock anyway).
-  struct Decoded {
-    std::vector<uint8_t> plain;
-    const std::vector<uint64_t>* offsets;
-  };
-  BoundedQueue<Decoded> decoded(8);
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex error_mu;
-  Status first_error = ok();
-  auto fail = [&](const Status& st) {
-    std::lock_guard lk(error_mu);
-    if (first_error) first_error = st;
-    failed = true;
-  };
   // Reads wait on the network for an object store: more readers than cores.
   const unsigned workers = std::max(worker_count(options.workers), loc_->parallelism());
-  std::atomic<unsigned> live(workers);
-  std::vector<std::thread> pool;
-  for (unsigned w = 0; w < workers; ++w) {
-    pool.emplace_back([&] {
-      for (size_t n; !failed && (n = next.fetch_add(1)) < runs.size();) {
-        const Run& run = runs[n];
-        auto bytes = loc_->read_range(pack_path(index_.pack_name(run.pack)), run.offset, run.length);
-        for (size_t i = run.first; !failed && i < run.first + run.count; ++i) {
-          const auto* l = index_.find(*work[i].first);
-          Result<std::vector<uint8_t>> plain = bytes ? open_blob(index_, key_, *work[i].first, as_bytes(*bytes).subspan(l->offset - run.offset, l->length))
-                                                     : Result<std::vector<uint8_t>>(Error(bytes.error().code, "pack " + index_.pack_name(run.pack) +
-                                                                                                                   ": " + bytes.error().message));
-          if (!plain) {
-            fail(unreadable(snap, plain.error(), l->plaintext_size, *work[i].second));
-            break;
-          }
-          if (!decoded.push(Decoded{std::move(*plain), work[i].second})) break;
-        }
-      }
-      if (--live == 0) decoded.close();
-    });
-  }
-  uint64_t written = done_bytes;
-  while (auto d = decoded.pop()) {
-    if (failed) continue;  // draining
-    for (uint64_t off : *d->offsets) {
-      auto st = write_all(fd, d->plain.data(), d->plain.size(), static_cast<int64_t>(off), tname);
-      if (!st) {
-        fail(st);
-        decoded.close();
-        break;
-      }
-      written += d->plain.size();
-    }
-    if (options.progress) options.progress(written, snap.size);
-  }
-  for (auto& t : pool) t.join();
-  if (!first_error) return first_error;
+  KVB_CHECK(read_in_order(
+      snap, workers,
+      [&](uint64_t offset, std::span<const uint8_t> bytes) { return write_all(fd, bytes.data(), bytes.size(), static_cast<int64_t>(offset), tname); },
+      [&](uint64_t offset, uint64_t length) { return block_device ? zero_device_range(fd, offset, length, tname) : ok(); }, options.progress));
   return out.commit();
 }
-
-}  // namespace kvb::repo
-
-namespace kvb::repo {
 
 Result<Snapshot> Repository::find(const std::string& snapshot) {
   KVB_TRY(auto snap, find_snapshot(*loc_, key_.encryption, snapshot));
@@ -249,36 +156,76 @@ Result<Snapshot> Repository::find(const std::string& snapshot) {
 
 Status Repository::read(const Snapshot& snap, const Sink& sink, const GetOptions& options) {
   const auto& zeros = zero_buffer();
-  // A fixed pool reads, authenticates and decompresses the blobs in image
-  // order, at most `window` ahead of the sink; this thread hands them to the
-  // sink in order. (A thread per blob, as before, cost this thread — the
-  // sink's — a thread start per chunk.)
-  const unsigned workers = options.workers == 0 ? 4 : options.workers;
-  const size_t window = 2 * static_cast<size_t>(workers);
+  return read_in_order(
+      snap, options.workers == 0 ? 4 : options.workers, [&](uint64_t, std::span<const uint8_t> bytes) { return sink(bytes); },
+      [&](uint64_t, uint64_t length) -> Status {
+        for (uint64_t left = length; left > 0;) {
+          const size_t n = static_cast<size_t>(std::min<uint64_t>(left, zeros.size()));
+          KVB_CHECK(sink(std::span<const uint8_t>(zeros.data(), n)));
+          left -= n;
+        }
+        return ok();
+      },
+      options.progress);
+}
+
+Status Repository::read_in_order(const Snapshot& snap, unsigned workers, const ExtentData& data, const ExtentZeros& zeros,
+                                 const Progress& progress) {
+  // With a map the restored bytes are checked against it, region by region;
+  // without one, each blob against its id (repo/blob.h). The tag is always checked.
+  RegionCheck check(snap, map_seed(key_), data, zeros);
+  const IdCheck id_check = check.checks() ? IdCheck::kSkip : IdCheck::kRecompute;
   std::vector<const Extent*> blobs;
   for (const auto& e : snap.extents) {
-    if (e.blob) blobs.push_back(&e);
+    if (!e.blob) continue;
+    if (!index_.find(*e.blob)) {
+      return Error(Errc::kNotFound, "snapshot " + snap.id + " needs blob " + to_hex(*e.blob) + ", which is in no pack (run kvbackup repo check)");
+    }
+    blobs.push_back(&e);
   }
+  const std::vector<Run> runs = plan_runs(index_, blobs);
+
+  // A fixed pool reads and decodes runs in image order, at most `window` runs
+  // ahead of this thread, which checks and hands them on in order. A run's
+  // blobs, in order; an error ends the list.
+  using Decoded = std::vector<Result<std::vector<uint8_t>>>;
+  const size_t window = static_cast<size_t>(workers) + 2;
   std::mutex mu;
   std::condition_variable fetched, consumed_cv;
-  std::vector<std::optional<Result<std::vector<uint8_t>>>> ring(window);
+  std::vector<std::optional<Decoded>> ring(window);
   size_t next_fetch = 0, consumed = 0;
   bool stopping = false;
   std::vector<std::jthread> pool;
-  for (unsigned w = 0; w < workers && w < blobs.size(); ++w) {
+  for (unsigned w = 0; w < workers && w < runs.size(); ++w) {
     pool.emplace_back([&] {
       for (;;) {
         size_t k;
         {
           std::unique_lock lk(mu);
-          consumed_cv.wait(lk, [&] { return stopping || next_fetch >= blobs.size() || next_fetch < consumed + window; });
-          if (stopping || next_fetch >= blobs.size()) return;
+          consumed_cv.wait(lk, [&] { return stopping || next_fetch >= runs.size() || next_fetch < consumed + window; });
+          if (stopping || next_fetch >= runs.size()) return;
           k = next_fetch++;
         }
-        auto plain = read_blob(*loc_, index_, key_, *blobs[k]->blob);
+        const Run& run = runs[k];
+        const std::string& pack = index_.pack_name(run.pack);
+        Decoded out;
+        auto stored = loc_->read_range(pack_path(pack), run.offset, run.length);
+        if (!stored) {
+          out.emplace_back(Error(stored.error().code, "pack " + pack + ": " + stored.error().message));
+        } else {
+          for (size_t i = run.first; i < run.first + run.count; ++i) {
+            const auto* l = index_.find(*blobs[i]->blob);
+            auto plain = decode_blob(key_, *blobs[i]->blob, as_bytes(*stored).subspan(l->offset - run.offset, l->length), id_check);
+            if (!plain) {
+              out.emplace_back(Error(plain.error().code, "pack " + pack + ": " + plain.error().message));
+              break;
+            }
+            out.emplace_back(std::move(plain));
+          }
+        }
         std::lock_guard lk(mu);
-        ring[k % window] = std::move(plain);
-        fetched.notify_one();  // only the sink waits on it
+        ring[k % window] = std::move(out);
+        fetched.notify_one();  // only the consumer waits on it
       }
     });
   }
@@ -299,39 +246,38 @@ Status Repository::read(const Snapshot& snap, const Sink& sink, const GetOptions
   } stop_pool{mu, stopping, consumed_cv, pool};
 
   uint64_t done = 0;
-  size_t k = 0;  // the next blob the sink needs
+  Decoded current;
+  size_t in_current = 0;  // the next blob of `current`
   for (const auto& e : snap.extents) {
     if (!e.blob) {
-      uint64_t left = e.length;
-      while (left > 0) {
-        size_t n = static_cast<size_t>(std::min<uint64_t>(left, zeros.size()));
-        KVB_CHECK(sink(std::span<const uint8_t>(zeros.data(), n)));
-        left -= n;
-      }
+      KVB_CHECK(check.zeros(e.length));
     } else {
-      Result<std::vector<uint8_t>> plain = std::vector<uint8_t>{};
-      {
-        std::unique_lock lk(mu);
-        fetched.wait(lk, [&] { return ring[k % window].has_value(); });
-        plain = std::move(*ring[k % window]);
-        ring[k % window].reset();
-        consumed = ++k;
+      if (in_current == current.size()) {
+        {
+          std::unique_lock lk(mu);
+          fetched.wait(lk, [&] { return ring[consumed % window].has_value(); });
+          current = std::move(*ring[consumed % window]);
+          ring[consumed % window].reset();
+          ++consumed;
+        }
+        // One slot freed: one worker may fetch (waking all cost a futex storm
+        // per run). Workers left waiting at the end are woken by stop_pool.
+        consumed_cv.notify_one();
+        in_current = 0;
       }
-      // One slot freed: one worker may fetch (waking all four cost a futex storm
-      // per blob). Workers left waiting at the end are woken by stop_pool.
-      consumed_cv.notify_one();
+      auto& plain = current[in_current++];
       if (!plain) return unreadable(snap, plain.error(), e.length, {e.offset});
       if (plain->size() != e.length) {
         return unreadable(snap, Error(Errc::kDamaged, "blob holds " + std::to_string(plain->size()) + " bytes, the extent " +
                                                           std::to_string(e.length)),
                           e.length, {e.offset});
       }
-      KVB_CHECK(sink(std::span<const uint8_t>(plain->data(), plain->size())));
+      KVB_CHECK(check.data(std::move(*plain)));
     }
     done += e.length;
-    if (options.progress) options.progress(done, snap.size);
+    if (progress) progress(done, snap.size);
   }
-  return ok();
+  return check.finish();
 }
 
 }  // namespace kvb::repo

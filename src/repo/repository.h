@@ -205,8 +205,10 @@ class Repository {
   // Streams a snapshot's whole image, in order and zeros included, into
   // `sink` (a consumer that is not a file: an HTTP upload), no temporary
   // file; blobs are read and authenticated ahead on `options.workers`
-  // threads (default 4). The first error of the sink or of a blob stops it;
-  // a blob that cannot be read names the snapshot and the byte range.
+  // threads (default 4), and each region reaches the sink only once it
+  // matched the snapshot's image map (repo/region_check.h). The first error
+  // of the sink, of a blob or of a region stops it, naming the snapshot and
+  // the byte range.
   using Sink = std::function<Status(std::span<const uint8_t> bytes)>;
   Status read(const Snapshot& snap, const Sink& sink, const GetOptions& options = {});
   Result<std::vector<Snapshot>> snapshots();
@@ -235,6 +237,11 @@ class Repository {
   Result<Snapshot> find_parent(const std::string& name, std::string& why_not) const;
   // The snapshot KnownChanges are relative to, checked against them.
   Result<Snapshot> known_changes_parent(const KnownChanges& known) const;
+  // The image of `snap` in order, checked (repo/region_check.h): data at its
+  // offset, zeros as a length; read ahead on `workers` threads.
+  using ExtentData = std::function<Status(uint64_t offset, std::span<const uint8_t> bytes)>;
+  using ExtentZeros = std::function<Status(uint64_t offset, uint64_t length)>;
+  Status read_in_order(const Snapshot& snap, unsigned workers, const ExtentData& data, const ExtentZeros& zeros, const Progress& progress);
   // check --read-data: every region of every map against the bytes its chunks restore.
   void check_maps(const std::vector<Snapshot>& snaps, CheckReport& r);
 

@@ -4,7 +4,9 @@
 // it dedups against another image with the same change; restores are
 // byte-identical; a forged map is caught by check --read-data and put
 // --rehash; no parent, an old parent without a map and a broken map fall back
-// to a full put and say why.
+// to a full put and say why. Restores check the image against its map
+// (repo/region_check.h): extents out of place and a map that does not match
+// stop a restore at the region, with nothing of it written.
 #include "common/atomic_file.h"
 #include "common/base64.h"
 #include "common/time.h"
@@ -313,6 +315,90 @@ TEST(IncrementalPut, WithoutAUsableParentAFullPutSaysWhy) {
   ASSERT_TRUE(s4) << s4.error().message;
   EXPECT_EQ(s4->parent, s3->snapshot) << "the newest readable snapshot of the name";
   EXPECT_EQ(s4->reused_bytes, v1.size());
+}
+
+// Two data extents swapped (each blob intact and of its extent's length, so
+// every per-blob check passes): the image is wrong, and only the map sees it.
+TEST(RegionCheckedRestore, ExtentsOutOfPlaceStopTheRestoreAtTheirRegionAndNothingOfItIsHandedOn) {
+  Fixture f;
+  auto v1 = base_image(6);
+  f.dir.write("v1.img", bytes_of(v1));
+  auto s1 = f.repo->put("disk", f.dir / "v1.img");
+  ASSERT_TRUE(s1) << s1.error().message;
+  auto forged = f.load(s1->snapshot);
+  ASSERT_TRUE(forged.map.has_value());
+  // The first two data extents wholly at or after 4 MiB that are adjacent.
+  size_t i = 0;
+  while (i + 1 < forged.extents.size() &&
+         !(forged.extents[i].offset >= (4u << 20) && forged.extents[i].blob && forged.extents[i + 1].blob)) {
+    ++i;
+  }
+  ASSERT_LT(i + 1, forged.extents.size());
+  Extent a = forged.extents[i], b = forged.extents[i + 1];
+  ASSERT_NE(a.blob, b.blob);
+  forged.extents[i] = Extent{a.offset, b.length, b.blob};
+  forged.extents[i + 1] = Extent{a.offset + b.length, a.length, a.blob};
+  forged.time = now();
+  auto key = master_key(f.dir / "repo");
+  auto forged_id = save_snapshot(*f.loc, key.encryption, forged);
+  ASSERT_TRUE(forged_id);
+
+  const uint64_t bad_region = a.offset / kRegionSize;
+  auto got = f.repo->get(*forged_id, f.dir / "out.img");
+  ASSERT_FALSE(got) << "a restore of bytes out of place succeeded";
+  EXPECT_EQ(got.error().code, Errc::kDamaged);
+  EXPECT_THAT(got.error().message, HasSubstr("snapshot " + *forged_id));
+  EXPECT_THAT(got.error().message, HasSubstr("(region " + std::to_string(bad_region) + ")"));
+  EXPECT_THAT(got.error().message, HasSubstr("do not match the fingerprint its image map took"));
+  EXPECT_FALSE(std::filesystem::exists(f.dir / "out.img")) << "a failed restore leaves no file";
+
+  // To a consumer: exactly the image before that region, then the error.
+  auto snap = f.repo->find(*forged_id);
+  ASSERT_TRUE(snap);
+  std::string handed;
+  auto read = f.repo->read(*snap, [&](std::span<const uint8_t> piece) {
+    handed.append(reinterpret_cast<const char*>(piece.data()), piece.size());
+    return ok();
+  });
+  ASSERT_FALSE(read);
+  EXPECT_THAT(read.error().message, HasSubstr("(region " + std::to_string(bad_region) + ")"));
+  ASSERT_EQ(handed.size(), bad_region * kRegionSize) << "bytes of an unchecked region were handed on";
+  EXPECT_TRUE(handed == bytes_of(v1).substr(0, handed.size()));
+
+  // The honest snapshot still restores, and check --read-data names the forgery too.
+  f.expect_restores(s1->snapshot, v1);
+  EXPECT_FALSE(f.repo->check(true).ok());
+}
+
+// A map that does not describe its chunks (a bug, or someone holding the
+// password): restores stop at the first region that differs, where before
+// they restored the chunks silently.
+TEST(RegionCheckedRestore, AMapThatDoesNotMatchItsChunksStopsTheRestore) {
+  Fixture f;
+  auto v1 = base_image(7), v2 = v1;
+  auto change = random_data(64 << 10, 8);
+  std::copy(change.begin(), change.end(), v2.begin() + (20 << 20));
+  f.dir.write("v1.img", bytes_of(v1));
+  f.dir.write("v2.img", bytes_of(v2));
+  auto s1 = f.repo->put("disk", f.dir / "v1.img");
+  auto s2 = f.repo->put("other", f.dir / "v2.img");
+  ASSERT_TRUE(s1 && s2);
+  auto forged = f.load(s1->snapshot);
+  forged.map = f.load(s2->snapshot).map;
+  forged.time = now();
+  auto forged_id = save_snapshot(*f.loc, master_key(f.dir / "repo").encryption, forged);
+  ASSERT_TRUE(forged_id);
+  auto got = f.repo->get(*forged_id, f.dir / "out.img", replace());
+  ASSERT_FALSE(got);
+  EXPECT_THAT(got.error().message, HasSubstr("bytes " + std::to_string(20u << 20) + ".." + std::to_string(21u << 20)));
+  EXPECT_THAT(got.error().message, HasSubstr("(region 20)"));
+  // A snapshot whose map was dropped (as before maps) restores, its blobs checked against their ids.
+  auto old = f.load(s1->snapshot);
+  old.map.reset();
+  old.time = now();
+  auto old_id = save_snapshot(*f.loc, master_key(f.dir / "repo").encryption, old);
+  ASSERT_TRUE(old_id);
+  f.expect_restores(*old_id, v1);
 }
 
 }  // namespace
