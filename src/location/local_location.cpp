@@ -74,6 +74,14 @@ class LocalLocation : public Location {
     return read_file(root_ / path);
   }
 
+  void prefetch(const std::string& path, uint64_t offset, uint64_t length) const override {
+    if (!validate_relative_path(path)) return;
+    int fd = ::open((root_ / path).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    (void)::posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_WILLNEED);
+    ::close(fd);
+  }
+
   Result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t length) const override {
     KVB_CHECK(validate_relative_path(path));
     fs::path p = root_ / path;

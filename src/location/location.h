@@ -79,6 +79,11 @@ class Location {
   // `length` bytes of a file from `offset`; a file that ends before is an error.
   // (The default reads the whole file; both real locations read just the range.)
   virtual Result<std::string> read_range(const std::string& path, uint64_t offset, uint64_t length) const;
+  // A hint that read_range(path, offset, length) comes soon: a local location
+  // asks the kernel to read it ahead (posix_fadvise WILLNEED), so a cold
+  // repository is read with more requests in flight than there are readers
+  // and no memory of ours. May do nothing; never fails.
+  virtual void prefetch(const std::string& /*path*/, uint64_t /*offset*/, uint64_t /*length*/) const {}
   virtual bool exists(const std::string& path) const = 0;
   // Immediate children of a directory path (names only, sorted).
   virtual Result<std::vector<std::string>> list(const std::string& dir) const = 0;

@@ -222,6 +222,17 @@ Status Repository::read_in_order(const Snapshot& snap, unsigned workers, const E
           if (stopping || next_fetch >= runs.size()) return;
           k = next_fetch++;
         }
+        // The run `window` places further is fetched after the ones held now:
+        // ask for it to be read ahead (a cold repository on a local disk).
+        if (k == 0) {
+          for (size_t j = 1; j < window && j < runs.size(); ++j) {
+            loc_->prefetch(pack_path(index_.pack_name(runs[j].pack)), runs[j].offset, runs[j].length);
+          }
+        }
+        if (k + window < runs.size()) {
+          const Run& later = runs[k + window];
+          loc_->prefetch(pack_path(index_.pack_name(later.pack)), later.offset, later.length);
+        }
         const Run& run = runs[k];
         const std::string& pack = index_.pack_name(run.pack);
         Decoded out;
