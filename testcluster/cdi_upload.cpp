@@ -2,6 +2,7 @@
 
 #include "common/random.h"
 #include "common/time.h"
+#include "common/writeback.h"
 #include "kube/object.h"
 #include "testcluster/csi.h"
 #include "testcluster/responses.h"
@@ -51,8 +52,7 @@ ServerResponse plain(int status, std::string body = {}) {
 // Writes an image into a claim's file as it arrives: all-zero 64 KiB blocks
 // are skipped (the file starts as holes), nothing beyond the claim's size;
 // the data blocks between two holes go out in one pwrite. Writeback starts
-// behind the writes (every 32 MiB), so the final fsync waits for the tail
-// only, as kvbackup's own restore to a file does (repo/get.cpp).
+// behind the writes (common/writeback.h), as in kvbackup's own restore to a file.
 class ImageWriter {
  public:
   ImageWriter(int fd, int64_t size) : fd_(fd), size_(static_cast<uint64_t>(size)) {}
@@ -79,10 +79,7 @@ class ImageWriter {
     }
     if (run_len > 0) KVB_CHECK(put(data + run, run_len, offset_ + run));
     offset_ += n;
-    if (offset_ - writeback_from_ >= kWritebackStep) {
-      (void)::sync_file_range(fd_, static_cast<off_t>(writeback_from_), static_cast<off_t>(offset_ - writeback_from_), SYNC_FILE_RANGE_WRITE);
-      writeback_from_ = offset_;
-    }
+    writeback_.wrote_up_to(offset_);
     return true;
   }
 
@@ -101,11 +98,10 @@ class ImageWriter {
  public:
 
  private:
-  static constexpr uint64_t kWritebackStep = 32 << 20;
   int fd_;
   uint64_t size_;
   uint64_t offset_ = 0;
-  uint64_t writeback_from_ = 0;
+  WritebackBehind writeback_{fd_};
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 // BLKZEROOUT, else zeros), or in order to a stream or a consumer. A file is
 // written beside the target and renamed over it at the end
 // (repo/restore_target.h).
+#include "common/writeback.h"
 #include "repo/blob.h"
 #include "repo/layout.h"
 #include "repo/region_check.h"
@@ -137,21 +138,13 @@ Status Repository::get(const std::string& snapshot, const fs::path& target, cons
   }
   // Reads wait on the network for an object store: more readers than cores.
   const unsigned workers = std::max(worker_count(options.workers), loc_->parallelism());
-  // Writeback starts behind the writes (every 32 MiB, the range written since
-  // the last start), so the disk writes while blobs are decoded and the final
-  // fsync waits for the tail only: it took as long as dd's whole write of a
-  // 2 GiB image when all of it waited for the end. Writes come in image order.
-  constexpr uint64_t kWritebackStep = 32 << 20;
-  uint64_t writeback_from = 0, unflushed = 0;
+  // Writeback starts behind the writes, so the disk writes while blobs are
+  // decoded and the final fsync waits for the tail only: it took as long as
+  // dd's whole write of a 2 GiB image when all of it waited for the end.
+  WritebackBehind writeback(fd);
   auto write_at = [&](uint64_t offset, std::span<const uint8_t> bytes) -> Status {
     KVB_CHECK(write_all(fd, bytes.data(), bytes.size(), static_cast<int64_t>(offset), tname));
-    unflushed += bytes.size();
-    if (unflushed >= kWritebackStep) {
-      const uint64_t end = offset + bytes.size();
-      (void)::sync_file_range(fd, static_cast<off_t>(writeback_from), static_cast<off_t>(end - writeback_from), SYNC_FILE_RANGE_WRITE);
-      writeback_from = end;
-      unflushed = 0;
-    }
+    writeback.wrote_up_to(offset + bytes.size());
     return ok();
   };
   KVB_CHECK(read_in_order(
