@@ -20,8 +20,7 @@ Status RegionCheck::data(std::vector<uint8_t>&& bytes) {
   pending_.push_back(Piece{fed_, n, std::move(bytes), 0});
   const auto& b = pending_.back().bytes;
   for (uint64_t at = 0; at < n;) {
-    const uint64_t region_end = std::min(snap_.size, (region_ + 1) * map_->region_size);
-    const uint64_t take = std::min(n - at, region_end > fed_ ? region_end - fed_ : n - at);
+    const uint64_t take = in_region(n - at);
     hasher_.data(std::span<const uint8_t>(b.data() + at, static_cast<size_t>(take)));
     at += take;
     KVB_CHECK(hashed(take));
@@ -38,10 +37,8 @@ Status RegionCheck::zeros(uint64_t length) {
   }
   pending_.push_back(Piece{fed_, length, {}, 0});
   for (uint64_t at = 0; at < length;) {
-    const uint64_t start = region_ * map_->region_size;
-    const uint64_t region_end = std::min(snap_.size, start + map_->region_size);
-    const uint64_t take = std::min(length - at, region_end > fed_ ? region_end - fed_ : length - at);
-    if (fed_ == start && take == map_->region_size && region_ < map_->regions.size()) {
+    const uint64_t take = in_region(length - at);
+    if (fed_ == region_ * map_->region_size && take == map_->region_size && region_ < map_->regions.size()) {
       // A whole region of zeros (most of a sparse image): its print is known.
       if (!zero_region_) {
         RegionHasher h(seed_);
@@ -51,8 +48,7 @@ Status RegionCheck::zeros(uint64_t length) {
       if (map_->regions[region_].content == *zero_region_) {
         at += take;
         fed_ += take;
-        ++region_;
-        checked_ = region_end;
+        matched();
         continue;
       }
     }
@@ -63,10 +59,22 @@ Status RegionCheck::zeros(uint64_t length) {
   return hand_on();
 }
 
+uint64_t RegionCheck::region_end() const { return std::min(snap_.size, (region_ + 1) * map_->region_size); }
+
+uint64_t RegionCheck::in_region(uint64_t left) const {
+  const uint64_t end = region_end();
+  return end > fed_ ? std::min(left, end - fed_) : left;
+}
+
+void RegionCheck::matched() {
+  checked_ = region_end();
+  ++region_;
+}
+
 Status RegionCheck::hashed(uint64_t n) {
   fed_ += n;
   const uint64_t start = region_ * map_->region_size;
-  const uint64_t region_end = std::min(snap_.size, start + map_->region_size);
+  const uint64_t region_end = this->region_end();
   if (fed_ < region_end) return ok();
   if (fed_ > region_end || region_ >= map_->regions.size()) {
     return Error(Errc::kDamaged, "snapshot " + snap_.id + " (" + snap_.name + "): its extents run past byte " + std::to_string(region_end) +
@@ -78,8 +86,7 @@ Status RegionCheck::hashed(uint64_t n) {
                                      ") do not match the fingerprint its image map took when they were stored, so they are not "
                                      "restored (run kvbackup repo check --read-data)");
   }
-  ++region_;
-  checked_ = region_end;
+  matched();
   return ok();
 }
 

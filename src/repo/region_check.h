@@ -54,7 +54,10 @@ class RegionCheck {
     std::vector<uint8_t> bytes;  // empty: zeros
     uint64_t handed = 0;         // bytes of it handed on
   };
-  Status hashed(uint64_t n);  // n more bytes hashed: finishes the regions that ends
+  uint64_t region_end() const;              // where the region being hashed ends
+  uint64_t in_region(uint64_t left) const;  // of the next `left` bytes, those in it (all, past the image's end)
+  void matched();                           // the region matched: its bytes may be handed on
+  Status hashed(uint64_t n);  // n more bytes hashed: finishes the region that ends
   Status hand_on();           // every piece's bytes below checked_
 
   const Snapshot& snap_;
