@@ -146,8 +146,10 @@ class Download {
   // The digest takes zeros from where it stopped up to `to` (a gap between `only` ranges).
   void hash_zeros(EVP_MD_CTX* sha, uint64_t to) {
     static const std::vector<uint8_t> zeros(1 << 20);
-    for (; hashed_ < to; hashed_ += std::min<uint64_t>(zeros.size(), to - hashed_)) {
-      EVP_DigestUpdate(sha, zeros.data(), std::min<uint64_t>(zeros.size(), to - hashed_));
+    while (hashed_ < to) {
+      const uint64_t n = std::min<uint64_t>(zeros.size(), to - hashed_);
+      EVP_DigestUpdate(sha, zeros.data(), n);
+      hashed_ += n;
     }
   }
 
